@@ -2,11 +2,13 @@
  * Schema checks over libconfig (see conf.h).  Reads only the files named by
  * the caller and the files they @include (relative to the including file).
  */
+#include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "sv_err.h"
@@ -61,8 +63,8 @@ read_common(config_t *cfg, int rc, const char *name)
 	f = config_error_file(cfg);
 	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO)
 		return sv_seterr(SV_ECONFIG, "%s: cannot read file", f ? f : name);
-	return sv_seterr(SV_ECONFIG, "%s:%d: %s", f ? f : name, config_error_line(cfg),
-	    config_error_text(cfg));
+	return sv_seterr(
+	    SV_ECONFIG, "%s:%d: %s", f ? f : name, config_error_line(cfg), config_error_text(cfg));
 }
 
 int
@@ -73,6 +75,8 @@ conf_read(config_t *cfg, const char *path)
 	config_init(cfg);
 	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
 		return sv_seterr(SV_ECONFIG, "%s: path too long", path);
+	if (access(path, R_OK) != 0)
+		return sv_seterr(SV_ECONFIG, "%s: %s", path, strerror(errno));
 	config_set_include_dir(cfg, dirname(dir));
 	return read_common(cfg, config_read_file(cfg, path), path);
 }
@@ -125,8 +129,9 @@ check_value(const config_setting_t *s, const struct conf_key *k)
 	case CONF_STRING:
 		return t == CONFIG_TYPE_STRING ? 0 : conf_err(SV_ECONFIG, s, "must be a string");
 	case CONF_INT:
-		return (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) ? 0 :
-		    conf_err(SV_ECONFIG, s, "must be an integer");
+		return (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+		    ? 0
+		    : conf_err(SV_ECONFIG, s, "must be an integer");
 	case CONF_BOOL:
 		return t == CONFIG_TYPE_BOOL ? 0 : conf_err(SV_ECONFIG, s, "must be true or false");
 	case CONF_GROUP:
@@ -175,11 +180,15 @@ conf_check(const config_setting_t *grp, const struct conf_key *schema)
 			char path[256];
 
 			if (config_setting_is_root(grp))
-				return sv_seterr(SV_ECONFIG, "%s: required setting \"%s\" is missing",
-				    config_setting_source_file(grp) ? config_setting_source_file(grp) :
-				    "(config)", k->name);
-			return conf_err(SV_ECONFIG, grp, "required setting \"%s\" is missing (in %s)",
-			    k->name, setting_path(grp, path, sizeof(path)));
+				return sv_seterr(SV_ECONFIG,
+				    "%s: required setting \"%s\" is missing",
+				    config_setting_source_file(grp)
+					? config_setting_source_file(grp)
+					: "(config)",
+				    k->name);
+			return conf_err(SV_ECONFIG, grp,
+			    "required setting \"%s\" is missing (in %s)", k->name,
+			    setting_path(grp, path, sizeof(path)));
 		}
 	}
 	return 0;

@@ -10,12 +10,12 @@
 
 enum conf_type {
 	CONF_STRING,
-	CONF_INT,	  /* int or int64 */
+	CONF_INT, /* int or int64 */
 	CONF_BOOL,
-	CONF_GROUP,	  /* fixed members: sub */
-	CONF_MAP,	  /* members named by the user, each a group checked by sub */
-	CONF_STRLIST,	  /* array or list of strings */
-	CONF_GROUPLIST	  /* list of groups, each checked by sub */
+	CONF_GROUP,    /* fixed members: sub */
+	CONF_MAP,      /* members named by the user, each a group checked by sub */
+	CONF_STRLIST,  /* array or list of strings */
+	CONF_GROUPLIST /* list of groups, each checked by sub */
 };
 
 struct conf_key {

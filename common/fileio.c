@@ -44,8 +44,8 @@ open_capped(const char *path, size_t max, int *fdp, size_t *size, struct stat *s
 
 	*fdp = -1;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
-		return sv_seterr(errno == ENOENT ? SV_ENOTFOUND : SV_EIO, "%s: %s", path,
-		    strerror(errno));
+		return sv_seterr(
+		    errno == ENOENT ? SV_ENOTFOUND : SV_EIO, "%s: %s", path, strerror(errno));
 	if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
 		close(fd);
 		return sv_seterr(SV_EIO, "%s: not a regular file", path);
@@ -101,8 +101,8 @@ sv_read_secret_file(const char *path, size_t max, char **out, size_t *len)
 		return r;
 	if ((st.st_mode & S_IRWXO) != 0) {
 		close(fd);
-		return sv_seterr(SV_EPIN, "%s: readable by others (mode %03o); chmod o-rwx it", path,
-		    (unsigned)(st.st_mode & 0777));
+		return sv_seterr(SV_EPIN, "%s: readable by others (mode %03o); chmod o-rwx it",
+		    path, (unsigned)(st.st_mode & 0777));
 	}
 	if ((buf = sodium_malloc(size + 1)) == NULL) {
 		close(fd);

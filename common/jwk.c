@@ -13,9 +13,9 @@
 #include "sv_err.h"
 
 struct ec_curve {
-	const char *jwk;   /* "P-256" */
-	const char *ossl;  /* OpenSSL group name */
-	size_t len;	   /* coordinate length in bytes */
+	const char *jwk;  /* "P-256" */
+	const char *ossl; /* OpenSSL group name */
+	size_t len;	  /* coordinate length in bytes */
 	const char *alg;
 };
 
@@ -51,8 +51,8 @@ pkey_curve(EVP_PKEY *pk)
 {
 	char name[64];
 
-	if (EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof(name),
-		NULL) != 1)
+	if (EVP_PKEY_get_utf8_string_param(
+		pk, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof(name), NULL) != 1)
 		return NULL;
 	return curve_by_ossl(name);
 }
@@ -182,8 +182,7 @@ jwk_from_pkey(EVP_PKEY *pk, json_t **out)
 
 /* Decode jwk[key] (base64url) into a new buffer of exactly want bytes (0: 1..max). */
 static int
-get_b64(const json_t *jwk, const char *key, size_t want, size_t max, uint8_t **out,
-    size_t *len)
+get_b64(const json_t *jwk, const char *key, size_t want, size_t max, uint8_t **out, size_t *len)
 {
 	const json_t *v = json_object_get(jwk, key);
 	int r;
@@ -267,8 +266,8 @@ pkey_rsa(const json_t *jwk, EVP_PKEY **out)
 	    (r = get_b64(jwk, "e", 0, 8, &e, &el)) != 0)
 		goto out;
 	r = SV_ENOMEM;
-	if ((bn = BN_bin2bn(n, (int)nl, NULL)) == NULL || (be = BN_bin2bn(e, (int)el, NULL)) == NULL ||
-	    (bld = OSSL_PARAM_BLD_new()) == NULL ||
+	if ((bn = BN_bin2bn(n, (int)nl, NULL)) == NULL ||
+	    (be = BN_bin2bn(e, (int)el, NULL)) == NULL || (bld = OSSL_PARAM_BLD_new()) == NULL ||
 	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) != 1 ||
 	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) != 1)
 		goto out;
@@ -307,8 +306,7 @@ jwk_to_pkey(const json_t *jwk, EVP_PKEY **out)
 	const char *kty;
 
 	*out = NULL;
-	if (!json_is_object(jwk) ||
-	    (kty = json_string_value(json_object_get(jwk, "kty"))) == NULL)
+	if (!json_is_object(jwk) || (kty = json_string_value(json_object_get(jwk, "kty"))) == NULL)
 		return sv_seterr(SV_EINVAL, "jwk: not an object with a \"kty\"");
 	if (strcmp(kty, "EC") == 0)
 		return pkey_ec(jwk, out);

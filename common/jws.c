@@ -108,8 +108,8 @@ jws_sign(const struct jws_signer *s, const json_t *protected_hdr, const uint8_t 
 	if ((r = b64u_encode(sig, siglen, &sb)) != 0)
 		goto out;
 	r = SV_ENOMEM;
-	if ((*out = json_pack("{s:s, s:s, s:s}", "protected", hb, "payload", pb, "signature",
-		 sb)) == NULL)
+	if ((*out = json_pack(
+		 "{s:s, s:s, s:s}", "protected", hb, "payload", pb, "signature", sb)) == NULL)
 		goto out;
 	r = 0;
 out:

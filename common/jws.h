@@ -22,8 +22,8 @@
  * Sign the JWS signing input in[0..inlen) (ASCII "protected.payload").
  * On entry *siglen is the room in sig; on success it is the signature length.
  */
-typedef int (*jws_sign_fn)(void *ctx, const uint8_t *in, size_t inlen, uint8_t *sig,
-    size_t *siglen);
+typedef int (*jws_sign_fn)(
+    void *ctx, const uint8_t *in, size_t inlen, uint8_t *sig, size_t *siglen);
 
 struct jws_signer {
 	const char *alg; /* "ES256", "ES384", "RS256", "EdDSA" */
@@ -45,8 +45,8 @@ int jws_sign(const struct jws_signer *s, const json_t *protected_hdr, const uint
  * protected header (*hdr, caller json_decref()s) and payload (*payload,
  * caller free()s, NUL-terminated, at most max_payload bytes).
  */
-int jws_verify(const json_t *jws, EVP_PKEY *pk, size_t max_payload, json_t **hdr,
-    uint8_t **payload, size_t *plen);
+int jws_verify(const json_t *jws, EVP_PKEY *pk, size_t max_payload, json_t **hdr, uint8_t **payload,
+    size_t *plen);
 
 /*
  * A signer over an in-memory private key (EC P-256/P-384, RSA, Ed25519).  The

@@ -31,8 +31,8 @@ sv_log_setprog(const char *prog)
 void
 sv_log(int level, const char *fmt, ...)
 {
-	static const char *const names[] = { "emerg", "alert", "crit", "error", "warning",
-		"notice", "info", "debug" };
+	static const char *const names[] = { "emerg", "alert", "crit", "error", "warning", "notice",
+		"info", "debug" };
 	char msg[1024];
 	va_list ap;
 

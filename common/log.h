@@ -16,9 +16,9 @@ void sv_log_setprog(const char *prog);
 
 void sv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define sv_err(...) sv_log(LOG_ERR, __VA_ARGS__)
-#define sv_warn(...) sv_log(LOG_WARNING, __VA_ARGS__)
-#define sv_info(...) sv_log(LOG_INFO, __VA_ARGS__)
+#define sv_err(...)   sv_log(LOG_ERR, __VA_ARGS__)
+#define sv_warn(...)  sv_log(LOG_WARNING, __VA_ARGS__)
+#define sv_info(...)  sv_log(LOG_INFO, __VA_ARGS__)
 #define sv_debug(...) sv_log(LOG_DEBUG, __VA_ARGS__)
 
 /*

@@ -28,7 +28,8 @@ sv_name_check(const char *name, const char *what)
 	for (i = 0; i < n; i++)
 		if (!name_char(name[i], i == 0))
 			return sv_seterr(SV_EINVAL,
-			    "%s \"%s\": character %zu is not allowed (use letters, digits, '.', '_', "
+			    "%s \"%s\": character %zu is not allowed (use letters, digits, '.', "
+			    "'_', "
 			    "'-'; start with a letter or digit)",
 			    what, sv_escape(name, n, esc, sizeof(esc)), i + 1);
 	return 0;

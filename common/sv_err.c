@@ -122,3 +122,37 @@ sv_seterr_ssl(int code, const char *what)
 		return sv_seterr(code, "%s: %s", what, ssl);
 	return sv_seterr(code, "%s failed", what);
 }
+
+int
+sv_exit_code(int code)
+{
+	switch (code) {
+	case SV_OK:
+		return SV_EXIT_OK;
+	case SV_EINVAL:
+	case SV_ETOOBIG:
+	case SV_EUNSUPP:
+		return SV_EXIT_USAGE;
+	case SV_ECONFIG:
+		return SV_EXIT_CONFIG;
+	case SV_EHSM:
+	case SV_EPIN:
+	case SV_EMODULE:
+	case SV_ETOKEN:
+	case SV_EUNEXTRACT:
+		return SV_EXIT_HSM;
+	case SV_ENOTFOUND:
+		return SV_EXIT_NOTFOUND;
+	case SV_EEXIST:
+	case SV_ESTATE:
+		return SV_EXIT_CONFLICT;
+	case SV_EDENIED:
+		return SV_EXIT_DENIED;
+	case SV_ENET:
+	case SV_ECA:
+	case SV_ETIMEOUT:
+		return SV_EXIT_NET;
+	default:
+		return SV_EXIT_FAIL;
+	}
+}

@@ -18,7 +18,7 @@
 #include "sv_err.h"
 
 /* Attempts per operation, and the first back-off before re-initialising. */
-#define HSM_TRIES 6
+#define HSM_TRIES      6
 #define HSM_BACKOFF_MS 50
 
 struct ckr_info {
@@ -59,8 +59,7 @@ static const struct ckr_info ckr_table[] = {
 	    "the key is not extractable (it was not created exportable)" },
 	{ CKR_MECHANISM_INVALID, "CKR_MECHANISM_INVALID",
 	    "the token does not support the mechanism" },
-	{ CKR_MECHANISM_PARAM_INVALID, "CKR_MECHANISM_PARAM_INVALID",
-	    "bad mechanism parameters" },
+	{ CKR_MECHANISM_PARAM_INVALID, "CKR_MECHANISM_PARAM_INVALID", "bad mechanism parameters" },
 	{ CKR_OBJECT_HANDLE_INVALID, "CKR_OBJECT_HANDLE_INVALID", "the object no longer exists" },
 	{ CKR_OPERATION_ACTIVE, "CKR_OPERATION_ACTIVE", "another operation is active" },
 	{ CKR_OPERATION_NOT_INITIALIZED, "CKR_OPERATION_NOT_INITIALIZED",
@@ -159,8 +158,8 @@ hsm_ckr_err(CK_RV rv, const char *what)
 		code = SV_ENOMEM;
 		break;
 	}
-	return sv_seterr(code, "hsm: %s: %s (0x%lx): %s", what, hsm_ckr_name(rv),
-	    (unsigned long)rv, hsm_ckr_text(rv));
+	return sv_seterr(code, "hsm: %s: %s (0x%lx): %s", what, hsm_ckr_name(rv), (unsigned long)rv,
+	    hsm_ckr_text(rv));
 }
 
 /* Label from a CK_TOKEN_INFO: 32 bytes padded with spaces. */
@@ -192,18 +191,18 @@ find_slot(struct hsm_mod *m, const char *label, int want_free, CK_SLOT_ID *slot)
 		if (m->f->C_GetTokenInfo(ids[i], &ti) != CKR_OK)
 			continue;
 		token_label(&ti, lab);
-		if (want_free ? !(ti.flags & CKF_TOKEN_INITIALIZED) :
-				(ti.flags & CKF_TOKEN_INITIALIZED) && strcmp(lab, label) == 0) {
+		if (want_free ? !(ti.flags & CKF_TOKEN_INITIALIZED)
+			      : (ti.flags & CKF_TOKEN_INITIALIZED) && strcmp(lab, label) == 0) {
 			*slot = ids[i];
 			return 0;
 		}
 		if (ti.flags & CKF_TOKEN_INITIALIZED && used < sizeof(seen))
-			used += (size_t)snprintf(seen + used, sizeof(seen) - used, "%s\"%s\"",
-			    used ? ", " : "", lab);
+			used += (size_t)snprintf(
+			    seen + used, sizeof(seen) - used, "%s\"%s\"", used ? ", " : "", lab);
 	}
 	if (want_free)
-		return sv_seterr(SV_ETOKEN, "hsm: module %s has no free slot for a new token",
-		    m->module);
+		return sv_seterr(
+		    SV_ETOKEN, "hsm: module %s has no free slot for a new token", m->module);
 	return sv_seterr(SV_ETOKEN, "hsm: no token labelled \"%s\" in module %s (tokens: %s)",
 	    label, m->module, used ? seen : "none");
 }
@@ -267,8 +266,8 @@ mod_load(const struct hsm_config *cfg, struct hsm_mod **out)
 		goto fail;
 	}
 	if ((m->dl = dlopen(cfg->module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		r = sv_seterr(SV_EMODULE, "hsm: cannot load PKCS#11 module %s: %s", cfg->module,
-		    dlerror());
+		r = sv_seterr(
+		    SV_EMODULE, "hsm: cannot load PKCS#11 module %s: %s", cfg->module, dlerror());
 		goto fail;
 	}
 	*(void **)(&getlist) = dlsym(m->dl, "C_GetFunctionList");
@@ -314,8 +313,8 @@ login(struct hsm *h)
 		return CKR_OK;
 	if (rv != CKR_OK) {
 		h->login_err = hsm_ckr_err(rv, "C_Login");
-		h->login_err = sv_preferr(h->login_err, "token \"%s\", PIN from %s", h->m->token,
-		    h->m->pin_file);
+		h->login_err = sv_preferr(
+		    h->login_err, "token \"%s\", PIN from %s", h->m->token, h->m->pin_file);
 	}
 	return rv;
 }
@@ -330,8 +329,8 @@ session_open(struct hsm *h)
 	if (h->s != CK_INVALID_HANDLE)
 		h->m->f->C_CloseSession(h->s);
 	h->s = CK_INVALID_HANDLE;
-	rv = h->m->f->C_OpenSession(h->m->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
-	    &h->s);
+	rv = h->m->f->C_OpenSession(
+	    h->m->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h->s);
 	if (rv != CKR_OK)
 		return rv;
 	h->sgen = h->m->gen;
@@ -434,8 +433,8 @@ hsm_retry(struct hsm *h, CK_RV rv, int attempt, const char *what)
 	if (attempt > 0)
 		sleep_ms(HSM_BACKOFF_MS << (attempt - 1));
 	if ((r = reinit(h, h->sgen)) != 0 && attempt + 2 >= HSM_TRIES)
-		return sv_preferr(r, "hsm: %s failed with %s and recovery failed", what,
-		    hsm_ckr_name(rv));
+		return sv_preferr(
+		    r, "hsm: %s failed with %s and recovery failed", what, hsm_ckr_name(rv));
 	return 0;
 }
 
@@ -587,8 +586,8 @@ hsm_init_token(const struct hsm_config *cfg, const char *so_pin_file)
 	/* Some modules move the new token to another slot: look it up again. */
 	if ((r = find_slot(m, cfg->token, 0, &slot)) != 0)
 		goto out;
-	if ((rv = m->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
-		 &s)) != CKR_OK) {
+	if ((rv = m->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s)) !=
+	    CKR_OK) {
 		what = "C_OpenSession";
 		goto ckr;
 	}

@@ -24,11 +24,11 @@
 
 #include "jws.h"
 
-#define HSM_ID_LEN 16	    /* CKA_ID: random bytes */
-#define HSM_LABEL_MAX 96    /* CKA_LABEL, without NUL */
-#define HSM_PIN_MAX 256	    /* PIN file size cap */
-#define HSM_URI_MAX 512	    /* RFC 7512 URI */
-#define HSM_SIG_MAX 512	    /* largest signature (RSA 4096) */
+#define HSM_ID_LEN    16  /* CKA_ID: random bytes */
+#define HSM_LABEL_MAX 96  /* CKA_LABEL, without NUL */
+#define HSM_PIN_MAX   256 /* PIN file size cap */
+#define HSM_URI_MAX   512 /* RFC 7512 URI */
+#define HSM_SIG_MAX   512 /* largest signature (RSA 4096) */
 
 struct hsm_config {
 	const char *module;	   /* path of the PKCS#11 module */
@@ -93,8 +93,8 @@ void hsm_close(struct hsm *h);
 int hsm_init_token(const struct hsm_config *cfg, const char *so_pin_file);
 
 /* Create a key pair with a fresh random CKA_ID.  Ed25519 cannot be exportable. */
-int hsm_key_create(struct hsm *h, enum hsm_keytype type, const char *label, int exportable,
-    struct hsm_key *out);
+int hsm_key_create(
+    struct hsm *h, enum hsm_keytype type, const char *label, int exportable, struct hsm_key *out);
 
 /* Find a private key by CKA_ID (key->id and key->type set by the caller). */
 int hsm_key_find(struct hsm *h, struct hsm_key *key);

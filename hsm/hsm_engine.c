@@ -35,7 +35,8 @@ hsm_engine_open(const struct hsm_config *cfg, struct hsm_engine **out)
 	ENGINE_load_builtin_engines();
 	if ((he->e = ENGINE_by_id("pkcs11")) == NULL) {
 		free(he);
-		return sv_seterr_ssl(SV_EMODULE, "hsm: the OpenSSL pkcs11 engine (package "
+		return sv_seterr_ssl(SV_EMODULE,
+		    "hsm: the OpenSSL pkcs11 engine (package "
 		    "libengine-pkcs11-openssl) cannot be loaded");
 	}
 	if ((r = sv_read_secret_file(cfg->pin_file, HSM_PIN_MAX, &pin, &len)) != 0) {

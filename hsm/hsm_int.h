@@ -11,14 +11,14 @@
 #include "hsm.h"
 
 struct hsm_mod {
-	pthread_mutex_t mu;	/* refs */
-	pthread_rwlock_t lock;	/* operations: read; re-initialisation: write */
+	pthread_mutex_t mu;    /* refs */
+	pthread_rwlock_t lock; /* operations: read; re-initialisation: write */
 	void *dl;
 	CK_FUNCTION_LIST *f;
 	CK_SLOT_ID slot;
-	unsigned gen;		/* bumped at every re-initialisation */
+	unsigned gen; /* bumped at every re-initialisation */
 	unsigned recoveries;
-	int owns_init;		/* we called C_Initialize successfully */
+	int owns_init; /* we called C_Initialize successfully */
 	int refs;
 	char *module, *token, *pin_file;
 };
@@ -26,8 +26,8 @@ struct hsm_mod {
 struct hsm {
 	struct hsm_mod *m;
 	CK_SESSION_HANDLE s;
-	unsigned sgen;		/* module generation the session belongs to */
-	int login_err;		/* SV code of the last failed login, 0 if none */
+	unsigned sgen; /* module generation the session belongs to */
+	int login_err; /* SV code of the last failed login, 0 if none */
 };
 
 /* Take the read lock and make sure h has a live session of this generation. */

@@ -32,7 +32,8 @@ static const struct keytype_info keytypes[HSM_KEYTYPE_COUNT] = {
 	[HSM_RSA_2048] = { "rsa-2048", "RS256", CKK_RSA, NULL, 0, 2048 },
 	[HSM_RSA_3072] = { "rsa-3072", "RS256", CKK_RSA, NULL, 0, 3072 },
 	[HSM_RSA_4096] = { "rsa-4096", "RS256", CKK_RSA, NULL, 0, 4096 },
-	[HSM_ED25519] = { "ed25519", "EdDSA", CKK_EC_EDWARDS, oid_ed25519, sizeof(oid_ed25519), 255 },
+	[HSM_ED25519] = { "ed25519", "EdDSA", CKK_EC_EDWARDS, oid_ed25519, sizeof(oid_ed25519),
+	    255 },
 };
 
 int
@@ -46,8 +47,10 @@ hsm_keytype_parse(const char *s, enum hsm_keytype *out)
 			return 0;
 		}
 	}
-	return sv_seterr(SV_EINVAL, "unknown key type \"%.32s\" (use ec-p256, ec-p384, rsa-2048, "
-	    "rsa-3072, rsa-4096 or ed25519)", s ? s : "");
+	return sv_seterr(SV_EINVAL,
+	    "unknown key type \"%.32s\" (use ec-p256, ec-p384, rsa-2048, "
+	    "rsa-3072, rsa-4096 or ed25519)",
+	    s ? s : "");
 }
 
 const char *
@@ -62,7 +65,10 @@ hsm_keytype_alg(enum hsm_keytype t)
 	return (unsigned)t < HSM_KEYTYPE_COUNT ? keytypes[t].alg : NULL;
 }
 
-#define ATTR(t, v, l) { (t), (void *)(v), (CK_ULONG)(l) }
+#define ATTR(t, v, l)                                                                              \
+	{                                                                                          \
+		(t), (void *)(v), (CK_ULONG)(l)                                                    \
+	}
 
 static CK_RV
 generate(struct hsm *h, const struct keytype_info *kt, const char *label, const uint8_t *id,
@@ -74,20 +80,34 @@ generate(struct hsm *h, const struct keytype_info *kt, const char *label, const 
 	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
 	size_t ll = strlen(label);
 	CK_ATTRIBUTE pubt[] = {
-		ATTR(CKA_TOKEN, &yes, 1), ATTR(CKA_VERIFY, &yes, 1), ATTR(CKA_ENCRYPT, &no, 1),
-		ATTR(CKA_WRAP, &no, 1), ATTR(CKA_LABEL, label, ll), ATTR(CKA_ID, id, HSM_ID_LEN),
+		ATTR(CKA_TOKEN, &yes, 1),
+		ATTR(CKA_VERIFY, &yes, 1),
+		ATTR(CKA_ENCRYPT, &no, 1),
+		ATTR(CKA_WRAP, &no, 1),
+		ATTR(CKA_LABEL, label, ll),
+		ATTR(CKA_ID, id, HSM_ID_LEN),
 		ATTR(CKA_EC_PARAMS, kt->params, kt->params_len),
 	};
 	CK_ATTRIBUTE pubt_rsa[] = {
-		ATTR(CKA_TOKEN, &yes, 1), ATTR(CKA_VERIFY, &yes, 1), ATTR(CKA_ENCRYPT, &no, 1),
-		ATTR(CKA_WRAP, &no, 1), ATTR(CKA_LABEL, label, ll), ATTR(CKA_ID, id, HSM_ID_LEN),
+		ATTR(CKA_TOKEN, &yes, 1),
+		ATTR(CKA_VERIFY, &yes, 1),
+		ATTR(CKA_ENCRYPT, &no, 1),
+		ATTR(CKA_WRAP, &no, 1),
+		ATTR(CKA_LABEL, label, ll),
+		ATTR(CKA_ID, id, HSM_ID_LEN),
 		ATTR(CKA_MODULUS_BITS, &bits, sizeof(bits)),
 		ATTR(CKA_PUBLIC_EXPONENT, e65537, sizeof(e65537)),
 	};
 	CK_ATTRIBUTE privt[] = {
-		ATTR(CKA_TOKEN, &yes, 1), ATTR(CKA_PRIVATE, &yes, 1), ATTR(CKA_SENSITIVE, &yes, 1),
-		ATTR(CKA_EXTRACTABLE, &ext, 1), ATTR(CKA_SIGN, &yes, 1), ATTR(CKA_DECRYPT, &no, 1),
-		ATTR(CKA_UNWRAP, &no, 1), ATTR(CKA_DERIVE, &no, 1), ATTR(CKA_LABEL, label, ll),
+		ATTR(CKA_TOKEN, &yes, 1),
+		ATTR(CKA_PRIVATE, &yes, 1),
+		ATTR(CKA_SENSITIVE, &yes, 1),
+		ATTR(CKA_EXTRACTABLE, &ext, 1),
+		ATTR(CKA_SIGN, &yes, 1),
+		ATTR(CKA_DECRYPT, &no, 1),
+		ATTR(CKA_UNWRAP, &no, 1),
+		ATTR(CKA_DERIVE, &no, 1),
+		ATTR(CKA_LABEL, label, ll),
 		ATTR(CKA_ID, id, HSM_ID_LEN),
 	};
 
@@ -104,8 +124,8 @@ generate(struct hsm *h, const struct keytype_info *kt, const char *label, const 
 }
 
 int
-hsm_key_create(struct hsm *h, enum hsm_keytype type, const char *label, int exportable,
-    struct hsm_key *out)
+hsm_key_create(
+    struct hsm *h, enum hsm_keytype type, const char *label, int exportable, struct hsm_key *out)
 {
 	CK_OBJECT_HANDLE pub, priv;
 	CK_RV rv;
@@ -115,7 +135,8 @@ hsm_key_create(struct hsm *h, enum hsm_keytype type, const char *label, int expo
 	if ((unsigned)type >= HSM_KEYTYPE_COUNT)
 		return sv_seterr(SV_EINVAL, "hsm: bad key type");
 	if (type == HSM_ED25519 && exportable)
-		return sv_seterr(SV_EUNSUPP, "hsm: ed25519 keys cannot be exportable: PKCS#11 "
+		return sv_seterr(SV_EUNSUPP,
+		    "hsm: ed25519 keys cannot be exportable: PKCS#11 "
 		    "tokens cannot wrap them");
 	if (strlen(label) == 0 || strlen(label) > HSM_LABEL_MAX)
 		return sv_seterr(SV_EINVAL, "hsm: key label must be 1 to %d bytes", HSM_LABEL_MAX);
@@ -156,8 +177,7 @@ find_objects(struct hsm *h, CK_OBJECT_CLASS cls, CK_ATTRIBUTE *a, CK_OBJECT_HAND
 }
 
 static CK_RV
-find_by_id(struct hsm *h, CK_OBJECT_CLASS cls, const uint8_t *id, CK_OBJECT_HANDLE *obj,
-    int *found)
+find_by_id(struct hsm *h, CK_OBJECT_CLASS cls, const uint8_t *id, CK_OBJECT_HANDLE *obj, int *found)
 {
 	CK_ATTRIBUTE a = ATTR(CKA_ID, id, HSM_ID_LEN);
 	CK_OBJECT_HANDLE o[2];
@@ -261,8 +281,8 @@ detect_type(struct hsm *h, CK_OBJECT_HANDLE pub, enum hsm_keytype *type)
 	for (i = 0; i < HSM_KEYTYPE_COUNT; i++) {
 		if (keytypes[i].ckk != ckk)
 			continue;
-		if (ckk == CKK_RSA ? keytypes[i].bits == bits :
-				     (keytypes[i].params_len == len &&
+		if (ckk == CKK_RSA ? keytypes[i].bits == bits
+				   : (keytypes[i].params_len == len &&
 					 memcmp(keytypes[i].params, params, len) == 0)) {
 			*type = (enum hsm_keytype)i;
 			return CKR_OK;
@@ -422,8 +442,7 @@ public_rsa(const uint8_t *mod, size_t ml, const uint8_t *exp, size_t el, EVP_PKE
 }
 
 static CK_RV
-read_public(struct hsm *h, struct hsm_key *key, uint8_t *a, CK_ULONG *al, uint8_t *b,
-    CK_ULONG *bl)
+read_public(struct hsm *h, struct hsm_key *key, uint8_t *a, CK_ULONG *al, uint8_t *b, CK_ULONG *bl)
 {
 	CK_RV rv;
 
@@ -478,9 +497,12 @@ read_flags(struct hsm *h, struct hsm_key *key, struct hsm_keyattrs *o)
 {
 	CK_BBOOL v[6] = { 0 };
 	CK_ATTRIBUTE t[] = {
-		ATTR(CKA_SENSITIVE, &v[0], 1), ATTR(CKA_EXTRACTABLE, &v[1], 1),
-		ATTR(CKA_ALWAYS_SENSITIVE, &v[2], 1), ATTR(CKA_NEVER_EXTRACTABLE, &v[3], 1),
-		ATTR(CKA_TOKEN, &v[4], 1), ATTR(CKA_PRIVATE, &v[5], 1),
+		ATTR(CKA_SENSITIVE, &v[0], 1),
+		ATTR(CKA_EXTRACTABLE, &v[1], 1),
+		ATTR(CKA_ALWAYS_SENSITIVE, &v[2], 1),
+		ATTR(CKA_NEVER_EXTRACTABLE, &v[3], 1),
+		ATTR(CKA_TOKEN, &v[4], 1),
+		ATTR(CKA_PRIVATE, &v[5], 1),
 	};
 	CK_RV rv;
 
@@ -525,9 +547,9 @@ pct(char *buf, size_t n, size_t *used, const uint8_t *v, size_t len, int all)
 
 	for (i = 0; i < len; i++) {
 		uint8_t c = v[i];
-		int plain = !all && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~' ||
-		    c == ':' || c == '@');
+		int plain = !all &&
+		    ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == '@');
 
 		if (*used + (plain ? 1 : 3) >= n)
 			return sv_seterr(SV_ETOOBIG, "hsm: URI too long");

@@ -41,8 +41,8 @@ sign_mech(enum hsm_keytype t, CK_MECHANISM_TYPE *mech, const EVP_MD **md, size_t
 }
 
 static CK_RV
-sign_once(struct hsm *h, struct hsm_key *key, CK_MECHANISM_TYPE mt, const uint8_t *in,
-    size_t inlen, uint8_t *sig, CK_ULONG *siglen)
+sign_once(struct hsm *h, struct hsm_key *key, CK_MECHANISM_TYPE mt, const uint8_t *in, size_t inlen,
+    uint8_t *sig, CK_ULONG *siglen)
 {
 	CK_MECHANISM mech = { mt, NULL, 0 };
 	CK_RV rv;
@@ -118,9 +118,13 @@ wrap_once(struct hsm *h, struct hsm_key *key, uint8_t *kek, uint8_t *out, CK_ULO
 	CK_KEY_TYPE kt = CKK_AES;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ATTRIBUTE t[] = {
-		{ CKA_CLASS, &cls, sizeof(cls) }, { CKA_KEY_TYPE, &kt, sizeof(kt) },
-		{ CKA_TOKEN, &no, 1 }, { CKA_WRAP, &yes, 1 }, { CKA_ENCRYPT, &no, 1 },
-		{ CKA_DECRYPT, &no, 1 }, { CKA_VALUE, kek, 32 },
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
+		{ CKA_TOKEN, &no, 1 },
+		{ CKA_WRAP, &yes, 1 },
+		{ CKA_ENCRYPT, &no, 1 },
+		{ CKA_DECRYPT, &no, 1 },
+		{ CKA_VALUE, kek, 32 },
 	};
 	CK_MECHANISM mech = { CKM_AES_KEY_WRAP_PAD, NULL, 0 };
 	CK_OBJECT_HANDLE wk;
@@ -198,7 +202,8 @@ hsm_key_wrap_pkcs8(struct hsm *h, struct hsm_key *key, uint8_t **pkcs8, size_t *
 
 	*pkcs8 = NULL;
 	*len = 0;
-	if ((kek = sodium_malloc(32)) == NULL || (wrapped = sodium_malloc(HSM_WRAPPED_MAX)) == NULL) {
+	if ((kek = sodium_malloc(32)) == NULL ||
+	    (wrapped = sodium_malloc(HSM_WRAPPED_MAX)) == NULL) {
 		r = SV_ENOMEM;
 		goto out;
 	}

@@ -308,7 +308,8 @@ test_engine_csr(void **state)
 	assert_ok(hsm_engine_key(e, uri, &priv));
 	assert_non_null(req = X509_REQ_new());
 	n = X509_REQ_get_subject_name(req);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"a.test", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(
+	    n, "CN", MBSTRING_ASC, (const unsigned char *)"a.test", -1, -1, 0);
 	assert_int_equal(X509_REQ_set_pubkey(req, pub), 1);
 	assert_true(X509_REQ_sign(req, priv, EVP_sha256()) > 0);
 	assert_int_equal(X509_REQ_verify(req, pub), 1);

@@ -22,25 +22,32 @@
 #include "svtest.h"
 
 /* RFC 7515 A.2 RSA key (public n, e and private d). */
-static const char *A2_N =
-    "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4Q"
-    "lL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBY"
-    "UsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmo"
-    "udF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
+static const char *A2_N = "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-"
+			  "4qPCJrcS2mJPMEzP1Pt0Bm4d4Q"
+			  "lL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-"
+			  "bSf63kpaSHSXndS5z5rexMdbBY"
+			  "UsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_"
+			  "I5IhlJH7aGhyxXFvUK-DWNmo"
+			  "udF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
 static const char *A2_D =
-    "Eq5xpGnNCivDflJsRQBXHx1hdR1k6Ulwe2JZD50LpXyWPEAeP88vLNO97IjlA7_GQ5sLKMgvfTeXZx9SE-7YwVol2NXOoAJ"
-    "e46sui395IW_GO-pWJ1O0BkTGoVEn2bKVRUCgu-GjBVaYLU6f3l9kJfFNS3E0QbVdxzubSu3Mkqzjkn439X0M_V51gfpRLI9"
-    "JYanrC4D4qAdGcopV_0ZHHzQlBjudU2QvXt4ehNYTCBr6XCLQUShb1juUO1ZdiYoFaFQT5Tw8bGUl_x_jTj3ccPDVZFD9pIu"
+    "Eq5xpGnNCivDflJsRQBXHx1hdR1k6Ulwe2JZD50LpXyWPEAeP88vLNO97IjlA7_GQ5sLKMgvfTeXZx9SE-"
+    "7YwVol2NXOoAJ"
+    "e46sui395IW_GO-pWJ1O0BkTGoVEn2bKVRUCgu-GjBVaYLU6f3l9kJfFNS3E0QbVdxzubSu3Mkqzjkn439X0M_"
+    "V51gfpRLI9"
+    "JYanrC4D4qAdGcopV_0ZHHzQlBjudU2QvXt4ehNYTCBr6XCLQUShb1juUO1ZdiYoFaFQT5Tw8bGUl_x_"
+    "jTj3ccPDVZFD9pIu"
     "hLhBOneufuBiB4cS98l2SR_RQyGWSeWjnczT0QU91p1DhOVRuOopznQ";
-static const char *A2_SIG =
-    "cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujG"
-    "bds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K"
-    "0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6"
-    "LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw";
+static const char *A2_SIG = "cC4hiUPoj9Eetdgtv3hF80EGrhuB__"
+			    "dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujG"
+			    "bds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_"
+			    "nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K"
+			    "0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-"
+			    "eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6"
+			    "LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw";
 static const char *PAYLOAD =
     "{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}";
-static const char *PAYLOAD_B64 =
-    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+static const char *PAYLOAD_B64 = "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtc"
+				 "GxlLmNvbS9pc19yb290Ijp0cnVlfQ";
 
 static BIGNUM *
 bn_b64(const char *s)
@@ -82,12 +89,15 @@ a2_private(void)
 static void
 test_rfc7638_thumbprint(void **state)
 {
-	json_t *jwk = json_pack("{s:s, s:s, s:s, s:s}", "kty", "RSA", "e", "AQAB", "alg", "RS256",
-	    "n",
-	    "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKR"
-	    "XjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicA"
-	    "taSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3X"
-	    "PksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw");
+	json_t *jwk =
+	    json_pack("{s:s, s:s, s:s, s:s}", "kty", "RSA", "e", "AQAB", "alg", "RS256", "n",
+		"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6"
+		"tSoc_BJECPebWKR"
+		"XjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_"
+		"FDW2QvzqY368QQMicA"
+		"taSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-"
+		"bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3X"
+		"PksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw");
 	char tp[JWK_THUMB_LEN + 1];
 
 	assert_ok(jwk_thumbprint(jwk, tp));
@@ -107,8 +117,8 @@ test_rfc7515_a2_rs256(void **state)
 	assert_ok(jws_pkey_signer(pk, &s));
 	assert_string_equal(s.alg, "RS256");
 	assert_ok(jws_sign(&s, hdr, (const uint8_t *)PAYLOAD, strlen(PAYLOAD), &jws));
-	assert_string_equal(json_string_value(json_object_get(jws, "protected")),
-	    "eyJhbGciOiJSUzI1NiJ9");
+	assert_string_equal(
+	    json_string_value(json_object_get(jws, "protected")), "eyJhbGciOiJSUzI1NiJ9");
 	assert_string_equal(json_string_value(json_object_get(jws, "payload")), PAYLOAD_B64);
 	assert_string_equal(json_string_value(json_object_get(jws, "signature")), A2_SIG);
 	/* And it verifies from the public JWK alone. */
@@ -131,7 +141,8 @@ test_rfc7515_a3_es256(void **state)
 	    "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0");
 	json_t *jws = json_pack("{s:s, s:s, s:s}", "protected", "eyJhbGciOiJFUzI1NiJ9", "payload",
 	    PAYLOAD_B64, "signature",
-	    "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q");
+	    "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-"
+	    "Kg6NU1Q");
 	EVP_PKEY *pub;
 	uint8_t *p;
 	size_t pl;
@@ -143,8 +154,9 @@ test_rfc7515_a3_es256(void **state)
 	assert_memory_equal(p, PAYLOAD, pl);
 	free(p);
 	/* One changed signature byte fails. */
-	json_object_set_new(jws, "signature", json_string(
-	    "EtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q"));
+	json_object_set_new(jws, "signature",
+	    json_string("EtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-"
+			"F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q"));
 	assert_sverr(jws_verify(jws, pub, 4096, NULL, NULL, NULL), SV_ECRYPTO);
 	EVP_PKEY_free(pub);
 	json_decref(jwk);
@@ -172,10 +184,11 @@ test_rfc8037_ed25519(void **state)
 	assert_string_equal(tp, "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
 	assert_ok(jws_pkey_signer(pk, &s));
 	assert_ok(jws_sign(&s, hdr, (const uint8_t *)msg, strlen(msg), &jws));
-	assert_string_equal(json_string_value(json_object_get(jws, "protected")),
-	    "eyJhbGciOiJFZERTQSJ9");
+	assert_string_equal(
+	    json_string_value(json_object_get(jws, "protected")), "eyJhbGciOiJFZERTQSJ9");
 	assert_string_equal(json_string_value(json_object_get(jws, "signature")),
-	    "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg");
+	    "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_"
+	    "MuM0KAg");
 	json_decref(jws);
 	json_decref(jwk);
 	json_decref(hdr);
@@ -199,9 +212,9 @@ test_b64u(void **state)
 	assert_ok(b64u_encode((const uint8_t *)"", 0, &e));
 	assert_string_equal(e, "");
 	free(e);
-	assert_sverr(b64u_decode("-_8=", 4, 16, &d, &l), SV_EINVAL); /* padding */
-	assert_sverr(b64u_decode("+/8", 3, 16, &d, &l), SV_EINVAL);  /* standard alphabet */
-	assert_sverr(b64u_decode("-_ 8", 4, 16, &d, &l), SV_EINVAL); /* white space */
+	assert_sverr(b64u_decode("-_8=", 4, 16, &d, &l), SV_EINVAL);   /* padding */
+	assert_sverr(b64u_decode("+/8", 3, 16, &d, &l), SV_EINVAL);    /* standard alphabet */
+	assert_sverr(b64u_decode("-_ 8", 4, 16, &d, &l), SV_EINVAL);   /* white space */
 	assert_sverr(b64u_decode("QUJDRA", 6, 3, &d, &l), SV_ETOOBIG); /* "ABCD" > 3 */
 	assert_null(d);
 }
@@ -230,7 +243,8 @@ test_bad_jwk(void **state)
 	EVP_PKEY *pk;
 	json_t *j;
 
-	j = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", "AAAA", "y", "AAAA");
+	j = json_pack(
+	    "{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", "AAAA", "y", "AAAA");
 	assert_sverr(jwk_to_pkey(j, &pk), SV_EINVAL); /* short coordinates */
 	json_decref(j);
 	j = json_pack("{s:s, s:s}", "kty", "oct", "k", "AAAA");

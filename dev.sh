@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# shadowvault developer entry point (Debian 12).
+#
+#   ./dev.sh run     install dependencies, build, create a development vault
+#                    under ./state on first run (SoftHSM2 token + SQLite), start it
+#   ./dev.sh test    install dependencies, build, run the whole test suite twice:
+#                    a normal -Werror build and an ASan+UBSan build
+#   ./dev.sh deps    only install the Debian packages
+#   ./dev.sh build [DIR [CMAKE ARGS...]]   only build (default DIR: build)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(
+	gcc make cmake pkg-config git ca-certificates curl openssl
+	libssl-dev libp11-dev libengine-pkcs11-openssl libp11-kit-dev p11-kit
+	softhsm2 opensc libsodium-dev libcurl4-openssl-dev libjansson-dev
+	libevent-dev libsqlite3-dev sqlite3 libconfig-dev libcmocka-dev libseccomp-dev
+	pebble python3 python3-jwcrypto uacme clang-14 libclang-rt-14-dev
+)
+
+deps() {
+	local missing=() p sudo=""
+	for p in "${PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	echo "dev.sh: installing ${missing[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+}
+
+build() {
+	local dir=${1:-build}
+	shift || true
+	cmake -S . -B "$dir" "$@" >/dev/null
+	cmake --build "$dir" -j"$(nproc)"
+}
+
+run() {
+	deps
+	build build
+	if [ ! -e state/state.db ]; then
+		./build/vault/vaultctl init
+	fi
+	./build/vault/vaultctl status
+	./build/vault/vaultctl key list
+}
+
+suite() { # suite DIR CMAKE_ARGS...: build and run ctest, keeping its summary
+	local dir=$1
+	shift
+	echo "== $dir: building ($*)"
+	build "$dir" -DSV_WERROR=ON "$@"
+	echo "== $dir: running the test suite"
+	(cd "$dir" && ctest --output-on-failure -j2 2>&1 | tee ctest.log | tail -n 40)
+	grep -q '100% tests passed' "$dir/ctest.log"
+}
+
+test_all() {
+	local rc=0
+	deps
+	suite build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo || rc=1
+	suite build-asan -DSV_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug || rc=1
+	echo "== summary"
+	grep -h -E 'tests passed|tests failed' build-ci/ctest.log build-asan/ctest.log |
+		sed 's/^/   /'
+	[ $rc -eq 0 ] && echo "dev.sh test: all passed" || echo "dev.sh test: FAILURES"
+	return $rc
+}
+
+case "${1:-}" in
+run) run ;;
+test) test_all ;;
+deps) deps ;;
+build) shift; deps; build "$@" ;;
+*)
+	sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+	;;
+esac

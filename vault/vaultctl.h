@@ -1,0 +1,36 @@
+/*
+ * Internals shared by the files of vaultctl (the administrator's CLI).
+ */
+#ifndef SV_VAULTCTL_H
+#define SV_VAULTCTL_H
+
+#include <jansson.h>
+
+#include "vconf.h"
+
+struct ctl {
+	const char *config_path; /* NULL: default lookup */
+	struct vconf cfg;
+	int json; /* --json output */
+	int quiet;
+};
+
+/* A command: argc/argv start at the command's own name. Returns an exit status. */
+typedef int (*ctl_cmd_fn)(struct ctl *c, int argc, char **argv);
+
+/*
+ * Send an admin request to whoever owns the token and return the answer's
+ * "result" (caller json_decref()s) or a negative SV code with the detail set.
+ */
+int ctl_request(struct ctl *c, json_t *req, json_t **result);
+
+/* Print an error detail "vaultctl: error: ..." and return the exit status for code. */
+int ctl_fail(int code);
+
+/* Print JSON (pretty) to stdout. */
+void ctl_print_json(const json_t *j);
+
+int ctl_cmd_key(struct ctl *c, int argc, char **argv);
+int ctl_cmd_init(struct ctl *c, int argc, char **argv);
+
+#endif
