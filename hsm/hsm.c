@@ -222,6 +222,12 @@ initialize(struct hsm_mod *m)
 	return rv == CKR_CRYPTOKI_ALREADY_INITIALIZED ? CKR_OK : rv;
 }
 
+/*
+ * The module stays mapped after C_Finalize: a later hsm_open() of the same
+ * path gets the same mapping back from dlopen anyway, other users in the
+ * process (the libp11 engine) may still hold its function pointers, and
+ * sanitizer reports inside it stay attributable to it.
+ */
 static void
 mod_free(struct hsm_mod *m)
 {
@@ -229,9 +235,6 @@ mod_free(struct hsm_mod *m)
 		return;
 	if (m->f != NULL && m->owns_init)
 		m->f->C_Finalize(NULL);
-	/* Keep a module someone else initialised loaded: they still use it. */
-	if (m->dl != NULL && m->owns_init)
-		dlclose(m->dl);
 	pthread_rwlock_destroy(&m->lock);
 	pthread_mutex_destroy(&m->mu);
 	free(m->module);
@@ -282,9 +285,6 @@ mod_load(const struct hsm_config *cfg, struct hsm_mod **out)
 	*out = m;
 	return 0;
 fail:
-	if (m->dl != NULL && !m->owns_init)
-		dlclose(m->dl);
-	m->dl = NULL;
 	mod_free(m);
 	return r;
 }
