@@ -6,11 +6,14 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "conf.h"
+#include "fileio.h"
 #include "sv_err.h"
 
 static const char *
@@ -67,16 +70,39 @@ read_common(config_t *cfg, int rc, const char *name)
 	    SV_ECONFIG, "%s:%d: %s", f ? f : name, config_error_line(cfg), config_error_text(cfg));
 }
 
+/*
+ * Size cap and text check before libconfig sees the file: configuration is
+ * text, and a NUL byte sends libconfig 1.5 down a path that leaks memory.
+ */
+static int
+precheck(const char *path)
+{
+	uint8_t *d;
+	size_t len;
+	int r;
+
+	if (access(path, R_OK) != 0)
+		return sv_seterr(SV_ECONFIG, "%s: %s", path, strerror(errno));
+	if ((r = sv_read_file(path, CONF_FILE_MAX, &d, &len)) != 0)
+		return sv_recode(SV_ECONFIG);
+	r = memchr(d, '\0', len) != NULL ?
+	    sv_seterr(SV_ECONFIG, "%s:%zu: NUL byte: not a text file", path,
+		(size_t)((uint8_t *)memchr(d, '\0', len) - d) + 1) : 0;
+	free(d);
+	return r;
+}
+
 int
 conf_read(config_t *cfg, const char *path)
 {
 	char dir[PATH_MAX];
+	int r;
 
 	config_init(cfg);
 	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
 		return sv_seterr(SV_ECONFIG, "%s: path too long", path);
-	if (access(path, R_OK) != 0)
-		return sv_seterr(SV_ECONFIG, "%s: %s", path, strerror(errno));
+	if ((r = precheck(path)) != 0)
+		return r;
 	config_set_include_dir(cfg, dirname(dir));
 	return read_common(cfg, config_read_file(cfg, path), path);
 }

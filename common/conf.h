@@ -25,6 +25,9 @@ struct conf_key {
 	const struct conf_key *sub; /* for GROUP, MAP, GROUPLIST: ends with a NULL name */
 };
 
+/* Largest configuration or policy file read (each @included file is read by libconfig). */
+#define CONF_FILE_MAX (1024 * 1024)
+
 /* Read path into cfg (config_init'd here; caller config_destroy()s even on error). */
 int conf_read(config_t *cfg, const char *path);
 

@@ -48,6 +48,8 @@ sv_strerror(int code)
 	return errtext[-code];
 }
 
+static void vset(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static void
 vset(const char *fmt, va_list ap)
 {
