@@ -1,0 +1,996 @@
+/*
+ * The tamper-evident audit log (format and guarantees: see audit.h).
+ *
+ * Writer: vaultd's key process opens the log once (audit_open), queues the
+ * records of one event-loop turn (audit_add), writes them with one write()
+ * and fdatasync() (audit_commit) before answering, and now and then appends a
+ * checkpoint signed through a callback into the HSM (audit_checkpoint).
+ * Reader: `vaultctl audit verify` streams a log through audit_verify().
+ *
+ * Touches only the log file it is given, its head file (path ".head",
+ * replaced atomically through common/fileio) and that file's temporary
+ * sibling.  Every line read is capped at AUDIT_RECORD_MAX bytes before it is
+ * parsed; text from a log reaches error messages only escaped.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "audit.h"
+#include "b64.h"
+#include "buf.h"
+#include "fileio.h"
+#include "log.h"
+#include "sv_err.h"
+
+#define HASH_LEN     crypto_hash_sha256_BYTES
+#define HASH_B64_LEN 43 /* base64url of HASH_LEN bytes, no padding */
+#define SIG_LEN	     crypto_sign_BYTES
+#define SIG_B64_LEN  86 /* base64url of SIG_LEN bytes, no padding */
+#define SIG_OPEN     ",\"sig\":\""
+#define SIG_CLOSE    "\"}"
+/* `,"sig":"<S>"}`: the tail a signed line has over its unsigned form `...}`. */
+#define SIG_TAIL_LEN (sizeof(SIG_OPEN) - 1 + SIG_B64_LEN + sizeof(SIG_CLOSE) - 1)
+#define TIME_LEN     24 /* YYYY-MM-DDTHH:MM:SS.mmmZ */
+/* A partial last line and the complete line before it, with both newlines. */
+#define TAIL_MAX  (2 * (size_t)AUDIT_RECORD_MAX + 2)
+#define READ_SIZE 65536 /* verifier's read() size */
+
+struct audit {
+	int fd;
+	char *path;
+	char *head_path;
+	off_t size;		/* committed length of the file */
+	uint64_t seq;		/* last committed seq */
+	uint8_t prev[HASH_LEN]; /* hash of the last committed line */
+	uint64_t qseq;		/* last queued seq */
+	uint8_t qprev[HASH_LEN];
+	size_t nqueued;
+	struct svbuf *queue; /* queued lines, newlines included */
+	char *scratch;	     /* AUDIT_RECORD_MAX + 1 bytes to serialise into */
+	size_t repaired;
+	int dirty;     /* the file may hold bytes past size: cut them first */
+	unsigned fail; /* test fault injection (AUDIT_FAIL_*) */
+	int fail_errno;
+};
+
+struct head {
+	uint64_t seq;
+	uint8_t hash[HASH_LEN];
+};
+
+static const char *const REC_KEYS[] = { "seq", "time", "prev" };
+static const char *const CKPT_KEYS[] = { "seq", "time", "prev", "type", "key", "sig" };
+static const char *const HEAD_KEYS[] = { "seq", "hash", "key", "sig" };
+#define NKEYS(k) (sizeof(k) / sizeof((k)[0]))
+
+/* ---- small helpers ---- */
+
+/* base64url of a hash into a fixed buffer (libsodium's codec, as b64.h uses). */
+static void
+hash_encode(const uint8_t h[HASH_LEN], char out[HASH_B64_LEN + 1])
+{
+	sodium_bin2base64(
+	    out, HASH_B64_LEN + 1, h, HASH_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static int
+time_now(char out[TIME_LEN + 1])
+{
+	struct timespec ts;
+	struct tm tm;
+	unsigned ms;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || gmtime_r(&ts.tv_sec, &tm) == NULL)
+		return sv_seterr(SV_EINTERNAL, "audit: cannot read the clock: %s", strerror(errno));
+	/* Seconds part, then ".mmmZ" by hand: 5 more characters. */
+	if (strftime(out, TIME_LEN + 1, "%Y-%m-%dT%H:%M:%S", &tm) != TIME_LEN - 5)
+		return sv_seterr(SV_EINTERNAL, "audit: clock out of range");
+	ms = (unsigned)(ts.tv_nsec / 1000000) % 1000;
+	snprintf(out + TIME_LEN - 5, 6, ".%03uZ", ms);
+	return 0;
+}
+
+static int
+time_valid(const char *s)
+{
+	static const char pat[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+	size_t i;
+
+	if (strlen(s) != TIME_LEN)
+		return 0;
+	for (i = 0; i < TIME_LEN; i++) {
+		if (pat[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != pat[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* Do the object's members start with (exact: are exactly) keys, in order? */
+static int
+keys_match(json_t *o, const char *const *keys, size_t n, int exact)
+{
+	void *it = json_object_iter(o);
+	size_t i;
+
+	if (exact && json_object_size(o) != n)
+		return 0;
+	for (i = 0; i < n; i++, it = json_object_iter_next(o, it)) {
+		if (it == NULL || strcmp(json_object_iter_key(it), keys[i]) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* Parse a JSON object line the way the verifier does. */
+static int
+json_parse(const uint8_t *line, size_t len, json_t **out)
+{
+	json_error_t err;
+	char esc[128];
+
+	*out = json_loadb((const char *)line, len, JSON_REJECT_DUPLICATES, &err);
+	if (*out == NULL)
+		return sv_seterr(SV_EINVAL, "not valid JSON: %s",
+		    sv_escape(err.text, strlen(err.text), esc, sizeof(esc)));
+	if (!json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return sv_seterr(SV_EINVAL, "not a JSON object");
+	}
+	return 0;
+}
+
+/* Parse a record line: seq (positive integer), time and prev come first. */
+static int
+rec_parse(const uint8_t *line, size_t len, json_t **out, uint64_t *seq)
+{
+	const char *t, *p;
+	json_int_t s;
+	json_t *o;
+	int r;
+
+	*out = NULL;
+	*seq = 0;
+	if ((r = json_parse(line, len, &o)) != 0)
+		return r;
+	if (!keys_match(o, REC_KEYS, NKEYS(REC_KEYS), 0) ||
+	    json_unpack(o, "{s:I,s:s,s:s}", "seq", &s, "time", &t, "prev", &p) != 0 || s < 1)
+		r = sv_seterr(SV_EINVAL, "not a record: seq, time, prev must come first");
+	else if (!time_valid(t))
+		r = sv_seterr(SV_EINVAL, "time is not YYYY-MM-DDTHH:MM:SS.mmmZ");
+	if (r != 0) {
+		json_decref(o);
+		return r;
+	}
+	*seq = (uint64_t)s;
+	*out = o;
+	return 0;
+}
+
+/* Serialise o compactly into buf (cap bytes at most). */
+static int
+json_dump_capped(const json_t *o, char *buf, size_t cap, size_t *len)
+{
+	size_t n;
+
+	*len = 0;
+	if ((n = json_dumpb(o, buf, cap, JSON_COMPACT)) == 0)
+		return sv_seterr(SV_EINVAL, "audit: record cannot be serialised (bad UTF-8?)");
+	if (n > cap)
+		return sv_seterr(SV_ETOOBIG, "audit: record of %zu bytes is over %zu", n, cap);
+	*len = n;
+	return 0;
+}
+
+/* ---- signatures over "line without its sig member" ---- */
+
+/*
+ * Check that line (len bytes, no newline) ends in `,"sig":"<sig>"}` with sig
+ * the parsed value of its sig member; if pub, verify the signature over
+ * context followed by the line with that tail replaced by "}".
+ */
+static int
+sig_check(const uint8_t *pub, const char *context, const uint8_t *line, size_t len, const char *sig)
+{
+	size_t clen = strlen(context), ulen, slen;
+	uint8_t *raw = NULL, *msg = NULL;
+	int r = 0;
+
+	if (strlen(sig) != SIG_B64_LEN || len < SIG_TAIL_LEN ||
+	    memcmp(line + len - SIG_TAIL_LEN, SIG_OPEN, sizeof(SIG_OPEN) - 1) != 0 ||
+	    memcmp(line + len - 2 - SIG_B64_LEN, sig, SIG_B64_LEN) != 0 ||
+	    memcmp(line + len - 2, SIG_CLOSE, 2) != 0)
+		return sv_seterr(SV_EINVAL, "sig is not the last member in canonical form");
+	if (pub == NULL)
+		return 0;
+	if ((r = b64u_decode(sig, SIG_B64_LEN, SIG_LEN, &raw, &slen)) != 0 || slen != SIG_LEN) {
+		r = sv_seterr(SV_EINVAL, "sig is not base64url of %d bytes", SIG_LEN);
+		goto out;
+	}
+	ulen = len - SIG_TAIL_LEN + 1;
+	if ((msg = malloc(clen + ulen)) == NULL) {
+		r = sv_seterr(SV_ENOMEM, "audit: out of memory");
+		goto out;
+	}
+	memcpy(msg, context, clen);
+	memcpy(msg + clen, line, ulen - 1);
+	msg[clen + ulen - 1] = '}';
+	if (crypto_sign_verify_detached(raw, msg, clen + ulen, pub) != 0)
+		r = sv_seterr(SV_ECRYPTO, "signature does not verify");
+out:
+	free(raw);
+	free(msg);
+	return r;
+}
+
+/*
+ * Sign context || u (an unsigned line "{...}") and return the signed line
+ * u[0..ulen-1] `,"sig":"<S>"}` in *out (malloc'd, caller frees; room for one
+ * more byte after *len).
+ */
+static int
+sig_make(const char *context, const char *u, size_t ulen, audit_sign_fn sign, void *ctx, char **out,
+    size_t *len)
+{
+	size_t clen = strlen(context), n = 0;
+	uint8_t sig[SIG_LEN], *msg = NULL;
+	char *s = NULL, *line = NULL;
+	int r;
+
+	*out = NULL;
+	*len = 0;
+	if ((msg = malloc(clen + ulen)) == NULL || (line = malloc(ulen + SIG_TAIL_LEN)) == NULL) {
+		r = sv_seterr(SV_ENOMEM, "audit: out of memory");
+		goto out;
+	}
+	memcpy(msg, context, clen);
+	memcpy(msg + clen, u, ulen);
+	if ((r = sign(ctx, msg, clen + ulen, sig)) != 0) {
+		r = sv_preferr(r < 0 ? r : SV_ECRYPTO, "audit: signing");
+		goto out;
+	}
+	if ((r = b64u_encode(sig, SIG_LEN, &s)) != 0)
+		goto out;
+	n = ulen - 1 + sizeof(SIG_OPEN) - 1; /* u without "}", then `,"sig":"` */
+	memcpy(line, u, ulen - 1);
+	memcpy(line + ulen - 1, SIG_OPEN, sizeof(SIG_OPEN) - 1);
+	memcpy(line + n, s, SIG_B64_LEN);
+	memcpy(line + n + SIG_B64_LEN, SIG_CLOSE, 2);
+	*out = line;
+	*len = n + SIG_B64_LEN + 2;
+	line = NULL;
+out:
+	free(msg);
+	free(line);
+	free(s);
+	return r;
+}
+
+/* ---- head file ---- */
+
+static int
+head_parse(const uint8_t *buf, size_t len, const uint8_t *pub, struct head *h)
+{
+	const char *hs, *k, *sg;
+	uint8_t *hash = NULL;
+	size_t hlen = 0;
+	json_int_t seq;
+	json_t *o;
+	int r;
+
+	if (len == 0 || buf[len - 1] != '\n' || memchr(buf, '\n', len - 1) != NULL)
+		return sv_seterr(SV_EINVAL, "not one line");
+	if ((r = json_parse(buf, --len, &o)) != 0)
+		return r;
+	if (!keys_match(o, HEAD_KEYS, NKEYS(HEAD_KEYS), 1) ||
+	    json_unpack(o, "{s:I,s:s,s:s,s:s}", "seq", &seq, "hash", &hs, "key", &k, "sig", &sg) !=
+		0 ||
+	    seq < 1) {
+		r = sv_seterr(SV_EINVAL, "must be {seq,hash,key,sig} in that order");
+		goto out;
+	}
+	if (b64u_decode(hs, strlen(hs), HASH_LEN, &hash, &hlen) != 0 || hlen != HASH_LEN) {
+		r = sv_seterr(SV_EINVAL, "hash is not base64url of %d bytes", HASH_LEN);
+		goto out;
+	}
+	if ((r = sig_check(pub, AUDIT_HEAD_CONTEXT, buf, len, sg)) != 0)
+		goto out;
+	h->seq = (uint64_t)seq;
+	memcpy(h->hash, hash, HASH_LEN);
+out:
+	free(hash);
+	json_decref(o);
+	return r;
+}
+
+/* Load the head file if there is one (*found = 0 if not). */
+static int
+head_load(const char *hpath, const uint8_t *pub, struct head *h, int *found)
+{
+	uint8_t *buf = NULL;
+	size_t len;
+	int r;
+
+	*found = 0;
+	memset(h, 0, sizeof(*h));
+	if ((r = sv_read_file(hpath, AUDIT_HEAD_MAX, &buf, &len)) == SV_ENOTFOUND)
+		return 0;
+	if (r != 0)
+		return sv_preferr(r, "head file");
+	if ((r = head_parse(buf, len, pub, h)) != 0)
+		sv_preferr(r, "head file %s", hpath);
+	else
+		*found = 1;
+	free(buf);
+	return r;
+}
+
+static int
+head_write(struct audit *a, const char *key_id, const uint8_t hash[HASH_LEN], audit_sign_fn sign,
+    void *ctx)
+{
+	char h[HASH_B64_LEN + 1], u[AUDIT_HEAD_MAX], *line = NULL;
+	size_t ulen, len;
+	json_t *o;
+	int r;
+
+	hash_encode(hash, h);
+	o = json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)a->seq, "hash", h, "key", key_id);
+	if (o == NULL)
+		return sv_seterr(SV_ENOMEM, "audit: out of memory");
+	r = json_dump_capped(o, u, sizeof(u) - SIG_TAIL_LEN - 1, &ulen);
+	json_decref(o);
+	if (r != 0)
+		return r;
+	if ((r = sig_make(AUDIT_HEAD_CONTEXT, u, ulen, sign, ctx, &line, &len)) != 0)
+		return r;
+	line[len++] = '\n';
+	if ((r = sv_write_file_atomic(a->head_path, line, len, 0600)) != 0)
+		sv_preferr(
+		    r, "audit: checkpoint %" PRIu64 " committed but head file not written", a->seq);
+	free(line);
+	return r;
+}
+
+/* ---- opening: continue the chain from the tail ---- */
+
+static int
+audit_alloc(const char *path, struct audit **out)
+{
+	struct audit *a;
+	size_t n = strlen(path) + sizeof(AUDIT_HEAD_SUFFIX);
+
+	*out = NULL;
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return sv_seterr(SV_ENOMEM, "audit: out of memory");
+	a->fd = -1;
+	a->path = strdup(path);
+	a->head_path = malloc(n);
+	a->queue = svbuf_new(AUDIT_BATCH_MAX);
+	a->scratch = malloc(AUDIT_RECORD_MAX + 1);
+	if (a->path == NULL || a->head_path == NULL || a->queue == NULL || a->scratch == NULL) {
+		audit_close(a);
+		return sv_seterr(SV_ENOMEM, "audit: out of memory");
+	}
+	snprintf(a->head_path, n, "%s%s", path, AUDIT_HEAD_SUFFIX);
+	*out = a;
+	return 0;
+}
+
+static int
+log_open_fd(struct audit *a)
+{
+	struct stat st;
+
+	a->fd =
+	    open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	if (a->fd < 0)
+		return sv_seterr(SV_EIO, "%s: open: %s", a->path, strerror(errno));
+	if (fstat(a->fd, &st) != 0)
+		return sv_seterr(SV_EIO, "%s: stat: %s", a->path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return sv_seterr(SV_EINVAL, "%s: not a regular file", a->path);
+	if (flock(a->fd, LOCK_EX | LOCK_NB) != 0)
+		return sv_seterr(
+		    SV_EBUSY, "%s: lock: %s: another process writes it?", a->path, strerror(errno));
+	a->size = st.st_size;
+	return st.st_size == 0 ? sv_fsync_parent(a->path) : 0;
+}
+
+/* The last complete line is the newest record: take its seq and hash. */
+static int
+tail_parse(struct audit *a, const uint8_t *line, size_t len)
+{
+	json_t *o;
+	uint64_t seq;
+	int r;
+
+	if (len == 0 || len > AUDIT_RECORD_MAX)
+		return sv_seterr(SV_EINVAL, "last line empty or over %d bytes", AUDIT_RECORD_MAX);
+	if ((r = rec_parse(line, len, &o, &seq)) != 0)
+		return sv_preferr(r, "last line");
+	json_decref(o);
+	a->seq = seq;
+	crypto_hash_sha256(a->prev, line, len);
+	return 0;
+}
+
+/*
+ * Take seq and hash of the last complete line.  A partial line after it (a
+ * crash mid-write) is noted in a->repaired, to be cut; other tails are refused.
+ */
+static int
+log_read_tail(struct audit *a)
+{
+	size_t win = (size_t)a->size < TAIL_MAX ? (size_t)a->size : TAIL_MAX, start, part;
+	const uint8_t *nl, *pl;
+	uint8_t *buf;
+	int r = 0;
+
+	if (a->size == 0)
+		return 0;
+	if ((buf = malloc(win)) == NULL)
+		return sv_seterr(SV_ENOMEM, "audit: out of memory");
+	/* A regular file we hold the lock on: one pread() reads it all. */
+	if (pread(a->fd, buf, win, a->size - (off_t)win) != (ssize_t)win) {
+		r = sv_seterr(SV_EIO, "%s: read: %s", a->path, strerror(errno));
+		goto out;
+	}
+	nl = memrchr(buf, '\n', win);
+	part = nl ? win - (size_t)(nl - buf) - 1 : win;
+	if (part > AUDIT_RECORD_MAX)
+		r = sv_seterr(SV_EINVAL, "last %zu bytes have no newline: damaged", part);
+	else if (part > 0 && buf[win - part] != '{' && buf[win - part] != '\0')
+		r = sv_seterr(SV_EINVAL, "partial last line does not look like a record");
+	a->repaired = r == 0 ? part : 0;
+	if (r != 0 || nl == NULL)
+		goto out; /* no complete line: the whole (short) file is a partial line */
+	pl = memrchr(buf, '\n', (size_t)(nl - buf));
+	start = pl ? (size_t)(pl - buf) + 1 : 0;
+	if (pl == NULL && win < (size_t)a->size)
+		r = sv_seterr(SV_EINVAL, "last line over %d bytes", AUDIT_RECORD_MAX);
+	else
+		r = tail_parse(a, buf + start, (size_t)(nl - buf) - start);
+out:
+	free(buf);
+	return r;
+}
+
+/* Refuse to append to a log cut back past the checkpoint in its head file. */
+static int
+head_check_open(struct audit *a)
+{
+	struct head h;
+	int found, r;
+
+	if ((r = head_load(a->head_path, NULL, &h, &found)) != 0 || !found)
+		return r;
+	if (h.seq > a->seq)
+		return sv_seterr(SV_ESTATE,
+		    "truncated: checkpoint %" PRIu64 " recorded in the "
+		    "head file is missing (log ends at %" PRIu64 ")",
+		    h.seq, a->seq);
+	if (h.seq == a->seq && memcmp(h.hash, a->prev, HASH_LEN) != 0)
+		return sv_seterr(SV_ESTATE, "last line is not the head file's checkpoint");
+	return 0;
+}
+
+int
+audit_open(const char *path, struct audit **out)
+{
+	struct audit *a = NULL;
+	int r;
+
+	*out = NULL;
+	if (sodium_init() < 0)
+		return sv_seterr(SV_ECRYPTO, "audit: libsodium initialisation failed");
+	if ((r = audit_alloc(path, &a)) != 0)
+		return r;
+	if ((r = log_open_fd(a)) != 0)
+		goto out;
+	if ((r = log_read_tail(a)) != 0 || (r = head_check_open(a)) != 0) {
+		sv_preferr(r, "%s: refusing to append to a log it cannot chain to", path);
+		goto out;
+	}
+	a->size -= (off_t)a->repaired;
+	if (a->repaired > 0 && (ftruncate(a->fd, a->size) != 0 || fdatasync(a->fd) != 0)) {
+		r = sv_seterr(SV_EIO, "%s: cut partial line: %s", path, strerror(errno));
+		goto out;
+	}
+	a->qseq = a->seq;
+	memcpy(a->qprev, a->prev, HASH_LEN);
+	*out = a;
+	a = NULL;
+out:
+	audit_close(a);
+	return r;
+}
+
+void
+audit_close(struct audit *a)
+{
+	if (a == NULL)
+		return;
+	if (a->fd >= 0)
+		close(a->fd);
+	svbuf_free(a->queue);
+	free(a->scratch);
+	free(a->head_path);
+	free(a->path);
+	free(a);
+}
+
+size_t
+audit_repaired(const struct audit *a)
+{
+	return a->repaired;
+}
+
+uint64_t
+audit_seq(const struct audit *a)
+{
+	return a->seq;
+}
+
+size_t
+audit_pending(const struct audit *a)
+{
+	return a->nqueued;
+}
+
+void
+audit_test_fail_next_commit(struct audit *a, unsigned what, int errno_value)
+{
+	a->fail = what;
+	a->fail_errno = errno_value;
+}
+
+/* ---- queueing ---- */
+
+/* Serialise seq, time, prev and then fields into a->scratch. */
+static int
+rec_build(struct audit *a, json_t *fields, size_t *len)
+{
+	char t[TIME_LEN + 1], p[HASH_B64_LEN + 1];
+	const char *k;
+	size_t klen;
+	json_t *o, *v;
+	int r;
+
+	*len = 0;
+	if ((r = time_now(t)) != 0)
+		return r;
+	hash_encode(a->qprev, p);
+	o = json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)(a->qseq + 1), "time", t, "prev", p);
+	if (o == NULL)
+		return sv_seterr(SV_ENOMEM, "audit: out of memory");
+	json_object_keylen_foreach(fields, k, klen, v)
+	{
+		if (klen != strlen(k) || json_object_set(o, k, v) != 0) {
+			r = sv_seterr(
+			    SV_EINVAL, "audit: a field name holds a NUL byte (or no memory)");
+			goto out;
+		}
+	}
+	r = json_dump_capped(o, a->scratch, AUDIT_RECORD_MAX, len);
+out:
+	json_decref(o);
+	return r;
+}
+
+/* Append one line (no newline in it) to the batch and advance the chain. */
+static int
+queue_line(struct audit *a, const void *line, size_t len)
+{
+	int r;
+
+	if (svbuf_len(a->queue) + len + 1 > AUDIT_BATCH_MAX)
+		return sv_seterr(SV_EBUSY, "audit: batch full: commit first");
+	if ((r = svbuf_put(a->queue, line, len)) != 0 || (r = svbuf_put(a->queue, "\n", 1)) != 0)
+		return r; /* not reached: the cap was checked above */
+	crypto_hash_sha256(a->qprev, line, len);
+	a->qseq++;
+	a->nqueued++;
+	return 0;
+}
+
+static void
+queue_drop(struct audit *a)
+{
+	svbuf_reset(a->queue);
+	a->nqueued = 0;
+	a->qseq = a->seq;
+	memcpy(a->qprev, a->prev, HASH_LEN);
+}
+
+int
+audit_add(struct audit *a, const json_t *fields)
+{
+	json_t *o = NULL, *t;
+	uint64_t seq;
+	size_t len, i;
+	int r;
+
+	if (!json_is_object(fields))
+		return sv_seterr(SV_EINVAL, "audit: fields must be a JSON object");
+	for (i = 0; i < NKEYS(REC_KEYS); i++)
+		if (json_object_get(fields, REC_KEYS[i]) != NULL)
+			return sv_seterr(SV_EINVAL, "audit: field \"%s\" is reserved", REC_KEYS[i]);
+	t = json_object_get(fields, "type");
+	if (json_is_string(t) && strcmp(json_string_value(t), "checkpoint") == 0)
+		return sv_seterr(SV_EINVAL, "audit: type \"checkpoint\" is reserved");
+	/* jansson's iterators take non-const objects; fields is only read. */
+	if ((r = rec_build(a, (json_t *)fields, &len)) != 0)
+		return r;
+	/* Never write a line the verifier would reject (e.g. a NUL in a string). */
+	if ((r = rec_parse((const uint8_t *)a->scratch, len, &o, &seq)) != 0)
+		return sv_preferr(r, "audit: record would not verify");
+	json_decref(o);
+	return queue_line(a, a->scratch, len);
+}
+
+/* ---- committing ---- */
+
+/* Write and sync the batch; a short write is retried so its error shows. */
+static int
+log_write(struct audit *a)
+{
+	const uint8_t *p = svbuf_ptr(a->queue);
+	size_t len = svbuf_len(a->queue);
+	ssize_t n;
+
+	if (a->fail & AUDIT_FAIL_WRITE) {
+		n = write(a->fd, p, len / 2);
+		errno = a->fail_errno;
+		return sv_seterr(SV_EIO, "%s: write: %s", a->path, strerror(errno));
+	}
+	for (; len > 0; p += n, len -= (size_t)n) {
+		if ((n = write(a->fd, p, len)) < 0 && errno == EINTR)
+			n = 0;
+		else if (n < 0)
+			return sv_seterr(SV_EIO, "%s: write: %s", a->path, strerror(errno));
+	}
+	if (a->fail & AUDIT_FAIL_SYNC)
+		errno = a->fail_errno;
+	else if (fdatasync(a->fd) == 0)
+		return 0;
+	return sv_seterr(SV_EIO, "%s: fdatasync: %s", a->path, strerror(errno));
+}
+
+/* Cut the file back to its committed length (dirty stays set on failure). */
+static int
+log_cut(struct audit *a)
+{
+	a->dirty = 1;
+	if (a->fail & AUDIT_FAIL_TRUNCATE) {
+		a->fail &= ~(unsigned)AUDIT_FAIL_TRUNCATE;
+		errno = a->fail_errno;
+	} else if (ftruncate(a->fd, a->size) == 0 && fdatasync(a->fd) == 0) {
+		a->dirty = 0;
+		return 0;
+	}
+	return sv_seterr(SV_EIO, "%s: cutting back to %lld bytes: %s", a->path, (long long)a->size,
+	    strerror(errno));
+}
+
+/* After a failed write or sync: cut back, keeping the first error's detail. */
+static int
+log_rollback(struct audit *a, int r)
+{
+	char first[SV_ERRMSG_MAX];
+
+	snprintf(first, sizeof(first), "%s", sv_errmsg(r));
+	if (log_cut(a) != 0)
+		return sv_seterr(r, "%s; then %s (retried next commit)", first, sv_errmsg(SV_EIO));
+	return sv_seterr(r, "%s", first);
+}
+
+int
+audit_commit(struct audit *a)
+{
+	struct stat st;
+	int r;
+
+	if (a->dirty && (r = log_cut(a)) != 0)
+		goto fail;
+	if (a->nqueued == 0)
+		return 0;
+	/* Refuse to write if someone else changed the file's length. */
+	if (fstat(a->fd, &st) != 0 || st.st_size != a->size) {
+		r = sv_seterr(
+		    SV_ESTATE, "%s: changed by someone else: cannot chain to it", a->path);
+		goto fail;
+	}
+	if ((r = log_write(a)) != 0) {
+		r = log_rollback(a, r);
+		goto fail;
+	}
+	a->size += (off_t)svbuf_len(a->queue);
+	a->seq = a->qseq;
+	memcpy(a->prev, a->qprev, HASH_LEN);
+	queue_drop(a);
+	a->fail = 0;
+	return 0;
+fail:
+	queue_drop(a);
+	a->fail = 0;
+	return r;
+}
+
+int
+audit_checkpoint(struct audit *a, const char *key_id, audit_sign_fn sign, void *ctx)
+{
+	uint8_t hash[HASH_LEN];
+	char *line = NULL;
+	size_t ulen, len;
+	json_t *f;
+	int r;
+
+	if (a->nqueued != 0)
+		return sv_seterr(SV_ESTATE, "audit: records queued: commit before a checkpoint");
+	if (sign == NULL || key_id == NULL || key_id[0] == '\0' || strlen(key_id) > AUDIT_KEYID_MAX)
+		return sv_seterr(SV_EINVAL,
+		    "audit: checkpoint needs a signer and a key id of 1 to "
+		    "%d bytes",
+		    AUDIT_KEYID_MAX);
+	if ((f = json_pack("{s:s,s:s}", "type", "checkpoint", "key", key_id)) == NULL)
+		return sv_seterr(SV_EINVAL, "audit: checkpoint key id is not UTF-8");
+	r = rec_build(a, f, &ulen);
+	json_decref(f);
+	if (r != 0)
+		return r;
+	if ((r = sig_make(AUDIT_CKPT_CONTEXT, a->scratch, ulen, sign, ctx, &line, &len)) != 0)
+		return r;
+	if (len > AUDIT_RECORD_MAX)
+		r = sv_seterr(SV_ETOOBIG, "audit: checkpoint over %d bytes", AUDIT_RECORD_MAX);
+	else if ((r = queue_line(a, line, len)) == 0 && (r = audit_commit(a)) == 0) {
+		crypto_hash_sha256(hash, (const uint8_t *)line, len);
+		r = head_write(a, key_id, hash, sign, ctx);
+	}
+	queue_drop(a);
+	free(line);
+	return r;
+}
+
+/* ---- verifying ---- */
+
+/* Line reader with a per-line cap; memory stays at one buffer. */
+struct lreader {
+	int fd;
+	const char *path;
+	uint8_t *buf;
+	size_t cap, start, end;
+	int eof;
+};
+
+enum { LR_EOF, LR_LINE, LR_PARTIAL, LR_TOOLONG };
+
+static int
+lr_fill(struct lreader *lr)
+{
+	ssize_t n;
+
+	if (lr->start > 0) {
+		memmove(lr->buf, lr->buf + lr->start, lr->end - lr->start);
+		lr->end -= lr->start;
+		lr->start = 0;
+	}
+	do
+		n = read(lr->fd, lr->buf + lr->end, lr->cap - lr->end);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return sv_seterr(SV_EIO, "%s: read: %s", lr->path, strerror(errno));
+	if (n == 0)
+		lr->eof = 1;
+	lr->end += (size_t)n;
+	return 0;
+}
+
+/* Next line (without newline) in *line, *len.  Returns LR_* or an SV code. */
+static int
+lr_next(struct lreader *lr, const uint8_t **line, size_t *len)
+{
+	uint8_t *p, *nl;
+	int r;
+
+	for (;;) {
+		p = lr->buf + lr->start;
+		*line = p;
+		*len = lr->end - lr->start;
+		if ((nl = memchr(p, '\n', *len)) != NULL)
+			*len = (size_t)(nl - p);
+		if (*len > AUDIT_RECORD_MAX)
+			return LR_TOOLONG;
+		if (nl != NULL) {
+			lr->start += *len + 1;
+			return LR_LINE;
+		}
+		if (lr->eof) {
+			lr->start = lr->end;
+			return *len == 0 ? LR_EOF : LR_PARTIAL;
+		}
+		if ((r = lr_fill(lr)) != 0)
+			return r;
+	}
+}
+
+struct vstate {
+	const uint8_t *pub;
+	struct head head;
+	int have_head;
+	uint8_t prev[HASH_LEN];
+	struct audit_report *rep;
+};
+
+static int
+verify_checkpoint(struct vstate *vs, json_t *o, const uint8_t *line, size_t len, uint64_t n)
+{
+	json_t *k = json_object_get(o, "key"), *s = json_object_get(o, "sig");
+	char esc[64];
+	int r;
+
+	if (!keys_match(o, CKPT_KEYS, NKEYS(CKPT_KEYS), 1) || !json_is_string(k) ||
+	    !json_is_string(s) || json_string_length(k) == 0 ||
+	    json_string_length(k) > AUDIT_KEYID_MAX)
+		return sv_seterr(SV_EINVAL, "checkpoint must be {seq,time,prev,type,key,sig}");
+	if ((r = sig_check(vs->pub, AUDIT_CKPT_CONTEXT, line, len, json_string_value(s))) != 0)
+		return sv_preferr(r, "checkpoint (key \"%s\")",
+		    sv_escape(json_string_value(k), json_string_length(k), esc, sizeof(esc)));
+	vs->rep->checkpoints++;
+	vs->rep->last_checkpoint = n;
+	return 0;
+}
+
+static int
+verify_line(struct vstate *vs, const uint8_t *line, size_t len)
+{
+	uint64_t seq, n = vs->rep->records + 1;
+	char want[HASH_B64_LEN + 1];
+	json_t *o = NULL, *t;
+	int r;
+
+	if ((r = rec_parse(line, len, &o, &seq)) != 0)
+		goto out;
+	if (seq != n) {
+		r = sv_seterr(SV_ECRYPTO,
+		    "seq is %" PRIu64 ", expected %" PRIu64 ": records "
+		    "deleted, inserted or moved",
+		    seq, n);
+		goto out;
+	}
+	hash_encode(vs->prev, want);
+	if (strcmp(json_string_value(json_object_get(o, "prev")), want) != 0) {
+		if (n == 1)
+			r = sv_seterr(SV_ECRYPTO, "prev is not the genesis value");
+		else
+			r = sv_seterr(SV_ECRYPTO,
+			    "prev does not match the hash of line %" PRIu64
+			    ": it was changed, or lines deleted or moved",
+			    n - 1);
+		goto out;
+	}
+	t = json_object_get(o, "type");
+	if (json_is_string(t) && strcmp(json_string_value(t), "checkpoint") == 0) {
+		if ((r = verify_checkpoint(vs, o, line, len, n)) != 0)
+			goto out;
+	} else {
+		t = NULL;
+	}
+	crypto_hash_sha256(vs->prev, line, len);
+	if (vs->have_head && n == vs->head.seq &&
+	    (t == NULL || memcmp(vs->prev, vs->head.hash, HASH_LEN) != 0)) {
+		r = sv_seterr(SV_ECRYPTO, "not the checkpoint recorded in the head file");
+		goto out;
+	}
+	vs->rep->records = n;
+out:
+	json_decref(o);
+	return r;
+}
+
+__attribute__((format(printf, 4, 5))) static int
+vfail(struct audit_report *rep, uint64_t line, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	rep->bad_line = line;
+	va_start(ap, fmt);
+	vsnprintf(rep->reason, sizeof(rep->reason), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* Read the log line by line; on failure rep says where and why. */
+static int
+verify_stream(struct vstate *vs, struct lreader *lr)
+{
+	struct audit_report *rep = vs->rep;
+	const uint8_t *line;
+	size_t len;
+	int r;
+
+	while ((r = lr_next(lr, &line, &len)) == LR_LINE) {
+		if ((r = verify_line(vs, line, len)) != 0)
+			return vfail(rep, rep->records + 1, r, "line %" PRIu64 ": %s",
+			    rep->records + 1, sv_errmsg(r));
+	}
+	if (r == LR_PARTIAL)
+		return vfail(rep, rep->records + 1, SV_EINVAL, "line %" PRIu64 ": no final newline",
+		    rep->records + 1);
+	if (r == LR_TOOLONG)
+		return vfail(rep, rep->records + 1, SV_EINVAL, "line %" PRIu64 ": over %d bytes",
+		    rep->records + 1, AUDIT_RECORD_MAX);
+	if (r < 0)
+		return vfail(rep, 0, r, "%s", sv_errmsg(r));
+	if (vs->have_head && vs->head.seq > rep->records)
+		return vfail(rep, rep->records + 1, SV_ECRYPTO,
+		    "truncated: checkpoint %" PRIu64 " recorded in the head file is missing",
+		    vs->head.seq);
+	return 0;
+}
+
+static void
+verify_summary(const struct vstate *vs)
+{
+	struct audit_report *rep = vs->rep;
+
+	rep->sigs_checked = vs->pub != NULL;
+	rep->head_checked = vs->have_head;
+	snprintf(rep->reason, sizeof(rep->reason),
+	    "intact: %" PRIu64 " records, %" PRIu64 " checkpoints; signatures %s; %s", rep->records,
+	    rep->checkpoints, vs->pub ? "verified" : "NOT checked (no key)",
+	    vs->have_head ? "head file matches" : "no head file (truncation not checked)");
+}
+
+int
+audit_verify(const char *path, const uint8_t *pub, struct audit_report *rep)
+{
+	struct vstate vs = { .pub = pub, .rep = rep };
+	struct lreader lr = { .fd = -1, .path = path, .cap = AUDIT_RECORD_MAX + 1 + READ_SIZE };
+	char *hpath = NULL;
+	struct stat st;
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	if (sodium_init() < 0) {
+		r = sv_seterr(SV_ECRYPTO, "audit: libsodium initialisation failed");
+		goto out;
+	}
+	if ((hpath = malloc(strlen(path) + sizeof(AUDIT_HEAD_SUFFIX))) == NULL ||
+	    (lr.buf = malloc(lr.cap)) == NULL) {
+		r = sv_seterr(SV_ENOMEM, "audit: out of memory");
+		goto out;
+	}
+	snprintf(hpath, strlen(path) + sizeof(AUDIT_HEAD_SUFFIX), "%s%s", path, AUDIT_HEAD_SUFFIX);
+	if ((r = head_load(hpath, pub, &vs.head, &vs.have_head)) != 0)
+		goto out;
+	if ((lr.fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0)
+		r = sv_seterr(
+		    errno == ENOENT ? SV_ENOTFOUND : SV_EIO, "%s: %s", path, strerror(errno));
+	else if (fstat(lr.fd, &st) != 0 || !S_ISREG(st.st_mode))
+		r = sv_seterr(SV_EIO, "%s: not a regular file", path);
+	else if ((r = verify_stream(&vs, &lr)) != 0)
+		sv_seterr(r, "%s: %s", path, rep->reason);
+	else
+		verify_summary(&vs);
+out:
+	if (r != 0 && rep->reason[0] == '\0')
+		vfail(rep, 0, r, "%s", sv_errmsg(r));
+	if (lr.fd >= 0)
+		close(lr.fd);
+	free(lr.buf);
+	free(hpath);
+	return r;
+}

@@ -1,0 +1,197 @@
+/*
+ * The tamper-evident audit log of vaultd's key process.
+ *
+ * The key process writes one record for every decision (allowed and denied
+ * signatures, enrollments, admin actions) and commits it before it answers;
+ * if the record cannot be committed the request fails (fail closed).  Records
+ * of all requests ready in one event-loop turn are queued with audit_add()
+ * and written with a single write() and fdatasync() by audit_commit() (group
+ * commit).  `vaultctl audit verify` checks a log with audit_verify().
+ *
+ * FORMAT (stable; version 1)
+ *
+ * The log is a file of lines, each one JSON object in jansson's compact form
+ * followed by "\n".  Line n (counting from 1) is the record with seq n.  A line
+ * holds at most AUDIT_RECORD_MAX bytes, not counting its newline.  Members come
+ * in this order:
+ *
+ *   {"seq":N,"time":"2026-11-29T21:30:05.123Z","prev":"<P>", <caller fields>}
+ *
+ *   seq   JSON integer, 1 for the first line, +1 for each line.
+ *   time  UTC, ISO 8601 with milliseconds, always 24 characters
+ *         (YYYY-MM-DDTHH:MM:SS.mmmZ), from CLOCK_REALTIME; informational only
+ *         (the clock may step back, so the verifier does not order by it).
+ *   prev  base64url without padding (43 characters) of the SHA-256 of the
+ *         previous line's bytes, without its newline.  Line 1 carries
+ *         AUDIT_GENESIS: 43 'A's, which is the encoding of 32 zero bytes.
+ *
+ * The caller's fields follow, in the caller's order; they may not use the
+ * names seq, time or prev, nor "type":"checkpoint".
+ *
+ * A checkpoint is a line with exactly these members, in this order:
+ *
+ *   {"seq":N,"time":"...","prev":"...","type":"checkpoint","key":"<K>","sig":"<S>"}
+ *
+ * K names the signing key (at most AUDIT_KEYID_MAX bytes).  S is base64url (86
+ * characters) of a 64-byte Ed25519 signature over AUDIT_CKPT_CONTEXT followed
+ * by the line's bytes with its sig member removed, i.e. with the 96-byte tail
+ * `,"sig":"<S>"}` replaced by `}`:
+ *
+ *   {"seq":N,"time":"...","prev":"...","type":"checkpoint","key":"<K>"}
+ *
+ * The verifier works on those raw bytes (it never re-serialises JSON), so the
+ * check does not depend on the JSON library.  Because prev chains every line,
+ * a valid checkpoint authenticates every line before it.
+ *
+ * The head file, "<log path>" AUDIT_HEAD_SUFFIX, is rewritten atomically after
+ * each checkpoint.  It holds one line:
+ *
+ *   {"seq":N,"hash":"<H>","key":"<K>","sig":"<S>"}
+ *
+ * N is the seq of the newest checkpoint, H the base64url SHA-256 of that line
+ * (without newline), S an Ed25519 signature by the same key over
+ * AUDIT_HEAD_CONTEXT followed by the head line without its sig member (same
+ * rule as above).  If the head file exists, the verifier requires line N of the
+ * log to be that checkpoint; a log cut back past it fails with "truncated:
+ * checkpoint N recorded in the head file is missing".
+ *
+ * WHAT IS AND IS NOT DETECTED
+ *
+ * With the public key, audit_verify() detects any edit, insertion, deletion
+ * or reordering of lines up to and including the last checkpoint, and (with
+ * the head file) a truncation of the log back past the checkpoint recorded in
+ * the head file.  Lines after the last checkpoint are only hash-chained: the
+ * chain hash is not keyed, so someone who can write the file can rewrite,
+ * drop or cut those lines and recompute the chain without detection; in
+ * particular truncating only records after the last checkpoint is NOT
+ * detectable offline.  Deleting the head file together with a truncation, or
+ * putting back an older head file, is not detectable either.  Checkpoint
+ * often to keep that window small.  Without the public key only the chain
+ * and the format are checked (the report says so).
+ *
+ * After a crash the log may end in a partial line (cut away by audit_open())
+ * and may hold complete records of a batch whose requests were never answered.
+ */
+#ifndef SV_AUDIT_H
+#define SV_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* Largest line in bytes, newline not counted. */
+#define AUDIT_RECORD_MAX 16384
+/* Largest batch of queued, uncommitted records in bytes. */
+#define AUDIT_BATCH_MAX (4u << 20)
+/* Longest checkpoint key id in bytes. */
+#define AUDIT_KEYID_MAX 128
+/* Largest head file in bytes. */
+#define AUDIT_HEAD_MAX 4096
+/* prev of line 1: base64url of 32 zero bytes. */
+#define AUDIT_GENESIS "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+/* Domain-separation prefixes of the signed messages. */
+#define AUDIT_CKPT_CONTEXT "shadowvault audit checkpoint v1\n"
+#define AUDIT_HEAD_CONTEXT "shadowvault audit head v1\n"
+/* The head file's name is the log path with this appended. */
+#define AUDIT_HEAD_SUFFIX ".head"
+
+/*
+ * Checkpoint signer: write the 64-byte Ed25519 signature of len bytes at msg
+ * into sig.  Return 0 or a negative SV_E* code (with sv_seterr detail).  The
+ * private key stays with the signer (the HSM).
+ */
+typedef int (*audit_sign_fn)(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64]);
+
+struct audit;
+
+/*
+ * Open or create (mode 0600) the log at path for appending and take an
+ * exclusive lock on it (SV_EBUSY if another process holds it).  Reads the
+ * last complete line to continue the chain.  A partial last line (no final
+ * newline: a crash mid-write) of at most AUDIT_RECORD_MAX bytes is cut away;
+ * audit_repaired() tells how many bytes were cut so the caller can log it.
+ * Refuses (nothing changed) a log whose last complete line is not a record,
+ * a longer partial tail, something that is not a regular file, a malformed
+ * head file, and a log that ends before the checkpoint recorded in its head
+ * file (the head file's signature is not checked here: audit_verify does).
+ * *out is set on success; the caller frees it with audit_close().
+ */
+int audit_open(const char *path, struct audit **out);
+
+/* Close the log and release the lock; queued records are dropped.  NULL ok. */
+void audit_close(struct audit *a);
+
+/* Bytes of a partial last line cut away by audit_open() (0: none). */
+size_t audit_repaired(const struct audit *a);
+
+/*
+ * Queue a record made of fields (a JSON object, not modified, still owned by
+ * the caller) after seq, time and prev; no I/O.  SV_EINVAL if fields is not
+ * an object, uses seq/time/prev or "type":"checkpoint", holds a key with a
+ * NUL byte or a value the verifier would reject; SV_ETOOBIG if the line
+ * would exceed AUDIT_RECORD_MAX; SV_EBUSY if the batch would exceed
+ * AUDIT_BATCH_MAX (commit first).  On error nothing is queued.
+ */
+int audit_add(struct audit *a, const json_t *fields);
+
+/* Number of queued, uncommitted records. */
+size_t audit_pending(const struct audit *a);
+
+/*
+ * Write all queued records with one write() and fdatasync().  On failure
+ * the file is cut back to its last committed length, the queued records are
+ * dropped, seq and prev roll back and SV_EIO is returned with the errno
+ * text; the next audit_add()/audit_commit() works normally once the disk
+ * accepts writes again (if even the cut failed, the next commit repeats it
+ * first).  SV_ESTATE if the file's length changed behind our back (someone
+ * else wrote to it): the log cannot be chained to any more.
+ */
+int audit_commit(struct audit *a);
+
+/*
+ * Append and commit a checkpoint signed through sign(ctx, ...) with the key
+ * named key_id, then rewrite the head file.  The queue must be empty
+ * (SV_ESTATE otherwise: commit first) so that a failed checkpoint never
+ * affects request records.  A signer error is returned as is and nothing is
+ * written.  If the checkpoint is committed but the head file cannot be
+ * written, SV_EIO says so; the log stays valid and the next checkpoint
+ * rewrites the head file.
+ */
+int audit_checkpoint(struct audit *a, const char *key_id, audit_sign_fn sign, void *ctx);
+
+/* seq of the last committed record (0 for an empty log). */
+uint64_t audit_seq(const struct audit *a);
+
+struct audit_report {
+	uint64_t records;	  /* lines read and accepted */
+	uint64_t checkpoints;	  /* checkpoint lines accepted */
+	uint64_t last_checkpoint; /* seq of the last one, 0 if none */
+	uint64_t bad_line;	  /* first bad line (1-based), 0 if none or not a line */
+	int sigs_checked;	  /* 1 if checkpoint and head signatures were verified */
+	int head_checked;	  /* 1 if a head file was found and matched */
+	char reason[256];	  /* what failed, or a summary when intact */
+};
+
+/*
+ * Verify the log at path and its head file (path AUDIT_HEAD_SUFFIX, if it
+ * exists).  pub: the 32-byte Ed25519 public key of the checkpoints, or NULL
+ * to check only the chain and the format (rep->sigs_checked is then 0).
+ * The log is streamed line by line (memory does not grow with its size).
+ * rep is always filled.  Returns 0 if intact; SV_ECRYPTO for a broken chain,
+ * wrong seq, bad signature, head mismatch or truncation; SV_EINVAL for a
+ * malformed line or head file; SV_EIO / SV_ENOTFOUND if a file cannot be read.
+ */
+int audit_verify(const char *path, const uint8_t *pub, struct audit_report *rep);
+
+/*
+ * ---- For tests only: fault injection. ----
+ * Make the next audit_commit() (that writes) fail with errno_value:
+ * AUDIT_FAIL_WRITE writes half the batch, then fails; AUDIT_FAIL_SYNC writes
+ * it all, then the sync fails; AUDIT_FAIL_TRUNCATE (with one of them) also
+ * makes the roll-back cut fail once.  One shot.
+ */
+enum { AUDIT_FAIL_WRITE = 1, AUDIT_FAIL_SYNC = 2, AUDIT_FAIL_TRUNCATE = 4 };
+void audit_test_fail_next_commit(struct audit *a, unsigned what, int errno_value);
+
+#endif
