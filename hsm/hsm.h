@@ -119,6 +119,21 @@ int hsm_key_attrs(struct hsm *h, struct hsm_key *key, struct hsm_keyattrs *out);
 int hsm_sign(struct hsm *h, struct hsm_key *key, const uint8_t *msg, size_t len, uint8_t *sig,
     size_t *siglen);
 
+/*
+ * Sign a digest the caller computed (EC keys: CKM_ECDSA, raw r||s).  For
+ * OpenSSL-driven signing (hsm_pkey); JWS signing uses hsm_sign().
+ */
+int hsm_sign_digest(struct hsm *h, struct hsm_key *key, const uint8_t *dgst, size_t dlen,
+    uint8_t *sig, size_t *siglen);
+
+/*
+ * An OpenSSL key whose signing happens in the token through h (EC keys):
+ * OpenSSL can then sign certificates and CSRs with it (X509_sign).  It
+ * borrows h: keep the session open while the key is used; one thread at a
+ * time.  Caller EVP_PKEY_free()s.
+ */
+int hsm_pkey(struct hsm *h, struct hsm_key *key, EVP_PKEY **out);
+
 /* A JWS signer over an HSM key (borrows h and key; one thread at a time). */
 struct hsm_jws_ctx {
 	struct hsm *h;

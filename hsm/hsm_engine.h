@@ -1,7 +1,10 @@
 /*
- * The libp11 OpenSSL engine, for the places where OpenSSL itself must use a
- * token key by its pkcs11: URI: certificates and CSRs signed inside the
- * token (the vault's shadow CA), a TLS key kept on the token.
+ * The libp11 OpenSSL engine: OpenSSL loads a token key by its pkcs11: URI.
+ *
+ * Limit measured here: libp11 0.4.12 cannot enumerate the keys of a token
+ * that holds any Ed25519 key, and then finds no key at all.  The vault's
+ * own token always holds one (its audit key), so vaultd signs certificates
+ * with hsm_pkey() instead; this module serves tokens without EdDSA keys.
  */
 #ifndef SV_HSM_ENGINE_H
 #define SV_HSM_ENGINE_H

@@ -54,6 +54,39 @@ sign_once(struct hsm *h, struct hsm_key *key, CK_MECHANISM_TYPE mt, const uint8_
 	return h->m->f->C_Sign(h->s, (CK_BYTE_PTR)in, (CK_ULONG)inlen, sig, siglen);
 }
 
+/* C_Sign with recovery; *siglen: room in, length out. */
+static int
+sign_loop(struct hsm *h, struct hsm_key *key, CK_MECHANISM_TYPE mech, const uint8_t *in,
+    size_t inlen, uint8_t *sig, size_t *siglen)
+{
+	CK_ULONG sl;
+	CK_RV rv;
+	int attempt, r;
+
+	for (attempt = 0;; attempt++) {
+		sl = (CK_ULONG)*siglen;
+		if ((rv = hsm_enter(h)) == CKR_OK) {
+			rv = sign_once(h, key, mech, in, inlen, sig, &sl);
+			hsm_leave(h);
+		}
+		if (rv == CKR_OK)
+			break;
+		if ((r = hsm_key_retry(h, key, rv, attempt, "C_Sign")) != 0)
+			return sv_preferr(r, "signing with key \"%s\"", key->label);
+	}
+	*siglen = sl;
+	return 0;
+}
+
+int
+hsm_sign_digest(struct hsm *h, struct hsm_key *key, const uint8_t *dgst, size_t dlen,
+    uint8_t *sig, size_t *siglen)
+{
+	if (key->type != HSM_EC_P256 && key->type != HSM_EC_P384)
+		return sv_seterr(SV_EUNSUPP, "hsm: digest signing is for EC keys");
+	return sign_loop(h, key, CKM_ECDSA, dgst, dlen, sig, siglen);
+}
+
 int
 hsm_sign(struct hsm *h, struct hsm_key *key, const uint8_t *msg, size_t len, uint8_t *sig,
     size_t *siglen)
@@ -62,10 +95,8 @@ hsm_sign(struct hsm *h, struct hsm_key *key, const uint8_t *msg, size_t len, uin
 	const EVP_MD *md;
 	uint8_t digest[EVP_MAX_MD_SIZE];
 	unsigned dlen = 0;
-	size_t rawlen;
-	CK_ULONG sl;
-	CK_RV rv;
-	int attempt, r;
+	size_t rawlen, sl;
+	int r;
 
 	sign_mech(key->type, &mech, &md, &rawlen);
 	if (md != NULL) {
@@ -75,21 +106,13 @@ hsm_sign(struct hsm *h, struct hsm_key *key, const uint8_t *msg, size_t len, uin
 		msg = digest;
 		len = dlen;
 	}
-	for (attempt = 0;; attempt++) {
-		sl = (CK_ULONG)*siglen;
-		if ((rv = hsm_enter(h)) == CKR_OK) {
-			rv = sign_once(h, key, mech, msg, len, sig, &sl);
-			hsm_leave(h);
-		}
-		if (rv == CKR_OK)
-			break;
-		if ((r = hsm_key_retry(h, key, rv, attempt, "C_Sign")) != 0)
-			return sv_preferr(r, "signing with key \"%s\"", key->label);
-	}
+	sl = *siglen;
+	if ((r = sign_loop(h, key, mech, msg, len, sig, &sl)) != 0)
+		return r;
 	/* The raw r||s form of CKM_ECDSA is already the JWS form. */
 	if (rawlen != 0 && sl != rawlen)
-		return sv_seterr(SV_EHSM, "hsm: ECDSA signature of %lu bytes, expected %zu",
-		    (unsigned long)sl, rawlen);
+		return sv_seterr(SV_EHSM, "hsm: ECDSA signature of %zu bytes, expected %zu", sl,
+		    rawlen);
 	*siglen = sl;
 	return 0;
 }

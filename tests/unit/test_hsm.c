@@ -321,6 +321,48 @@ test_engine_csr(void **state)
 	hsm_engine_close(e);
 }
 
+/*
+ * OpenSSL signs a certificate with a token key through hsm_pkey(), in a
+ * token that also holds an Ed25519 key (where the libp11 engine finds no key).
+ */
+static void
+test_pkey_cert(void **state)
+{
+	struct fx *f = *state;
+	struct hsm_key k, ed;
+	EVP_PKEY *priv = NULL, *pub = NULL;
+	X509 *x;
+	int t;
+
+	assert_ok(hsm_key_create(f->h, HSM_ED25519, "ed", 0, &ed));
+	for (t = HSM_EC_P256; t <= HSM_EC_P384; t++) {
+		assert_ok(hsm_key_create(f->h, (enum hsm_keytype)t, "ca", 0, &k));
+		assert_ok(hsm_key_public(f->h, &k, &pub));
+		assert_ok(hsm_pkey(f->h, &k, &priv));
+		assert_non_null(x = X509_new());
+		X509_set_version(x, 2);
+		ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+		X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+		    (const unsigned char *)"ca", -1, -1, 0);
+		X509_set_issuer_name(x, X509_get_subject_name(x));
+		X509_gmtime_adj(X509_getm_notBefore(x), 0);
+		X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+		X509_set_pubkey(x, pub);
+		assert_true(X509_sign(x, priv, t == HSM_EC_P256 ? EVP_sha256() : EVP_sha384()) > 0);
+		assert_int_equal(X509_verify(x, pub), 1);
+		/* A changed certificate no longer verifies: the signature is real. */
+		ASN1_INTEGER_set(X509_get_serialNumber(x), 8);
+		X509_set_subject_name(x, X509_get_issuer_name(x));
+		assert_int_equal(i2d_re_X509_tbs(x, NULL) > 0, 1);
+		assert_int_not_equal(X509_verify(x, pub), 1);
+		X509_free(x);
+		EVP_PKEY_free(priv);
+		EVP_PKEY_free(pub);
+		assert_ok(hsm_key_destroy(f->h, &k));
+	}
+	assert_sverr(hsm_pkey(f->h, &ed, &priv), SV_EUNSUPP);
+}
+
 int
 main(void)
 {
@@ -333,6 +375,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_csr, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pkey_cert, setup, teardown),
 	};
 
 	if (sodium_init() < 0)
