@@ -145,6 +145,13 @@ int pol_eval_bundle(
     const struct pol *p, const char *shadow, const char *name, struct pol_decision *d);
 
 /*
+ * May shadow use account at all (read its public information)?  Codes:
+ * unknown-shadow, account.  Returns like pol_eval().
+ */
+int pol_eval_account(
+    const struct pol *p, const char *shadow, const char *account, struct pol_decision *d);
+
+/*
  * Rate limit for shadow (POL_RATE_PER_MINUTE / POL_RATE_BURST when the file
  * sets none): 0, or SV_ENOTFOUND when there is no policy for shadow (both
  * outputs 0).

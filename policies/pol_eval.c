@@ -210,3 +210,25 @@ pol_eval_bundle(const struct pol *p, const char *shadow, const char *name, struc
 		    sh->name);
 	return 0;
 }
+
+int
+pol_eval_account(const struct pol *p, const char *shadow, const char *account,
+    struct pol_decision *d)
+{
+	const struct pol_shadow *sh;
+	char e[ESC_MAX];
+
+	if (d == NULL)
+		return sv_seterr(SV_EINVAL, "pol_eval_account: NULL decision");
+	decision_init(d);
+	if (p == NULL || shadow == NULL || account == NULL)
+		return sv_seterr(SV_EINVAL, "pol_eval_account: NULL argument");
+	if ((sh = shadow_find(p, shadow)) == NULL)
+		decide(d, 0, POL_CODE_UNKNOWN_SHADOW, "shadow \"%s\" has no policy", esc(shadow, e));
+	else if (!pol_strs_has(&sh->accounts, account))
+		decide(d, 0, POL_CODE_ACCOUNT, "account \"%s\" is not allowed for shadow %s",
+		    esc(account, e), sh->name);
+	else
+		decide(d, 1, POL_CODE_OK, "account %s allowed for shadow %s", account, sh->name);
+	return 0;
+}

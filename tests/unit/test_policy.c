@@ -257,6 +257,16 @@ test_example_file(void **state)
 	assert_int_equal(d.allow, 1);
 	assert_ok(pol_eval_bundle(p, "edge2", "master.test", &d));
 	assert_int_equal(d.allow, 0);
+	/* Account use alone (the account information endpoint). */
+	assert_ok(pol_eval_account(p, "web1", "le-prod", &d));
+	assert_int_equal(d.allow, 1);
+	assert_ok(pol_eval_account(p, "edge2", "le-prod", &d));
+	assert_int_equal(d.allow, 0);
+	assert_string_equal(d.code, "account");
+	assert_ok(pol_eval_account(p, "nobody", "le-prod", &d));
+	assert_int_equal(d.allow, 0);
+	assert_string_equal(d.code, "unknown-shadow");
+	assert_sverr(pol_eval_account(p, NULL, "le-prod", &d), SV_EINVAL);
 	assert_ok(pol_rate(p, "web1", &pm, &b));
 	assert_int_equal(pm, 120);
 	assert_int_equal(b, 30);
