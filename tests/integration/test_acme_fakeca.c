@@ -1,0 +1,1038 @@
+/*
+ * The ACME client against a scripted CA: a small HTTPS server in this file
+ * (OpenSSL, a thread per connection, 127.0.0.1 on an ephemeral port) whose
+ * answers each test chooses.  It checks what Pebble cannot show: the bytes
+ * on the wire (Content-Type, User-Agent, Accept, the exact url and nonce in
+ * every protected header, "" for POST-as-GET, "{}" for a challenge, the two
+ * keyChange JWSs), keep-alive on one connection, and the error paths: 409 on
+ * keyChange (SV_EEXIST), badNonce retries running out, over-cap bodies and
+ * headers through libcurl (with and without Content-Length), non-2xx without
+ * a problem document, a redirect not followed, malformed JSON, rateLimited
+ * with Retry-After, polling that honours Retry-After within its cap, ARI
+ * when the directory offers renewalInfo, and a CA certificate the client
+ * does not trust.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sodium.h>
+
+#include "acme.h"
+#include "b64.h"
+#include "jwk.h"
+#include "jws.h"
+#include "sv_err.h"
+#include "svtest.h"
+
+#define REQ_MAX (256 * 1024)
+
+/* One request as the server saw it (the JWS decoded, not verified). */
+struct req {
+	char method[8], path[512], ctype[128], ua[256], accept[128];
+	char *body;
+	size_t blen;
+	json_t *jws, *hdr; /* parsed body and protected header (POST) */
+	char *payload;	   /* decoded payload, NUL-terminated */
+};
+
+struct reply {
+	int status;
+	const char *ctype; /* NULL: none */
+	char *headers;	   /* extra header lines (each ending "\r\n"), malloc'd, or NULL */
+	char *body;	   /* malloc'd or NULL */
+	size_t blen;
+	int no_length; /* no Content-Length: body until the connection closes */
+	int no_nonce;
+};
+
+typedef void (*script_fn)(const struct req *q, struct reply *r);
+
+static struct {
+	int fd, port;
+	SSL_CTX *ctx;
+	pthread_t th;
+	atomic_int stop;
+	pthread_mutex_t mu;
+	script_fn script;
+	unsigned long nonce_n, conns, requests;
+	atomic_int active;    /* connection threads running */
+	atomic_int nonce_off; /* send no Replay-Nonce at all */
+	char last_nonce[32];  /* the Replay-Nonce of the last answer */
+	struct req last;      /* the last POST (owned here) */
+	char cafile[64];
+} srv = { .fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static char base[64]; /* "https://127.0.0.1:PORT" */
+
+/* ------------------------------------------------------------- server */
+
+static void
+req_clear(struct req *q)
+{
+	free(q->body);
+	json_decref(q->jws);
+	json_decref(q->hdr);
+	free(q->payload);
+	memset(q, 0, sizeof(*q));
+}
+
+static void
+req_decode_jws(struct req *q)
+{
+	const char *h, *p;
+	uint8_t *hb = NULL, *pb = NULL;
+	size_t hl, pl;
+
+	if ((q->jws = json_loadb(q->body, q->blen, 0, NULL)) == NULL ||
+	    (h = json_string_value(json_object_get(q->jws, "protected"))) == NULL ||
+	    (p = json_string_value(json_object_get(q->jws, "payload"))) == NULL)
+		return;
+	if (b64u_decode(h, strlen(h), REQ_MAX, &hb, &hl) == 0)
+		q->hdr = json_loadb((const char *)hb, hl, 0, NULL);
+	if (b64u_decode(p, strlen(p), REQ_MAX, &pb, &pl) == 0)
+		q->payload = (char *)pb;
+	free(hb);
+}
+
+static void
+hdr_value(const char *hdrs, const char *name, char *out, size_t outsz)
+{
+	const char *p = hdrs;
+	size_t nl = strlen(name);
+
+	out[0] = '\0';
+	while ((p = strstr(p, "\r\n")) != NULL) {
+		p += 2;
+		if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			p += nl + 1;
+			p += strspn(p, " ");
+			snprintf(out, outsz, "%.*s", (int)strcspn(p, "\r"), p);
+			return;
+		}
+	}
+}
+
+/* Read one request from s into q; 0, or -1 at EOF/error. */
+static int
+read_req(SSL *s, char *buf, size_t *have, struct req *q)
+{
+	char *end, cl[32];
+	size_t hlen, need;
+	int n;
+
+	while ((end = memmem(buf, *have, "\r\n\r\n", 4)) == NULL) {
+		if (*have >= REQ_MAX || (n = SSL_read(s, buf + *have, (int)(REQ_MAX - *have))) <= 0)
+			return -1;
+		*have += (size_t)n;
+	}
+	hlen = (size_t)(end - buf) + 4;
+	buf[hlen - 2] = '\0';
+	sscanf(buf, "%7s %511s", q->method, q->path);
+	hdr_value(buf, "Content-Type", q->ctype, sizeof(q->ctype));
+	hdr_value(buf, "User-Agent", q->ua, sizeof(q->ua));
+	hdr_value(buf, "Accept", q->accept, sizeof(q->accept));
+	hdr_value(buf, "Content-Length", cl, sizeof(cl));
+	need = hlen + (size_t)strtoul(cl, NULL, 10);
+	while (*have < need) {
+		if (need > REQ_MAX || (n = SSL_read(s, buf + *have, (int)(REQ_MAX - *have))) <= 0)
+			return -1;
+		*have += (size_t)n;
+	}
+	q->blen = need - hlen;
+	q->body = malloc(q->blen + 1);
+	memcpy(q->body, buf + hlen, q->blen);
+	q->body[q->blen] = '\0';
+	memmove(buf, buf + need, *have - need);
+	*have -= need;
+	if (strcmp(q->method, "POST") == 0)
+		req_decode_jws(q);
+	return 0;
+}
+
+static void
+json_reply(struct reply *r, int status, const char *ctype, const char *body)
+{
+	r->status = status;
+	r->ctype = ctype;
+	r->body = strdup(body);
+	r->blen = strlen(body);
+}
+
+/* The directory and newNonce are always there; the rest is the script's. */
+static void
+route(const struct req *q, struct reply *r)
+{
+	char dir[1024];
+
+	if (strcmp(q->path, "/dir") == 0) {
+		snprintf(dir, sizeof(dir),
+		    "{\"newNonce\":\"%s/nonce\",\"newAccount\":\"%s/new-acct\",\"newOrder\":\"%s/"
+		    "new-order\","
+		    "\"revokeCert\":\"%s/revoke\",\"keyChange\":\"%s/key-change\","
+		    "\"renewalInfo\":\"%s/renewal-info/\",\"meta\":{\"termsOfService\":\"%s/"
+		    "tos\"}}",
+		    base, base, base, base, base, base, base);
+		json_reply(r, 200, "application/json", dir);
+	} else if (strcmp(q->path, "/dir-min") == 0) {
+		/* Only the required endpoints: no keyChange, revokeCert, renewalInfo. */
+		snprintf(dir, sizeof(dir),
+		    "{\"newNonce\":\"%s/nonce\",\"newAccount\":\"%s/new-acct\","
+		    "\"newOrder\":\"%s/new-order\"}",
+		    base, base, base);
+		json_reply(r, 200, "application/json", dir);
+	} else if (strcmp(q->path, "/nonce") == 0) {
+		r->status = 200;
+	} else if (srv.script != NULL) {
+		srv.script(q, r);
+	} else {
+		json_reply(r, 404, "application/problem+json", "{\"type\":\"about:blank\"}");
+	}
+}
+
+static int
+write_all(SSL *s, const char *p, size_t n)
+{
+	int w;
+
+	while (n > 0) {
+		if ((w = SSL_write(s, p, n > INT32_MAX ? INT32_MAX : (int)n)) <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+send_reply(SSL *s, const struct req *q, struct reply *r)
+{
+	char head[512];
+	int n;
+
+	pthread_mutex_lock(&srv.mu);
+	snprintf(srv.last_nonce, sizeof(srv.last_nonce), "nonce%lu", ++srv.nonce_n);
+	n = snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\n%s%s%s", r->status,
+	    r->no_nonce ? "" : "Replay-Nonce: ", r->no_nonce ? "" : srv.last_nonce,
+	    r->no_nonce ? "" : "\r\n");
+	pthread_mutex_unlock(&srv.mu);
+	if (r->ctype != NULL)
+		n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Type: %s\r\n", r->ctype);
+	if (r->no_length)
+		n += snprintf(head + n, sizeof(head) - (size_t)n, "Connection: close\r\n");
+	else
+		n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %zu\r\n",
+		    strcmp(q->method, "HEAD") == 0 ? 0 : r->blen);
+	if (write_all(s, head, (size_t)n) != 0 ||
+	    (r->headers != NULL && write_all(s, r->headers, strlen(r->headers)) != 0) ||
+	    write_all(s, "\r\n", 2) != 0)
+		return -1;
+	if (strcmp(q->method, "HEAD") != 0 && r->blen > 0 && write_all(s, r->body, r->blen) != 0)
+		return -1;
+	return r->no_length ? -1 : 0;
+}
+
+static void *
+conn_main(void *arg)
+{
+	SSL *s = arg;
+	char *buf = malloc(REQ_MAX + 1);
+	size_t have = 0;
+	struct req q;
+	struct reply r;
+	int done = 0;
+
+	if (SSL_accept(s) != 1)
+		done = 1;
+	while (!done) {
+		memset(&q, 0, sizeof(q));
+		memset(&r, 0, sizeof(r));
+		if (read_req(s, buf, &have, &q) != 0) {
+			req_clear(&q);
+			break;
+		}
+		pthread_mutex_lock(&srv.mu);
+		srv.requests++;
+		pthread_mutex_unlock(&srv.mu);
+		route(&q, &r);
+		r.no_nonce |= atomic_load(&srv.nonce_off);
+		done = send_reply(s, &q, &r) != 0;
+		free(r.headers);
+		free(r.body);
+		pthread_mutex_lock(&srv.mu);
+		if (strcmp(q.method, "POST") == 0) {
+			req_clear(&srv.last);
+			srv.last = q;
+		} else {
+			req_clear(&q);
+		}
+		pthread_mutex_unlock(&srv.mu);
+	}
+	SSL_shutdown(s);
+	close(SSL_get_fd(s));
+	SSL_free(s);
+	free(buf);
+	ERR_clear_error();
+	atomic_fetch_sub(&srv.active, 1);
+	return NULL;
+}
+
+static void *
+srv_main(void *arg)
+{
+	struct pollfd p = { srv.fd, POLLIN, 0 };
+	struct timeval tv = { 5, 0 };
+	pthread_t t;
+	SSL *s;
+	int c;
+
+	while (!atomic_load(&srv.stop)) {
+		if (poll(&p, 1, 50) <= 0 || (c = accept(srv.fd, NULL, NULL)) < 0)
+			continue;
+		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		s = SSL_new(srv.ctx);
+		SSL_set_fd(s, c);
+		pthread_mutex_lock(&srv.mu);
+		srv.conns++;
+		pthread_mutex_unlock(&srv.mu);
+		atomic_fetch_add(&srv.active, 1);
+		if (pthread_create(&t, NULL, conn_main, s) == 0) {
+			pthread_detach(t);
+		} else {
+			atomic_fetch_sub(&srv.active, 1);
+			SSL_free(s);
+			close(c);
+		}
+	}
+	return NULL;
+}
+
+/* Self-signed certificate for IP 127.0.0.1; its PEM goes to srv.cafile. */
+static void
+srv_cert(void)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_EXTENSION *e;
+	FILE *f;
+	int fd;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	    (const unsigned char *)"fake ACME CA", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, k);
+	e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "IP:127.0.0.1");
+	X509_add_ext(x, e, -1);
+	X509_EXTENSION_free(e);
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	assert_int_equal(SSL_CTX_use_certificate(srv.ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(srv.ctx, k), 1);
+	snprintf(srv.cafile, sizeof(srv.cafile), "/tmp/sv-fakeca-XXXXXX");
+	assert_true((fd = mkstemp(srv.cafile)) >= 0);
+	assert_non_null(f = fdopen(fd, "w"));
+	PEM_write_X509(f, x);
+	fclose(f);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static int
+srv_start(void)
+{
+	struct sockaddr_in sin = { 0 };
+	socklen_t sl = sizeof(sin);
+
+	srv.ctx = SSL_CTX_new(TLS_server_method());
+	srv_cert();
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((srv.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(srv.fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(srv.fd, 16) != 0 ||
+	    getsockname(srv.fd, (struct sockaddr *)&sin, &sl) != 0)
+		return -1;
+	srv.port = ntohs(sin.sin_port);
+	snprintf(base, sizeof(base), "https://127.0.0.1:%d", srv.port);
+	return pthread_create(&srv.th, NULL, srv_main, NULL) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ client side */
+
+static struct acme *ac;
+static EVP_PKEY *key;
+static struct jws_signer signer;
+static json_t *key_jwk;
+static struct acme_local_key lkey;
+static unsigned long sign_calls;
+static char signed_nonces[64][32];
+
+static int
+tsign(void *ctx, const char *url, const char *nonce, const uint8_t *payload, size_t plen,
+    int use_jwk, json_t **out)
+{
+	if (sign_calls < 64 && nonce != NULL)
+		snprintf(signed_nonces[sign_calls], sizeof(signed_nonces[0]), "%s", nonce);
+	sign_calls++;
+	return acme_sign_local(ctx, url, nonce, payload, plen, use_jwk, out);
+}
+
+static int
+group_setup(void **state)
+{
+	char url[128];
+	struct acme_opts o = { url, NULL, 10, "test" };
+
+	if (srv_start() != 0)
+		return -1;
+	snprintf(url, sizeof(url), "%s/dir", base);
+	o.ca_file = srv.cafile;
+	key = EVP_EC_gen("P-256");
+	if (key == NULL || jws_pkey_signer(key, &signer) != 0 || jwk_from_pkey(key, &key_jwk) != 0)
+		return -1;
+	lkey.signer = &signer;
+	lkey.jwk = key_jwk;
+	lkey.kid = "https://127.0.0.1/acct/1";
+	if (acme_open(&o, &ac) != 0) {
+		fprintf(stderr, "acme_open: %s\n", sv_errmsg(SV_ENET));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	acme_close(ac);
+	atomic_store(&srv.stop, 1);
+	pthread_join(srv.th, NULL);
+	close(srv.fd);
+	/* acme_close() closed the client side: connection threads see EOF. */
+	for (int i = 0; i < 100 && atomic_load(&srv.active) > 0; i++)
+		usleep(50000);
+	pthread_mutex_lock(&srv.mu);
+	req_clear(&srv.last);
+	pthread_mutex_unlock(&srv.mu);
+	SSL_CTX_free(srv.ctx);
+	unlink(srv.cafile);
+	json_decref(key_jwk);
+	EVP_PKEY_free(key);
+	return 0;
+}
+
+static void
+assert_msg_has(int code, const char *want)
+{
+	const char *m = sv_errmsg(code);
+
+	if (strstr(m, want) == NULL)
+		fail_msg("error detail \"%s\" lacks \"%s\"", m, want);
+}
+
+static const char *
+hdr_str(const json_t *h, const char *k)
+{
+	return json_string_value(json_object_get(h, k));
+}
+
+/* ----------------------------------------------------------------- tests */
+
+static void
+s_account(const struct req *q, struct reply *r)
+{
+	char loc[128];
+
+	snprintf(loc, sizeof(loc), "Location: %s/acct/1\r\n", base);
+	r->headers = strdup(loc);
+	if (strcmp(q->path, "/new-acct") == 0)
+		json_reply(r, 201, "application/json", "{\"status\":\"valid\"}");
+	else if (strcmp(q->path, "/chall/1") == 0)
+		json_reply(r, 200, "application/json",
+		    "{\"type\":\"http-01\",\"url\":\"https://127.0.0.1/chall/"
+		    "1\",\"status\":\"processing\","
+		    "\"token\":\"tok\"}");
+	else
+		json_reply(r, 200, "application/json", "{\"status\":\"valid\"}");
+}
+
+static void
+test_wire_format(void **state)
+{
+	static const char *const contact[] = { "mailto:a@example.com" };
+	struct acme_account_req req = { contact, 1, 1, 0, NULL };
+	struct acme_account a;
+	struct acme_challenge c;
+	char url[128], ua[64];
+	unsigned long conns;
+
+	srv.script = s_account;
+	assert_ok(acme_account_new(ac, &req, tsign, &lkey, &a));
+	assert_true(a.created);
+	snprintf(url, sizeof(url), "%s/acct/1", base);
+	assert_string_equal(a.url, url);
+	acme_account_free(&a);
+	pthread_mutex_lock(&srv.mu);
+	assert_string_equal(srv.last.ctype, "application/jose+json");
+	snprintf(ua, sizeof(ua), "shadowvault/%s test", SV_VERSION);
+	assert_string_equal(srv.last.ua, ua);
+	snprintf(url, sizeof(url), "%s/new-acct", base);
+	assert_string_equal(hdr_str(srv.last.hdr, "url"), url);
+	assert_non_null(json_object_get(srv.last.hdr, "jwk"));
+	assert_null(json_object_get(srv.last.hdr, "kid"));
+	assert_string_equal(hdr_str(srv.last.hdr, "nonce"), signed_nonces[0]);
+	assert_string_equal(srv.last.payload,
+	    "{\"termsOfServiceAgreed\":true,\"contact\":[\"mailto:a@example.com\"]}");
+	pthread_mutex_unlock(&srv.mu);
+
+	/* POST-as-GET sends the empty payload, a challenge answer "{}". */
+	snprintf(url, sizeof(url), "%s/acct/1", base);
+	assert_ok(acme_account_get(ac, url, tsign, &lkey, &a));
+	acme_account_free(&a);
+	pthread_mutex_lock(&srv.mu);
+	assert_string_equal(srv.last.payload, "");
+	assert_string_equal(hdr_str(srv.last.hdr, "kid"), lkey.kid);
+	assert_string_equal(srv.last.accept, "application/json");
+	pthread_mutex_unlock(&srv.mu);
+	snprintf(url, sizeof(url), "%s/chall/1", base);
+	assert_ok(acme_challenge_answer(ac, url, tsign, &lkey, &c));
+	assert_int_equal(c.status, ACME_S_PROCESSING);
+	acme_challenge_free(&c);
+	pthread_mutex_lock(&srv.mu);
+	assert_string_equal(srv.last.payload, "{}");
+	assert_string_equal(hdr_str(srv.last.hdr, "url"), url);
+	/* Each answer's nonce was used by the next request: no HEAD needed. */
+	assert_string_equal(hdr_str(srv.last.hdr, "nonce"), signed_nonces[sign_calls - 1]);
+	conns = srv.conns;
+	pthread_mutex_unlock(&srv.mu);
+	assert_int_equal(conns, 1); /* keep-alive: everything on one connection */
+}
+
+static void
+s_bad_nonce(const struct req *q, struct reply *r)
+{
+	json_reply(r, 400, "application/problem+json",
+	    "{\"type\":\"urn:ietf:params:acme:error:badNonce\",\"detail\":\"stale\"}");
+}
+
+static void
+test_bad_nonce_runs_out(void **state)
+{
+	struct acme_stats before, after;
+	struct acme_account a;
+	char url[128], prev[32];
+	unsigned long i, calls0 = sign_calls;
+
+	acme_stats_get(ac, &before);
+	srv.script = s_bad_nonce;
+	snprintf(url, sizeof(url), "%s/acct/1", base);
+	assert_sverr(acme_account_get(ac, url, tsign, &lkey, &a), SV_ECA);
+	assert_msg_has(SV_ECA, "CA said: badNonce: stale");
+	acme_stats_get(ac, &after);
+	assert_int_equal(after.posts - before.posts, 1);
+	assert_int_equal(after.attempts - before.attempts, 1 + ACME_BADNONCE_RETRIES);
+	assert_int_equal(after.bad_nonces - before.bad_nonces, ACME_BADNONCE_RETRIES);
+	assert_int_equal(sign_calls - calls0, 1 + ACME_BADNONCE_RETRIES);
+	/* Every retry was re-signed with the nonce the previous error carried. */
+	assert_true(sign_calls <= 64);
+	for (i = calls0 + 1; i < sign_calls; i++) {
+		snprintf(prev, sizeof(prev), "nonce%lu",
+		    strtoul(signed_nonces[i - 1] + 5, NULL, 10) + 1);
+		assert_string_equal(signed_nonces[i], prev);
+	}
+}
+
+static char *
+filled(size_t n, char c)
+{
+	char *p = malloc(n + 1);
+
+	memset(p, c, n);
+	p[n] = '\0';
+	return p;
+}
+
+static int cap_mode;
+
+static void
+s_caps(const struct req *q, struct reply *r)
+{
+	size_t i;
+
+	r->status = 200;
+	r->ctype = "application/json";
+	if (cap_mode == 0 || cap_mode == 1) {
+		/* A JSON body one byte over the cap, with or without Content-Length. */
+		r->body = filled(ACME_JSON_MAX + 1, ' ');
+		r->blen = ACME_JSON_MAX + 1;
+		r->no_length = cap_mode == 1;
+	} else {
+		/* Headers over the cap: many 1 KiB lines. */
+		size_t o = 0, sz = 80 * 1100;
+
+		r->headers = malloc(sz);
+		for (i = 0; i < 80; i++)
+			o += (size_t)snprintf(
+			    r->headers + o, sz - o, "X-Pad-%zu: %01000d\r\n", i, 0);
+		r->body = strdup("{}");
+		r->blen = 2;
+	}
+}
+
+static void
+test_caps_on_the_wire(void **state)
+{
+	struct acme_authz z;
+	char url[128];
+	static const char *const msg[] = {
+		"response body larger than 1048576 bytes (by its Content-Length)",
+		"response body larger than 1048576 bytes",
+		"response headers larger than 65536 bytes",
+	};
+
+	srv.script = s_caps;
+	snprintf(url, sizeof(url), "%s/authz/1", base);
+	for (cap_mode = 0; cap_mode < 3; cap_mode++) {
+		assert_sverr(acme_authz_get(ac, url, tsign, &lkey, &z), SV_ETOOBIG);
+		assert_msg_has(SV_ETOOBIG, msg[cap_mode]);
+		assert_msg_has(SV_ETOOBIG, "POST https://127.0.0.1:");
+		assert_null(z.url);
+	}
+}
+
+static int err_mode;
+
+static void
+s_errors(const struct req *q, struct reply *r)
+{
+	char h[256];
+
+	switch (err_mode) {
+	case 0:
+		json_reply(r, 503, "text/html", "<html>down</html>");
+		break;
+	case 1:
+		json_reply(r, 302, NULL, "");
+		snprintf(h, sizeof(h), "Location: %s/elsewhere\r\n", base);
+		r->headers = strdup(h);
+		break;
+	case 2:
+		json_reply(r, 200, "application/json", "{\"status\": ");
+		break;
+	case 3:
+		json_reply(r, 429, "application/problem+json",
+		    "{\"type\":\"urn:ietf:params:acme:error:rateLimited\",\"detail\":\"too many\","
+		    "\"status\":429}");
+		r->headers = strdup("Retry-After: 120\r\n");
+		break;
+	default:
+		json_reply(r, 201, "application/json", "{\"status\":\"valid\",\"identifiers\":[]}");
+		snprintf(h, sizeof(h), "Location: %s/order/1\r\n", base);
+		r->headers = strdup(h);
+	}
+}
+
+static void
+test_error_answers(void **state)
+{
+	struct acme_ident id = { (char *)"dns", (char *)"a.example" };
+	const struct acme_problem *p;
+	struct acme_order o;
+
+	srv.script = s_errors;
+	err_mode = 0;
+	assert_sverr(acme_order_new(ac, &id, 1, NULL, tsign, &lkey, &o), SV_ECA);
+	assert_msg_has(SV_ECA, "CA answered HTTP 503 without a problem document");
+	assert_msg_has(SV_ECA, "<html>down</html>");
+	assert_null(acme_last_problem(ac));
+	err_mode = 1;
+	assert_sverr(acme_order_new(ac, &id, 1, NULL, tsign, &lkey, &o), SV_ECA);
+	assert_msg_has(SV_ECA, "HTTP 302");
+	pthread_mutex_lock(&srv.mu);
+	assert_string_equal(srv.last.path, "/new-order"); /* the redirect was not followed */
+	pthread_mutex_unlock(&srv.mu);
+	err_mode = 2;
+	assert_sverr(acme_order_new(ac, &id, 1, NULL, tsign, &lkey, &o), SV_EPROTO);
+	assert_msg_has(SV_EPROTO, "malformed JSON");
+	err_mode = 3;
+	assert_sverr(acme_order_new(ac, &id, 1, NULL, tsign, &lkey, &o), SV_ECA);
+	assert_non_null(p = acme_last_problem(ac));
+	assert_true(acme_problem_is(p, "rateLimited"));
+	assert_int_equal(p->retry_after, 120);
+	assert_int_equal(p->status, 429);
+	err_mode = 4;
+	assert_sverr(acme_order_new(ac, &id, 1, NULL, tsign, &lkey, &o), SV_EPROTO);
+	assert_msg_has(SV_EPROTO, "order: \"identifiers\" has 0 elements");
+	assert_null(o.url);
+}
+
+static int kc_conflict;
+
+static void
+s_key_change(const struct req *q, struct reply *r)
+{
+	char h[128];
+
+	if (!kc_conflict) {
+		r->status = 200;
+		return;
+	}
+	json_reply(r, 409, "application/problem+json",
+	    "{\"type\":\"urn:ietf:params:acme:error:malformed\",\"detail\":\"key in use\"}");
+	snprintf(h, sizeof(h), "Location: %s/acct/99\r\n", base);
+	r->headers = strdup(h);
+}
+
+static void
+test_key_change_wire(void **state)
+{
+	EVP_PKEY *nk = EVP_EC_gen("P-256");
+	struct jws_signer ns;
+	struct acme_local_key nlk = { &ns, NULL, NULL };
+	json_t *inner = NULL, *ihdr = NULL, *ohdr = NULL, *ip, *njwk;
+	uint8_t *ipl = NULL, *opl = NULL;
+	size_t il, ol;
+	char url[128], acct[128];
+
+	assert_ok(jws_pkey_signer(nk, &ns));
+	assert_ok(jwk_from_pkey(nk, &njwk));
+	nlk.jwk = njwk;
+	srv.script = s_key_change;
+	snprintf(url, sizeof(url), "%s/key-change", base);
+	snprintf(acct, sizeof(acct), "%s/acct/1", base);
+	kc_conflict = 0;
+	assert_ok(acme_key_change(ac, acct, key_jwk, tsign, &lkey, tsign, &nlk));
+	pthread_mutex_lock(&srv.mu);
+	/* Outer: signed by the old key, kid + nonce + url. */
+	assert_ok(jws_verify(srv.last.jws, key, REQ_MAX, &ohdr, &opl, &ol));
+	assert_string_equal(hdr_str(ohdr, "kid"), lkey.kid);
+	assert_non_null(hdr_str(ohdr, "nonce"));
+	assert_string_equal(hdr_str(ohdr, "url"), url);
+	/* Inner: signed by the new key, jwk + the same url, no nonce, {account, oldKey}. */
+	assert_non_null(inner = json_loadb((const char *)opl, ol, 0, NULL));
+	assert_ok(jws_verify(inner, nk, REQ_MAX, &ihdr, &ipl, &il));
+	assert_true(json_equal(json_object_get(ihdr, "jwk"), nlk.jwk));
+	assert_string_equal(hdr_str(ihdr, "url"), url);
+	assert_null(json_object_get(ihdr, "nonce"));
+	assert_null(json_object_get(ihdr, "kid"));
+	assert_non_null(ip = json_loadb((const char *)ipl, il, 0, NULL));
+	assert_string_equal(hdr_str(ip, "account"), acct);
+	assert_true(json_equal(json_object_get(ip, "oldKey"), key_jwk));
+	assert_int_equal(json_object_size(ip), 2);
+	pthread_mutex_unlock(&srv.mu);
+	json_decref(ip);
+
+	kc_conflict = 1;
+	assert_sverr(acme_key_change(ac, acct, key_jwk, tsign, &lkey, tsign, &nlk), SV_EEXIST);
+	assert_msg_has(SV_EEXIST, "the new key already belongs to account");
+	assert_msg_has(SV_EEXIST, "/acct/99; CA said: malformed: key in use");
+	json_decref(inner);
+	json_decref(ihdr);
+	json_decref(ohdr);
+	free(ipl);
+	free(opl);
+	json_decref(njwk);
+	EVP_PKEY_free(nk);
+}
+
+static int poll_n;
+static const char *poll_retry = "1";
+
+static void
+s_poll(const struct req *q, struct reply *r)
+{
+	char body[512], h[256];
+	int valid = poll_n++ >= 1;
+
+	snprintf(body, sizeof(body),
+	    "{\"status\":\"%s\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example\"}],"
+	    "\"authorizations\":[],\"finalize\":\"%s/fin\"%s%s%s}",
+	    valid ? "valid" : "processing", base, valid ? ",\"certificate\":\"" : "",
+	    valid ? base : "", valid ? "/cert\"" : "");
+	json_reply(r, strcmp(q->path, "/new-order") == 0 ? 201 : 200, "application/json", body);
+	snprintf(h, sizeof(h), "Location: %s/order/1\r\nRetry-After: %s\r\n", base, poll_retry);
+	r->headers = strdup(h);
+}
+
+static long
+ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void
+test_poll_retry_after(void **state)
+{
+	struct acme_ident id = { (char *)"dns", (char *)"a.example" };
+	struct acme_poll p = { 10, 5000, 10000 };
+	struct acme_order o;
+	struct timespec t0;
+	long ms;
+
+	srv.script = s_poll;
+	poll_n = 0;
+	poll_retry = "1";
+	assert_ok(acme_order_new(ac, &id, 1, NULL, tsign, &lkey, &o));
+	assert_int_equal(o.status, ACME_S_PROCESSING);
+	assert_int_equal(o.retry_after, 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_ok(acme_order_poll(ac, &o, ACME_WANT(ACME_S_VALID), &p, tsign, &lkey));
+	ms = ms_since(&t0);
+	assert_true(ms >= 1000 && ms < 3000); /* waited as told, once */
+	assert_non_null(o.certificate);
+	acme_order_free(&o);
+
+	/* A Retry-After far beyond max_wait_ms is capped. */
+	poll_n = 0;
+	poll_retry = "3600";
+	p.max_wait_ms = 100;
+	assert_ok(acme_order_new(ac, &id, 1, NULL, tsign, &lkey, &o));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_ok(acme_order_poll(ac, &o, ACME_WANT(ACME_S_VALID), &p, tsign, &lkey));
+	assert_true(ms_since(&t0) < 1000);
+	acme_order_free(&o);
+}
+
+static void
+s_ari(const struct req *q, struct reply *r)
+{
+	if (strcmp(q->path, "/renewal-info/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE") != 0) {
+		json_reply(r, 404, "application/problem+json", "{\"type\":\"about:blank\"}");
+		return;
+	}
+	json_reply(r, 200, "application/json",
+	    "{\"suggestedWindow\":{\"start\":\"2025-01-02T04:00:00Z\",\"end\":\"2025-01-03T04:00:"
+	    "00Z\"}}");
+	r->headers = strdup("Retry-After: 21600\r\n");
+}
+
+static void
+test_ari(void **state)
+{
+	static const uint8_t aki[] = { 0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3,
+		0x7B, 0x84, 0x7B, 0xA0, 0xAE, 0x2C, 0xDE, 0x01, 0xC8, 0xD4 };
+	X509 *x = X509_new();
+	AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
+	struct acme_renewal rn;
+
+	X509_set_version(x, 2); /* extensions need v3 */
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 0x87654321L);
+	akid->keyid = ASN1_OCTET_STRING_new();
+	ASN1_OCTET_STRING_set(akid->keyid, aki, sizeof(aki));
+	X509_add1_ext_i2d(x, NID_authority_key_identifier, akid, 0, 0);
+	AUTHORITY_KEYID_free(akid);
+	X509_set_pubkey(x, key);
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	srv.script = s_ari;
+	assert_ok(acme_renewal_info(ac, x, &rn));
+	assert_int_equal(rn.start, 1735790400);
+	assert_int_equal(rn.end, 1735790400 + 86400);
+	assert_int_equal(rn.retry_after, 21600);
+	acme_renewal_free(&rn);
+	X509_free(x);
+}
+
+static int
+sign_fails(void *ctx, const char *url, const char *nonce, const uint8_t *payload, size_t plen,
+    int use_jwk, json_t **out)
+{
+	*out = NULL;
+	return sv_seterr(SV_EDENIED, "vault: policy denies this");
+}
+
+static int
+sign_nothing(void *ctx, const char *url, const char *nonce, const uint8_t *payload, size_t plen,
+    int use_jwk, json_t **out)
+{
+	*out = NULL;
+	return 0;
+}
+
+static int misuse_mode;
+
+static void
+s_misuse(const struct req *q, struct reply *r)
+{
+	if (misuse_mode == 0) /* newAccount without Location */
+		json_reply(r, 201, "application/json", "{\"status\":\"valid\"}");
+	else if (misuse_mode == 1) /* a valid order */
+		json_reply(r, 200, "application/json",
+		    "{\"status\":\"valid\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"a\"}],"
+		    "\"authorizations\":[],\"finalize\":\"https://127.0.0.1/f\"}");
+	else /* an invalid authorization that says nothing */
+		json_reply(r, 200, "application/json",
+		    "{\"status\":\"invalid\",\"identifier\":{\"type\":\"dns\",\"value\":\"a\"},"
+		    "\"challenges\":[]}");
+}
+
+/* Arguments and answers the client must refuse, each with its code. */
+static void
+test_misuse(void **state)
+{
+	struct acme_ident ids[2] = { { (char *)"dns", (char *)"a.example" },
+		{ (char *)"dns", NULL } };
+	struct acme_account_req req = { NULL, 1, 1, 0, NULL };
+	struct acme_order o = { 0 };
+	struct acme_authz z = { 0 };
+	struct acme_account a;
+	struct acme_resp r;
+	char url[128];
+	uint8_t der[4] = { 0 };
+
+	srv.script = s_misuse;
+	assert_sverr(acme_post(ac, "http://127.0.0.1/x", NULL, 0, tsign, &lkey, ACME_BODY_JSON, &r),
+	    SV_EINVAL);
+	acme_resp_free(&r);
+	snprintf(url, sizeof(url), "%s/x", base);
+	assert_sverr(acme_post(ac, url, NULL, 0, NULL, NULL, ACME_BODY_JSON, &r), SV_EINVAL);
+	acme_resp_free(&r);
+	/* The signer's own refusal comes back unchanged; so does an empty answer. */
+	assert_sverr(acme_post(ac, url, NULL, 0, sign_fails, NULL, ACME_BODY_JSON, &r), SV_EDENIED);
+	assert_msg_has(SV_EDENIED, "vault: policy denies this");
+	acme_resp_free(&r);
+	assert_sverr(
+	    acme_post(ac, url, NULL, 0, sign_nothing, NULL, ACME_BODY_JSON, &r), SV_EINTERNAL);
+	acme_resp_free(&r);
+
+	misuse_mode = 0;
+	assert_sverr(acme_account_new(ac, &req, tsign, &lkey, &a), SV_EINVAL); /* contact NULL */
+	req.ncontact = 0;
+	assert_sverr(acme_account_new(ac, &req, tsign, &lkey, &a), SV_EPROTO);
+	assert_msg_has(SV_EPROTO, "without a Location");
+	assert_null(a.url);
+
+	assert_sverr(acme_order_new(ac, ids, 0, NULL, tsign, &lkey, &o), SV_EINVAL);
+	assert_sverr(acme_order_new(ac, ids, 2, NULL, tsign, &lkey, &o), SV_EINVAL);
+	assert_msg_has(SV_EINVAL, "identifier 1 is incomplete");
+	assert_sverr(
+	    acme_order_new(ac, ids, ACME_IDENTS_MAX + 1, NULL, tsign, &lkey, &o), SV_EINVAL);
+
+	/* Polls that end in a final status other than the one wanted. */
+	misuse_mode = 1;
+	o.url = strdup(url);
+	o.status = ACME_S_PENDING;
+	assert_sverr(
+	    acme_order_poll(ac, &o, ACME_WANT(ACME_S_READY), NULL, tsign, &lkey), SV_ESTATE);
+	assert_msg_has(SV_ESTATE, "is valid, not what was waited for");
+	assert_sverr(acme_order_finalize(ac, &o, der, sizeof(der), tsign, &lkey), SV_ESTATE);
+	o.status = ACME_S_READY;
+	assert_sverr(acme_order_finalize(ac, &o, NULL, 0, tsign, &lkey), SV_EINVAL);
+	acme_order_free(&o);
+	misuse_mode = 2;
+	assert_ok(acme_authz_get(ac, url, tsign, &lkey, &z));
+	z.status = ACME_S_PENDING;
+	assert_sverr(acme_authz_poll(ac, &z, ACME_WANT(ACME_S_VALID), NULL, tsign, &lkey), SV_ECA);
+	assert_msg_has(SV_ECA, "became invalid (the CA gave no error)");
+	acme_authz_free(&z);
+
+	assert_sverr(
+	    acme_key_change(ac, "http://127.0.0.1/acct", key_jwk, tsign, &lkey, tsign, &lkey),
+	    SV_EINVAL);
+	assert_sverr(acme_key_change(ac, url, NULL, tsign, &lkey, tsign, &lkey), SV_EINVAL);
+	assert_sverr(acme_revoke(ac, NULL, 0, -1, 0, tsign, &lkey), SV_EINVAL);
+	assert_sverr(acme_revoke(ac, der, sizeof(der), 11, 0, tsign, &lkey), SV_EINVAL);
+}
+
+/* A CA that sends no Replay-Nonce: the client cannot sign and says why. */
+static void
+test_no_nonce(void **state)
+{
+	struct acme_account a;
+	char url[128];
+
+	atomic_store(&srv.nonce_off, 1);
+	srv.script = s_account;
+	snprintf(url, sizeof(url), "%s/acct/1", base);
+	/* The first request may still use a nonce cached before; the second cannot. */
+	if (acme_account_get(ac, url, tsign, &lkey, &a) == 0)
+		acme_account_free(&a);
+	assert_sverr(acme_account_get(ac, url, tsign, &lkey, &a), SV_EPROTO);
+	assert_msg_has(SV_EPROTO, "newNonce https://127.0.0.1:");
+	assert_msg_has(SV_EPROTO, "answered without a Replay-Nonce");
+	atomic_store(&srv.nonce_off, 0);
+}
+
+/* A directory with only the required endpoints: the others are SV_EUNSUPP. */
+static void
+test_minimal_directory(void **state)
+{
+	char url[128];
+	struct acme_opts o = { url, srv.cafile, 5, NULL };
+	struct acme *a = NULL;
+	struct acme_renewal rn;
+	uint8_t der[4] = { 0 };
+
+	snprintf(url, sizeof(url), "%s/dir-min", base);
+	assert_ok(acme_open(&o, &a));
+	assert_null(acme_directory(a)->key_change);
+	assert_sverr(acme_key_change(a, url, key_jwk, tsign, &lkey, tsign, &lkey), SV_EUNSUPP);
+	assert_msg_has(SV_EUNSUPP, "no keyChange");
+	assert_sverr(acme_revoke(a, der, sizeof(der), -1, 0, tsign, &lkey), SV_EUNSUPP);
+	assert_sverr(acme_renewal_info(a, NULL, &rn), SV_EUNSUPP);
+	acme_close(a);
+}
+
+static void
+test_untrusted_ca(void **state)
+{
+	char url[128];
+	struct acme_opts o = { url, "/etc/ssl/certs/ca-certificates.crt", 5, NULL };
+	struct acme *a = NULL;
+
+	/* The fake CA's certificate is not in the system store. */
+	snprintf(url, sizeof(url), "%s/dir", base);
+	assert_sverr(acme_open(&o, &a), SV_ENET);
+	assert_msg_has(SV_ENET, "GET https://127.0.0.1:");
+	assert_msg_has(SV_ENET, "certificate");
+	assert_null(a);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_wire_format),
+		cmocka_unit_test(test_bad_nonce_runs_out),
+		cmocka_unit_test(test_caps_on_the_wire),
+		cmocka_unit_test(test_error_answers),
+		cmocka_unit_test(test_key_change_wire),
+		cmocka_unit_test(test_poll_retry_after),
+		cmocka_unit_test(test_ari),
+		cmocka_unit_test(test_misuse),
+		cmocka_unit_test(test_no_nonce),
+		cmocka_unit_test(test_minimal_directory),
+		cmocka_unit_test(test_untrusted_ca),
+	};
+	int rc;
+
+	/* libcurl runs with CURLOPT_NOSIGNAL, so SIGPIPE is the program's job (acme.h). */
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0 || acme_global_init() != 0)
+		return 1;
+	rc = cmocka_run_group_tests_name("acme_fakeca", tests, group_setup, group_teardown);
+	acme_global_cleanup();
+	return rc;
+}
