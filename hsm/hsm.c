@@ -17,6 +17,20 @@
 #include "hsm_int.h"
 #include "sv_err.h"
 
+/*
+ * Object handles are cached in struct hsm_key with the generation they
+ * belong to.  Generations are unique in the process (not per module load),
+ * so a key kept across hsm_close() and hsm_open() can never reuse a handle
+ * that now names another object.
+ */
+static unsigned global_gen;
+
+static unsigned
+next_gen(void)
+{
+	return __atomic_add_fetch(&global_gen, 1, __ATOMIC_SEQ_CST);
+}
+
 /* Attempts per operation, and the first back-off before re-initialising. */
 #define HSM_TRIES      6
 #define HSM_BACKOFF_MS 50
@@ -259,6 +273,7 @@ mod_load(const struct hsm_config *cfg, struct hsm_mod **out)
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_rwlock_init(&m->lock, NULL);
 	m->refs = 1;
+	m->gen = next_gen();
 	if ((m->module = strdup(cfg->module)) == NULL || (m->token = strdup(cfg->token)) == NULL ||
 	    (m->pin_file = strdup(cfg->pin_file)) == NULL) {
 		r = SV_ENOMEM;
@@ -375,7 +390,7 @@ reinit(struct hsm *h, unsigned seen_gen)
 			r = hsm_ckr_err(rv, "C_Initialize (recovery)");
 		else
 			r = find_slot(m, m->token, 0, &m->slot);
-		m->gen++;
+		m->gen = next_gen();
 		m->recoveries++;
 	}
 	pthread_rwlock_unlock(&m->lock);
@@ -427,7 +442,7 @@ hsm_retry(struct hsm *h, CK_RV rv, int attempt, const char *what)
 		pthread_mutex_lock(&h->m->mu);
 		h->m->recoveries++;
 		pthread_mutex_unlock(&h->m->mu);
-		h->sgen = h->m->gen - 1;
+		h->sgen = 0; /* generations start at 1: 0 is never current */
 		return 0;
 	}
 	if (attempt > 0)
@@ -448,7 +463,7 @@ hsm_key_retry(struct hsm *h, struct hsm_key *key, CK_RV rv, int attempt, const c
 		 * up again once before saying the key is gone.
 		 */
 		if (!key->fresh) {
-			key->gen = h->m->gen + 1;
+			key->gen = 0;
 			return 0;
 		}
 		return sv_seterr(SV_ENOTFOUND, "hsm: key \"%s\" is not on token \"%s\"", key->label,

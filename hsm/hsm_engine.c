@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include <openssl/engine.h>
+#include <openssl/ui.h>
 #include <sodium.h>
 
 #include "fileio.h"
@@ -70,7 +71,8 @@ hsm_engine_close(struct hsm_engine *he)
 int
 hsm_engine_key(struct hsm_engine *he, const char *uri, EVP_PKEY **out)
 {
-	if ((*out = ENGINE_load_private_key(he->e, uri, NULL, NULL)) == NULL)
+	/* UI_null(): never ask for a PIN on a terminal (libp11 falls back to that). */
+	if ((*out = ENGINE_load_private_key(he->e, uri, (UI_METHOD *)UI_null(), NULL)) == NULL)
 		return sv_seterr_ssl(SV_ENOTFOUND, "hsm: the pkcs11 engine cannot load the key");
 	return 0;
 }

@@ -234,7 +234,7 @@ hsm_key_find(struct hsm *h, struct hsm_key *key)
 	CK_RV rv;
 	int attempt, r;
 
-	key->gen = h->m->gen + 1; /* force a lookup */
+	key->gen = 0; /* generations start at 1: force a lookup */
 	for (attempt = 0;; attempt++) {
 		if ((rv = hsm_enter(h)) == CKR_OK) {
 			rv = hsm_key_handles(h, key, 0);

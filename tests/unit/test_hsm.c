@@ -246,6 +246,39 @@ test_recovery(void **state)
 	assert_true(hsm_recoveries(f->h) > before);
 }
 
+/* A key kept across close and open must not reuse a handle of the old session. */
+static void
+test_stale_handle(void **state)
+{
+	struct fx *f = *state;
+	struct hsm_key a, b;
+	EVP_PKEY *pa = NULL, *pub = NULL;
+	uint8_t sig[HSM_SIG_MAX];
+	size_t sl = sizeof(sig);
+
+	assert_ok(hsm_key_create(f->h, HSM_EC_P256, "a", 0, &a));
+	assert_ok(hsm_key_create(f->h, HSM_EC_P256, "b", 0, &b));
+	assert_ok(hsm_key_public(f->h, &a, &pa));
+	hsm_close(f->h);
+	assert_ok(hsm_open(&f->tok.cfg, &f->h));
+	/* Touch b first so that handles are handed out in another order. */
+	assert_ok(hsm_key_public(f->h, &b, &pub));
+	EVP_PKEY_free(pub);
+	assert_ok(hsm_sign(f->h, &a, (const uint8_t *)"m", 1, sig, &sl));
+	{
+		uint8_t *der;
+		size_t dl;
+		EVP_MD_CTX *m = EVP_MD_CTX_new();
+
+		assert_ok(ecdsa_raw_to_der(sig, sl, &der, &dl));
+		assert_int_equal(EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, pa), 1);
+		assert_int_equal(EVP_DigestVerify(m, der, dl, (const uint8_t *)"m", 1), 1);
+		EVP_MD_CTX_free(m);
+		OPENSSL_free(der);
+	}
+	EVP_PKEY_free(pa);
+}
+
 struct thr {
 	struct hsm *h;
 	struct hsm_key k;
@@ -373,6 +406,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_find_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_setup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_csr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pkey_cert, setup, teardown),
