@@ -2,7 +2,8 @@
 # shadowvault developer entry point (Debian 12).
 #
 #   ./dev.sh run     install dependencies, build, create a development vault
-#                    under ./state on first run (SoftHSM2 token + SQLite), start it
+#                    under ./state on first run (SoftHSM2 token + SQLite), start
+#                    vaultd in the foreground
 #   ./dev.sh test    install dependencies, build, run the whole test suite twice:
 #                    a normal -Werror build and an ASan+UBSan build
 #   ./dev.sh deps    only install the Debian packages
@@ -45,8 +46,10 @@ run() {
 	if [ ! -e state/state.db ]; then
 		./build/vault/vaultctl init
 	fi
-	./build/vault/vaultctl status
-	./build/vault/vaultctl key list
+	echo "dev.sh: starting vaultd with the embedded defaults (state in ./state); Ctrl-C stops it."
+	echo "        API (mutual TLS) https://127.0.0.1:8443, enrolment https://127.0.0.1:8444"
+	echo "        in another terminal: ./build/vault/vaultctl status"
+	exec ./build/vault/vaultd --foreground
 }
 
 suite() { # suite DIR CMAKE_ARGS...: build and run ctest, keeping its summary
@@ -77,7 +80,7 @@ test) test_all ;;
 deps) deps ;;
 build) shift; deps; build "$@" ;;
 *)
-	sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

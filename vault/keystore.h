@@ -22,6 +22,8 @@
 
 /* Names under this prefix belong to the vault itself (audit, shadow CA, bundles). */
 #define KS_INTERNAL_PREFIX "vault."
+#define KS_AUDIT_KEY	   "vault.audit"     /* Ed25519: signs audit checkpoints */
+#define KS_CA_KEY	   "vault.shadow-ca" /* EC P-256: the shadow CA */
 
 struct ks_key {
 	char name[SV_NAME_MAX + 1];

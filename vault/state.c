@@ -3,6 +3,8 @@
  * and shared-memory siblings.
  */
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -30,6 +32,34 @@ static const char *const migrations[] = {
 	" PRIMARY KEY (name, version));"
 	"CREATE UNIQUE INDEX keys_current ON keys (name) WHERE state = 'current';"
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+	/* 1 -> 2: shadows, enrolment tokens, their certificates, ACME accounts, nonces. */
+	"CREATE TABLE shadows ("
+	" name TEXT PRIMARY KEY,"
+	" state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'revoked')),"
+	" created INTEGER NOT NULL,"
+	" box_pk BLOB,"
+	" revoked_at INTEGER);"
+	"CREATE TABLE enroll_tokens ("
+	" hash BLOB PRIMARY KEY,"
+	" shadow TEXT NOT NULL REFERENCES shadows (name),"
+	" expires INTEGER NOT NULL,"
+	" used INTEGER);"
+	"CREATE TABLE shadow_certs ("
+	" serial TEXT PRIMARY KEY,"
+	" shadow TEXT NOT NULL REFERENCES shadows (name),"
+	" fingerprint TEXT NOT NULL,"
+	" not_after INTEGER NOT NULL,"
+	" revoked INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE accounts ("
+	" name TEXT PRIMARY KEY,"
+	" directory_url TEXT NOT NULL,"
+	" directory TEXT NOT NULL,"
+	" kid TEXT NOT NULL,"
+	" key_name TEXT NOT NULL,"
+	" email TEXT,"
+	" created INTEGER NOT NULL);"
+	"CREATE TABLE nonces (hash BLOB PRIMARY KEY, seen INTEGER NOT NULL);"
+	"CREATE INDEX nonces_seen ON nonces (seen);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -167,4 +197,73 @@ void
 state_rollback(struct state *st)
 {
 	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Bind arguments by a tiny format: 't' text, 'i' int64, 'b' 32-byte blob. */
+static int
+bindv(sqlite3_stmt *s, const char *fmt, va_list ap)
+{
+	int i;
+
+	for (i = 0; fmt[i] != '\0'; i++) {
+		int rc;
+
+		switch (fmt[i]) {
+		case 't':
+			rc = sqlite3_bind_text(
+			    s, i + 1, va_arg(ap, const char *), -1, SQLITE_STATIC);
+			break;
+		case 'i':
+			rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
+			break;
+		case 'b':
+			rc = sqlite3_bind_blob(
+			    s, i + 1, va_arg(ap, const void *), 32, SQLITE_STATIC);
+			break;
+		default:
+			rc = SQLITE_MISUSE;
+		}
+		if (rc != SQLITE_OK)
+			return -1;
+	}
+	return 0;
+}
+
+int
+state_prep(struct state *st, sqlite3_stmt **s, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (sqlite3_prepare_v2(state_db(st), sql, -1, s, NULL) != SQLITE_OK)
+		return state_err(st, "preparing a query");
+	va_start(ap, fmt);
+	r = bindv(*s, fmt, ap);
+	va_end(ap);
+	if (r != 0) {
+		sqlite3_finalize(*s);
+		*s = NULL;
+		return state_err(st, "binding a query");
+	}
+	return 0;
+}
+
+/* Run a statement that returns no rows; the number of changed rows in *changes. */
+int
+state_exec(struct state *st, const char *what, int *changes, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *s = NULL;
+	va_list ap;
+	int r = 0;
+
+	if (sqlite3_prepare_v2(state_db(st), sql, -1, &s, NULL) != SQLITE_OK)
+		return state_err(st, what);
+	va_start(ap, fmt);
+	if (bindv(s, fmt, ap) != 0 || sqlite3_step(s) != SQLITE_DONE)
+		r = state_err(st, what);
+	va_end(ap);
+	if (changes)
+		*changes = sqlite3_changes(state_db(st));
+	sqlite3_finalize(s);
+	return r;
 }

@@ -23,6 +23,17 @@ int state_begin(struct state *st);
 int state_commit(struct state *st);
 void state_rollback(struct state *st);
 
+/*
+ * Prepare sql and bind its parameters ?1, ?2, ... from the variadic
+ * arguments as fmt says, one letter each: 't' text (const char *), 'i'
+ * int64_t, 'b' a 32-byte blob (const void *).  Caller sqlite3_finalize()s.
+ */
+int state_prep(struct state *st, sqlite3_stmt **s, const char *sql, const char *fmt, ...);
+
+/* Same, run it to completion (no rows); *changes (may be NULL) gets sqlite3_changes(). */
+int state_exec(
+    struct state *st, const char *what, int *changes, const char *sql, const char *fmt, ...);
+
 /* SV_EDB with sqlite's message and what; returns the code. */
 int state_err(struct state *st, const char *what);
 

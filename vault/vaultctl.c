@@ -3,21 +3,29 @@
  * dispatches to the command table; key and policy operations become admin
  * requests (admin.h) executed by the process that owns the token.
  *
- * Until vaultd's admin socket exists, requests run in this process: it
- * opens the token and the state database itself (one owner at a time).
+ * Everything but init goes through vaultd's admin socket: one process owns
+ * the token.  init and the offline checks (policy check, audit verify) run
+ * here.
  */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <sodium.h>
 
-#include "admin.h"
 #include "log.h"
 #include "sv_err.h"
 #include "vaultctl.h"
+
+#define CTL_ANSWER_MAX (16 * 1024 * 1024)
 
 static const char *const USAGE =
     "usage: vaultctl [-c FILE] [--json] [-q] COMMAND [ARGS]\n"
@@ -27,6 +35,12 @@ static const char *const USAGE =
     "  key create NAME --type T [--exportable]\n"
     "  key list | key show NAME [--version V] | key rotate NAME\n"
     "  key destroy NAME --version V --yes\n"
+    "  shadow add NAME [--ttl DURATION] | shadow list | shadow revoke NAME\n"
+    "  account register NAME --directory URL --key KEY --agree-tos [--email E]\n"
+    "                  [--ca-file F]\n"
+    "  account show NAME | account list\n"
+    "  policy check FILE | policy reload\n"
+    "  audit verify [FILE] [--key PEM]\n"
     "  status                     what the vault is and where its state lives\n"
     "\n"
     "options:\n"
@@ -59,30 +73,110 @@ ctl_print_json(const json_t *j)
 	}
 }
 
+/* Connect to vaultd's admin socket. */
+static int
+admin_connect(const struct ctl *c, int *fd)
+{
+	struct sockaddr_un sun;
+	int s;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(c->cfg.admin_socket) >= sizeof(sun.sun_path))
+		return sv_seterr(SV_ECONFIG, "admin socket path too long");
+	memcpy(sun.sun_path, c->cfg.admin_socket, strlen(c->cfg.admin_socket));
+	if ((s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return sv_seterr(SV_EIO, "socket: %s", strerror(errno));
+	if (connect(s, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		int e = errno;
+
+		close(s);
+		return sv_seterr(SV_ENET,
+		    "cannot reach vaultd at %s: %s (is vaultd running? only "
+		    "\"vaultctl init\" works without it)",
+		    c->cfg.admin_socket, strerror(e));
+	}
+	*fd = s;
+	return 0;
+}
+
+static int
+io_all(int fd, void *buf, size_t len, int wr)
+{
+	uint8_t *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = wr ? write(fd, p, len) : read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return sv_seterr(SV_ENET, "admin socket: %s",
+			    n == 0 ? "vaultd closed the "
+				     "connection"
+				   : strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* One framed request and its framed answer. */
+static int
+exchange(int fd, const json_t *req, json_t **resp)
+{
+	char *s = json_dumps(req, JSON_COMPACT), *body = NULL;
+	uint32_t len;
+	int r;
+
+	*resp = NULL;
+	if (s == NULL)
+		return SV_ENOMEM;
+	len = htonl((uint32_t)strlen(s));
+	r = io_all(fd, &len, 4, 1);
+	if (r == 0)
+		r = io_all(fd, s, strlen(s), 1);
+	free(s);
+	if (r != 0 || (r = io_all(fd, &len, 4, 0)) != 0)
+		return r;
+	len = ntohl(len);
+	if (len == 0 || len > CTL_ANSWER_MAX)
+		return sv_seterr(SV_EPROTO, "admin socket: answer of %u bytes", len);
+	if ((body = malloc(len)) == NULL)
+		return SV_ENOMEM;
+	if ((r = io_all(fd, body, len, 0)) == 0 &&
+	    (*resp = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		r = sv_seterr(SV_EPROTO, "admin socket: the answer is not JSON");
+	free(body);
+	return r;
+}
+
 int
 ctl_request(struct ctl *c, json_t *req, json_t **result)
 {
-	struct admin_ctx ac = { &c->cfg, NULL, NULL };
 	json_t *resp = NULL;
-	int r;
+	int fd = -1, r;
 
 	*result = NULL;
-	if ((r = state_open(c->cfg.db_path, 0, &ac.st)) != 0)
+	if ((r = admin_connect(c, &fd)) != 0)
 		return r;
-	if ((r = hsm_open(&c->cfg.hsm, &ac.h)) != 0) {
-		state_close(ac.st);
+	r = exchange(fd, req, &resp);
+	close(fd);
+	if (r != 0)
 		return r;
-	}
-	r = admin_exec(&ac, req, &resp);
-	if (r == 0) {
+	if (json_is_true(json_object_get(resp, "ok"))) {
 		*result = json_incref(json_object_get(resp, "result"));
 	} else {
-		/* Keep the daemon's words: the detail travels in the answer. */
-		sv_seterr(r, "%s", json_string_value(json_object_get(resp, "error")));
+		r = (int)json_integer_value(json_object_get(resp, "code"));
+		if (r >= 0 || r < SV_ERR_MIN)
+			r = SV_EPROTO;
+		/* Keep vaultd's words: the detail travels in the answer. */
+		sv_seterr(r, "%s",
+		    json_string_value(json_object_get(resp, "error"))
+			? json_string_value(json_object_get(resp, "error"))
+			: "vaultd refused");
 	}
 	json_decref(resp);
-	hsm_close(ac.h);
-	state_close(ac.st);
 	return r;
 }
 
@@ -124,6 +218,10 @@ static const struct {
 } commands[] = {
 	{ "init", ctl_cmd_init },
 	{ "key", ctl_cmd_key },
+	{ "shadow", ctl_cmd_shadow },
+	{ "account", ctl_cmd_account },
+	{ "policy", ctl_cmd_policy },
+	{ "audit", ctl_cmd_audit },
 	{ "status", cmd_status },
 };
 
@@ -174,6 +272,8 @@ main(int argc, char **argv)
 
 	memset(&c, 0, sizeof(c));
 	sv_log_init("vaultctl", 0, LOG_INFO);
+	/* libcurl runs with CURLOPT_NOSIGNAL: a closed peer must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) {
 		fprintf(stderr, "vaultctl: libsodium cannot initialise\n");
 		return SV_EXIT_FAIL;
@@ -200,6 +300,6 @@ main(int argc, char **argv)
 	if ((r = vconf_load(c.config_path, &c.cfg)) != 0)
 		return ctl_fail(r);
 	r = commands[i].fn(&c, argc - optind, argv + optind);
-	OPENSSL_cleanup();
+	vconf_free(&c.cfg);
 	return r;
 }

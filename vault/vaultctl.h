@@ -31,6 +31,16 @@ int ctl_fail(int code);
 void ctl_print_json(const json_t *j);
 
 int ctl_cmd_key(struct ctl *c, int argc, char **argv);
+int ctl_cmd_shadow(struct ctl *c, int argc, char **argv);
+int ctl_cmd_account(struct ctl *c, int argc, char **argv);
+int ctl_cmd_policy(struct ctl *c, int argc, char **argv);
+int ctl_cmd_audit(struct ctl *c, int argc, char **argv);
+
+/* "3600", "90s", "30m", "24h", "7d" -> seconds; -1 if malformed. */
+long long ctl_duration(const char *s);
+
+/* True if argv[1] asks for help. */
+int ctl_wants_help(int argc, char **argv);
 int ctl_cmd_init(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -5,16 +5,20 @@
  * Works offline: the daemon must not be running.  Touches only state_dir
  * and the token.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
 #include <sodium.h>
 
 #include "b64.h"
 #include "fileio.h"
+#include "keystore.h"
+#include "shadowca.h"
 #include "state.h"
 #include "sv_err.h"
 #include "vaultctl.h"
@@ -92,11 +96,178 @@ dev_token(const struct vconf *cfg, int quiet)
 	return r;
 }
 
-int
-ctl_cmd_init(struct ctl *c, int argc, char **argv)
+#define CA_DAYS	 3650
+#define TLS_DAYS 825
+
+static const char DEFAULT_POLICY[] =
+    "# shadowvault policies (see the shadowvault documentation, policies/README.md).\n"
+    "# Deny by default: every shadow needs a group here naming its accounts and\n"
+    "# DNS names.  Reload with SIGHUP or `vaultctl policy reload`.\n"
+    "shadows = {\n"
+    "  # web1 = {\n"
+    "  #   accounts = [ \"le\" ];\n"
+    "  #   names = [ \"example.com\", \"*.example.com\" ];\n"
+    "  # };\n"
+    "};\n";
+
+static int
+write_pem_pub(const char *path, EVP_PKEY *pk)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data;
+	long len;
+	int r;
+
+	if (b == NULL || PEM_write_bio_PUBKEY(b, pk) != 1) {
+		BIO_free(b);
+		return sv_seterr_ssl(SV_ECRYPTO, "encoding a public key");
+	}
+	len = BIO_get_mem_data(b, &data);
+	r = sv_write_file_atomic(path, data, (size_t)len, 0644);
+	BIO_free(b);
+	return r;
+}
+
+/* The Ed25519 key that signs audit checkpoints, and its public half on disk. */
+static int
+make_audit_key(struct ctl *c, struct state *st, struct hsm *h)
+{
+	struct ks_key k;
+	EVP_PKEY *pk = NULL;
+	int r;
+
+	if ((r = ks_create(st, h, KS_AUDIT_KEY, HSM_ED25519, 0, &k)) != 0 ||
+	    (r = hsm_key_public(h, &k.hk, &pk)) != 0)
+		return r;
+	r = write_pem_pub(c->cfg.audit_pub, pk);
+	EVP_PKEY_free(pk);
+	return r;
+}
+
+static int
+write_cert(const char *path, X509 *x, X509 *chain)
+{
+	char *a = NULL, *b = NULL, *both;
+	size_t la, lb;
+	int r;
+
+	if ((r = sca_cert_pem(x, &a)) != 0 || (chain && (r = sca_cert_pem(chain, &b)) != 0))
+		goto out;
+	la = strlen(a);
+	lb = b ? strlen(b) : 0;
+	if ((both = malloc(la + lb + 1)) == NULL) {
+		r = SV_ENOMEM;
+		goto out;
+	}
+	memcpy(both, a, la);
+	if (b)
+		memcpy(both + la, b, lb);
+	r = sv_write_file_atomic(path, both, la + lb, 0644);
+	free(both);
+out:
+	free(a);
+	free(b);
+	return r;
+}
+
+/* The vault's TLS key (a file netproc loads) and its certificate from the shadow CA. */
+static int
+make_tls(struct ctl *c, EVP_PKEY *ca_priv, X509 *ca)
+{
+	const char *dns[VCONF_MAX_TLS_NAMES], *ips[VCONF_MAX_TLS_NAMES];
+	struct sca_profile p;
+	unsigned char ipbuf[16];
+	EVP_PKEY *key = NULL;
+	X509_REQ *req = NULL;
+	X509 *cert = NULL;
+	BIO *b = NULL;
+	char dir[PATH_MAX], *data;
+	long len;
+	int i, r;
+
+	memset(&p, 0, sizeof(p));
+	for (i = 0; i < c->cfg.ntls_names; i++) {
+		const char *n = c->cfg.tls_names[i];
+
+		if (inet_pton(AF_INET, n, ipbuf) == 1 || inet_pton(AF_INET6, n, ipbuf) == 1)
+			ips[p.nips++] = n;
+		else
+			dns[p.ndns++] = n;
+	}
+	p.cn = c->cfg.tls_names[0];
+	p.dns = dns;
+	p.ips = ips;
+	p.days = TLS_DAYS;
+	p.server = 1;
+	r = SV_ECRYPTO;
+	if ((key = EVP_EC_gen("P-256")) == NULL || (req = X509_REQ_new()) == NULL ||
+	    X509_REQ_set_pubkey(req, key) != 1 || X509_REQ_sign(req, key, EVP_sha256()) <= 0 ||
+	    (b = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL) != 1) {
+		r = sv_seterr_ssl(SV_ECRYPTO, "making the TLS key");
+		goto out;
+	}
+	if ((r = sca_issue(ca_priv, ca, req, &p, &cert)) != 0 ||
+	    (r = dir_of(c->cfg.tls_key, dir, sizeof(dir))) != 0 || (r = sv_mkdir_p(dir, 0700)) != 0)
+		goto out;
+	len = BIO_get_mem_data(b, &data);
+	if ((r = sv_write_file_atomic(c->cfg.tls_key, data, (size_t)len, 0600)) != 0 ||
+	    (r = write_cert(c->cfg.tls_cert, cert, ca)) != 0)
+		goto out;
+out:
+	BIO_free(b);
+	X509_free(cert);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	return r;
+}
+
+/* The shadow CA: its key in the token, its certificate signed there (hsm_pkey). */
+static int
+make_ca(struct ctl *c, struct state *st, struct hsm *h)
+{
+	char host[64] = "localhost", cn[128];
+	EVP_PKEY *pub = NULL, *priv = NULL;
+	struct ks_key k;
+	X509 *ca = NULL;
+	int r;
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(cn, sizeof(cn), "shadowvault shadow CA %.40s", host);
+	if ((r = ks_create(st, h, KS_CA_KEY, HSM_EC_P256, 0, &k)) != 0 ||
+	    (r = hsm_key_public(h, &k.hk, &pub)) != 0 || (r = hsm_pkey(h, &k.hk, &priv)) != 0 ||
+	    (r = sca_make_ca(priv, pub, cn, CA_DAYS, &ca)) != 0 ||
+	    (r = write_cert(c->cfg.ca_cert, ca, NULL)) != 0 || (r = make_tls(c, priv, ca)) != 0)
+		goto out;
+out:
+	X509_free(ca);
+	EVP_PKEY_free(priv);
+	EVP_PKEY_free(pub);
+	return r;
+}
+
+static int
+make_vault(struct ctl *c)
 {
 	struct state *st = NULL;
 	struct hsm *h = NULL;
+	int r;
+
+	if ((r = hsm_open(&c->cfg.hsm, &h)) != 0 || (r = state_open(c->cfg.db_path, 1, &st)) != 0 ||
+	    (r = make_audit_key(c, st, h)) != 0 || (r = make_ca(c, st, h)) != 0)
+		goto out;
+	if (!exists(c->cfg.policy_file))
+		r = sv_write_file_atomic(
+		    c->cfg.policy_file, DEFAULT_POLICY, strlen(DEFAULT_POLICY), 0644);
+out:
+	state_close(st);
+	hsm_close(h);
+	return r;
+}
+
+int
+ctl_cmd_init(struct ctl *c, int argc, char **argv)
+{
 	int r;
 
 	if (argc > 1) {
@@ -118,15 +289,18 @@ ctl_cmd_init(struct ctl *c, int argc, char **argv)
 		return ctl_fail(r);
 	if (c->cfg.hsm.softhsm2_conf != NULL && (r = dev_token(&c->cfg, c->quiet)) != 0)
 		return ctl_fail(r);
-	/* Prove the token and PIN work before recording anything. */
-	if ((r = hsm_open(&c->cfg.hsm, &h)) != 0)
+	if ((r = make_vault(c)) != 0) {
+		/* No half-made vault: the next init starts again from scratch. */
+		unlink(c->cfg.db_path);
 		return ctl_fail(r);
-	hsm_close(h);
-	if ((r = state_open(c->cfg.db_path, 1, &st)) != 0)
-		return ctl_fail(r);
-	state_close(st);
-	if (!c->quiet)
+	}
+	if (!c->quiet) {
 		printf("initialised %s (state database %s, token \"%s\")\n", c->cfg.state_dir,
 		    c->cfg.db_path, c->cfg.token);
+		printf("shadow CA certificate: %s (give it to shadows: shadow enroll --ca)\n",
+		    c->cfg.ca_cert);
+		printf(
+		    "policies: %s (deny everything until you add shadows)\n", c->cfg.policy_file);
+	}
 	return SV_EXIT_OK;
 }

@@ -21,9 +21,41 @@ static const struct conf_key hsm_keys[] = {
 	{ NULL, 0, 0, NULL },
 };
 
+static const struct conf_key tls_keys[] = {
+	{ "cert", CONF_STRING, 0, NULL },
+	{ "key", CONF_STRING, 0, NULL },
+	{ "names", CONF_STRLIST, 0, NULL },
+	{ NULL, 0, 0, NULL },
+};
+
+static const struct conf_key audit_keys[] = {
+	{ "file", CONF_STRING, 0, NULL },
+	{ "checkpoint_records", CONF_INT, 0, NULL },
+	{ "checkpoint_seconds", CONF_INT, 0, NULL },
+	{ NULL, 0, 0, NULL },
+};
+
+static const struct conf_key limit_keys[] = {
+	{ "max_pending", CONF_INT, 0, NULL },
+	{ "request_timeout", CONF_INT, 0, NULL },
+	{ NULL, 0, 0, NULL },
+};
+
 static const struct conf_key root_keys[] = {
 	{ "state_dir", CONF_STRING, 1, NULL },
 	{ "hsm", CONF_GROUP, 0, hsm_keys },
+	{ "listen", CONF_STRING, 0, NULL },
+	{ "enroll_listen", CONF_STRING, 0, NULL },
+	{ "tls", CONF_GROUP, 0, tls_keys },
+	{ "policy_file", CONF_STRING, 0, NULL },
+	{ "admin_socket", CONF_STRING, 0, NULL },
+	{ "pid_file", CONF_STRING, 0, NULL },
+	{ "user", CONF_STRING, 0, NULL },
+	{ "audit", CONF_GROUP, 0, audit_keys },
+	{ "limits", CONF_GROUP, 0, limit_keys },
+	{ "shadow_cert_days", CONF_INT, 0, NULL },
+	{ "sandbox", CONF_BOOL, 0, NULL },
+	{ "metrics_allow", CONF_STRLIST, 0, NULL },
 	{ NULL, 0, 0, NULL },
 };
 
@@ -56,9 +88,52 @@ get_path(const config_setting_t *grp, const char *name, const char *base, char *
 	return resolve(dst, n, base, config_setting_get_string(s), s);
 }
 
+/* dst = state_dir/name unless already set. */
+static int
+under_state(struct vconf *c, char *dst, size_t n, const char *name)
+{
+	if (dst[0] != '\0')
+		return 0;
+	if (snprintf(dst, n, "%s/%s", c->state_dir, name) >= (int)n)
+		return sv_seterr(SV_ECONFIG, "state_dir too long");
+	return 0;
+}
+
+static int
+derive_vaultd(struct vconf *c)
+{
+	int r;
+
+	if ((r = under_state(c, c->tls_cert, sizeof(c->tls_cert), "tls/server.pem")) != 0 ||
+	    (r = under_state(c, c->tls_key, sizeof(c->tls_key), "tls/server.key")) != 0 ||
+	    (r = under_state(c, c->ca_cert, sizeof(c->ca_cert), "ca.pem")) != 0 ||
+	    (r = under_state(c, c->policy_file, sizeof(c->policy_file), "policies.conf")) != 0 ||
+	    (r = under_state(c, c->admin_socket, sizeof(c->admin_socket), "admin.sock")) != 0 ||
+	    (r = under_state(c, c->audit_file, sizeof(c->audit_file), "audit.log")) != 0 ||
+	    (r = under_state(c, c->audit_pub, sizeof(c->audit_pub), "audit-key.pem")) != 0 ||
+	    (r = under_state(c, c->pid_file, sizeof(c->pid_file), "vaultd.pid")) != 0)
+		return r;
+	if (c->ntls_names == 0) {
+		if ((c->tls_names[0] = strdup("localhost")) == NULL ||
+		    (c->tls_names[1] = strdup("127.0.0.1")) == NULL)
+			return SV_ENOMEM;
+		c->ntls_names = 2;
+	}
+	if (c->nmetrics_allow == 0) {
+		if ((c->metrics_allow[0] = strdup("127.0.0.1")) == NULL)
+			return SV_ENOMEM;
+		c->nmetrics_allow = 1;
+	}
+	return 0;
+}
+
 static int
 derive(struct vconf *c)
 {
+	int r;
+
+	if ((r = derive_vaultd(c)) != 0)
+		return r;
 	if (snprintf(c->db_path, sizeof(c->db_path), "%s/state.db", c->state_dir) >=
 	    (int)sizeof(c->db_path))
 		return sv_seterr(SV_ECONFIG, "state_dir too long");
@@ -82,6 +157,118 @@ defaults(struct vconf *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->module, sizeof(c->module), "%s", SV_SOFTHSM_MODULE);
 	snprintf(c->token, sizeof(c->token), "%s", VCONF_DEFAULT_TOKEN);
+	snprintf(c->listen, sizeof(c->listen), "%s", VCONF_LISTEN_DEFAULT);
+	snprintf(c->enroll_listen, sizeof(c->enroll_listen), "%s", VCONF_ENROLL_DEFAULT);
+	snprintf(c->user, sizeof(c->user), "nobody");
+	c->audit_checkpoint_records = 1000;
+	c->audit_checkpoint_seconds = 300;
+	c->shadow_cert_days = 365;
+	c->max_pending = 1024;
+	c->request_timeout = 30;
+	c->sandbox = 1;
+}
+
+void
+vconf_free(struct vconf *c)
+{
+	int i;
+
+	for (i = 0; i < c->ntls_names; i++)
+		free(c->tls_names[i]);
+	for (i = 0; i < c->nmetrics_allow; i++)
+		free(c->metrics_allow[i]);
+	c->ntls_names = c->nmetrics_allow = 0;
+}
+
+/* Optional int setting within [lo, hi]. */
+static int
+get_int(const config_setting_t *grp, const char *name, int lo, int hi, int *dst)
+{
+	const config_setting_t *s;
+	long long v;
+
+	if (grp == NULL || (s = config_setting_get_member(grp, name)) == NULL)
+		return 0;
+	v = config_setting_get_int64(s);
+	if (config_setting_type(s) == CONFIG_TYPE_INT)
+		v = config_setting_get_int(s);
+	if (v < lo || v > hi)
+		return conf_err(SV_ECONFIG, s, "must be between %d and %d", lo, hi);
+	*dst = (int)v;
+	return 0;
+}
+
+/* Optional plain string setting (not a path) of at most n - 1 bytes. */
+static int
+get_str(const config_setting_t *grp, const char *name, char *dst, size_t n)
+{
+	const config_setting_t *s;
+	const char *v;
+
+	if (grp == NULL || (s = config_setting_get_member(grp, name)) == NULL)
+		return 0;
+	v = config_setting_get_string(s);
+	if (v[0] == '\0' || strlen(v) >= n)
+		return conf_err(SV_ECONFIG, s, "must be 1 to %zu bytes", n - 1);
+	snprintf(dst, n, "%s", v);
+	return 0;
+}
+
+/* Optional list of strings into list (strdup'd), at most VCONF_MAX_TLS_NAMES. */
+static int
+get_list(const config_setting_t *grp, const char *name, char **list, int *n)
+{
+	const config_setting_t *s;
+	int i, len;
+
+	if (grp == NULL || (s = config_setting_get_member(grp, name)) == NULL)
+		return 0;
+	if ((len = config_setting_length(s)) > VCONF_MAX_TLS_NAMES || len == 0)
+		return conf_err(SV_ECONFIG, s, "must hold 1 to %d entries", VCONF_MAX_TLS_NAMES);
+	for (i = 0; i < len; i++) {
+		const char *v = config_setting_get_string_elem(s, i);
+
+		if (v == NULL || v[0] == '\0' || strlen(v) > 253)
+			return conf_err(SV_ECONFIG, s, "entry %d must be 1 to 253 bytes", i + 1);
+		if ((list[i] = strdup(v)) == NULL)
+			return SV_ENOMEM;
+		(*n)++;
+	}
+	return 0;
+}
+
+static int
+load_vaultd(const config_setting_t *root, const char *base, struct vconf *c)
+{
+	const config_setting_t *tls = config_setting_get_member(root, "tls");
+	const config_setting_t *aud = config_setting_get_member(root, "audit");
+	const config_setting_t *lim = config_setting_get_member(root, "limits");
+	const config_setting_t *s;
+	int r;
+
+	if ((r = get_str(root, "listen", c->listen, sizeof(c->listen))) != 0 ||
+	    (r = get_str(root, "enroll_listen", c->enroll_listen, sizeof(c->enroll_listen))) != 0 ||
+	    (r = get_str(root, "user", c->user, sizeof(c->user))) != 0 ||
+	    (r = get_path(tls, "cert", base, c->tls_cert, sizeof(c->tls_cert))) != 0 ||
+	    (r = get_path(tls, "key", base, c->tls_key, sizeof(c->tls_key))) != 0 ||
+	    (r = get_list(tls, "names", c->tls_names, &c->ntls_names)) != 0 ||
+	    (r = get_path(root, "policy_file", base, c->policy_file, sizeof(c->policy_file))) !=
+		0 ||
+	    (r = get_path(root, "admin_socket", base, c->admin_socket, sizeof(c->admin_socket))) !=
+		0 ||
+	    (r = get_path(root, "pid_file", base, c->pid_file, sizeof(c->pid_file))) != 0 ||
+	    (r = get_path(aud, "file", base, c->audit_file, sizeof(c->audit_file))) != 0 ||
+	    (r = get_int(aud, "checkpoint_records", 1, 10000000, &c->audit_checkpoint_records)) !=
+		0 ||
+	    (r = get_int(aud, "checkpoint_seconds", 1, 86400, &c->audit_checkpoint_seconds)) != 0 ||
+	    (r = get_int(lim, "max_pending", 1, 1000000, &c->max_pending)) != 0 ||
+	    (r = get_int(lim, "request_timeout", 1, 3600, &c->request_timeout)) != 0 ||
+	    (r = get_int(root, "shadow_cert_days", 1, 3650, &c->shadow_cert_days)) != 0 ||
+	    (r = get_list(root, "metrics_allow", c->metrics_allow, &c->nmetrics_allow)) != 0)
+		return r;
+	if ((s = config_setting_get_member(root, "sandbox")) != NULL)
+		c->sandbox = config_setting_get_bool(s);
+	return 0;
 }
 
 static int
@@ -93,8 +280,10 @@ load_file(const char *path, struct vconf *c)
 	char dirbuf[PATH_MAX], *base;
 	int r;
 
-	snprintf(c->path, sizeof(c->path), "%s", path);
-	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
+	/* Absolute, so relative settings stay right after vaultd leaves the directory. */
+	if (realpath(path, c->path) == NULL)
+		snprintf(c->path, sizeof(c->path), "%s", path);
+	snprintf(dirbuf, sizeof(dirbuf), "%s", c->path);
 	base = dirname(dirbuf);
 	if ((r = conf_read(&cfg, path)) != 0)
 		goto out;
@@ -107,6 +296,8 @@ load_file(const char *path, struct vconf *c)
 	    (r = get_path(hsm, "pin_file", base, c->pin_file, sizeof(c->pin_file))) != 0 ||
 	    (r = get_path(
 		 hsm, "softhsm2_conf", base, c->softhsm2_conf, sizeof(c->softhsm2_conf))) != 0)
+		goto out;
+	if ((r = load_vaultd(root, base, c)) != 0)
 		goto out;
 	if (hsm != NULL && config_setting_lookup_string(hsm, "token", &tok) == CONFIG_TRUE) {
 		if (tok[0] == '\0' || strlen(tok) > 32) {
@@ -143,9 +334,9 @@ vconf_load(const char *path, struct vconf *c)
 			return sv_seterr(SV_ECONFIG, "working directory path too long");
 		return derive(c);
 	}
-	if ((r = load_file(path, c)) != 0)
-		return r;
-	return derive(c);
+	if ((r = load_file(path, c)) != 0 || (r = derive(c)) != 0)
+		vconf_free(c);
+	return r;
 }
 
 const char *

@@ -15,6 +15,10 @@
 #define VCONF_DEFAULT_STATE "state"
 #define VCONF_DEFAULT_TOKEN "shadowvault"
 
+#define VCONF_LISTEN_DEFAULT "127.0.0.1:8443"
+#define VCONF_ENROLL_DEFAULT "127.0.0.1:8444"
+#define VCONF_MAX_TLS_NAMES  16
+
 struct vconf {
 	char path[PATH_MAX]; /* config file, or "(embedded defaults)" */
 	int embedded;	     /* 1 when no file was read */
@@ -26,7 +30,33 @@ struct vconf {
 	char so_pin_file[PATH_MAX];   /* only for a token vaultctl init creates */
 	char softhsm2_conf[PATH_MAX]; /* empty when unset */
 	struct hsm_config hsm;	      /* points into the fields above */
+
+	/* vaultd */
+	char listen[128];	 /* mTLS API "host:port" */
+	char enroll_listen[128]; /* enrolment and health, no client certificate */
+	char tls_cert[PATH_MAX]; /* vault TLS certificate (default state_dir/tls/server.pem) */
+	char tls_key[PATH_MAX];	 /* its key file (default state_dir/tls/server.key) */
+	char *tls_names[VCONF_MAX_TLS_NAMES]; /* names in the certificate vaultctl init makes */
+	int ntls_names;
+	char ca_cert[PATH_MAX];	     /* shadow CA certificate (state_dir/ca.pem) */
+	char policy_file[PATH_MAX];  /* default state_dir/policies.conf */
+	char admin_socket[PATH_MAX]; /* default state_dir/admin.sock */
+	char audit_file[PATH_MAX];   /* default state_dir/audit.log */
+	char audit_pub[PATH_MAX];    /* state_dir/audit-key.pem: checkpoint verification key */
+	char pid_file[PATH_MAX];     /* default state_dir/vaultd.pid */
+	char user[64];		     /* netproc drops to this user when started as root */
+	int audit_checkpoint_records;
+	int audit_checkpoint_seconds;
+	int shadow_cert_days;
+	int max_pending;			  /* requests in flight to the key process */
+	int request_timeout;			  /* seconds */
+	int sandbox;				  /* seccomp filter in netproc */
+	char *metrics_allow[VCONF_MAX_TLS_NAMES]; /* peer addresses allowed to GET /metrics */
+	int nmetrics_allow;
 };
+
+/* Free what vconf_load allocated (the string lists). */
+void vconf_free(struct vconf *c);
 
 /*
  * Load path, or the embedded defaults when path is NULL.  Unknown settings,

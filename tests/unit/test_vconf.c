@@ -57,6 +57,9 @@ test_embedded(void **state)
 	assert_non_null(strstr(c.pin_file, "/state/hsm/pin"));
 	assert_non_null(c.hsm.softhsm2_conf);
 	assert_string_equal(c.hsm.token, "shadowvault");
+	assert_int_equal(c.ntls_names, 2);
+	assert_string_equal(c.tls_names[0], "localhost");
+	vconf_free(&c);
 }
 
 static void
@@ -78,6 +81,7 @@ test_relative_and_include(void **state)
 	assert_string_equal(c.module, "/usr/lib/x.so");
 	assert_string_equal(c.token, "t1");
 	assert_null(c.hsm.softhsm2_conf);
+	vconf_free(&c);
 }
 
 static void

@@ -1,0 +1,181 @@
+/*
+ * shadow: the program on each shadow server.  Enrols with the vault, and
+ * (to come) runs ACME against the CA with every JWS signed by the vault,
+ * installing certificates the way certbot does.  This file: options,
+ * configuration and the command table.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <sodium.h>
+
+#include "conf.h"
+#include "fileio.h"
+#include "log.h"
+#include "shadow.h"
+#include "sv_err.h"
+
+static const char *const USAGE =
+    "usage: shadow [-c FILE] [--state-dir DIR] [-q] [--json] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  enroll --vault URL --token TOKEN --ca FILE   join a vault (once)\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE    configuration (default " SHADOW_CONFIG_DEFAULT " if present)\n"
+    "  --state-dir DIR      state directory (default " SHADOW_STATE_DEFAULT ")\n"
+    "  -q, --quiet  --json  -h, --help  -V, --version\n"
+    "\n"
+    "exit status: 0 ok, 1 failure, 2 usage or invalid input, 3 configuration,\n"
+    "5 not found, 6 exists or wrong state, 7 denied by the vault, 8 network, CA or vault.\n"
+    "See shadow(8).\n";
+
+static const struct conf_key root_keys[] = {
+	{ "state_dir", CONF_STRING, 0, NULL },
+	{ "api_url", CONF_STRING, 0, NULL },
+	{ NULL, 0, 0, NULL },
+};
+
+int
+shadow_path(const struct shadow *s, const char *rel, char *dst, size_t n)
+{
+	if (snprintf(dst, n, "%s/%s", s->state_dir, rel) >= (int)n)
+		return sv_seterr(SV_ECONFIG, "state directory path too long");
+	return 0;
+}
+
+static int
+load_config(struct shadow *s, const char *path)
+{
+	config_t cfg;
+	const char *v;
+	int r;
+
+	snprintf(s->config, sizeof(s->config), "%s", path);
+	if ((r = conf_read(&cfg, path)) == 0 &&
+	    (r = conf_check(config_root_setting(&cfg), root_keys)) == 0) {
+		if (config_lookup_string(&cfg, "state_dir", &v) == CONFIG_TRUE)
+			snprintf(s->state_dir, sizeof(s->state_dir), "%s", v);
+		if (config_lookup_string(&cfg, "api_url", &v) == CONFIG_TRUE)
+			snprintf(s->api_url, sizeof(s->api_url), "%s", v);
+	}
+	config_destroy(&cfg);
+	return r;
+}
+
+/* api_url from the enrolment record unless the configuration set one. */
+static int
+load_enrolment(struct shadow *s)
+{
+	char path[PATH_MAX];
+	json_t *v;
+	const char *u;
+
+	if (shadow_path(s, "identity/vault.json", path, sizeof(path)) != 0 ||
+	    access(path, F_OK) != 0)
+		return 0;
+	if ((v = json_load_file(path, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		return sv_seterr(SV_ECONFIG, "%s: not JSON", path);
+	if (s->api_url[0] == '\0' && (u = json_string_value(json_object_get(v, "api_url"))) != NULL)
+		snprintf(s->api_url, sizeof(s->api_url), "%s", u);
+	json_decref(v);
+	return shadow_path(s, "identity/vault-ca.pem", s->ca_file, sizeof(s->ca_file));
+}
+
+int
+shadow_setup(struct shadow *s, const char *config, const char *state_dir)
+{
+	int r;
+
+	snprintf(s->state_dir, sizeof(s->state_dir), "%s", SHADOW_STATE_DEFAULT);
+	if (config == NULL && access(SHADOW_CONFIG_DEFAULT, F_OK) == 0)
+		config = SHADOW_CONFIG_DEFAULT;
+	if (config != NULL && (r = load_config(s, config)) != 0)
+		return r;
+	if (state_dir != NULL)
+		snprintf(s->state_dir, sizeof(s->state_dir), "%s", state_dir);
+	return load_enrolment(s);
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct shadow *, int, char **);
+} commands[] = {
+	{ "enroll", shadow_cmd_enroll },
+};
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL, *state = NULL;
+	struct shadow s;
+	size_t i;
+	int ch, r;
+
+	memset(&s, 0, sizeof(s));
+	sv_log_init("shadow", 0, LOG_INFO);
+	/* libcurl runs with CURLOPT_NOSIGNAL: a closed peer must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	while ((ch = getopt_long(argc, argv, "+c:s:qjhV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 's':
+			state = optarg;
+			break;
+		case 'q':
+			s.quiet = 1;
+			break;
+		case 'j':
+			s.json = 1;
+			break;
+		case 'h':
+			fputs(USAGE, stdout);
+			return SV_EXIT_OK;
+		case 'V':
+			printf("shadow %s\n", SV_VERSION);
+			return SV_EXIT_OK;
+		default:
+			fputs(USAGE, stderr);
+			return SV_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fputs(USAGE, stderr);
+		return SV_EXIT_USAGE;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			break;
+	if (i == sizeof(commands) / sizeof(commands[0])) {
+		fprintf(stderr, "shadow: unknown command \"%.32s\"\n\n%s", argv[optind], USAGE);
+		return SV_EXIT_USAGE;
+	}
+	if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "shadow: cannot initialise libsodium or libcurl\n");
+		return SV_EXIT_FAIL;
+	}
+	if ((r = shadow_setup(&s, config, state)) != 0) {
+		fprintf(stderr, "shadow: error: %s\n", sv_errmsg(r));
+		r = sv_exit_code(r);
+	} else {
+		r = commands[i].fn(&s, argc - optind, argv + optind);
+	}
+	curl_global_cleanup();
+	return r;
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# vaultd under faults: a full audit disk fails requests closed (503) and
+# service resumes by itself; the audit verifier catches edits, deletions,
+# reordering and truncation; killing either child restarts the pair; a bad
+# policy file on SIGHUP keeps the old policy; SIGTERM drains and exits.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vaultd.sh"
+
+MNT=$T/mnt
+mkdir -p "$MNT"
+if ! mount -t tmpfs -o size=256k tmpfs "$MNT" 2>"$T/mount.err"; then
+	echo "SKIP: cannot mount a small tmpfs for the disk-full check: $(cat "$T/mount.err")"
+	exit 77
+fi
+trap 'umount "$MNT" 2>/dev/null; t_cleanup' EXIT
+vd_setup "audit = { file = \"$MNT/audit.log\"; checkpoint_records = 5; checkpoint_seconds = 1; };"
+printf 'shadows = {\n  web1 = { accounts = [ "x" ]; names = [ "a.test" ]; };\n};\n' >"$VDIR/state/policies.conf"
+vd_start || { t_done; exit 1; }
+vd_enroll web1 && pass "enrol web1" || fail "enrol web1"
+
+enroll_bad() { # an audited refusal: an enrolment with a wrong token
+	CODE=$(curl -s -D "$T/hdr" -o "$T/body" -w '%{http_code}' --cacert "$VD_CA" -H 'Content-Type: application/json' \
+		--data-binary '{"token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","csr":"x","box_public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}' \
+		"$VD_ENROLL/v1/enroll")
+}
+
+# Disk full: the audit record cannot be written, so the request fails closed.
+enroll_bad
+expect_code 403 "an audited refusal while the disk has room"
+dd if=/dev/zero of="$MNT/fill" bs=4k >/dev/null 2>&1
+# The log's last page may still have room for a few records: keep asking.
+for i in $(seq 40); do
+	enroll_bad
+	[ "$CODE" = 503 ] && break
+done
+expect_code 503 "audit disk full: the request fails with 503"
+expect_problem audit-unavailable "the problem says the audit log is unavailable"
+grep -qi '^retry-after:' "$T/hdr" && pass "503 carries Retry-After" || fail "no Retry-After"
+[ "$(vd_health)" = 503 ] && pass "health reports the failing audit log" || fail "health while full: $(vd_health)"
+expect_rc 1 "administration is refused while unrecorded" "$VC" -c "$VCONF" key create k1 --type ec-p256
+expect_err "audit log unavailable" "the admin is told why"
+rm -f "$MNT/fill"
+enroll_bad
+expect_code 403 "service resumes by itself once the disk has room"
+[ "$(vd_health)" = 200 ] && pass "health back to ok" || fail "health after recovery"
+grep -q "audit log writable again" "$T/vaultd.log" && pass "recovery is logged" || fail "no recovery log line"
+
+# SIGHUP with a broken policy keeps the old one; a fixed one is loaded.
+vd_api web1 GET /v1/acme/accounts/x
+expect_code 404 "policy allows account x (unknown account: 404, not 403)"
+echo 'shadows = { web1 = { accounts = [ "x" ] ' >"$VDIR/state/policies.conf"
+kill -HUP "$VD_PID"
+sleep 0.5
+grep -q "policy reload failed, keeping the old policies" "$T/vaultd.log" && pass "bad policy on SIGHUP: kept the old one, said why" || fail "no reload failure logged"
+vd_api web1 GET /v1/acme/accounts/x
+expect_code 404 "old policy still in force"
+expect_rc 3 "vaultctl policy check reports the error" "$VC" -c "$VCONF" policy check "$VDIR/state/policies.conf"
+expect_err "policies.conf:" "with file and line"
+expect_rc 3 "vaultctl policy reload refuses the broken file" "$VC" -c "$VCONF" policy reload
+printf 'shadows = {\n  web1 = { accounts = [ "y" ]; names = [ "a.test" ]; };\n};\n' >"$VDIR/state/policies.conf"
+expect_rc 0 "policy reload of a good file" "$VC" -c "$VCONF" policy reload
+vd_api web1 GET /v1/acme/accounts/x
+expect_code 403 "the new policy is in force"
+
+# Killing a child: the supervisor restarts the pair.
+for child in netproc keyproc; do
+	old=$(vd_child $child)
+	kill -9 "$old"
+	ok=0
+	for i in $(seq 60); do
+		sleep 0.1
+		new=$(vd_child $child) && [ "$new" != "$old" ] && [ "$(vd_health)" = 200 ] && { ok=1; break; }
+	done
+	[ $ok = 1 ] && pass "killed $child: restarted and serving again" || fail "$child not restarted"
+done
+grep -q "restarting the key and network processes" "$T/vaultd.log" && pass "restarts are logged" || fail "restart log"
+vd_api web1 GET /v1/health
+expect_code 200 "enrolled shadows still served after restarts"
+
+# The admin socket is the owner's only.
+[ "$(stat -c %a "$VDIR/state/admin.sock")" = 600 ] && pass "admin socket is 0600" || fail "admin socket mode"
+if command -v setpriv >/dev/null; then
+	run setpriv --reuid=65534 --regid=65534 --clear-groups "$VC" -c "$VCONF" status
+	[ "$RC" -ne 0 ] && pass "another user cannot use the admin socket (exit $RC)" || fail "admin socket open to others"
+fi
+
+# SIGTERM drains and exits cleanly, with a last checkpoint.
+kill -TERM "$VD_PID"
+wait "$VD_PID"
+rc=$?
+[ $rc = 0 ] && pass "SIGTERM: clean exit" || fail "SIGTERM exit $rc"
+[ ! -e "$VDIR/state/vaultd.pid" ] && pass "pid file removed" || fail "pid file left"
+tail -1 "$MNT/audit.log" | grep -q '"type":"checkpoint"' && pass "last record is a checkpoint" || fail "no final checkpoint"
+
+# The audit verifier: intact, then each kind of tampering on a copy.
+expect_rc 0 "audit verify: intact" "$VC" -c "$VCONF" audit verify
+tamper() { # NAME SCRIPT: copy the log (and head), apply SCRIPT to the copy, verify
+	mkdir -p "$T/$1"
+	cp "$MNT/audit.log" "$T/$1/audit.log"
+	cp "$MNT/audit.log.head" "$T/$1/audit.log.head"
+	(cd "$T/$1" && eval "$2")
+	run "$VC" -c "$VCONF" audit verify "$T/$1/audit.log"
+	[ "$RC" -eq 1 ] && grep -q "NOT intact" "$T/err" && pass "audit verify catches: $1" || { fail "audit verify missed: $1 (exit $RC)"; cat "$T/err"; }
+}
+tamper "a flipped byte" 'sed -i "3s/\"enroll\"/\"enrolL\"/" audit.log'
+tamper "a deleted line" 'sed -i 4d audit.log'
+tamper "a swapped pair" 'awk "NR==4{l=\$0; next} NR==5{print; print l; next} {print}" audit.log >x && mv x audit.log'
+tamper "truncation past a checkpoint" 'n=$(grep -n checkpoint audit.log | tail -1 | cut -d: -f1); head -n $((n - 1)) audit.log >x && mv x audit.log'
+vd_stop
+vd_sanitizer_check
+t_done

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Who may talk to vaultd: enrolment tokens are single use and expire; the API
+# port refuses missing, foreign, expired and revoked client certificates in
+# the TLS handshake, before any HTTP; revocation also cuts connections that
+# are already open.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vaultd.sh"
+vd_setup
+printf 'shadows = {\n  web1 = { accounts = [ "x" ]; names = [ "a.test" ]; };\n  web2 = { accounts = [ "x" ]; names = [ "b.test" ]; };\n};\n' \
+	>"$VDIR/state/policies.conf"
+vd_start || { t_done; exit 1; }
+
+# Enrolment.
+TOK=$("$VC" -c "$VCONF" --json shadow add web1 | json_get /dev/stdin '["token"]')
+expect_rc 7 "enrolment with a wrong token" "$SH" --state-dir "$T/x" enroll --vault "$VD_ENROLL" \
+	--token AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA --ca "$VD_CA"
+expect_err "token invalid, used or expired" "a wrong token is refused with a reason"
+expect_rc 8 "enrolment trusting another CA" "$SH" --state-dir "$T/y" enroll --vault "$VD_ENROLL" \
+	--token "$TOK" --ca /etc/ssl/certs/ca-certificates.crt
+expect_rc 0 "enrolment with the token" "$SH" --state-dir "$T/sh-web1" enroll --vault "$VD_ENROLL" --token "$TOK" --ca "$VD_CA"
+[ "$(stat -c %a "$T/sh-web1/identity/key.pem")" = 600 ] && pass "shadow key is 0600" || fail "key mode"
+expect_rc 7 "the token is single use" "$SH" --state-dir "$T/z" enroll --vault "$VD_ENROLL" --token "$TOK" --ca "$VD_CA"
+expect_rc 6 "enrolling twice needs --force" "$SH" --state-dir "$T/sh-web1" enroll --vault "$VD_ENROLL" --token "$TOK" --ca "$VD_CA"
+expect_rc 2 "a token lifetime over 30 days is refused" "$VC" -c "$VCONF" shadow add web9 --ttl 31d
+expect_rc 6 "an active shadow cannot get a new token" "$VC" -c "$VCONF" shadow add web1
+vd_enroll web2 && pass "enrol web2" || fail "enrol web2"
+openssl x509 -in "$T/sh-web1/identity/cert.pem" -noout -subject -ext extendedKeyUsage >"$T/c.txt"
+grep -q "CN = web1" "$T/c.txt" && grep -q "Client Authentication" "$T/c.txt" \
+	&& pass "certificate names the shadow, client auth only" || fail "certificate content"
+
+vd_api web1 GET /v1/health
+expect_code 200 "an enrolled shadow is served"
+
+# No certificate, a foreign one, an expired one: refused in the handshake.
+run curl -s --cacert "$VD_CA" "$VD_API/v1/health"
+[ "$RC" -ne 0 ] && pass "no client certificate: TLS handshake refused (curl $RC)" || fail "no cert accepted"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/fk.pem" -out "$T/fc.pem" \
+	-subj "/CN=web1" -days 2 2>/dev/null
+run curl -s --cacert "$VD_CA" --cert "$T/fc.pem" --key "$T/fk.pem" "$VD_API/v1/health"
+[ "$RC" -ne 0 ] && pass "a certificate from another CA: refused (curl $RC)" || fail "foreign cert accepted"
+vd_stop
+"$(sv_bin svtool)" "$VCONF" expired web1 "$T/sh-web1/identity/key.pem" >"$T/expired.pem" \
+	&& pass "expired certificate made" || fail "svtool expired"
+vd_start
+run curl -s --cacert "$VD_CA" --cert "$T/expired.pem" --key "$T/sh-web1/identity/key.pem" "$VD_API/v1/health"
+[ "$RC" -ne 0 ] && pass "an expired certificate: refused (curl $RC)" || fail "expired cert accepted"
+run curl -s --cacert "$VD_CA" "$VD_ENROLL/v1/acme/accounts/x"
+grep -q "only /v1/enroll" "$T/out" && pass "the enrolment port serves nothing else" || fail "enroll port routes"
+
+# Revocation: new connections refused; an open keep-alive connection is cut.
+"$PY" - "$VD_API_PORT" "$VD_CA" "$T/sh-web2/identity" "$VC" "$VCONF" >"$T/ka.out" 2>&1 <<'PY'
+import http.client, ssl, subprocess, sys
+port, ca, ident, vc, conf = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.load_cert_chain(ident + "/cert.pem", ident + "/key.pem")
+c = http.client.HTTPSConnection("127.0.0.1", int(port), context=ctx)
+c.request("GET", "/v1/health"); r = c.getresponse(); r.read()
+print("before", r.status)
+subprocess.run([vc, "-c", conf, "-q", "shadow", "revoke", "web2"], check=True)
+try:
+    c.request("GET", "/v1/health"); r = c.getresponse(); r.read()
+    print("after", r.status)
+except Exception as e:
+    print("after closed", type(e).__name__)
+PY
+grep -q "before 200" "$T/ka.out" && pass "keep-alive connection served before revocation" || { fail "keep-alive"; cat "$T/ka.out"; }
+grep -q "after closed" "$T/ka.out" && pass "revocation cut the open connection" || { fail "open connection not cut"; cat "$T/ka.out"; }
+run curl -s --cacert "$VD_CA" --cert "$T/sh-web2/identity/cert.pem" --key "$T/sh-web2/identity/key.pem" "$VD_API/v1/health"
+[ "$RC" -ne 0 ] && pass "a revoked certificate: refused at once (curl $RC)" || fail "revoked cert accepted"
+vd_api web1 GET /v1/health
+expect_code 200 "other shadows are unaffected"
+expect_rc 0 "shadow list" "$VC" -c "$VCONF" shadow list
+grep -q '^web2  *revoked' "$T/out" && pass "web2 listed as revoked" || fail "shadow list state"
+expect_rc 5 "revoking an unknown shadow" "$VC" -c "$VCONF" shadow revoke nosuch
+vd_stop
+vd_sanitizer_check
+t_done

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# vaultd's signing boundary end to end: a real vaultd on 127.0.0.1 with a
+# SoftHSM2 token, an account registered at a real Pebble, shadows enrolled
+# with `shadow enroll`, requests made with curl and client certificates.
+# Every operation class allowed and refused per policy, signatures checked
+# against the account JWK (python3-jwcrypto) and accepted by Pebble itself.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vaultd.sh"
+PEB=$(dirname "$0")/pebble.sh
+
+bash "$PEB" start "$T/pebble" --nonce-reject 0 >"$T/pebble.out" 2>&1 || { cat "$T/pebble.out"; fail "pebble"; t_done; exit 1; }
+trap 'bash "$PEB" stop "$T/pebble" >/dev/null 2>&1; t_cleanup' EXIT
+. "$T/pebble/env"
+
+vd_setup
+cat >"$VDIR/state/policies.conf" <<POL
+shadows = {
+  web1 = { accounts = [ "le" ]; names = [ "master.test", "*.master.test" ]; };
+  web2 = { accounts = [ "le" ]; names = [ "other.test" ]; operations = [ "new-order", "fetch" ]; };
+  web3 = { accounts = [ "le" ]; names = [ "rate.test" ]; rate = { per_minute = 1; burst = 2; }; };
+};
+POL
+vd_start || { t_done; exit 1; }
+
+expect_rc 0 "key for the account" "$VC" -c "$VCONF" -q key create le --type ec-p256
+expect_rc 0 "account register at pebble" "$VC" -c "$VCONF" account register le \
+	--directory "$PEBBLE_URL" --key le --ca-file "$PEBBLE_CA" --email admin@master.test --agree-tos
+expect_rc 6 "a key cannot serve two accounts" "$VC" -c "$VCONF" account register le2 \
+	--directory "$PEBBLE_URL" --key le --ca-file "$PEBBLE_CA" --agree-tos
+expect_rc 0 "account show" "$VC" -c "$VCONF" account show le
+expect_out "accounturi=https://127.0.0.1" "account show prints the CAA record"
+for s in web1 web2 web3; do
+	vd_enroll "$s" && pass "enrol $s" || fail "enrol $s"
+done
+
+# Directory URLs, the account URL and the account JWK.
+curl -s --cacert "$PEBBLE_CA" "$PEBBLE_URL" >"$T/dir.json"
+NEW_ORDER=$(json_get "$T/dir.json" '["newOrder"]')
+NEW_ACCT=$(json_get "$T/dir.json" '["newAccount"]')
+KEY_CHANGE=$(json_get "$T/dir.json" '["keyChange"]')
+NEW_NONCE=$(json_get "$T/dir.json" '["newNonce"]')
+vd_api web1 GET /v1/acme/accounts/le
+expect_code 200 "account information for an authorised shadow"
+cp "$T/body" "$T/acct.json"
+KID=$(json_get "$T/acct.json" '["kid"]')
+vd_api web1 GET /v1/acme/accounts/nosuch
+expect_code 403 "an account outside the policy"
+
+nonce() { curl -s -I --cacert "$PEBBLE_CA" "$NEW_NONCE" | tr -d '\r' | sed -n 's/^[Rr]eplay-[Nn]once: //p'; }
+
+# newOrder for an allowed name: signed, verifies, and Pebble accepts it.
+N=$(nonce)
+ORDER='{"identifiers":[{"type":"dns","value":"www.master.test"}]}'
+vd_sign web1 le "$NEW_ORDER" "$N" "$ORDER"
+expect_code 200 "newOrder inside the policy is signed"
+cp "$T/body" "$T/jws.json"
+"$PY" - "$T/acct.json" "$T/jws.json" "$N" "$NEW_ORDER" "$KID" <<'PY' && pass "JWS verifies with the account JWK (jwcrypto); header built by the vault" || fail "JWS check"
+import json, sys
+from jwcrypto import jwk, jws
+acct = json.load(open(sys.argv[1])); d = json.load(open(sys.argv[2]))
+t = jws.JWS(); t.deserialize(json.dumps(d)); t.verify(jwk.JWK(**acct["jwk"]))
+h = json.loads(t.objects["protected"])
+assert h == {"alg": "ES256", "kid": sys.argv[5], "nonce": sys.argv[3], "url": sys.argv[4]}, h
+PY
+CODE=$(curl -s -o "$T/order.json" -w '%{http_code}' --cacert "$PEBBLE_CA" \
+	-H 'Content-Type: application/jose+json' --data-binary @"$T/jws.json" "$NEW_ORDER")
+[ "$CODE" = 201 ] && pass "Pebble accepts the vault's JWS (order created)" || { fail "Pebble refused: $CODE"; cat "$T/order.json"; }
+
+# The same nonce again: the vault is not a replay oracle.
+vd_sign web1 le "$NEW_ORDER" "$N" "$ORDER"
+expect_code 403 "a nonce is signed at most once"
+expect_problem nonce-replay "replay refused as such"
+
+# Refusals, each with its reason.
+vd_sign web1 le "$NEW_ORDER" n1 '{"identifiers":[{"type":"dns","value":"other.test"}]}'
+expect_code 403 "newOrder for another shadow's name"
+expect_problem name "refused for the name"
+vd_sign web1 le "$NEW_ORDER" n2 '{"identifiers":[{"type":"dns","value":"a.b.master.test"}]}'
+expect_code 403 "wildcard covers one label only"
+vd_sign web1 le "$KEY_CHANGE" n3 '{"protected":"x","payload":"y","signature":"z"}'
+expect_code 403 "keyChange is admin-only"
+expect_problem admin-only "keyChange refused as admin-only"
+vd_sign web1 le "$NEW_ACCT" n4 '{"termsOfServiceAgreed":true}'
+expect_code 403 "newAccount is admin-only"
+vd_sign web1 le "$KID" n5 '{"status":"deactivated"}'
+expect_code 403 "account deactivation is admin-only"
+vd_sign web1 le "${NEW_ORDER%/*}/authz/abc" n6 '{"status":"deactivated"}'
+expect_code 403 "authz deactivation is admin-only"
+vd_sign web1 le "https://evil.test:14000/order/1" n7 ''
+expect_code 403 "a URL on a foreign host"
+expect_problem classify "foreign host refused by the classifier"
+vd_sign web1 le "${NEW_ORDER%/*}/order/1" n8 '{"hello":1}'
+expect_code 403 "an unrecognised request shape"
+vd_sign web2 le "${NEW_ORDER%/*}/chall/1" n9 '{}'
+expect_code 403 "an operation the policy does not grant (challenge for web2)"
+expect_problem operation "refused as not granted"
+vd_sign web1 nosuch "$NEW_ORDER" n10 "$ORDER"
+expect_code 404 "an unknown account"
+
+# Finalize: the CSR's names and key are checked.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/k.pem" \
+	-subj "/CN=other.test" -addext "subjectAltName=DNS:other.test" -outform DER -out "$T/csr.der" 2>/dev/null
+vd_sign web1 le "${NEW_ORDER%/*}/finalize/1/1" n11 "{\"csr\":\"$(b64url <"$T/csr.der")\"}"
+expect_code 403 "finalize with a CSR naming a foreign name"
+openssl req -new -key "$T/k.pem" -subj "/CN=www.master.test" -addext "subjectAltName=DNS:www.master.test" \
+	-outform DER -out "$T/csr2.der" 2>/dev/null
+vd_sign web1 le "${NEW_ORDER%/*}/finalize/1/1" n12 "{\"csr\":\"$(b64url <"$T/csr2.der")\"}"
+expect_code 200 "finalize with a CSR inside the policy"
+vd_sign web1 le "${NEW_ORDER%/*}/order/1" n13 ''
+expect_code 200 "POST-as-GET (fetch)"
+vd_sign web1 le "${NEW_ORDER%/*}/chall/1" n14 '{}'
+expect_code 200 "challenge response"
+
+# A CSR carrying the account key itself (made with the token while vaultd is stopped).
+vd_stop
+"$(sv_bin svtool)" "$VCONF" csr le www.master.test >"$T/acctcsr.b64" && pass "CSR signed by the account key" || fail "svtool csr"
+vd_start
+vd_sign web1 le "${NEW_ORDER%/*}/finalize/1/2" n15 "{\"csr\":\"$(cat "$T/acctcsr.b64")\"}"
+expect_code 403 "finalize with a CSR carrying the account key"
+grep -q "account key" "$T/body" && pass "refusal names the account key" || fail "reason for the CSR key"
+
+# Malformed and oversized requests.
+vd_api web1 POST /v1/acme/accounts/le/sign '{"url":"x"'
+expect_code 400 "malformed JSON"
+vd_api web1 POST /v1/acme/accounts/le/sign '{"url":"x","nonce":"y"}'
+expect_code 400 "a missing member"
+vd_api web1 POST /v1/acme/accounts/le/sign '{"url":"x","nonce":"y","payload":"","extra":1}'
+expect_code 400 "an unknown member"
+head -c 200000 /dev/zero | tr '\0' 'a' >"$T/big"
+CODE=$(curl -s -o "$T/body" -w '%{http_code}' --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" \
+	--key "$T/sh-web1/identity/key.pem" -H 'Content-Type: application/json' --data-binary @"$T/big" \
+	"$VD_API/v1/acme/accounts/le/sign")
+expect_code 413 "an oversized body"
+vd_api web1 POST /v1/acme/accounts/le/sign '{}' text/plain
+expect_code 415 "a wrong content type"
+vd_api web1 POST "/v1/acme/accounts/a%2Fb/sign" '{}'
+[ "$CODE" = 400 ] || [ "$CODE" = 404 ] && pass "a bad account name in the path ($CODE)" || fail "bad path: $CODE"
+vd_api web1 GET /v1/nothing
+expect_code 404 "an unknown path"
+vd_sign web1 le "$NEW_ORDER" 'bad nonce!' "$ORDER"
+expect_code 400 "a nonce outside base64url"
+[ "$(vd_health)" = 200 ] && pass "vaultd still healthy after bad clients" || fail "vaultd unhealthy"
+
+# Rate limit: burst 2, then 429 with Retry-After.
+for i in 1 2; do vd_sign web3 le "${NEW_ORDER%/*}/order/r$i" "r$i" ''; done
+vd_sign web3 le "${NEW_ORDER%/*}/order/r3" r3 ''
+expect_code 429 "rate limit per shadow"
+curl -s -D "$T/h" -o /dev/null --cacert "$VD_CA" --cert "$T/sh-web3/identity/cert.pem" --key "$T/sh-web3/identity/key.pem" \
+	-H 'Content-Type: application/json' --data-binary '{"url":"'"${NEW_ORDER%/*}"'/order/r4","nonce":"r4","payload":""}' \
+	"$VD_API/v1/acme/accounts/le/sign"
+grep -qi '^retry-after: [0-9]' "$T/h" && pass "429 carries Retry-After" || fail "no Retry-After"
+
+# Metrics (counted since the key process last started) and the audit trail.
+curl -s --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" --key "$T/sh-web1/identity/key.pem" "$VD_API/metrics" >"$T/metrics"
+grep -q 'shadowvault_signatures_total{account="le",shadow="web3"} 2' "$T/metrics" && pass "metrics: signatures by account and shadow" || fail "metrics signatures"
+grep -q 'shadowvault_denials_total{reason="rate-limited"}' "$T/metrics" && pass "metrics: denials by reason" || fail "metrics denials"
+grep -q 'shadowvault_http_requests_total{endpoint="sign",status="403"}' "$T/metrics" && pass "metrics: requests by endpoint and status" || fail "metrics requests"
+grep -q 'shadowvault_hsm_sign_seconds_bucket' "$T/metrics" && pass "metrics: HSM latency histogram" || fail "metrics hsm"
+vd_stop
+expect_rc 0 "audit log verifies" "$VC" -c "$VCONF" audit verify
+AUD=$VDIR/state/audit.log
+grep -q '"decision":"deny","code":"nonce-replay"' "$AUD" && pass "denials are audited" || fail "no denial record"
+grep '"type":"sign"' "$AUD" | grep -q '"csr_key":"[A-Za-z0-9_-]\{43\}"' && pass "finalize records the CSR key hash" || fail "csr key hash"
+grep -q '"nonce_hash"' "$AUD" && ! grep -q "\"$N\"" "$AUD" && pass "nonces are recorded hashed, never raw" || fail "nonce in audit"
+vd_stop
+vd_sanitizer_check
+t_done

@@ -1,0 +1,121 @@
+/*
+ * ipc: frame rules and (de)framing over libevent buffers (see ipc.h).
+ * No I/O of its own: callers move the buffers.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipc.h"
+#include "sv_err.h"
+
+struct ipc_rule {
+	uint32_t type;
+	uint32_t max;
+	enum ipc_side from;
+	const char *name;
+};
+
+static const struct ipc_rule rules[] = {
+	{ IPC_SIGN, 160 * 1024, IPC_FROM_NET, "sign" },
+	{ IPC_ACCOUNT, 1024, IPC_FROM_NET, "account" },
+	{ IPC_ENROLL, 96 * 1024, IPC_FROM_NET, "enroll" },
+	{ IPC_METRICS, 64, IPC_FROM_NET, "metrics" },
+	{ IPC_HEALTH, 64, IPC_FROM_NET, "health" },
+	{ IPC_RESP, 256 * 1024, IPC_FROM_KEY, "response" },
+	{ IPC_PEERS, 4 * 1024 * 1024, IPC_FROM_KEY, "peers" },
+};
+
+static const struct ipc_rule *
+rule(uint32_t type)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (rules[i].type == type)
+			return &rules[i];
+	return NULL;
+}
+
+uint32_t
+ipc_max(uint32_t type)
+{
+	const struct ipc_rule *r = rule(type);
+
+	return r ? r->max : 0;
+}
+
+int
+ipc_next(struct evbuffer *in, enum ipc_side from, struct ipc_msg *m)
+{
+	uint32_t hdr[3];
+	const struct ipc_rule *r;
+
+	memset(m, 0, sizeof(*m));
+	if (evbuffer_get_length(in) < IPC_HDR_LEN)
+		return 0;
+	evbuffer_copyout(in, hdr, IPC_HDR_LEN);
+	/* Judge the header before waiting for (or allocating) the body. */
+	if ((r = rule(hdr[0])) == NULL)
+		return sv_seterr(SV_EPROTO, "ipc: unknown message type %u", hdr[0]);
+	if (r->from != from)
+		return sv_seterr(SV_EPROTO, "ipc: %s message from the wrong side", r->name);
+	if (hdr[2] > r->max)
+		return sv_seterr(
+		    SV_EPROTO, "ipc: %s message of %u bytes (at most %u)", r->name, hdr[2], r->max);
+	if (evbuffer_get_length(in) < IPC_HDR_LEN + (size_t)hdr[2])
+		return 0;
+	if ((m->body = malloc((size_t)hdr[2] + 1)) == NULL)
+		return SV_ENOMEM;
+	evbuffer_drain(in, IPC_HDR_LEN);
+	evbuffer_remove(in, m->body, hdr[2]);
+	m->body[hdr[2]] = '\0';
+	m->type = hdr[0];
+	m->id = hdr[1];
+	m->len = hdr[2];
+	return 1;
+}
+
+int
+ipc_put_json(struct evbuffer *out, uint32_t type, uint32_t id, const json_t *body)
+{
+	uint32_t hdr[3];
+	char *s;
+	size_t len;
+	int r = 0;
+
+	if ((s = json_dumps(body, JSON_COMPACT)) == NULL)
+		return sv_seterr(SV_ENOMEM, "ipc: cannot serialise a message");
+	len = strlen(s);
+	if (len > ipc_max(type)) {
+		free(s);
+		return sv_seterr(SV_ETOOBIG, "ipc: message of %zu bytes over its cap", len);
+	}
+	hdr[0] = type;
+	hdr[1] = id;
+	hdr[2] = (uint32_t)len;
+	if (evbuffer_add(out, hdr, IPC_HDR_LEN) != 0 || evbuffer_add(out, s, len) != 0)
+		r = sv_seterr(SV_ENOMEM, "ipc: cannot queue a message");
+	free(s);
+	return r;
+}
+
+int
+ipc_json(const struct ipc_msg *m, json_t **out)
+{
+	json_error_t e;
+
+	*out = json_loadb((const char *)m->body, m->len, JSON_REJECT_DUPLICATES, &e);
+	if (*out == NULL || !json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return sv_seterr(SV_EPROTO, "ipc: message body is not a JSON object");
+	}
+	return 0;
+}
+
+void
+ipc_msg_free(struct ipc_msg *m)
+{
+	free(m->body);
+	m->body = NULL;
+}

@@ -1,0 +1,60 @@
+/*
+ * ipc: framed, typed, capped messages between vaultd's network process
+ * (netproc) and key process (keyproc) over a socketpair, in the manner of
+ * OpenSSH's monitor.  A frame is a 12-byte header {type, id, length} in host
+ * byte order (both ends are the same binary on the same machine) followed by
+ * length bytes of body (JSON for every type).  Each type has a maximum body
+ * size and a direction: who may send it.  A frame of unknown type, from the
+ * wrong side, or longer than its type allows is a protocol violation: the
+ * receiver stops reading from that peer and the peer is ended.
+ */
+#ifndef SV_IPC_H
+#define SV_IPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+
+#define IPC_HDR_LEN 12
+
+enum ipc_side { IPC_FROM_NET = 1, IPC_FROM_KEY = 2 };
+
+enum ipc_type {
+	IPC_SIGN = 1,	 /* net->key: sign {shadow, serial, account, url, nonce, payload} */
+	IPC_ACCOUNT = 2, /* net->key: account info for an authorised shadow */
+	IPC_ENROLL = 3,	 /* net->key: {token, csr, box_public_key} */
+	IPC_METRICS = 4, /* net->key: the key process's Prometheus text */
+	IPC_HEALTH = 5,	 /* net->key: liveness of the key process, HSM and audit */
+	IPC_RESP = 64,	 /* key->net: {status, body | problem, retry_after} for request id */
+	IPC_PEERS = 65,	 /* key->net: {ca: PEM, revoked: [serial hex...]} (full set) */
+};
+
+struct ipc_msg {
+	uint32_t type;
+	uint32_t id;
+	uint32_t len;
+	uint8_t *body; /* malloc'd, NUL-terminated after len bytes; caller frees */
+};
+
+/* Largest body allowed for type, or 0 if type is unknown. */
+uint32_t ipc_max(uint32_t type);
+
+/*
+ * Take one complete frame from in if there is one, checking it came from the
+ * side allowed to send it.  Returns 1 (got *m), 0 (need more bytes), or
+ * SV_EPROTO with a detail for a violation (unknown type, wrong sender,
+ * oversized): the caller must drop the peer.
+ */
+int ipc_next(struct evbuffer *in, enum ipc_side from, struct ipc_msg *m);
+
+/* Frame and append a JSON body (serialised compact) to out; SV_ETOOBIG past the type's cap. */
+int ipc_put_json(struct evbuffer *out, uint32_t type, uint32_t id, const json_t *body);
+
+/* Parse a message body as a JSON object (duplicates rejected). Caller json_decref()s. */
+int ipc_json(const struct ipc_msg *m, json_t **out);
+
+void ipc_msg_free(struct ipc_msg *m);
+
+#endif

@@ -1,0 +1,471 @@
+/*
+ * keyproc: vaultd's key process.  The only owner of the PKCS#11 session,
+ * the state database, the audit log and the policies.  It answers framed
+ * requests from netproc and administrator requests on the admin socket,
+ * re-checking everything itself: netproc is not trusted.
+ *
+ * Group commit: every request read in one callback is handled, its audit
+ * records queued; then the records are written and fsynced once, the state
+ * transaction committed, and only then the answers are sent.  If the audit
+ * log cannot be written, every answer of that batch that carried a record
+ * becomes 503 and nothing it produced (a signature, a certificate) leaves.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <openssl/pem.h>
+
+#include "fileio.h"
+#include "ipc.h"
+#include "keyproc.h"
+#include "log.h"
+#include "shadows.h"
+#include "shadowca.h"
+#include "sv_err.h"
+#include "vaultd.h"
+
+#define KP_INPUT_MAX (8 * 1024 * 1024) /* bytes buffered from netproc */
+#define PROBLEM_BASE "tag:shadowvault.org,2026:problem:"
+
+struct item {
+	uint32_t id;
+	json_t *resp;
+	int audited;
+};
+
+json_t *
+kp_ok(int status, json_t *body)
+{
+	return json_pack("{s:i, s:o}", "status", status, "body", body ? body : json_object());
+}
+
+json_t *
+kp_problem(int status, const char *type, const char *title, const char *detail, int retry_after)
+{
+	char t[128];
+
+	snprintf(t, sizeof(t), PROBLEM_BASE "%s", type);
+	return json_pack("{s:i, s:{s:s, s:s, s:i, s:s}, s:i}", "status", status, "problem", "type",
+	    t, "title", title, "status", status, "detail", detail ? detail : "", "retry_after",
+	    retry_after);
+}
+
+void
+kp_audit(struct kp *kp, const char *type, json_t *fields)
+{
+	json_t *rec = json_pack("{s:s}", "type", type);
+
+	if (rec != NULL && fields != NULL)
+		json_object_update(rec, fields);
+	json_decref(fields);
+	/* A record that cannot even be queued fails the batch like a write error. */
+	if (rec == NULL || audit_add(kp->audit, rec) != 0)
+		kp->audit_down = 2;
+	json_decref(rec);
+	kp->audited = 1;
+}
+
+int
+kp_txn(struct kp *kp)
+{
+	int r;
+
+	if (kp->in_txn)
+		return 0;
+	if ((r = state_begin(kp->st)) == 0)
+		kp->in_txn = 1;
+	return r;
+}
+
+int
+kp_commit(struct kp *kp)
+{
+	double t0 = metrics_now();
+	int r = 0;
+
+	if (kp->audited) {
+		if (kp->audit_down == 2)
+			r = sv_seterr(SV_EIO, "audit: a record could not be queued");
+		else
+			r = audit_commit(kp->audit);
+		metrics_observe(kp->m, "shadowvault_audit_commit_seconds", metrics_now() - t0);
+	}
+	if (r != 0) {
+		if (!kp->audit_down)
+			sv_err("audit log write failed, failing requests closed: %s", sv_errmsg(r));
+		kp->audit_down = 1;
+		if (kp->in_txn)
+			state_rollback(kp->st);
+	} else {
+		if (kp->audit_down && kp->audited)
+			sv_info("audit log writable again: service resumed");
+		if (kp->audited)
+			kp->audit_down = 0;
+		if (kp->in_txn && (r = state_commit(kp->st)) != 0)
+			sv_err("state commit failed: %s", sv_errmsg(r));
+	}
+	kp->in_txn = 0;
+	kp->audited = 0;
+	return r;
+}
+
+static json_t *
+health(struct kp *kp)
+{
+	return kp_ok(kp->audit_down ? 503 : 200,
+	    json_pack("{s:s, s:s, s:I, s:i, s:I}", "status", kp->audit_down ? "degraded" : "ok",
+		"audit", kp->audit_down ? "failing" : "ok", "audit_seq",
+		(json_int_t)audit_seq(kp->audit), "hsm_recoveries", (int)hsm_recoveries(kp->h),
+		"shadows", (json_int_t)pol_count(kp->pol)));
+}
+
+static json_t *
+metrics_text(struct kp *kp)
+{
+	char *text = NULL;
+	json_t *r;
+
+	if (metrics_render(kp->m, &text) != 0)
+		return kp_problem(500, "internal", "Internal error", "metrics", 0);
+	r = kp_ok(200, json_pack("{s:s}", "text", text));
+	free(text);
+	return r;
+}
+
+static json_t *
+dispatch(struct kp *kp, const struct ipc_msg *m)
+{
+	json_t *req = NULL, *resp;
+
+	if (m->type == IPC_METRICS)
+		return metrics_text(kp);
+	if (m->type == IPC_HEALTH)
+		return health(kp);
+	if (ipc_json(m, &req) != 0)
+		return kp_problem(400, "malformed", "Malformed request", sv_errmsg(SV_EPROTO), 0);
+	if (kp->draining)
+		resp = kp_problem(503, "unavailable", "Shutting down", "the vault is stopping", 5);
+	else if (m->type == IPC_SIGN)
+		resp = kp_sign(kp, req);
+	else if (m->type == IPC_ACCOUNT)
+		resp = kp_account_info(kp, req);
+	else
+		resp = kp_enroll(kp, req);
+	json_decref(req);
+	return resp;
+}
+
+/* Replace the answers that depended on an audit record that was not written. */
+static void
+fail_audited(struct item *it, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!it[i].audited)
+			continue;
+		json_decref(it[i].resp);
+		it[i].resp = kp_problem(503, "audit-unavailable", "Audit log unavailable",
+		    "the vault cannot record this decision, so it refuses it; retry later", 5);
+	}
+}
+
+static void
+on_net_read(struct bufferevent *bev, void *arg)
+{
+	struct kp *kp = arg;
+	struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(bev);
+	struct item *it = NULL, *nit;
+	size_t n = 0, cap = 0, i;
+	struct ipc_msg m;
+	int r;
+
+	while ((r = ipc_next(in, IPC_FROM_NET, &m)) == 1) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((nit = realloc(it, cap * sizeof(*it))) == NULL) {
+				ipc_msg_free(&m);
+				r = SV_ENOMEM;
+				break;
+			}
+			it = nit;
+		}
+		kp->audited = 0;
+		it[n].id = m.id;
+		it[n].resp = dispatch(kp, &m);
+		/* kp_commit() clears the flag; remember it per item. */
+		it[n].audited = kp->audited;
+		if (it[n].audited)
+			kp->audited = 1;
+		n++;
+		ipc_msg_free(&m);
+	}
+	for (i = 0; i < n; i++)
+		kp->audited |= it[i].audited;
+	if (kp_commit(kp) != 0)
+		fail_audited(it, n);
+	for (i = 0; i < n; i++) {
+		if (it[i].resp == NULL)
+			it[i].resp =
+			    kp_problem(500, "internal", "Internal error", "out of memory", 0);
+		if (ipc_put_json(out, IPC_RESP, it[i].id, it[i].resp) != 0)
+			sv_err("answer %u: %s", it[i].id, sv_errmsg(SV_ETOOBIG));
+		json_decref(it[i].resp);
+	}
+	free(it);
+	if (r < 0) {
+		/* netproc broke the protocol: it is not trustworthy any more. */
+		sv_err("netproc: %s: ending the pair", sv_errmsg(r));
+		exit(VAULTD_EXIT_PEER);
+	}
+}
+
+static void
+on_net_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct kp *kp = arg;
+
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		sv_info("netproc closed the channel");
+		event_base_loopexit(kp->base, NULL);
+	}
+}
+
+/* Checkpoints are signed in the token by the vault's Ed25519 audit key. */
+static int
+ckpt_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64])
+{
+	struct kp *kp = ctx;
+	size_t sl = 64;
+	double t0 = metrics_now();
+	int r = hsm_sign(kp->h, &kp->audit_key, msg, len, sig, &sl);
+
+	metrics_observe(kp->m, "shadowvault_hsm_sign_seconds", metrics_now() - t0);
+	return r != 0 ? r : sl == 64 ? 0 : sv_seterr(SV_EHSM, "audit key gave a bad signature");
+}
+
+static void
+checkpoint(struct kp *kp)
+{
+	int r;
+
+	if (audit_seq(kp->audit) == kp->seq_at_checkpoint)
+		return;
+	if ((r = audit_checkpoint(kp->audit, KS_AUDIT_KEY, ckpt_sign, kp)) != 0) {
+		sv_err("audit checkpoint: %s", sv_errmsg(r));
+		return;
+	}
+	kp->seq_at_checkpoint = audit_seq(kp->audit);
+	kp->last_checkpoint = metrics_now();
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct kp *kp = arg;
+	uint64_t since = audit_seq(kp->audit) - kp->seq_at_checkpoint;
+
+	if (since >= (uint64_t)kp->cfg->audit_checkpoint_records ||
+	    (since > 0 && metrics_now() - kp->last_checkpoint >= kp->cfg->audit_checkpoint_seconds))
+		checkpoint(kp);
+}
+
+static void
+reload(struct kp *kp)
+{
+	struct pol *p = NULL;
+	int r;
+
+	if ((r = pol_load_file(kp->cfg->policy_file, &p)) != 0) {
+		sv_err("policy reload failed, keeping the old policies: %s", sv_errmsg(r));
+		kp_audit(kp, "policy-reload",
+		    json_pack("{s:s, s:s}", "decision", "error", "reason", sv_errmsg(r)));
+	} else {
+		pol_free(kp->pol);
+		kp->pol = p;
+		sv_info("policies reloaded: %zu shadows", pol_count(p));
+		kp_audit(kp, "policy-reload",
+		    json_pack("{s:s, s:I}", "decision", "ok", "shadows", (json_int_t)pol_count(p)));
+	}
+	kp_commit(kp);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct kp *kp = arg;
+
+	if (sig == SIGHUP) {
+		reload(kp);
+		return;
+	}
+	/* Drain: netproc is stopped first; answer what it still sends with 503. */
+	kp->draining = 1;
+	event_base_loopexit(kp->base, NULL);
+}
+
+/* Run as the owner of the state directory when started as root. */
+static int
+drop_to_state_owner(const struct vconf *cfg)
+{
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;
+	if (stat(cfg->state_dir, &st) != 0)
+		return sv_seterr(SV_EIO, "%s: %s", cfg->state_dir, strerror(errno));
+	if (st.st_uid == 0)
+		return 0;
+	if (setgroups(0, NULL) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0)
+		return sv_seterr(
+		    SV_EIO, "cannot switch to the state directory's owner: %s", strerror(errno));
+	return 0;
+}
+
+static int
+load_ca(struct kp *kp)
+{
+	struct ks_key k;
+	uint8_t *pem = NULL;
+	size_t len;
+	int r;
+
+	if ((r = sv_read_file(kp->cfg->ca_cert, SCA_PEM_MAX, &pem, &len)) != 0 ||
+	    (r = sca_cert_parse_pem((const char *)pem, len, &kp->ca)) != 0)
+		goto out;
+	if ((r = ks_get(kp->st, KS_CA_KEY, 0, &k)) != 0)
+		goto out;
+	kp->ca_key = k.hk;
+	if ((r = hsm_pkey(kp->h, &kp->ca_key, &kp->ca_priv)) != 0)
+		goto out;
+out:
+	free(pem);
+	return r ? sv_preferr(r, "shadow CA") : 0;
+}
+
+static void
+define_metrics(struct metrics *m)
+{
+	metrics_define(m, "shadowvault_signatures_total", "counter",
+	    "JWS signatures made, by account and shadow");
+	metrics_define(m, "shadowvault_denials_total", "counter", "Requests refused, by reason");
+	metrics_define(
+	    m, "shadowvault_enrollments_total", "counter", "Shadow enrolments, by result");
+	metrics_define(m, "shadowvault_hsm_sign_seconds", "histogram", "Latency of HSM signing");
+	metrics_define(m, "shadowvault_audit_commit_seconds", "histogram",
+	    "Latency of writing and syncing a batch of audit records");
+}
+
+static int
+open_all(struct kp *kp)
+{
+	struct ks_key k;
+	int r;
+
+	if ((r = state_open(kp->cfg->db_path, 0, &kp->st)) != 0 ||
+	    (r = hsm_open(&kp->cfg->hsm, &kp->h)) != 0 || (r = load_ca(kp)) != 0)
+		return r;
+	if ((r = ks_get(kp->st, KS_AUDIT_KEY, 0, &k)) != 0)
+		return sv_preferr(r, "audit key");
+	kp->audit_key = k.hk;
+	if ((r = audit_open(kp->cfg->audit_file, &kp->audit)) != 0 ||
+	    (r = pol_load_file(kp->cfg->policy_file, &kp->pol)) != 0)
+		return r;
+	if ((kp->m = metrics_new()) == NULL)
+		return SV_ENOMEM;
+	define_metrics(kp->m);
+	kp->seq_at_checkpoint = audit_seq(kp->audit);
+	kp->last_checkpoint = metrics_now();
+	kp->accts_stale = 1;
+	return 0;
+}
+
+static int
+start_loop(struct kp *kp, int fd)
+{
+	struct timeval one = { 1, 0 };
+
+	if ((kp->base = event_base_new()) == NULL)
+		return SV_ENOMEM;
+	kp->net = bufferevent_socket_new(kp->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (kp->net == NULL)
+		return SV_ENOMEM;
+	bufferevent_setcb(kp->net, on_net_read, NULL, on_net_event, kp);
+	bufferevent_setwatermark(kp->net, EV_READ, 0, KP_INPUT_MAX);
+	bufferevent_enable(kp->net, EV_READ | EV_WRITE);
+	kp->ev_hup = evsignal_new(kp->base, SIGHUP, on_signal, kp);
+	kp->ev_term = evsignal_new(kp->base, SIGTERM, on_signal, kp);
+	kp->ev_tick = event_new(kp->base, -1, EV_PERSIST, on_tick, kp);
+	if (kp->ev_hup == NULL || kp->ev_term == NULL || kp->ev_tick == NULL)
+		return SV_ENOMEM;
+	event_add(kp->ev_hup, NULL);
+	event_add(kp->ev_term, NULL);
+	event_add(kp->ev_tick, &one);
+	return kp_admin_listen(kp);
+}
+
+static void
+close_all(struct kp *kp)
+{
+	if (kp->audit != NULL)
+		checkpoint(kp);
+	kp_accounts_reset(kp);
+	free(kp->rates);
+	if (kp->ev_hup)
+		event_free(kp->ev_hup);
+	if (kp->ev_term)
+		event_free(kp->ev_term);
+	if (kp->ev_tick)
+		event_free(kp->ev_tick);
+	if (kp->admin)
+		evconnlistener_free(kp->admin);
+	if (kp->net)
+		bufferevent_free(kp->net);
+	if (kp->base)
+		event_base_free(kp->base);
+	unlink(kp->cfg->admin_socket);
+	audit_close(kp->audit);
+	pol_free(kp->pol);
+	metrics_free(kp->m);
+	EVP_PKEY_free(kp->ca_priv);
+	X509_free(kp->ca);
+	hsm_close(kp->h);
+	state_close(kp->st);
+}
+
+int
+keyproc_main(const struct vconf *cfg, const struct vaultd_fds *fds)
+{
+	struct rlimit zero = { 0, 0 };
+	struct kp kp;
+	int r;
+
+	memset(&kp, 0, sizeof(kp));
+	kp.cfg = cfg;
+	close(fds->listen);
+	close(fds->enroll);
+	/* It holds the PIN's effects and key handles: no core dumps, no ptrace by peers. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	setrlimit(RLIMIT_CORE, &zero);
+	if ((r = drop_to_state_owner(cfg)) != 0 || (r = open_all(&kp)) != 0 ||
+	    (r = start_loop(&kp, fds->ipc)) != 0) {
+		sv_err("%s", sv_errmsg(r));
+		close_all(&kp);
+		return sv_exit_code(r);
+	}
+	kp_push_peers(&kp);
+	sv_info("ready: token \"%s\", %zu shadow policies, audit at seq %llu", cfg->token,
+	    pol_count(kp.pol), (unsigned long long)audit_seq(kp.audit));
+	event_base_dispatch(kp.base);
+	close_all(&kp);
+	return 0;
+}

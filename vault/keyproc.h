@@ -1,0 +1,114 @@
+/*
+ * Internals of vaultd's key process, shared by keyproc.c (set-up, event
+ * loop, group commit), kp_sign.c (signing and account information),
+ * kp_enroll.c (enrolment) and kp_admin.c (the admin socket).
+ */
+#ifndef SV_KEYPROC_H
+#define SV_KEYPROC_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <jansson.h>
+#include <openssl/x509.h>
+
+#include "accounts.h"
+#include "audit.h"
+#include "hsm.h"
+#include "keystore.h"
+#include "metrics.h"
+#include "pol.h"
+#include "state.h"
+#include "vconf.h"
+
+/* A cached account: its record, current key and every key thumbprint it ever had. */
+struct kp_account {
+	struct account a;
+	struct hsm_key key; /* current version (handle cache) */
+	char alg[8];
+	json_t *jwk; /* current public JWK */
+	char thumbprint[48];
+	int loaded;
+};
+
+struct kp_rate {
+	char shadow[SV_NAME_MAX + 1];
+	double tokens;
+	double last; /* monotonic seconds */
+};
+
+struct kp {
+	struct event_base *base;
+	const struct vconf *cfg;
+	struct state *st;
+	struct hsm *h;
+	struct audit *audit;
+	struct pol *pol;
+	struct metrics *m;
+	struct bufferevent *net;
+	struct evconnlistener *admin;
+	struct event *ev_hup, *ev_term, *ev_tick;
+
+	X509 *ca;
+	struct hsm_key ca_key;
+	EVP_PKEY *ca_priv; /* hsm_pkey(): signs in the token */
+	struct hsm_key audit_key;
+	uint64_t seq_at_checkpoint;
+	double last_checkpoint;
+
+	/* Accounts and every account key thumbprint (for the CSR check). */
+	struct kp_account *accts;
+	size_t naccts;
+	char **thumbs;
+	size_t nthumbs;
+	int accts_stale; /* reload before the next use */
+
+	struct kp_rate *rates;
+	size_t nrates;
+
+	/* The current batch (group commit). */
+	int in_txn;	/* a state transaction is open */
+	int audited;	/* records were added in this batch */
+	int audit_down; /* the last commit failed */
+	int draining;
+	uid_t admin_uid; /* peer of the admin connection being served */
+};
+
+/* A response to netproc: {status, body} or a problem document. */
+json_t *kp_ok(int status, json_t *body);
+json_t *kp_problem(
+    int status, const char *type, const char *title, const char *detail, int retry_after);
+
+/*
+ * Queue an audit record for the current batch ({"type": type, ...fields});
+ * fields is consumed.  The batch is committed (fsync) before any answer.
+ */
+void kp_audit(struct kp *kp, const char *type, json_t *fields);
+
+/* Open the batch's state transaction if it is not open yet. */
+int kp_txn(struct kp *kp);
+
+/* Handlers: each returns the response for netproc (never NULL). */
+json_t *kp_sign(struct kp *kp, const json_t *req);
+json_t *kp_account_info(struct kp *kp, const json_t *req);
+json_t *kp_enroll(struct kp *kp, const json_t *req);
+
+/* Accounts cache: find by name (loading it if needed); NULL with a detail if absent. */
+struct kp_account *kp_account(struct kp *kp, const char *name);
+void kp_accounts_reset(struct kp *kp);
+/* Make sure the accounts cache is loaded: 0 or the error. */
+int kp_accounts_ready(struct kp *kp);
+
+/* Admin socket. */
+int kp_admin_listen(struct kp *kp);
+
+/* Push the CA and revoked serials to netproc. */
+void kp_push_peers(struct kp *kp);
+
+/* Commit the current batch: audit first, then state. 0, or the error (then roll back). */
+int kp_commit(struct kp *kp);
+
+#endif

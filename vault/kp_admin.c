@@ -1,0 +1,480 @@
+/*
+ * kp_admin: the admin socket of the key process.  vaultctl connects to a
+ * unix socket (mode 0600 in the state directory); the peer's credentials
+ * must be root's or this process's own user.  Frames are a 4-byte
+ * big-endian length and a JSON request of at most ADMIN_REQ_MAX bytes; the
+ * answer is framed the same way.  Key operations run through admin.c;
+ * shadow, account and policy operations are here because they touch the key
+ * process's caches.  Every operation that changes something is audited
+ * before it runs (refused if that record cannot be written) and after.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <sodium.h>
+
+#include "admin.h"
+#include "b64.h"
+#include "jwk.h"
+#include "jws.h"
+#include "keyproc.h"
+#include "log.h"
+#include "shadows.h"
+#include "sv_err.h"
+
+typedef int (*kp_admin_fn)(struct kp *kp, const json_t *req, json_t **result);
+
+static const char *
+str(const json_t *req, const char *k)
+{
+	const json_t *v = json_object_get(req, k);
+
+	return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v)
+	    ? json_string_value(v)
+	    : NULL;
+}
+
+static int
+need_name(const json_t *req, const char *k, const char *what, const char **out)
+{
+	if ((*out = str(req, k)) == NULL)
+		return sv_seterr(SV_EINVAL, "argument \"%s\" missing or not a string", k);
+	return sv_name_check(*out, what);
+}
+
+static int
+op_shadow_add(struct kp *kp, const json_t *req, json_t **result)
+{
+	const json_t *ttl = json_object_get(req, "ttl");
+	int64_t t = ttl ? json_integer_value(ttl) : SHADOW_TTL_DEFAULT;
+	const char *name;
+	char *token = NULL;
+	int r;
+
+	if ((r = need_name(req, "name", "shadow name", &name)) != 0)
+		return r;
+	if (ttl != NULL && !json_is_integer(ttl))
+		return sv_seterr(SV_EINVAL, "ttl must be a number of seconds");
+	if ((r = shadows_add(kp->st, name, t, &token)) != 0)
+		return r;
+	*result = json_pack("{s:s, s:s, s:I, s:b}", "name", name, "token", token, "ttl",
+	    (json_int_t)t, "in_policy", pol_has_shadow(kp->pol, name));
+	sodium_memzero(token, strlen(token));
+	free(token);
+	return *result ? 0 : SV_ENOMEM;
+}
+
+static int
+op_shadow_list(struct kp *kp, const json_t *req, json_t **result)
+{
+	return shadows_list(kp->st, result);
+}
+
+static int
+op_shadow_revoke(struct kp *kp, const json_t *req, json_t **result)
+{
+	const char *name;
+	int r;
+
+	if ((r = need_name(req, "name", "shadow name", &name)) != 0 ||
+	    (r = shadows_revoke(kp->st, name)) != 0)
+		return r;
+	kp_push_peers(
+	    kp); /* netproc refuses the certificates at once, and drops open connections */
+	*result = json_pack("{s:s, s:s}", "name", name, "state", "revoked");
+	return *result ? 0 : SV_ENOMEM;
+}
+
+/* The account whose key is key_name, if any. */
+static const char *
+key_owner(struct kp *kp, const char *key_name)
+{
+	size_t i;
+
+	if (kp_accounts_ready(kp) != 0)
+		return NULL;
+	for (i = 0; i < kp->naccts; i++)
+		if (strcmp(kp->accts[i].a.key_name, key_name) == 0)
+			return kp->accts[i].a.name;
+	return NULL;
+}
+
+/* A user key usable as an account key: current version, public JWK. */
+static int
+account_key(struct kp *kp, const char *name, struct ks_key *k, json_t **jwk, char *tp)
+{
+	EVP_PKEY *pk = NULL;
+	int r;
+
+	*jwk = NULL;
+	if (strncmp(name, KS_INTERNAL_PREFIX, strlen(KS_INTERNAL_PREFIX)) == 0)
+		return sv_seterr(SV_EDENIED, "the vault's own keys cannot be account keys");
+	if ((r = ks_get(kp->st, name, 0, k)) != 0)
+		return r;
+	if (k->hk.type == HSM_ED25519)
+		return sv_seterr(SV_EUNSUPP,
+		    "ACME CAs do not accept Ed25519 account keys: use "
+		    "ec-p256, ec-p384 or rsa-*");
+	if ((r = hsm_key_public(kp->h, &k->hk, &pk)) == 0 && (r = jwk_from_pkey(pk, jwk)) == 0)
+		r = jwk_thumbprint(*jwk, tp);
+	EVP_PKEY_free(pk);
+	return r;
+}
+
+static int
+op_account_prepare(struct kp *kp, const json_t *req, json_t **result)
+{
+	char tp[JWK_THUMB_LEN + 1];
+	const char *key, *owner;
+	struct ks_key k;
+	json_t *jwk;
+	int r;
+
+	if ((r = need_name(req, "key", "key name", &key)) != 0)
+		return r;
+	if ((owner = key_owner(kp, key)) != NULL)
+		return sv_seterr(
+		    SV_EEXIST, "key \"%s\" already belongs to account \"%s\"", key, owner);
+	if ((r = account_key(kp, key, &k, &jwk, tp)) != 0)
+		return r;
+	*result = json_pack("{s:s, s:o, s:s, s:s}", "key", key, "jwk", jwk, "thumbprint", tp, "alg",
+	    hsm_keytype_alg(k.hk.type));
+	return *result ? 0 : SV_ENOMEM;
+}
+
+/* Administrator signing for account registration and key rollover (never for shadows). */
+static int
+op_account_sign(struct kp *kp, const json_t *req, json_t **result)
+{
+	char tp[JWK_THUMB_LEN + 1];
+	const char *key, *url = str(req, "url"), *nonce = str(req, "nonce"), *kid = str(req, "kid");
+	const char *pb = str(req, "payload");
+	struct hsm_jws_ctx ctx;
+	struct jws_signer s;
+	struct ks_key k;
+	json_t *jwk = NULL, *hdr;
+	uint8_t *payload = NULL;
+	size_t plen;
+	int r;
+
+	if ((r = need_name(req, "key", "key name", &key)) != 0)
+		return r;
+	if (url == NULL || strncmp(url, "https://", 8) != 0 || strlen(url) > 2048 || pb == NULL)
+		return sv_seterr(SV_EINVAL, "account.sign needs an https url and a payload");
+	if ((r = account_key(kp, key, &k, &jwk, tp)) != 0 ||
+	    (r = b64u_decode(pb, strlen(pb), 64 * 1024, &payload, &plen)) != 0)
+		goto out;
+	hdr = json_pack("{s:s}", "url", url);
+	if (nonce != NULL)
+		json_object_set_new(hdr, "nonce", json_string(nonce));
+	if (kid != NULL)
+		json_object_set_new(hdr, "kid", json_string(kid));
+	else
+		json_object_set(hdr, "jwk", jwk);
+	ctx.h = kp->h;
+	ctx.key = &k.hk;
+	hsm_jws_signer(&ctx, &s);
+	r = jws_sign(&s, hdr, payload, plen, result);
+	json_decref(hdr);
+out:
+	json_decref(jwk);
+	free(payload);
+	return r;
+}
+
+static int
+op_account_add(struct kp *kp, const json_t *req, json_t **result)
+{
+	const char *name, *key, *dir = str(req, "directory_url"), *kid = str(req, "kid");
+	const json_t *d = json_object_get(req, "directory");
+	int r;
+
+	if ((r = need_name(req, "name", "account name", &name)) != 0 ||
+	    (r = need_name(req, "key", "key name", &key)) != 0)
+		return r;
+	if (key_owner(kp, key) != NULL)
+		return sv_seterr(SV_EEXIST, "key \"%s\" already belongs to an account", key);
+	if ((r = accounts_add(kp->st, name, dir, d, kid, key, str(req, "email"))) != 0)
+		return r;
+	kp_accounts_reset(kp);
+	*result = json_pack("{s:s, s:s}", "name", name, "kid", kid);
+	return *result ? 0 : SV_ENOMEM;
+}
+
+static int
+op_account_show(struct kp *kp, const json_t *req, json_t **result)
+{
+	const char *name, *caa;
+	struct kp_account *a;
+	int r;
+
+	if ((r = need_name(req, "name", "account name", &name)) != 0)
+		return r;
+	if ((a = kp_account(kp, name)) == NULL)
+		return SV_ENOTFOUND;
+	caa = json_string_value(json_array_get(
+	    json_object_get(json_object_get(a->a.directory, "meta"), "caaIdentities"), 0));
+	*result = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:s, s:s?, s:s?}", "name", a->a.name,
+	    "directory", a->a.directory_url, "kid", a->a.kid, "key", a->a.key_name, "alg", a->alg,
+	    "jwk", a->jwk, "thumbprint", a->thumbprint, "caa_identity", caa, "email",
+	    a->a.email[0] ? a->a.email : NULL);
+	return *result ? 0 : SV_ENOMEM;
+}
+
+static int
+op_account_list(struct kp *kp, const json_t *req, json_t **result)
+{
+	return accounts_list(kp->st, result);
+}
+
+static int
+op_policy_reload(struct kp *kp, const json_t *req, json_t **result)
+{
+	struct pol *p = NULL;
+	int r;
+
+	if ((r = pol_load_file(kp->cfg->policy_file, &p)) != 0)
+		return r;
+	pol_free(kp->pol);
+	kp->pol = p;
+	*result = json_pack(
+	    "{s:s, s:I}", "policy_file", kp->cfg->policy_file, "shadows", (json_int_t)pol_count(p));
+	return *result ? 0 : SV_ENOMEM;
+}
+
+static int
+op_status(struct kp *kp, const json_t *req, json_t **result)
+{
+	*result = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:s, s:I, s:i, s:s, s:s}",
+	    "version", SV_VERSION, "config", kp->cfg->path, "state_dir", kp->cfg->state_dir,
+	    "token", kp->cfg->token, "policy_file", kp->cfg->policy_file, "policy_shadows",
+	    (json_int_t)pol_count(kp->pol), "schema", state_schema_version(kp->st), "audit_file",
+	    kp->cfg->audit_file, "audit_seq", (json_int_t)audit_seq(kp->audit), "hsm_recoveries",
+	    (int)hsm_recoveries(kp->h), "audit", kp->audit_down ? "failing" : "ok", "listen",
+	    kp->cfg->listen);
+	return *result ? 0 : SV_ENOMEM;
+}
+
+static const struct {
+	const char *op;
+	kp_admin_fn fn;
+	int mutates;
+} ops[] = {
+	{ "shadow.add", op_shadow_add, 1 },
+	{ "shadow.list", op_shadow_list, 0 },
+	{ "shadow.revoke", op_shadow_revoke, 1 },
+	{ "account.prepare", op_account_prepare, 0 },
+	{ "account.sign", op_account_sign, 1 },
+	{ "account.add", op_account_add, 1 },
+	{ "account.show", op_account_show, 0 },
+	{ "account.list", op_account_list, 0 },
+	{ "policy.reload", op_policy_reload, 1 },
+	{ "status", op_status, 0 },
+};
+
+/* What an audit record may say about a request: never tokens or payloads. */
+static json_t *
+summary(const char *op, const json_t *req)
+{
+	json_t *o = json_pack("{s:s}", "op", op);
+	const char *keep[] = { "name", "key", "type", "version", "url", "kid", "directory_url" };
+	size_t i;
+
+	for (i = 0; o != NULL && i < sizeof(keep) / sizeof(keep[0]); i++) {
+		json_t *v = json_object_get(req, keep[i]);
+
+		if (json_is_string(v) || json_is_integer(v))
+			json_object_set(o, keep[i], v);
+	}
+	return o;
+}
+
+static int
+find_op(const char *op)
+{
+	size_t i;
+
+	for (i = 0; op != NULL && i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(ops[i].op, op) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int
+mutating(const char *op, int i)
+{
+	if (i >= 0)
+		return ops[i].mutates;
+	return op != NULL &&
+	    (strcmp(op, "key.create") == 0 || strcmp(op, "key.rotate") == 0 ||
+		strcmp(op, "key.destroy") == 0);
+}
+
+static void
+audit_admin(
+    struct kp *kp, const char *op, const json_t *req, const char *decision, int r, uid_t uid)
+{
+	json_t *f = summary(op, req);
+
+	json_object_set_new(f, "uid", json_integer((json_int_t)uid));
+	json_object_set_new(f, "decision", json_string(decision));
+	if (r != 0)
+		json_object_set_new(f, "reason", json_string(sv_errmsg(r)));
+	kp_audit(kp, "admin", f);
+}
+
+/* Run one admin request; always returns an answer object. */
+static json_t *
+execute(struct kp *kp, const json_t *req, uid_t uid)
+{
+	const char *op = str(req, "op");
+	struct admin_ctx ac = { kp->cfg, kp->st, kp->h };
+	json_t *result = NULL, *resp = NULL;
+	int i = find_op(op), mutates = mutating(op, i), r;
+
+	sv_clearerr();
+	if (mutates) {
+		/* Recorded before it runs: no unrecorded administration. */
+		audit_admin(kp, op, req, "requested", 0, uid);
+		if (kp_commit(kp) != 0)
+			return json_pack("{s:b, s:i, s:s}", "ok", 0, "code", SV_EIO, "error",
+			    "audit log unavailable: the vault refuses unrecorded administration");
+	}
+	if (i >= 0) {
+		r = ops[i].fn(kp, req, &result);
+		resp = r == 0
+		    ? json_pack("{s:b, s:o}", "ok", 1, "result", result ? result : json_null())
+		    : json_pack("{s:b, s:i, s:s}", "ok", 0, "code", r, "error", sv_errmsg(r));
+	} else {
+		r = admin_exec(&ac, req, &resp);
+	}
+	if (mutates) {
+		audit_admin(kp, op, req, r == 0 ? "done" : "failed", r, uid);
+		kp_commit(kp);
+		kp_accounts_reset(kp); /* keys or accounts may have changed */
+	}
+	return resp;
+}
+
+/* Frames on one admin connection: 4-byte big-endian length, then JSON. */
+static void
+on_admin_read(struct bufferevent *bev, void *arg)
+{
+	struct kp *kp = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint32_t len;
+	json_t *req, *resp;
+	char *body, *out;
+
+	while (evbuffer_get_length(in) >= 4) {
+		evbuffer_copyout(in, &len, 4);
+		len = ntohl(len);
+		if (len == 0 || len > ADMIN_REQ_MAX) {
+			sv_warn("admin: request of %u bytes refused", len);
+			bufferevent_free(bev);
+			return;
+		}
+		if (evbuffer_get_length(in) < 4 + (size_t)len)
+			return;
+		evbuffer_drain(in, 4);
+		if ((body = malloc(len)) == NULL) {
+			bufferevent_free(bev);
+			return;
+		}
+		evbuffer_remove(in, body, len);
+		req = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+		free(body);
+		resp = json_is_object(req)
+		    ? execute(kp, req, kp->admin_uid)
+		    : json_pack("{s:b, s:i, s:s}", "ok", 0, "code", SV_EINVAL, "error",
+			  "admin request is not a JSON object");
+		json_decref(req);
+		out = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+		json_decref(resp);
+		if (out == NULL) {
+			bufferevent_free(bev);
+			return;
+		}
+		len = htonl((uint32_t)strlen(out));
+		bufferevent_write(bev, &len, 4);
+		bufferevent_write(bev, out, strlen(out));
+		free(out);
+	}
+}
+
+static void
+on_admin_event(struct bufferevent *bev, short what, void *arg)
+{
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		bufferevent_free(bev);
+}
+
+static void
+on_admin_accept(
+    struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+	struct kp *kp = arg;
+	struct ucred cr;
+	socklen_t crl = sizeof(cr);
+	struct bufferevent *bev;
+
+	/* Only root and the vault's own user administer it. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) != 0 ||
+	    (cr.uid != 0 && cr.uid != geteuid())) {
+		sv_warn("admin: connection from uid %ld refused", crl ? (long)cr.uid : -1L);
+		evutil_closesocket(fd);
+		return;
+	}
+	kp->admin_uid = cr.uid;
+	if ((bev = bufferevent_socket_new(kp->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	bufferevent_setwatermark(bev, EV_READ, 0, ADMIN_REQ_MAX + 4);
+	bufferevent_setcb(bev, on_admin_read, NULL, on_admin_event, kp);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+int
+kp_admin_listen(struct kp *kp)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	mode_t old;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(kp->cfg->admin_socket) >= sizeof(sun.sun_path))
+		return sv_seterr(
+		    SV_ECONFIG, "admin socket path too long: %s", kp->cfg->admin_socket);
+	memcpy(sun.sun_path, kp->cfg->admin_socket, strlen(kp->cfg->admin_socket));
+	if (lstat(kp->cfg->admin_socket, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return sv_seterr(
+			    SV_ECONFIG, "%s exists and is not a socket", kp->cfg->admin_socket);
+		unlink(kp->cfg->admin_socket);
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		return sv_seterr(SV_EIO, "admin socket: %s", strerror(errno));
+	old = umask(077);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || listen(fd, 16) != 0) {
+		umask(old);
+		close(fd);
+		return sv_seterr(
+		    SV_EIO, "admin socket %s: %s", kp->cfg->admin_socket, strerror(errno));
+	}
+	umask(old);
+	chmod(kp->cfg->admin_socket, 0600); /* owner-only; peers are checked anyway */
+	kp->admin = evconnlistener_new(
+	    kp->base, on_admin_accept, kp, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	return kp->admin ? 0 : SV_ENOMEM;
+}

@@ -1,0 +1,175 @@
+/*
+ * kp_enroll: shadow enrolment in the key process.  A shadow presents its
+ * one-time token, a CSR for the TLS key it made itself and its X25519 box
+ * public key; the key process checks the token (unused, unexpired, shadow
+ * pending), issues a client certificate from the shadow CA (signed in the
+ * token; subject and names come from the vault, never from the CSR),
+ * records everything in the batch's transaction and audits it.  Also pushes
+ * the CA and the revoked serials to netproc.  Touches the token (through
+ * the engine), the shadows tables and the audit queue.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/asn1.h>
+
+#include "b64.h"
+#include "ipc.h"
+#include "keyproc.h"
+#include "log.h"
+#include "shadowca.h"
+#include "shadows.h"
+#include "sv_err.h"
+
+struct ereq {
+	const char *token;
+	const char *csr;
+	uint8_t *box_pk;
+	size_t box_len;
+};
+
+static json_t *
+refuse(struct kp *kp, int status, const char *code, const char *detail, const char *shadow)
+{
+	kp_audit(kp, "enroll",
+	    json_pack("{s:s, s:s, s:s, s:s}", "shadow", shadow ? shadow : "?", "decision", "deny",
+		"code", code, "reason", detail));
+	metrics_add(kp->m, "shadowvault_enrollments_total", 1, "result", code, NULL);
+	return kp_problem(status, code, status == 400 ? "Bad request" : "Forbidden", detail, 0);
+}
+
+static int
+parse(const json_t *req, struct ereq *e)
+{
+	const char *pk;
+
+	memset(e, 0, sizeof(*e));
+	e->token = json_string_value(json_object_get(req, "token"));
+	e->csr = json_string_value(json_object_get(req, "csr"));
+	pk = json_string_value(json_object_get(req, "box_public_key"));
+	if (e->token == NULL || e->csr == NULL || pk == NULL)
+		return sv_seterr(SV_EINVAL, "enrolment needs token, csr and box_public_key");
+	if (strlen(e->csr) > SCA_PEM_MAX)
+		return sv_seterr(SV_ETOOBIG, "csr larger than %d bytes", SCA_PEM_MAX);
+	if (b64u_decode(pk, strlen(pk), 32, &e->box_pk, &e->box_len) != 0 || e->box_len != 32)
+		return sv_seterr(SV_EINVAL, "box_public_key must be 32 bytes, base64url");
+	return 0;
+}
+
+static int64_t
+not_after(const X509 *x)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* Issue and record; on success *cert is the new certificate. */
+static int
+issue(struct kp *kp, const struct ereq *e, const char *name, X509 **cert, char *serial, char *fpr)
+{
+	struct sca_profile p;
+	X509_REQ *csr = NULL;
+	int r;
+
+	*cert = NULL;
+	memset(&p, 0, sizeof(p));
+	p.cn = name;
+	p.days = kp->cfg->shadow_cert_days;
+	p.server = 0;
+	if ((r = sca_csr_parse((const uint8_t *)e->csr, strlen(e->csr), &csr)) != 0)
+		return r;
+	r = sca_issue(kp->ca_priv, kp->ca, csr, &p, cert);
+	X509_REQ_free(csr);
+	if (r != 0)
+		return r;
+	if ((r = sca_serial_hex(*cert, serial, SCA_HEX_MAX)) != 0 ||
+	    (r = sca_fingerprint(*cert, fpr, SCA_HEX_MAX)) != 0 ||
+	    (r = shadows_enrolled(
+		 kp->st, e->token, name, e->box_pk, serial, fpr, not_after(*cert))) != 0) {
+		X509_free(*cert);
+		*cert = NULL;
+	}
+	return r;
+}
+
+/* The API listener's port, so a shadow knows where to go after enrolling. */
+static int
+api_port(const char *listen)
+{
+	const char *c = strrchr(listen, ':');
+
+	return c ? atoi(c + 1) : 0;
+}
+
+json_t *
+kp_enroll(struct kp *kp, const json_t *req)
+{
+	char name[SV_NAME_MAX + 1], serial[SCA_HEX_MAX], fpr[SCA_HEX_MAX];
+	char *pem = NULL, *ca = NULL;
+	X509 *cert = NULL;
+	struct ereq e;
+	json_t *resp;
+	int r;
+
+	if ((r = parse(req, &e)) != 0) {
+		resp = refuse(kp, 400, "malformed", sv_errmsg(r), NULL);
+		goto out;
+	}
+	if ((r = kp_txn(kp)) != 0) {
+		resp = kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);
+		goto out;
+	}
+	if ((r = shadows_token_check(kp->st, e.token, name)) != 0) {
+		resp = refuse(kp, 403, "bad-token", sv_errmsg(r), NULL);
+		goto out;
+	}
+	if ((r = issue(kp, &e, name, &cert, serial, fpr)) != 0) {
+		resp = refuse(kp, r == SV_EINVAL || r == SV_EDENIED || r == SV_ETOOBIG ? 400 : 500,
+		    "bad-csr", sv_errmsg(r), name);
+		goto out;
+	}
+	if ((r = sca_cert_pem(cert, &pem)) != 0 || (r = sca_cert_pem(kp->ca, &ca)) != 0) {
+		resp = kp_problem(500, "internal", "Internal error", sv_errmsg(r), 0);
+		goto out;
+	}
+	kp_audit(kp, "enroll",
+	    json_pack("{s:s, s:s, s:s, s:s}", "shadow", name, "serial", serial, "fingerprint", fpr,
+		"decision", "allow"));
+	metrics_add(kp->m, "shadowvault_enrollments_total", 1, "result", "ok", NULL);
+	sv_info("shadow %s enrolled (certificate %s)", name, serial);
+	resp = kp_ok(201,
+	    json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", name, "certificate", pem, "ca", ca,
+		"serial", serial, "api_port", api_port(kp->cfg->listen)));
+out:
+	free(pem);
+	free(ca);
+	X509_free(cert);
+	free(e.box_pk);
+	return resp;
+}
+
+void
+kp_push_peers(struct kp *kp)
+{
+	json_t *revoked = NULL, *msg;
+	char *ca = NULL;
+
+	if (kp->net == NULL)
+		return;
+	if (shadows_revoked(kp->st, &revoked) != 0 || sca_cert_pem(kp->ca, &ca) != 0) {
+		sv_err("cannot tell netproc the revoked certificates: %s", sv_errmsg(SV_EDB));
+		json_decref(revoked);
+		free(ca);
+		return;
+	}
+	msg = json_pack("{s:s, s:o}", "ca", ca, "revoked", revoked);
+	if (msg == NULL || ipc_put_json(bufferevent_get_output(kp->net), IPC_PEERS, 0, msg) != 0)
+		sv_err("cannot queue the peer list for netproc");
+	json_decref(msg);
+	free(ca);
+}

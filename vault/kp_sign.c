@@ -1,0 +1,444 @@
+/*
+ * kp_sign: the signing boundary (DESIGN section 3) and account information.
+ * For every request the key process itself: authenticates the shadow by its
+ * certificate serial against the database, finds the account, applies the
+ * shadow's rate limit, classifies the ACME request (classify.c: pinned CA
+ * host, operation, names, CSR key), asks the policy, refuses a nonce it has
+ * already signed, builds the protected header itself ({alg, kid, nonce,
+ * url}), signs in the token and queues the audit record.  Denials are
+ * audited too.  Touches the token, the nonces table and the audit queue.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "b64.h"
+#include "classify.h"
+#include "jwk.h"
+#include "jws.h"
+#include "keyproc.h"
+#include "log.h"
+#include "shadows.h"
+#include "sv_err.h"
+
+#define NONCE_MAX  256
+#define SERIAL_MAX 64
+
+/* Every field a sign request needs, borrowed from the request JSON. */
+struct sreq {
+	const char *serial, *account, *url, *nonce, *payload_b64;
+	char shadow[SV_NAME_MAX + 1];
+	uint8_t *payload;
+	size_t plen;
+	char nonce_hash[48];
+};
+
+void
+kp_accounts_reset(struct kp *kp)
+{
+	size_t i;
+
+	for (i = 0; i < kp->naccts; i++) {
+		account_free(&kp->accts[i].a);
+		json_decref(kp->accts[i].jwk);
+	}
+	free(kp->accts);
+	for (i = 0; i < kp->nthumbs; i++)
+		free(kp->thumbs[i]);
+	free(kp->thumbs);
+	kp->accts = NULL;
+	kp->thumbs = NULL;
+	kp->naccts = kp->nthumbs = 0;
+	kp->accts_stale = 1;
+}
+
+/* Thumbprint of a token key into out[JWK_THUMB_LEN + 1] (and its JWK if jwk != NULL). */
+static int
+key_thumb(struct kp *kp, struct hsm_key *k, char *out, json_t **jwk)
+{
+	EVP_PKEY *pk = NULL;
+	json_t *j = NULL;
+	int r;
+
+	if ((r = hsm_key_public(kp->h, k, &pk)) == 0 && (r = jwk_from_pkey(pk, &j)) == 0)
+		r = jwk_thumbprint(j, out);
+	EVP_PKEY_free(pk);
+	if (r == 0 && jwk != NULL)
+		*jwk = j;
+	else
+		json_decref(j);
+	return r;
+}
+
+/* Thumbprints of every live version of key name, appended to kp->thumbs. */
+static int
+add_thumbs(struct kp *kp, const char *name, const struct ks_key *all, size_t n)
+{
+	char tp[JWK_THUMB_LEN + 1];
+	struct hsm_key k;
+	char **nt;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(all[i].name, name) != 0 || strcmp(all[i].state, "destroyed") == 0)
+			continue;
+		k = all[i].hk;
+		if ((r = key_thumb(kp, &k, tp, NULL)) != 0)
+			return r;
+		if ((nt = realloc(kp->thumbs, (kp->nthumbs + 1) * sizeof(*nt))) == NULL)
+			return SV_ENOMEM;
+		kp->thumbs = nt;
+		if ((kp->thumbs[kp->nthumbs] = strdup(tp)) == NULL)
+			return SV_ENOMEM;
+		kp->nthumbs++;
+	}
+	return 0;
+}
+
+static int
+load_one(struct kp *kp, const char *name, const struct ks_key *all, size_t n)
+{
+	struct kp_account *a = &kp->accts[kp->naccts];
+	struct ks_key k;
+	int r;
+
+	memset(a, 0, sizeof(*a));
+	if ((r = accounts_get(kp->st, name, &a->a)) != 0)
+		return r;
+	kp->naccts++;
+	if ((r = ks_get(kp->st, a->a.key_name, 0, &k)) != 0)
+		return sv_preferr(r, "account %s", name);
+	a->key = k.hk;
+	snprintf(a->alg, sizeof(a->alg), "%s", hsm_keytype_alg(k.hk.type));
+	if ((r = key_thumb(kp, &a->key, a->thumbprint, &a->jwk)) != 0)
+		return r;
+	a->loaded = 1;
+	return add_thumbs(kp, a->a.key_name, all, n);
+}
+
+/* (Re)load every account, its current key and all its key thumbprints. */
+static int
+load_accounts(struct kp *kp)
+{
+	json_t *list = NULL, *e;
+	struct ks_key *all = NULL;
+	size_t n = 0, i;
+	int r;
+
+	kp_accounts_reset(kp);
+	if ((r = accounts_list(kp->st, &list)) != 0 || (r = ks_list(kp->st, &all, &n)) != 0)
+		goto out;
+	if ((kp->accts = calloc(json_array_size(list) + 1, sizeof(*kp->accts))) == NULL) {
+		r = SV_ENOMEM;
+		goto out;
+	}
+	json_array_foreach(list, i, e)
+	{
+		if ((r = load_one(kp, json_string_value(json_object_get(e, "name")), all, n)) != 0)
+			goto out;
+	}
+	kp->accts_stale = 0;
+out:
+	if (r != 0)
+		sv_err("loading accounts: %s", sv_errmsg(r));
+	free(all);
+	json_decref(list);
+	return r;
+}
+
+int
+kp_accounts_ready(struct kp *kp)
+{
+	return kp->accts_stale ? load_accounts(kp) : 0;
+}
+
+struct kp_account *
+kp_account(struct kp *kp, const char *name)
+{
+	size_t i;
+
+	if (kp_accounts_ready(kp) != 0)
+		return NULL;
+	for (i = 0; i < kp->naccts; i++)
+		if (kp->accts[i].loaded && strcmp(kp->accts[i].a.name, name) == 0)
+			return &kp->accts[i];
+	sv_seterr(SV_ENOTFOUND, "no account named \"%s\"", name);
+	return NULL;
+}
+
+/* Token bucket per shadow: 1 if a request may go now, else 0 and *wait seconds. */
+static int
+rate_ok(struct kp *kp, const char *shadow, int *wait)
+{
+	unsigned per_minute, burst;
+	struct kp_rate *r = NULL, *nr;
+	double now = metrics_now(), rate;
+	size_t i;
+
+	*wait = 0;
+	if (pol_rate(kp->pol, shadow, &per_minute, &burst) != 0)
+		return 1; /* no policy: the policy check refuses it anyway */
+	rate = per_minute / 60.0;
+	for (i = 0; i < kp->nrates && r == NULL; i++)
+		if (strcmp(kp->rates[i].shadow, shadow) == 0)
+			r = &kp->rates[i];
+	if (r == NULL) {
+		if ((nr = realloc(kp->rates, (kp->nrates + 1) * sizeof(*nr))) == NULL)
+			return 0;
+		kp->rates = nr;
+		r = &kp->rates[kp->nrates++];
+		snprintf(r->shadow, sizeof(r->shadow), "%s", shadow);
+		r->tokens = burst;
+		r->last = now;
+	}
+	r->tokens += (now - r->last) * rate;
+	if (r->tokens > burst)
+		r->tokens = burst;
+	r->last = now;
+	if (r->tokens >= 1) {
+		r->tokens -= 1;
+		return 1;
+	}
+	*wait = (int)((1 - r->tokens) / rate) + 1;
+	return 0;
+}
+
+/* 1 if the nonce was never signed (and record it in the batch), 0 if it was. */
+static int
+nonce_fresh(struct kp *kp, const char *nonce, int *err)
+{
+	uint8_t h[32];
+	sqlite3_stmt *s;
+	int seen, r;
+
+	*err = 0;
+	crypto_hash_sha256(h, (const uint8_t *)nonce, strlen(nonce));
+	if ((r = kp_txn(kp)) != 0 ||
+	    (r = state_prep(kp->st, &s, "SELECT 1 FROM nonces WHERE hash = ?1", "b", h)) != 0) {
+		*err = r;
+		return 0;
+	}
+	seen = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	if (seen)
+		return 0;
+	if ((r = state_exec(kp->st, "recording nonce", NULL,
+		 "INSERT INTO nonces (hash, seen) VALUES (?1, ?2)", "bi", h,
+		 (int64_t)time(NULL))) != 0)
+		*err = r;
+	return *err == 0;
+}
+
+static int
+b64_charset(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+			(*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
+			return 0;
+	return 1;
+}
+
+static int
+parse_sreq(const json_t *req, struct sreq *q)
+{
+	uint8_t h[32];
+	char *hb;
+
+	memset(q, 0, sizeof(*q));
+	q->serial = json_string_value(json_object_get(req, "serial"));
+	q->account = json_string_value(json_object_get(req, "account"));
+	q->url = json_string_value(json_object_get(req, "url"));
+	q->nonce = json_string_value(json_object_get(req, "nonce"));
+	q->payload_b64 = json_string_value(json_object_get(req, "payload"));
+	if (q->serial == NULL || strlen(q->serial) > SERIAL_MAX || q->account == NULL ||
+	    q->url == NULL || q->nonce == NULL || q->payload_b64 == NULL)
+		return sv_seterr(SV_EINVAL, "request needs serial, account, url, nonce, payload");
+	if (sv_name_check(q->account, "account name") != 0)
+		return SV_EINVAL;
+	if (q->nonce[0] == '\0' || strlen(q->nonce) > NONCE_MAX || !b64_charset(q->nonce))
+		return sv_seterr(
+		    SV_EINVAL, "nonce must be 1 to %d base64url characters", NONCE_MAX);
+	crypto_hash_sha256(h, (const uint8_t *)q->nonce, strlen(q->nonce));
+	if (b64u_encode(h, sizeof(h), &hb) != 0)
+		return SV_ENOMEM;
+	snprintf(q->nonce_hash, sizeof(q->nonce_hash), "%s", hb);
+	free(hb);
+	return b64u_decode(
+	    q->payload_b64, strlen(q->payload_b64), CLS_PAYLOAD_MAX, &q->payload, &q->plen);
+}
+
+static json_t *
+names_json(const struct cls_result *c)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; c != NULL && i < c->nnames; i++)
+		json_array_append_new(a, json_string(c->names[i]));
+	return a;
+}
+
+/* Audit and count a refusal; c is NULL when the request was not classified. */
+static json_t *
+deny(struct kp *kp, const struct sreq *q, const struct cls_result *c, int status, const char *code,
+    const char *detail, int retry_after)
+{
+	static const char *const titles[] = { "Bad request", "Forbidden", "Not found",
+		"Too many requests" };
+	const char *title = status == 400 ? titles[0]
+	    : status == 403		  ? titles[1]
+	    : status == 404		  ? titles[2]
+					  : titles[3];
+
+	kp_audit(kp, "sign",
+	    json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:s, s:s?, s:s, s:s, s:s}", "shadow",
+		q->shadow[0] ? q->shadow : "?", "serial", q->serial, "account", q->account, "op",
+		c != NULL ? pol_op_name(c->op) : "unclassified", "names", names_json(c),
+		"nonce_hash", q->nonce_hash, "url", q->url, "decision", "deny", "code", code,
+		"reason", detail));
+	metrics_add(kp->m, "shadowvault_denials_total", 1, "reason", code, NULL);
+	return kp_problem(status, code, title, detail, retry_after);
+}
+
+/* The protected header the vault builds itself: alg, kid, nonce, url. */
+static json_t *
+header(const struct kp_account *a, const struct sreq *q)
+{
+	return json_pack("{s:s, s:s, s:s, s:s}", "alg", a->alg, "kid", a->a.kid, "nonce", q->nonce,
+	    "url", q->url);
+}
+
+static json_t *
+sign_allowed(struct kp *kp, struct kp_account *a, const struct sreq *q, const struct cls_result *c)
+{
+	struct hsm_jws_ctx ctx = { kp->h, &a->key };
+	struct jws_signer s;
+	json_t *hdr, *jws = NULL;
+	double t0 = metrics_now();
+	int r;
+
+	hsm_jws_signer(&ctx, &s);
+	if ((hdr = header(a, q)) == NULL)
+		return kp_problem(500, "internal", "Internal error", "out of memory", 0);
+	r = jws_sign(&s, hdr, q->payload, q->plen, &jws);
+	json_decref(hdr);
+	metrics_observe(kp->m, "shadowvault_hsm_sign_seconds", metrics_now() - t0);
+	if (r != 0) {
+		sv_err("signing for %s: %s", q->shadow, sv_errmsg(r));
+		return kp_problem(503, "hsm-unavailable", "HSM unavailable", sv_errmsg(r), 5);
+	}
+	kp_audit(kp, "sign",
+	    json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s}", "shadow", q->shadow,
+		"serial", q->serial, "account", q->account, "op", pol_op_name(c->op), "names",
+		names_json(c), "csr_key", c->csr_key_thumbprint, "nonce_hash", q->nonce_hash, "url",
+		q->url, "decision", "allow"));
+	metrics_add(kp->m, "shadowvault_signatures_total", 1, "account", q->account, "shadow",
+	    q->shadow, NULL);
+	return kp_ok(200, jws);
+}
+
+/* Policy, nonce and signature for a classified request. */
+static json_t *
+judge(struct kp *kp, struct kp_account *a, const struct sreq *q, const struct cls_result *c)
+{
+	struct pol_request pr = { q->shadow, q->account, c->op, (const char *const *)c->names,
+		c->nnames };
+	struct pol_decision d;
+	int err;
+
+	if (pol_eval(kp->pol, &pr, &d) != 0 || !d.allow)
+		return deny(kp, q, c, 403, d.code, d.reason, 0);
+	if (!nonce_fresh(kp, q->nonce, &err)) {
+		if (err != 0)
+			return kp_problem(
+			    503, "unavailable", "State unavailable", sv_errmsg(err), 5);
+		return deny(kp, q, c, 403, "nonce-replay",
+		    "this nonce was already signed: the vault "
+		    "signs each nonce at most once",
+		    0);
+	}
+	return sign_allowed(kp, a, q, c);
+}
+
+json_t *
+kp_sign(struct kp *kp, const json_t *req)
+{
+	struct cls_account ca;
+	struct cls_result c;
+	struct kp_account *a;
+	struct sreq q;
+	json_t *resp;
+	int r, wait;
+
+	memset(&c, 0, sizeof(c));
+	if ((r = parse_sreq(req, &q)) != 0) {
+		resp = deny(kp, &q, NULL, 400, "malformed", sv_errmsg(r), 0);
+		goto out;
+	}
+	if (shadows_by_serial(kp->st, q.serial, q.shadow) != 0) {
+		resp =
+		    deny(kp, &q, NULL, 403, "revoked", "client certificate revoked or unknown", 0);
+		goto out;
+	}
+	if ((a = kp_account(kp, q.account)) == NULL) {
+		resp = deny(kp, &q, NULL, 404, "unknown-account", sv_errmsg(SV_ENOTFOUND), 0);
+		goto out;
+	}
+	if (!rate_ok(kp, q.shadow, &wait)) {
+		resp = deny(kp, &q, NULL, 429, "rate-limited",
+		    "signature rate limit of this shadow "
+		    "reached",
+		    wait);
+		goto out;
+	}
+	memset(&ca, 0, sizeof(ca));
+	ca.name = a->a.name;
+	ca.directory_url = a->a.directory_url;
+	ca.kid = a->a.kid;
+	ca.new_order = account_dir_url(&a->a, "newOrder");
+	ca.new_account = account_dir_url(&a->a, "newAccount");
+	ca.revoke_cert = account_dir_url(&a->a, "revokeCert");
+	ca.key_change = account_dir_url(&a->a, "keyChange");
+	ca.new_nonce = account_dir_url(&a->a, "newNonce");
+	ca.key_thumbprints = (const char *const *)kp->thumbs;
+	ca.nthumbprints = kp->nthumbs;
+	if ((r = cls_classify(&ca, q.url, q.payload, q.plen, &c)) != 0) {
+		resp = deny(kp, &q, NULL, r == SV_EDENIED ? 403 : 400,
+		    r == SV_EDENIED ? "classify" : "malformed", sv_errmsg(r), 0);
+		goto out;
+	}
+	resp = judge(kp, a, &q, &c);
+out:
+	cls_result_free(&c);
+	free(q.payload);
+	return resp;
+}
+
+json_t *
+kp_account_info(struct kp *kp, const json_t *req)
+{
+	const char *serial = json_string_value(json_object_get(req, "serial"));
+	const char *name = json_string_value(json_object_get(req, "account"));
+	char shadow[SV_NAME_MAX + 1];
+	struct pol_decision d;
+	struct kp_account *a;
+
+	if (serial == NULL || name == NULL || strlen(serial) > SERIAL_MAX)
+		return kp_problem(400, "malformed", "Bad request", "serial and account needed", 0);
+	if (shadows_by_serial(kp->st, serial, shadow) != 0)
+		return kp_problem(
+		    403, "revoked", "Forbidden", "client certificate revoked or unknown", 0);
+	if (pol_eval_account(kp->pol, shadow, name, &d) != 0 || !d.allow)
+		return kp_problem(403, d.code, "Forbidden", d.reason, 0);
+	if ((a = kp_account(kp, name)) == NULL)
+		return kp_problem(404, "unknown-account", "Not found", sv_errmsg(SV_ENOTFOUND), 0);
+	return kp_ok(200,
+	    json_pack("{s:s, s:s, s:s, s:O, s:s, s:s}", "account", a->a.name, "directory",
+		a->a.directory_url, "kid", a->a.kid, "jwk", a->jwk, "thumbprint", a->thumbprint,
+		"alg", a->alg));
+}

@@ -1,0 +1,130 @@
+/*
+ * sandbox: privilege drop and seccomp filter for netproc (see sandbox.h).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <seccomp.h>
+
+#include "sandbox.h"
+#include "sv_err.h"
+
+/* An empty, root-owned directory to chroot into. */
+static const char *const EMPTY_DIRS[] = { "/var/empty", "/run/sshd", NULL };
+
+int
+sandbox_drop(const char *user)
+{
+	struct passwd *pw;
+	struct stat st;
+	size_t i;
+
+	if (geteuid() != 0)
+		return 0; /* nothing to drop; the seccomp filter still applies */
+	if ((pw = getpwnam(user)) == NULL)
+		return sv_seterr(SV_ECONFIG, "netproc user \"%s\" does not exist", user);
+	for (i = 0; EMPTY_DIRS[i] != NULL; i++) {
+		if (stat(EMPTY_DIRS[i], &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
+		    (st.st_mode & 022) == 0) {
+			if (chroot(EMPTY_DIRS[i]) != 0 || chdir("/") != 0)
+				return sv_seterr(
+				    SV_EIO, "chroot %s: %s", EMPTY_DIRS[i], strerror(errno));
+			break;
+		}
+	}
+	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+		return sv_seterr(SV_EIO, "cannot drop to user %s: %s", user, strerror(errno));
+	if (setuid(0) == 0)
+		return sv_seterr(SV_EINTERNAL, "privileges could be regained after dropping them");
+	return 0;
+}
+
+/* System calls of an event loop serving TLS over sockets it already has. */
+static const int allowed[] = {
+	SCMP_SYS(read),
+	SCMP_SYS(write),
+	SCMP_SYS(readv),
+	SCMP_SYS(writev),
+	SCMP_SYS(recvfrom),
+	SCMP_SYS(sendto),
+	SCMP_SYS(recvmsg),
+	SCMP_SYS(sendmsg),
+	SCMP_SYS(close),
+	SCMP_SYS(shutdown),
+	SCMP_SYS(accept),
+	SCMP_SYS(accept4),
+	SCMP_SYS(epoll_wait),
+	SCMP_SYS(epoll_pwait),
+	SCMP_SYS(epoll_ctl),
+	SCMP_SYS(poll),
+	SCMP_SYS(select),
+	SCMP_SYS(fcntl),
+	SCMP_SYS(ioctl),
+	SCMP_SYS(getsockopt),
+	SCMP_SYS(setsockopt),
+	SCMP_SYS(getsockname),
+	SCMP_SYS(getpeername),
+	SCMP_SYS(clock_gettime),
+	SCMP_SYS(gettimeofday),
+	SCMP_SYS(time),
+	SCMP_SYS(nanosleep),
+	SCMP_SYS(clock_nanosleep),
+	SCMP_SYS(getrandom),
+	SCMP_SYS(brk),
+	SCMP_SYS(mmap),
+	SCMP_SYS(munmap),
+	SCMP_SYS(mremap),
+	SCMP_SYS(mprotect),
+	SCMP_SYS(madvise),
+	SCMP_SYS(futex),
+	SCMP_SYS(getpid),
+	SCMP_SYS(gettid),
+	SCMP_SYS(rt_sigaction),
+	SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(rt_sigreturn),
+	SCMP_SYS(sigaltstack),
+	SCMP_SYS(restart_syscall),
+	SCMP_SYS(exit),
+	SCMP_SYS(exit_group),
+	SCMP_SYS(fstat),
+	SCMP_SYS(newfstatat),
+	SCMP_SYS(lseek),
+	SCMP_SYS(pipe2),
+	SCMP_SYS(eventfd2),
+	SCMP_SYS(sched_yield),
+	SCMP_SYS(getuid),
+	SCMP_SYS(geteuid),
+	SCMP_SYS(prctl),
+	SCMP_SYS(sendmmsg),
+	SCMP_SYS(tgkill),
+	SCMP_SYS(rseq),
+	SCMP_SYS(sched_getaffinity),
+	SCMP_SYS(membarrier),
+};
+
+int
+sandbox_seccomp(void)
+{
+	scmp_filter_ctx ctx;
+	size_t i;
+	int rc;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return sv_seterr(SV_EIO, "no_new_privs: %s", strerror(errno));
+	if ((ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
+		return sv_seterr(SV_ENOMEM, "seccomp_init failed");
+	for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0)) != 0) {
+			seccomp_release(ctx);
+			return sv_seterr(SV_EINTERNAL, "seccomp rule %zu: %s", i, strerror(-rc));
+		}
+	}
+	rc = seccomp_load(ctx);
+	seccomp_release(ctx);
+	return rc == 0 ? 0 : sv_seterr(SV_EINTERNAL, "seccomp_load: %s", strerror(-rc));
+}

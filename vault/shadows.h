@@ -1,0 +1,63 @@
+/*
+ * shadows: the servers the vault serves, their one-time enrolment tokens
+ * and the client certificates issued to them (tables in the state database).
+ *
+ * A shadow is "pending" from `vaultctl shadow add` until it enrols with its
+ * token, "active" afterwards, "revoked" after `vaultctl shadow revoke`.
+ * Tokens are random, single use, expire, and only their SHA-256 is stored.
+ */
+#ifndef SV_SHADOWS_H
+#define SV_SHADOWS_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "names.h"
+#include "state.h"
+
+#define SHADOW_TOKEN_BYTES 32
+#define SHADOW_TOKEN_LEN   43 /* base64url of SHADOW_TOKEN_BYTES */
+#define SHADOW_TTL_DEFAULT (24 * 3600)
+#define SHADOW_TTL_MAX	   (30 * 24 * 3600)
+
+/*
+ * Create shadow name (or give a pending or revoked one a fresh start) and a
+ * token valid for ttl seconds; *token is malloc'd (caller wipes and frees).
+ * An active shadow gives SV_EEXIST: revoke it first.
+ */
+int shadows_add(struct state *st, const char *name, int64_t ttl, char **token);
+
+/*
+ * Check an enrolment token inside the caller's transaction: unused, not
+ * expired, shadow pending.  Fills name (SV_NAME_MAX + 1).  Every refusal is
+ * SV_EDENIED with the same detail (no oracle for which check failed).
+ */
+int shadows_token_check(struct state *st, const char *token, char *name);
+
+/*
+ * Record a completed enrolment (same transaction as the check): token used,
+ * shadow active with its X25519 box key, certificate recorded.
+ */
+int shadows_enrolled(struct state *st, const char *token, const char *name, const uint8_t *box_pk,
+    const char *serial, const char *fingerprint, int64_t not_after);
+
+/* Revoke a shadow and all its certificates.  SV_ENOTFOUND if unknown. */
+int shadows_revoke(struct state *st, const char *name);
+
+/*
+ * Who holds the certificate with this serial: 0 with name filled when the
+ * certificate and its shadow are active; SV_EDENIED when revoked or unknown.
+ */
+int shadows_by_serial(struct state *st, const char *serial, char *name);
+
+/* Serials of every revoked certificate, as a JSON array of strings. */
+int shadows_revoked(struct state *st, json_t **out);
+
+/* [{name, state, created, certificates, revoked_at}] */
+int shadows_list(struct state *st, json_t **out);
+
+/* The X25519 box key of an active shadow (32 bytes). */
+int shadows_box_key(struct state *st, const char *name, uint8_t pk[32]);
+
+#endif
