@@ -23,8 +23,8 @@
 #define POL_MAX_ACCOUNTS    64		  /* accounts per shadow */
 #define POL_MAX_BUNDLES	    256		  /* bundle names per shadow */
 #define POL_RATE_MAX	    100000	  /* upper bound of per_minute and burst */
-#define POL_RATE_PER_MINUTE 60		  /* default per_minute */
-#define POL_RATE_BURST	    20		  /* default burst */
+#define POL_RATE_PER_MINUTE 120		  /* default per_minute */
+#define POL_RATE_BURST	    60		  /* default burst: several issuances with retries */
 #define POL_NAME_MAX	    253		  /* characters in a normalised DNS name */
 #define POL_NAME_BUF	    (POL_NAME_MAX + 1)
 

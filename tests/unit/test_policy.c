@@ -291,8 +291,8 @@ test_defaults(void **state)
 		expect(p, "web1", "acct", (enum pol_op)i, "master.test", i < POL_NEW_ACCOUNT,
 		    i < POL_NEW_ACCOUNT ? "ok" : "admin-only");
 	assert_ok(pol_rate(p, "web1", &pm, &b));
-	assert_int_equal(pm, 60);
-	assert_int_equal(b, 20);
+	assert_int_equal(pm, 120);
+	assert_int_equal(b, 60);
 	/* No bundles unless listed. */
 	assert_ok(pol_eval_bundle(p, "web1", "master.test", &d));
 	assert_int_equal(d.allow, 0);
