@@ -25,6 +25,11 @@ static const char *const USAGE =
     "\n"
     "commands:\n"
     "  enroll --vault URL --token TOKEN --ca FILE   join a vault (once)\n"
+    "  issue NAME... [--account A] [--challenge http-01|dns-01] [--http-port P |\n"
+    "        --webroot DIR] [--dns-hook CMD] [--key-type T] [--out DIR]\n"
+    "        [--deploy-hook CMD] [--acme-ca-file F]   get a certificate\n"
+    "  renew [--force] [--days N]                    renew what is due\n"
+    "  status                                        what is installed\n"
     "\n"
     "options:\n"
     "  -c, --config FILE    configuration (default " SHADOW_CONFIG_DEFAULT " if present)\n"
@@ -38,8 +43,29 @@ static const char *const USAGE =
 static const struct conf_key root_keys[] = {
 	{ "state_dir", CONF_STRING, 0, NULL },
 	{ "api_url", CONF_STRING, 0, NULL },
+	{ "account", CONF_STRING, 0, NULL },
+	{ "out_dir", CONF_STRING, 0, NULL },
+	{ "acme_ca_file", CONF_STRING, 0, NULL },
+	{ "challenge", CONF_STRING, 0, NULL },
+	{ "http_port", CONF_INT, 0, NULL },
+	{ "http_address", CONF_STRING, 0, NULL },
+	{ "webroot", CONF_STRING, 0, NULL },
+	{ "dns_hook", CONF_STRING, 0, NULL },
+	{ "key_type", CONF_STRING, 0, NULL },
+	{ "deploy_hook", CONF_STRING, 0, NULL },
+	{ "renew_days", CONF_INT, 0, NULL },
 	{ NULL, 0, 0, NULL },
 };
+
+/* Optional string setting into dst (n bytes). */
+static void
+opt_str(config_t *cfg, const char *name, char *dst, size_t n)
+{
+	const char *v;
+
+	if (config_lookup_string(cfg, name, &v) == CONFIG_TRUE)
+		snprintf(dst, n, "%s", v);
+}
 
 int
 shadow_path(const struct shadow *s, const char *rel, char *dst, size_t n)
@@ -63,6 +89,17 @@ load_config(struct shadow *s, const char *path)
 			snprintf(s->state_dir, sizeof(s->state_dir), "%s", v);
 		if (config_lookup_string(&cfg, "api_url", &v) == CONFIG_TRUE)
 			snprintf(s->api_url, sizeof(s->api_url), "%s", v);
+		opt_str(&cfg, "account", s->def.account, sizeof(s->def.account));
+		opt_str(&cfg, "out_dir", s->def.out_dir, sizeof(s->def.out_dir));
+		opt_str(&cfg, "acme_ca_file", s->def.acme_ca_file, sizeof(s->def.acme_ca_file));
+		opt_str(&cfg, "challenge", s->def.challenge, sizeof(s->def.challenge));
+		opt_str(&cfg, "http_address", s->def.http_address, sizeof(s->def.http_address));
+		opt_str(&cfg, "webroot", s->def.webroot, sizeof(s->def.webroot));
+		opt_str(&cfg, "dns_hook", s->def.dns_hook, sizeof(s->def.dns_hook));
+		opt_str(&cfg, "key_type", s->def.key_type, sizeof(s->def.key_type));
+		opt_str(&cfg, "deploy_hook", s->def.deploy_hook, sizeof(s->def.deploy_hook));
+		config_lookup_int(&cfg, "http_port", &s->def.http_port);
+		config_lookup_int(&cfg, "renew_days", &s->def.renew_days);
 	}
 	config_destroy(&cfg);
 	return r;
@@ -107,6 +144,9 @@ static const struct {
 	int (*fn)(struct shadow *, int, char **);
 } commands[] = {
 	{ "enroll", shadow_cmd_enroll },
+	{ "issue", shadow_cmd_issue },
+	{ "renew", shadow_cmd_renew },
+	{ "status", shadow_cmd_status },
 };
 
 int

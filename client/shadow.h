@@ -21,12 +21,29 @@
 #define SHADOW_CONFIG_DEFAULT "/etc/shadowvault/shadow.conf"
 #define SHADOW_RESP_MAX	      (1024 * 1024) /* any answer from the vault */
 
+/* Defaults for issue and renew from the configuration file (each may be empty). */
+struct shadow_defaults {
+	char account[65];
+	char out_dir[PATH_MAX];
+	char acme_ca_file[PATH_MAX];
+	char challenge[16];
+	char http_address[64];
+	char webroot[PATH_MAX];
+	char dns_hook[1024];
+	char key_type[16];
+	char deploy_hook[1024];
+	int http_port;
+	int renew_days; /* renew when fewer days remain; 0: at 2/3 of the lifetime */
+};
+
 struct shadow {
 	char config[PATH_MAX];
 	char state_dir[PATH_MAX];
 	char api_url[512];	/* from vault.json or the configuration */
 	char ca_file[PATH_MAX]; /* the CA to trust for the vault (identity/vault-ca.pem) */
+	struct shadow_defaults def;
 	int quiet, json;
+	unsigned long signatures; /* made by the vault for this run */
 };
 
 /* dst = state_dir/rel. */
@@ -54,5 +71,89 @@ int vault_call(const struct shadow *s, const char *method, const char *url, cons
     int mtls, const char *ca_file, struct vault_resp *out);
 
 int shadow_cmd_enroll(struct shadow *s, int argc, char **argv);
+int shadow_cmd_issue(struct shadow *s, int argc, char **argv);
+int shadow_cmd_renew(struct shadow *s, int argc, char **argv);
+int shadow_cmd_status(struct shadow *s, int argc, char **argv);
+
+/* ---- ACME through the vault (acmevault.c) ---- */
+
+struct vacct {
+	struct shadow *s;
+	char name[65];
+	char alg[8];
+	char *directory; /* the CA directory the account is pinned to */
+	char *kid;	 /* account URL */
+	json_t *jwk;	 /* account public key (for key authorizations) */
+	unsigned long signatures;
+};
+
+/* Account information from the vault.  Free with va_account_free(). */
+int va_account(struct shadow *s, const char *name, struct vacct *out);
+void va_account_free(struct vacct *a);
+
+/* acme_sign_fn: the vault signs (ctx is a struct vacct). */
+int va_sign(void *ctx, const char *url, const char *nonce, const uint8_t *payload, size_t plen,
+    int use_jwk, json_t **jws_out);
+
+/* ---- Issuance (issue.c) ---- */
+
+#define ISSUE_NAMES_MAX 100
+
+struct issue_opts {
+	const char *names[ISSUE_NAMES_MAX];
+	size_t nnames;
+	const char *account;
+	const char *challenge;	  /* "http-01" or "dns-01" */
+	int http_port;		  /* standalone responder */
+	const char *http_address; /* its bind address */
+	const char *webroot;	  /* instead of the responder */
+	const char *dns_hook;	  /* dns-01 */
+	const char *key_type;	  /* ec-p256, ec-p384, rsa-2048, rsa-3072 */
+	const char *out_dir;	  /* live/, archive/, renewal/ go here */
+	const char *deploy_hook;
+	const char *acme_ca_file; /* trust for the CA's HTTPS (NULL: system store) */
+	const char *replaces;	  /* ARI CertID of the certificate being renewed */
+	int timeout;		  /* seconds for validation and issuance */
+};
+
+/* Progress line for a person (not in quiet or JSON mode). */
+void shadow_progress(const struct shadow *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Order, validate, finalize, download and install a certificate for o->names.
+ * *installed gets the lineage directory (out_dir/live/NAME) on success.
+ */
+int shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size_t n);
+
+/* ---- Challenges (solve.c) ---- */
+
+struct solver;
+/* Start what o asks for (standalone responder, webroot, DNS hook). */
+int solver_open(const struct issue_opts *o, struct solver **out);
+/* Make token's key authorization available for name; undone by solver_close(). */
+int solver_present(struct solver *sv, const char *name, const char *token, const char *keyauth);
+void solver_close(struct solver *sv);
+
+/* Run cmd with /bin/sh -c, env ("K=V", NULL-terminated) added; 0 or SV_EIO naming the exit status.
+ */
+int shadow_run_hook(const char *cmd, const char *const *env);
+
+/* ---- Files (install.c) ---- */
+
+/*
+ * Install a new version of the lineage for o->names[0] under o->out_dir:
+ * archive/NAME/NNNN/{cert,chain,fullchain,privkey}.pem (key 0600), then the
+ * symlink live/NAME -> ../archive/NAME/NNNN replaced atomically, then
+ * renewal/NAME.json.  A crash at any point leaves the previous version live.
+ */
+int install_lineage(
+    const struct issue_opts *o, const char *chain_pem, const char *key_pem, char *live, size_t n);
+
+/* Lineage name of a first name: "*.x" becomes "_.x". */
+void lineage_name(const char *first, char *out, size_t n);
+
+/* Run the deploy hook for a lineage (only call when something changed). */
+int run_deploy_hook(const char *hook, const char *live, const struct issue_opts *o);
 
 #endif

@@ -79,7 +79,7 @@ finish(struct vault_resp *out, struct svbuf *b)
 		out->body = json_loadb(svbuf_str(b), svbuf_len(b), JSON_REJECT_DUPLICATES, NULL);
 	if (out->status >= 400) {
 		d = json_string_value(json_object_get(out->body, "detail"));
-		sv_escape(
+		sv_escape_display(
 		    d ? d : "(no detail)", d ? strlen(d) : 11, out->detail, sizeof(out->detail));
 		return 0;
 	}

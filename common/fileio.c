@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,22 @@ sv_read_secret_file(const char *path, size_t max, char **out, size_t *len)
 	}
 	*out = buf;
 	*len = size;
+	return 0;
+}
+
+int
+sv_pathf(char *dst, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	int w;
+
+	va_start(ap, fmt);
+	w = vsnprintf(dst, n, fmt, ap);
+	va_end(ap);
+	if (w < 0 || (size_t)w >= n) {
+		dst[0] = '\0';
+		return sv_seterr(SV_EINVAL, "path too long");
+	}
 	return 0;
 }
 

@@ -29,6 +29,9 @@ int sv_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 /* Create a directory and its parents with mode (existing ones are left alone). */
 int sv_mkdir_p(const char *path, mode_t mode);
 
+/* snprintf into a path buffer; SV_EINVAL "path too long" instead of truncating. */
+int sv_pathf(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* fsync the directory that holds path. */
 int sv_fsync_parent(const char *path);
 

@@ -48,8 +48,8 @@ sv_log(int level, const char *fmt, ...)
 		    level <= LOG_WARNING ? ": " : "", msg);
 }
 
-char *
-sv_escape(const char *in, size_t len, char *out, size_t outsz)
+static char *
+escape(const char *in, size_t len, char *out, size_t outsz, int quotes)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, o = 0;
@@ -57,7 +57,7 @@ sv_escape(const char *in, size_t len, char *out, size_t outsz)
 
 	for (i = 0; i < len && in[i] != '\0'; i++) {
 		c = (unsigned char)in[i];
-		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
+		if (c >= 0x20 && c < 0x7f && (!quotes || (c != '\\' && c != '"'))) {
 			if (o + 1 >= outsz)
 				break;
 			out[o++] = (char)c;
@@ -78,4 +78,16 @@ sv_escape(const char *in, size_t len, char *out, size_t outsz)
 	}
 	out[o < outsz ? o : outsz - 1] = '\0';
 	return out;
+}
+
+char *
+sv_escape(const char *in, size_t len, char *out, size_t outsz)
+{
+	return escape(in, len, out, outsz, 1);
+}
+
+char *
+sv_escape_display(const char *in, size_t len, char *out, size_t outsz)
+{
+	return escape(in, len, out, outsz, 0);
 }

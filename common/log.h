@@ -28,4 +28,7 @@ void sv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  */
 char *sv_escape(const char *in, size_t len, char *out, size_t outsz);
 
+/* Same for text shown to a person: quotes and backslashes are kept as they are. */
+char *sv_escape_display(const char *in, size_t len, char *out, size_t outsz);
+
 #endif

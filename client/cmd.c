@@ -1,0 +1,186 @@
+/*
+ * shadow issue / renew / status: command lines over issue.c and install.c.
+ * Settings come from the command line, then the configuration file, then
+ * built-in defaults; renew reuses what issue recorded in renewal/NAME.json.
+ */
+#include <dirent.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "acme.h"
+#include "fileio.h"
+#include "shadow.h"
+#include "sv_err.h"
+
+static const char *const ISSUE_USAGE =
+    "usage: shadow issue NAME... [--account A] [--challenge http-01|dns-01]\n"
+    "                    [--http-port P] [--http-address ADDR] | [--webroot DIR]\n"
+    "                    [--dns-hook CMD] [--key-type ec-p256|ec-p384|rsa-2048|rsa-3072]\n"
+    "                    [--out DIR] [--deploy-hook CMD] [--acme-ca-file F] [--timeout S]\n"
+    "Certificates are installed as OUT/live/NAME/{cert,chain,fullchain,privkey}.pem\n"
+    "(default OUT: the state directory).  The key is made here and never leaves.\n"
+    "--dns-hook CMD runs with SHADOW_ACTION=present|cleanup, SHADOW_DOMAIN,\n"
+    "SHADOW_TXT_NAME and SHADOW_TXT_VALUE; --deploy-hook CMD runs after a change with\n"
+    "RENEWED_LINEAGE and RENEWED_DOMAINS (as certbot's).\n";
+
+static const char *
+pick(const char *cli, const char *conf, const char *builtin)
+{
+	if (cli != NULL)
+		return cli;
+	return conf != NULL && conf[0] != '\0' ? conf : builtin;
+}
+
+/* Fill the parts of o the command line left unset. */
+static int
+complete(struct shadow *s, struct issue_opts *o)
+{
+	o->account = pick(o->account, s->def.account, NULL);
+	o->challenge = pick(o->challenge, s->def.challenge, "http-01");
+	o->http_address = pick(o->http_address, s->def.http_address, NULL);
+	o->webroot = pick(o->webroot, s->def.webroot, NULL);
+	o->dns_hook = pick(o->dns_hook, s->def.dns_hook, NULL);
+	o->key_type = pick(o->key_type, s->def.key_type, "ec-p256");
+	o->out_dir = pick(o->out_dir, s->def.out_dir, s->state_dir);
+	o->deploy_hook = pick(o->deploy_hook, s->def.deploy_hook, NULL);
+	o->acme_ca_file = pick(o->acme_ca_file, s->def.acme_ca_file, NULL);
+	if (o->http_port == 0)
+		o->http_port = s->def.http_port ? s->def.http_port : 80;
+	if (o->account == NULL)
+		return sv_seterr(SV_EINVAL,
+		    "which ACME account? give --account or set account in the "
+		    "configuration");
+	if (strcmp(o->challenge, "http-01") != 0 && strcmp(o->challenge, "dns-01") != 0)
+		return sv_seterr(SV_EINVAL, "--challenge must be http-01 or dns-01");
+	if (strcmp(o->key_type, "ec-p256") != 0 && strcmp(o->key_type, "ec-p384") != 0 &&
+	    strcmp(o->key_type, "rsa-2048") != 0 && strcmp(o->key_type, "rsa-3072") != 0)
+		return sv_seterr(
+		    SV_EINVAL, "--key-type must be ec-p256, ec-p384, rsa-2048 or rsa-3072");
+	if (o->http_port < 1 || o->http_port > 65535)
+		return sv_seterr(SV_EINVAL, "--http-port must be 1 to 65535");
+	if (o->nnames == 0)
+		return sv_seterr(SV_EINVAL, "name at least one DNS name");
+	return 0;
+}
+
+static void
+summary(struct shadow *s, const struct issue_opts *o, const char *live, int r, int hook_r)
+{
+	json_t *j;
+	char *t;
+
+	if (s->json) {
+		j = json_pack("{s:s, s:s, s:s, s:s?, s:I}", "result", r ? "failed" : "issued",
+		    "name", o->names[0], "account", o->account ? o->account : "", "lineage",
+		    r ? NULL : live, "vault_signatures", (json_int_t)s->signatures);
+		if (r != 0)
+			json_object_set_new(j, "error", json_string(sv_errmsg(r)));
+		if (hook_r != 0)
+			json_object_set_new(j, "deploy_hook_error", json_string(sv_errmsg(hook_r)));
+		if ((t = json_dumps(j, JSON_COMPACT)) != NULL)
+			puts(t);
+		free(t);
+		json_decref(j);
+	} else if (r == 0 && !s->quiet) {
+		printf("issued %s: %s/\n", o->names[0], live);
+	}
+	if (r != 0 && !s->json)
+		fprintf(stderr, "shadow: error: %s\n", sv_errmsg(r));
+}
+
+/* Issue (or renew) one lineage and run its deploy hook; returns the SV code. */
+static int
+issue_one(struct shadow *s, const struct issue_opts *o)
+{
+	char live[PATH_MAX] = "";
+	int r, hr = 0;
+
+	r = shadow_issue(s, o, live, sizeof(live));
+	if (r == 0 && o->deploy_hook != NULL &&
+	    (hr = run_deploy_hook(o->deploy_hook, live, o)) != 0)
+		fprintf(stderr, "shadow: warning: the certificate is installed, but %s\n",
+		    sv_errmsg(hr));
+	summary(s, o, live, r, hr);
+	return r ? r : hr ? SV_EIO : 0;
+}
+
+int
+shadow_cmd_issue(struct shadow *s, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "account", required_argument, NULL, 'a' },
+		{ "challenge", required_argument, NULL, 'C' },
+		{ "http-port", required_argument, NULL, 'p' },
+		{ "http-address", required_argument, NULL, 'A' },
+		{ "webroot", required_argument, NULL, 'w' },
+		{ "dns-hook", required_argument, NULL, 'D' },
+		{ "key-type", required_argument, NULL, 'k' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "deploy-hook", required_argument, NULL, 'H' },
+		{ "acme-ca-file", required_argument, NULL, 'f' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct issue_opts o;
+	int ch, r = 0;
+
+	memset(&o, 0, sizeof(o));
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "a:C:p:A:w:D:k:o:H:f:t:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			o.account = optarg;
+			break;
+		case 'C':
+			o.challenge = optarg;
+			break;
+		case 'p':
+			o.http_port = atoi(optarg);
+			if (o.http_port == 0)
+				o.http_port = -1;
+			break;
+		case 'A':
+			o.http_address = optarg;
+			break;
+		case 'w':
+			o.webroot = optarg;
+			break;
+		case 'D':
+			o.dns_hook = optarg;
+			break;
+		case 'k':
+			o.key_type = optarg;
+			break;
+		case 'o':
+			o.out_dir = optarg;
+			break;
+		case 'H':
+			o.deploy_hook = optarg;
+			break;
+		case 'f':
+			o.acme_ca_file = optarg;
+			break;
+		case 't':
+			o.timeout = atoi(optarg);
+			break;
+		default:
+			fputs(ISSUE_USAGE, ch == 'h' ? stdout : stderr);
+			return ch == 'h' ? SV_EXIT_OK : SV_EXIT_USAGE;
+		}
+	}
+	for (; optind < argc && o.nnames < ISSUE_NAMES_MAX; optind++)
+		o.names[o.nnames++] = argv[optind];
+	if (optind < argc || (r = complete(s, &o)) != 0) {
+		fprintf(stderr, "shadow: %s\n%s", optind < argc ? "too many names" : sv_errmsg(r),
+		    ISSUE_USAGE);
+		return SV_EXIT_USAGE;
+	}
+	return sv_exit_code(issue_one(s, &o));
+}

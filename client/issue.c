@@ -1,0 +1,242 @@
+/*
+ * shadow issue: one ACME order from start to installed certificate, with
+ * every JWS signed by the vault.  The certificate key is made here and never
+ * leaves this server.  Orders that come back ready (the CA reused valid
+ * authorizations of the account) skip straight to finalize; pending ones are
+ * validated with http-01 or dns-01.  Nothing on disk changes unless the whole
+ * issuance succeeded.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "acme.h"
+#include "log.h"
+#include "shadow.h"
+#include "sv_err.h"
+
+void
+shadow_progress(const struct shadow *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->quiet || s->json)
+		return;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static EVP_PKEY *
+make_key(const char *type)
+{
+	if (strcmp(type, "ec-p256") == 0)
+		return EVP_EC_gen("P-256");
+	if (strcmp(type, "ec-p384") == 0)
+		return EVP_EC_gen("P-384");
+	if (strcmp(type, "rsa-2048") == 0)
+		return EVP_RSA_gen(2048);
+	if (strcmp(type, "rsa-3072") == 0)
+		return EVP_RSA_gen(3072);
+	return NULL;
+}
+
+/* CSR (DER) for all names, CN the first; *key_pem is the new key (caller wipes and frees). */
+static int
+make_csr(const struct issue_opts *o, uint8_t **der, size_t *dlen, char **key_pem)
+{
+	EVP_PKEY *key = make_key(o->key_type);
+	X509_REQ *req = X509_REQ_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	GENERAL_NAMES *gens = GENERAL_NAMES_new();
+	BIO *b = BIO_new(BIO_s_mem());
+	unsigned char *p = NULL;
+	char *data;
+	long len;
+	size_t i;
+	int n, r = SV_ECRYPTO;
+
+	*der = NULL;
+	*key_pem = NULL;
+	if (key == NULL || req == NULL || exts == NULL || gens == NULL || b == NULL)
+		goto out;
+	for (i = 0; i < o->nnames; i++) {
+		GENERAL_NAME *g = GENERAL_NAME_new();
+		ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+
+		ASN1_STRING_set(s, o->names[i], (int)strlen(o->names[i]));
+		GENERAL_NAME_set0_value(g, GEN_DNS, s);
+		sk_GENERAL_NAME_push(gens, g);
+	}
+	if (strlen(o->names[0]) <= 64)
+		X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
+		    (const unsigned char *)o->names[0], -1, -1, 0);
+	sk_X509_EXTENSION_push(exts, X509V3_EXT_i2d(NID_subject_alt_name, 0, gens));
+	if (X509_REQ_add_extensions(req, exts) != 1 || X509_REQ_set_pubkey(req, key) != 1 ||
+	    X509_REQ_sign(req, key, EVP_sha256()) <= 0 || (n = i2d_X509_REQ(req, &p)) <= 0 ||
+	    PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL) != 1)
+		goto out;
+	len = BIO_get_mem_data(b, &data);
+	if ((*key_pem = strndup(data, (size_t)len)) == NULL)
+		goto out;
+	*der = p;
+	*dlen = (size_t)n;
+	p = NULL;
+	r = 0;
+out:
+	if (r != 0)
+		sv_seterr_ssl(r, "making the certificate key and CSR");
+	OPENSSL_free(p);
+	BIO_free(b);
+	GENERAL_NAMES_free(gens);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	return r;
+}
+
+struct run {
+	struct shadow *s;
+	const struct issue_opts *o;
+	struct acme *a;
+	struct vacct va;
+	struct acme_poll poll;
+	struct solver *sv;
+};
+
+/* Present one pending authorization's challenge and tell the CA to check it. */
+static int
+start_authz(struct run *x, struct acme_authz *z)
+{
+	const struct acme_challenge *c = acme_authz_challenge(z, x->o->challenge);
+	char *ka = NULL;
+	int r;
+
+	if (c == NULL || c->token == NULL)
+		return sv_seterr(
+		    SV_ECA, "the CA offers no %s challenge for %s", x->o->challenge, z->id.value);
+	if (x->sv == NULL && (r = solver_open(x->o, &x->sv)) != 0)
+		return r;
+	shadow_progress(x->s, "validating %s (%s)", z->id.value, x->o->challenge);
+	if ((r = acme_keyauth(c->token, x->va.jwk, &ka)) != 0 ||
+	    (r = solver_present(x->sv, z->id.value, c->token, ka)) != 0 ||
+	    (r = acme_challenge_answer(x->a, c->url, va_sign, &x->va, NULL)) != 0)
+		r = sv_preferr(r, "%s", z->id.value);
+	free(ka);
+	return r;
+}
+
+static int
+authorize(struct run *x, struct acme_order *ord)
+{
+	struct acme_authz *z;
+	size_t i;
+	int r = 0;
+
+	if ((z = calloc(ord->nauthzs + 1, sizeof(*z))) == NULL)
+		return SV_ENOMEM;
+	for (i = 0; i < ord->nauthzs && r == 0; i++) {
+		if ((r = acme_authz_get(x->a, ord->authzs[i], va_sign, &x->va, &z[i])) != 0)
+			break;
+		if (z[i].status == ACME_S_VALID)
+			shadow_progress(
+			    x->s, "%s: already authorized for this account", z[i].id.value);
+		else if (z[i].status == ACME_S_PENDING)
+			r = start_authz(x, &z[i]);
+		else
+			r = sv_seterr(SV_ECA, "authorization for %s is %s", z[i].id.value,
+			    acme_status_name(z[i].status));
+	}
+	for (i = 0; i < ord->nauthzs && r == 0; i++)
+		if ((r = acme_authz_poll(
+			 x->a, &z[i], ACME_WANT(ACME_S_VALID), &x->poll, va_sign, &x->va)) != 0)
+			r = sv_preferr(r, "validating %s", z[i].id.value);
+	for (i = 0; i < ord->nauthzs; i++)
+		acme_authz_free(&z[i]);
+	free(z);
+	return r;
+}
+
+static int
+finalize_and_install(struct run *x, struct acme_order *ord, char *installed, size_t n)
+{
+	struct acme_chain chain;
+	uint8_t *csr = NULL;
+	size_t clen;
+	char *key = NULL;
+	int r;
+
+	memset(&chain, 0, sizeof(chain));
+	shadow_progress(x->s, "finalizing");
+	if ((r = make_csr(x->o, &csr, &clen, &key)) != 0)
+		goto out;
+	if (ord->status == ACME_S_READY &&
+	    (r = acme_order_finalize(x->a, ord, csr, clen, va_sign, &x->va)) != 0)
+		goto out;
+	if ((r = acme_order_poll(x->a, ord, ACME_WANT(ACME_S_VALID), &x->poll, va_sign, &x->va)) !=
+		0 ||
+	    (r = acme_cert_download(x->a, ord->certificate, va_sign, &x->va, &chain)) != 0)
+		goto out;
+	r = install_lineage(x->o, chain.pem, key, installed, n);
+	if (r == 0)
+		shadow_progress(x->s, "installed %s", installed);
+out:
+	if (key) {
+		memset(key, 0, strlen(key));
+		free(key);
+	}
+	OPENSSL_free(csr);
+	acme_chain_free(&chain);
+	return r;
+}
+
+int
+shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size_t n)
+{
+	struct acme_opts ao = { NULL, o->acme_ca_file, 0, "shadow" };
+	struct acme_ident ids[ISSUE_NAMES_MAX];
+	struct acme_order ord;
+	struct run x;
+	size_t i;
+	int r;
+
+	memset(&x, 0, sizeof(x));
+	memset(&ord, 0, sizeof(ord));
+	x.s = s;
+	x.o = o;
+	x.poll.deadline_ms = (long)(o->timeout ? o->timeout : 120) * 1000;
+	if ((r = va_account(s, o->account, &x.va)) != 0)
+		return r;
+	ao.directory_url = x.va.directory;
+	if ((r = acme_open(&ao, &x.a)) != 0)
+		goto out;
+	for (i = 0; i < o->nnames; i++) {
+		ids[i].type = "dns";
+		ids[i].value = (char *)o->names[i];
+	}
+	shadow_progress(s, "ordering %s%s (account %s)", o->names[0],
+	    o->nnames > 1 ? " and more" : "", o->account);
+	if ((r = acme_order_new(x.a, ids, o->nnames, o->replaces, va_sign, &x.va, &ord)) != 0)
+		goto out;
+	if (ord.status == ACME_S_PENDING && (r = authorize(&x, &ord)) != 0)
+		goto out;
+	if ((r = acme_order_poll(x.a, &ord, ACME_WANT(ACME_S_READY) | ACME_WANT(ACME_S_VALID),
+		 &x.poll, va_sign, &x.va)) != 0)
+		goto out;
+	r = finalize_and_install(&x, &ord, installed, n);
+out:
+	solver_close(x.sv);
+	acme_order_free(&ord);
+	acme_close(x.a);
+	s->signatures += x.va.signatures;
+	va_account_free(&x.va);
+	return r;
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The shadow client against real faults, with Pebble, vaultd and SoftHSM2:
+# dns-01 through a hook (pebble-challtestsrv's DNS), webroot http-01, the
+# deploy hook only on change, renew only what is due; and a CA unreachable,
+# the vault unreachable, a vault denial and a failing challenge each give a
+# clear error and leave the installed certificate untouched.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vaultd.sh"
+PEB=$(dirname "$0")/pebble.sh
+trap 'bash "$PEB" stop "$T/pebble" >/dev/null 2>&1; t_cleanup' EXIT
+# Reuse off: every order validates for real.
+bash "$PEB" start "$T/pebble" --authz-reuse 0 --nonce-reject 20 >"$T/p.out" 2>&1 || { cat "$T/p.out"; fail "pebble"; t_done; exit 1; }
+. "$T/pebble/env"
+
+vd_setup
+cat >"$VDIR/state/policies.conf" <<POL
+shadows = {
+  web = { accounts = [ "le" ]; names = [ "a.test", "b.test", "c.test", "d.test", "*.w.test" ];
+          rate = { per_minute = 6000; burst = 500; }; };
+};
+POL
+vd_start || { t_done; exit 1; }
+"$VC" -c "$VCONF" -q key create le --type ec-p256
+"$VC" -c "$VCONF" -q account register le --directory "$PEBBLE_URL" --key le --ca-file "$PEBBLE_CA" --agree-tos \
+	&& pass "account registered" || fail "account register"
+vd_enroll web && pass "enrolled" || fail "enrol"
+cat >"$T/shadow.conf" <<CONF
+account = "le";
+acme_ca_file = "$PEBBLE_CA";
+http_port = $PEBBLE_HTTP01_PORT;
+http_address = "127.0.0.1";
+CONF
+S() { run "$SH" -c "$T/shadow.conf" --state-dir "$T/sh-web" "$@"; }
+L=$T/sh-web/live
+snapshot() { (cd "$L/$1" && readlink -f . && sha256sum ./*.pem) >"$T/snap.$1"; }
+same() { (cd "$L/$1" && readlink -f . && sha256sum ./*.pem) | cmp -s - "$T/snap.$1"; }
+
+# Issue a.test with a deploy hook that records what it was given.
+S issue a.test --deploy-hook "echo \"\$RENEWED_LINEAGE|\$RENEWED_DOMAINS\" >>$T/hook.log"
+[ "$RC" = 0 ] && pass "issue a.test (http-01, standalone responder)" || { fail "issue a.test: $RC"; cat "$T/err"; }
+[ "$(cat "$T/hook.log" 2>/dev/null)" = "$L/a.test|a.test" ] && pass "deploy hook ran with lineage and names" || fail "hook: $(cat "$T/hook.log" 2>/dev/null)"
+[ "$(readlink "$L/a.test")" = "../archive/a.test/0001" ] && pass "live/a.test -> archive version 1" || fail "symlink $(readlink "$L/a.test")"
+snapshot a.test
+
+# dns-01 through a hook that publishes the TXT record in challtestsrv, for a wildcard name.
+cat >"$T/dnshook.sh" <<HOOK
+#!/bin/sh
+case "\$SHADOW_ACTION" in
+present) curl -s -X POST -d "{\"host\":\"\$SHADOW_TXT_NAME.\",\"value\":\"\$SHADOW_TXT_VALUE\"}" $CHALLTEST_MGMT/set-txt ;;
+cleanup) curl -s -X POST -d "{\"host\":\"\$SHADOW_TXT_NAME.\"}" $CHALLTEST_MGMT/clear-txt ;;
+esac
+echo "\$SHADOW_ACTION \$SHADOW_DOMAIN" >>$T/dns.log
+HOOK
+chmod +x "$T/dnshook.sh"
+S issue '*.w.test' --challenge dns-01 --dns-hook "$T/dnshook.sh"
+[ "$RC" = 0 ] && pass "issue *.w.test with dns-01 through the hook" || { fail "dns-01: $RC"; cat "$T/err"; }
+grep -q "^present w.test" "$T/dns.log" && grep -q "^cleanup w.test" "$T/dns.log" && pass "hook presented and cleaned up the TXT record" || fail "dns hook calls"
+[ -s "$L/_.w.test/fullchain.pem" ] && pass "wildcard lineage installed as live/_.w.test" || fail "wildcard lineage"
+
+# Webroot http-01: a web server on the validation port serves the webroot.
+mkdir -p "$T/www"
+(cd "$T/www" && exec "$PY" -m http.server "$PEBBLE_HTTP01_PORT" --bind 127.0.0.1) >/dev/null 2>&1 &
+WWW=$!
+T_PIDS="$T_PIDS $WWW"
+for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PEBBLE_HTTP01_PORT/" && break; sleep 0.1; done
+S issue b.test --webroot "$T/www"
+[ "$RC" = 0 ] && pass "issue b.test with --webroot" || { fail "webroot: $RC"; cat "$T/err"; }
+[ -z "$(ls -A "$T/www/.well-known/acme-challenge" 2>/dev/null)" ] && pass "challenge files removed afterwards" || fail "webroot not cleaned"
+# A failing challenge: the webroot server answers, but the files go elsewhere.
+S issue c.test --webroot "$T/elsewhere"
+[ "$RC" = 8 ] && pass "failing challenge: exit 8" || { fail "failing challenge: exit $RC"; cat "$T/err"; }
+grep -q "CA said: unauthorized: .*c.test.*is invalid" "$T/err" && pass "the CA's problem reaches the user" || { fail "problem text"; cat "$T/err"; }
+[ ! -e "$L/c.test" ] && pass "nothing installed for c.test" || fail "c.test installed"
+kill "$WWW"; wait "$WWW" 2>/dev/null
+
+# renew: nothing due -> nothing changes, no hook.
+S renew
+[ "$RC" = 0 ] && grep -q "0 renewed, 0 failed" "$T/out" && pass "renew: nothing due" || { fail "renew idle: $RC"; cat "$T/out" "$T/err"; }
+same a.test && pass "renew left a.test alone" || fail "a.test changed"
+[ "$(wc -l <"$T/hook.log")" = 1 ] && pass "deploy hook did not run without a change" || fail "hook ran again"
+# A certificate inside its renewal window (forged to expire tomorrow) is renewed; others are not.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null -subj /CN=d.test \
+	-days 1 -out "$T/near.pem" 2>/dev/null
+S issue d.test
+cp "$T/near.pem" "$(readlink -f "$L/d.test")/cert.pem"
+snapshot b.test
+S renew --days 2
+[ "$RC" = 0 ] && grep -q "1 renewed, 0 failed" "$T/out" && pass "renew --days 2: the certificate inside the window renewed" || { fail "renew due: $RC"; cat "$T/out" "$T/err"; }
+[ "$(readlink "$L/d.test")" = "../archive/d.test/0002" ] && pass "d.test now at version 2" || fail "d.test $(readlink "$L/d.test")"
+same b.test && same a.test && pass "certificates outside the window untouched" || fail "b.test or a.test changed"
+
+# Faults leave the installed certificate untouched.
+"$VC" -c "$VCONF" -q shadow list >/dev/null
+sed -i 's/"a.test", //' "$VDIR/state/policies.conf"
+"$VC" -c "$VCONF" -q policy reload
+S issue a.test
+[ "$RC" = 7 ] && grep -q "not in the policy" "$T/err" && pass "vault denial: exit 7 with the reason" || { fail "denial: $RC"; cat "$T/err"; }
+same a.test && pass "vault denial left a.test untouched" || fail "a.test changed after denial"
+vd_stop
+S issue a.test
+[ "$RC" = 8 ] && grep -q "vault" "$T/err" && pass "vault unreachable: exit 8" || { fail "vault down: $RC"; cat "$T/err"; }
+same a.test && pass "vault unreachable left a.test untouched" || fail "a.test changed (vault down)"
+vd_start
+bash "$PEB" stop "$T/pebble" >/dev/null 2>&1
+S issue b.test
+[ "$RC" = 8 ] && pass "CA unreachable: exit 8" || { fail "CA down: $RC"; cat "$T/err"; }
+grep -q "127.0.0.1" "$T/err" && pass "the error names the CA address" || { fail "CA error text"; cat "$T/err"; }
+same b.test && pass "CA unreachable left b.test untouched" || fail "b.test changed (CA down)"
+S status
+grep -q "^a.test" "$T/out" && grep -q "^_.w.test" "$T/out" && pass "status lists the lineages" || { fail "status"; cat "$T/out"; }
+S --json status
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {x["name"] for x in d} >= {"a.test","b.test","d.test","_.w.test"}' "$T/out" \
+	&& pass "status --json" || fail "status json"
+vd_stop
+vd_sanitizer_check
+t_done
