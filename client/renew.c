@@ -4,7 +4,7 @@
  * configured renew_days) remain, when the CA's ACME Renewal Information (RFC
  * 9773) window has opened, or otherwise at two thirds of its lifetime.
  * Renewal reuses the recorded settings and orders with "replaces" when the
- * CA offers ARI.  A timer or cron line: `shadow renew -q` twice a day.
+ * CA offers ARI.  A timer or cron line: `shadow -q renew` twice a day.
  */
 #include <dirent.h>
 #include <getopt.h>
