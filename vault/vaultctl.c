@@ -180,36 +180,54 @@ ctl_request(struct ctl *c, json_t *req, json_t **result)
 	return r;
 }
 
-static int
-cmd_status(struct ctl *c, int argc, char **argv)
+int
+ctl_run(struct ctl *c, json_t *req, ctl_show_fn human)
 {
-	json_t *req = json_pack("{s:s}", "op", "status"), *res;
-	const char *k;
-	json_t *v;
+	json_t *res;
 	int r;
 
-	if (argc > 1) {
-		fprintf(stderr, "usage: vaultctl status\n");
-		json_decref(req);
-		return strcmp(argv[1], "--help") == 0 ? SV_EXIT_OK : SV_EXIT_USAGE;
-	}
+	if (req == NULL)
+		return ctl_fail(SV_ENOMEM);
 	r = ctl_request(c, req, &res);
 	json_decref(req);
 	if (r != 0)
 		return ctl_fail(r);
-	if (c->json) {
+	if (c->json)
 		ctl_print_json(res);
-	} else {
-		json_object_foreach(res, k, v)
-		{
-			if (json_is_string(v))
-				printf("%-15s %s\n", k, json_string_value(v));
-			else
-				printf("%-15s %lld\n", k, (long long)json_integer_value(v));
-		}
-	}
+	else if (!c->quiet && human != NULL)
+		human(c, res);
 	json_decref(res);
 	return SV_EXIT_OK;
+}
+
+int
+ctl_usage(const char *text, int failed)
+{
+	fputs(text, failed ? stderr : stdout);
+	return failed ? SV_EXIT_USAGE : SV_EXIT_OK;
+}
+
+static void
+show_status(struct ctl *c, const json_t *res)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)res, k, v)
+	{
+		if (json_is_string(v))
+			printf("%-15s %s\n", k, json_string_value(v));
+		else
+			printf("%-15s %lld\n", k, (long long)json_integer_value(v));
+	}
+}
+
+static int
+cmd_status(struct ctl *c, int argc, char **argv)
+{
+	if (argc > 1)
+		return ctl_usage("usage: vaultctl status\n", !ctl_wants_help(argc, argv));
+	return ctl_run(c, json_pack("{s:s}", "op", "status"), show_status);
 }
 
 static const struct {

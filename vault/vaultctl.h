@@ -24,6 +24,16 @@ typedef int (*ctl_cmd_fn)(struct ctl *c, int argc, char **argv);
  */
 int ctl_request(struct ctl *c, json_t *req, json_t **result);
 
+/*
+ * Send req (consumed) and print the result: as JSON with --json, else with
+ * human (nothing if NULL or --quiet).  Returns the exit status.
+ */
+typedef void (*ctl_show_fn)(struct ctl *c, const json_t *result);
+int ctl_run(struct ctl *c, json_t *req, ctl_show_fn human);
+
+/* Print usage text to stdout (status 0) or stderr; return the exit status. */
+int ctl_usage(const char *text, int failed);
+
 /* Print an error detail "vaultctl: error: ..." and return the exit status for code. */
 int ctl_fail(int code);
 

@@ -34,8 +34,7 @@ struct reg {
 static int
 usage(int st)
 {
-	fputs(USAGE, st ? stderr : stdout);
-	return st ? SV_EXIT_USAGE : SV_EXIT_OK;
+	return ctl_usage(USAGE, st);
 }
 
 /* The signer the ACME library calls: vaultd signs with the account key. */
@@ -178,61 +177,38 @@ cmd_register(struct ctl *c, int argc, char **argv)
 	return SV_EXIT_OK;
 }
 
-static int
-cmd_show(struct ctl *c, const char *name)
+static void
+print_account(struct ctl *c, const json_t *res)
 {
-	json_t *req = json_pack("{s:s, s:s}", "op", "account.show", "name", name), *res;
-	const char *caa;
-	int r;
+	const char *caa = json_string_value(json_object_get(res, "caa_identity"));
 
-	r = ctl_request(c, req, &res);
-	json_decref(req);
-	if (r != 0)
-		return ctl_fail(r);
-	if (c->json) {
-		ctl_print_json(res);
-	} else {
-		caa = json_string_value(json_object_get(res, "caa_identity"));
-		printf("account:    %s\n", name);
-		printf("directory:  %s\n", json_string_value(json_object_get(res, "directory")));
-		printf("kid:        %s\n", json_string_value(json_object_get(res, "kid")));
-		printf("key:        %s (%s)\n", json_string_value(json_object_get(res, "key")),
-		    json_string_value(json_object_get(res, "alg")));
-		printf("thumbprint: %s\n", json_string_value(json_object_get(res, "thumbprint")));
-		printf("CAA record (RFC 8657), for each name this account may issue:\n");
-		printf("  NAME. IN CAA 0 issue \"%s; accounturi=%s\"\n", caa ? caa : "<CA domain>",
-		    json_string_value(json_object_get(res, "kid")));
-		if (caa == NULL)
-			printf(
-			    "  (the CA's directory names no caaIdentities: use the domain the CA "
-			    "documents for CAA)\n");
-	}
-	json_decref(res);
-	return SV_EXIT_OK;
+	printf("account:    %s\n", json_string_value(json_object_get(res, "name")));
+	printf("directory:  %s\n", json_string_value(json_object_get(res, "directory")));
+	printf("kid:        %s\n", json_string_value(json_object_get(res, "kid")));
+	printf("key:        %s (%s)\n", json_string_value(json_object_get(res, "key")),
+	    json_string_value(json_object_get(res, "alg")));
+	printf("thumbprint: %s\n", json_string_value(json_object_get(res, "thumbprint")));
+	printf("CAA record (RFC 8657), for each name this account may issue:\n");
+	printf("  NAME. IN CAA 0 issue \"%s; accounturi=%s\"\n", caa ? caa : "<CA domain>",
+	    json_string_value(json_object_get(res, "kid")));
+	if (caa == NULL)
+		printf("  (the CA's directory names no caaIdentities: use the domain the CA "
+		       "documents for CAA)\n");
 }
 
-static int
-cmd_list(struct ctl *c)
+static void
+print_list(struct ctl *c, const json_t *res)
 {
-	json_t *req = json_pack("{s:s}", "op", "account.list"), *res, *a;
+	const json_t *a;
 	size_t i;
-	int r;
 
-	r = ctl_request(c, req, &res);
-	json_decref(req);
-	if (r != 0)
-		return ctl_fail(r);
-	if (c->json) {
-		ctl_print_json(res);
-	} else {
-		printf("%-20s %-20s %s\n", "NAME", "KEY", "ACCOUNT URL");
-		json_array_foreach(res, i, a)
-		    printf("%-20s %-20s %s\n", json_string_value(json_object_get(a, "name")),
-			json_string_value(json_object_get(a, "key_name")),
-			json_string_value(json_object_get(a, "kid")));
+	printf("%-20s %-20s %s\n", "NAME", "KEY", "ACCOUNT URL");
+	json_array_foreach(res, i, a)
+	{
+		printf("%-20s %-20s %s\n", json_string_value(json_object_get(a, "name")),
+		    json_string_value(json_object_get(a, "key_name")),
+		    json_string_value(json_object_get(a, "kid")));
 	}
-	json_decref(res);
-	return SV_EXIT_OK;
 }
 
 int
@@ -243,8 +219,9 @@ ctl_cmd_account(struct ctl *c, int argc, char **argv)
 	if (strcmp(argv[1], "register") == 0)
 		return cmd_register(c, argc - 1, argv + 1);
 	if (strcmp(argv[1], "show") == 0 && argc == 3)
-		return cmd_show(c, argv[2]);
+		return ctl_run(c, json_pack("{s:s, s:s}", "op", "account.show", "name", argv[2]),
+		    print_account);
 	if (strcmp(argv[1], "list") == 0 && argc == 2)
-		return cmd_list(c);
+		return ctl_run(c, json_pack("{s:s}", "op", "account.list"), print_list);
 	return usage(1);
 }

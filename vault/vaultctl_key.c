@@ -25,12 +25,11 @@ static const char *const KEY_USAGE =
 static int
 usage(int status)
 {
-	fputs(KEY_USAGE, status ? stderr : stdout);
-	return status ? SV_EXIT_USAGE : SV_EXIT_OK;
+	return ctl_usage(KEY_USAGE, status);
 }
 
 static void
-print_key(const json_t *k)
+print_key(struct ctl *c, const json_t *k)
 {
 	const json_t *jwk = json_object_get(k, "jwk");
 	char *s;
@@ -48,25 +47,6 @@ print_key(const json_t *k)
 		printf("jwk:        %s\n", s);
 		free(s);
 	}
-}
-
-/* Send req and print the key the answer holds. */
-static int
-request_and_print(struct ctl *c, json_t *req)
-{
-	json_t *res;
-	int r;
-
-	r = ctl_request(c, req, &res);
-	json_decref(req);
-	if (r != 0)
-		return ctl_fail(r);
-	if (c->json)
-		ctl_print_json(res);
-	else if (!c->quiet)
-		print_key(res);
-	json_decref(res);
-	return SV_EXIT_OK;
 }
 
 /* Parse NAME plus --type/--exportable/--version/--yes into req. */
@@ -121,23 +101,17 @@ parse(int argc, char **argv, json_t *req, int need_name)
 	return 0;
 }
 
-static int
-cmd_list(struct ctl *c, json_t *req)
+static void
+print_list(struct ctl *c, const json_t *res)
 {
-	json_t *res, *k;
+	const json_t *k;
 	size_t i;
-	int r;
 
-	r = ctl_request(c, req, &res);
-	json_decref(req);
-	if (r != 0)
-		return ctl_fail(r);
-	if (c->json) {
-		ctl_print_json(res);
-	} else {
-		printf("%-24s %-4s %-9s %-9s %-10s %-20s %s\n", "NAME", "VER", "TYPE", "STATE",
-		    "EXPORTABLE", "CREATED", "URI");
-		json_array_foreach(res, i, k) printf("%-24s %-4d %-9s %-9s %-10s %-20s %s\n",
+	printf("%-24s %-4s %-9s %-9s %-10s %-20s %s\n", "NAME", "VER", "TYPE", "STATE",
+	    "EXPORTABLE", "CREATED", "URI");
+	json_array_foreach(res, i, k)
+	{
+		printf("%-24s %-4d %-9s %-9s %-10s %-20s %s\n",
 		    json_string_value(json_object_get(k, "name")),
 		    (int)json_integer_value(json_object_get(k, "version")),
 		    json_string_value(json_object_get(k, "type")),
@@ -146,16 +120,18 @@ cmd_list(struct ctl *c, json_t *req)
 		    json_string_value(json_object_get(k, "created")),
 		    json_string_value(json_object_get(k, "uri")));
 	}
-	json_decref(res);
-	return SV_EXIT_OK;
+}
+
+static void
+print_destroyed(struct ctl *c, const json_t *res)
+{
+	printf("destroyed %s version %d\n", json_string_value(json_object_get(res, "name")),
+	    (int)json_integer_value(json_object_get(res, "version")));
 }
 
 static int
 cmd_destroy(struct ctl *c, json_t *req)
 {
-	json_t *res;
-	int r;
-
 	if (!json_is_true(json_object_get(req, "confirm")) || !json_object_get(req, "version")) {
 		json_decref(req);
 		fprintf(stderr,
@@ -163,17 +139,7 @@ cmd_destroy(struct ctl *c, json_t *req)
 		    "material is erased from the HSM for good\n");
 		return SV_EXIT_USAGE;
 	}
-	r = ctl_request(c, req, &res);
-	json_decref(req);
-	if (r != 0)
-		return ctl_fail(r);
-	if (c->json)
-		ctl_print_json(res);
-	else if (!c->quiet)
-		printf("destroyed %s version %d\n", json_string_value(json_object_get(res, "name")),
-		    (int)json_integer_value(json_object_get(res, "version")));
-	json_decref(res);
-	return SV_EXIT_OK;
+	return ctl_run(c, req, print_destroyed);
 }
 
 int
@@ -213,8 +179,8 @@ ctl_cmd_key(struct ctl *c, int argc, char **argv)
 		return usage(1);
 	}
 	if (strcmp(subs[i].name, "list") == 0)
-		return cmd_list(c, req);
+		return ctl_run(c, req, print_list);
 	if (strcmp(subs[i].name, "destroy") == 0)
 		return cmd_destroy(c, req);
-	return request_and_print(c, req);
+	return ctl_run(c, req, print_key);
 }

@@ -62,11 +62,18 @@ static const char *const POLICY_USAGE =
     "       vaultctl policy reload       make vaultd load its policy file again\n"
     "                                    (a bad file keeps the old policies)\n";
 
+static void
+print_reload(struct ctl *c, const json_t *res)
+{
+	printf("reloaded %s: %lld shadows\n",
+	    json_string_value(json_object_get(res, "policy_file")),
+	    (long long)json_integer_value(json_object_get(res, "shadows")));
+}
+
 int
 ctl_cmd_policy(struct ctl *c, int argc, char **argv)
 {
 	struct pol *p = NULL;
-	json_t *req, *res;
 	int r;
 
 	if (argc == 3 && strcmp(argv[1], "check") == 0) {
@@ -78,21 +85,9 @@ ctl_cmd_policy(struct ctl *c, int argc, char **argv)
 		pol_free(p);
 		return SV_EXIT_OK;
 	}
-	if (argc == 2 && strcmp(argv[1], "reload") == 0) {
-		req = json_pack("{s:s}", "op", "policy.reload");
-		r = ctl_request(c, req, &res);
-		json_decref(req);
-		if (r != 0)
-			return ctl_fail(r);
-		if (!c->quiet)
-			printf("reloaded %s: %lld shadows\n",
-			    json_string_value(json_object_get(res, "policy_file")),
-			    (long long)json_integer_value(json_object_get(res, "shadows")));
-		json_decref(res);
-		return SV_EXIT_OK;
-	}
-	fputs(POLICY_USAGE, ctl_wants_help(argc, argv) ? stdout : stderr);
-	return ctl_wants_help(argc, argv) ? SV_EXIT_OK : SV_EXIT_USAGE;
+	if (argc == 2 && strcmp(argv[1], "reload") == 0)
+		return ctl_run(c, json_pack("{s:s}", "op", "policy.reload"), print_reload);
+	return ctl_usage(POLICY_USAGE, !ctl_wants_help(argc, argv));
 }
 
 /* The raw Ed25519 public key from a PEM file. */
@@ -133,8 +128,7 @@ ctl_cmd_audit(struct ctl *c, int argc, char **argv)
 	int i, r;
 
 	if (argc < 2 || strcmp(argv[1], "verify") != 0) {
-		fputs(AUDIT_USAGE, ctl_wants_help(argc, argv) ? stdout : stderr);
-		return ctl_wants_help(argc, argv) ? SV_EXIT_OK : SV_EXIT_USAGE;
+		return ctl_usage(AUDIT_USAGE, !ctl_wants_help(argc, argv));
 	}
 	for (i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)

@@ -24,8 +24,7 @@ static const char *const USAGE =
 static int
 usage(int st)
 {
-	fputs(USAGE, st ? stderr : stdout);
-	return st ? SV_EXIT_USAGE : SV_EXIT_OK;
+	return ctl_usage(USAGE, st);
 }
 
 static int
@@ -69,23 +68,13 @@ cmd_add(struct ctl *c, int argc, char **argv)
 	return SV_EXIT_OK;
 }
 
-static int
-cmd_list(struct ctl *c)
+static void
+print_list(struct ctl *c, const json_t *res)
 {
-	json_t *req = json_pack("{s:s}", "op", "shadow.list"), *res, *s;
+	const json_t *s;
 	char when[32];
 	size_t i;
-	int r;
 
-	r = ctl_request(c, req, &res);
-	json_decref(req);
-	if (r != 0)
-		return ctl_fail(r);
-	if (c->json) {
-		ctl_print_json(res);
-		json_decref(res);
-		return SV_EXIT_OK;
-	}
 	printf("%-24s %-8s %-5s %s\n", "NAME", "STATE", "CERTS", "CERT EXPIRES");
 	json_array_foreach(res, i, s)
 	{
@@ -99,26 +88,13 @@ cmd_list(struct ctl *c)
 		    json_string_value(json_object_get(s, "state")),
 		    (long long)json_integer_value(json_object_get(s, "certificates")), when);
 	}
-	json_decref(res);
-	return SV_EXIT_OK;
 }
 
-static int
-cmd_revoke(struct ctl *c, const char *name)
+static void
+print_revoked(struct ctl *c, const json_t *res)
 {
-	json_t *req = json_pack("{s:s, s:s}", "op", "shadow.revoke", "name", name), *res;
-	int r;
-
-	r = ctl_request(c, req, &res);
-	json_decref(req);
-	if (r != 0)
-		return ctl_fail(r);
-	if (c->json)
-		ctl_print_json(res);
-	else if (!c->quiet)
-		printf("revoked %s: its certificates are refused from now on\n", name);
-	json_decref(res);
-	return SV_EXIT_OK;
+	printf("revoked %s: its certificates are refused from now on\n",
+	    json_string_value(json_object_get(res, "name")));
 }
 
 int
@@ -129,8 +105,9 @@ ctl_cmd_shadow(struct ctl *c, int argc, char **argv)
 	if (strcmp(argv[1], "add") == 0)
 		return cmd_add(c, argc - 1, argv + 1);
 	if (strcmp(argv[1], "list") == 0 && argc == 2)
-		return cmd_list(c);
+		return ctl_run(c, json_pack("{s:s}", "op", "shadow.list"), print_list);
 	if (strcmp(argv[1], "revoke") == 0 && argc == 3)
-		return cmd_revoke(c, argv[2]);
+		return ctl_run(c, json_pack("{s:s, s:s}", "op", "shadow.revoke", "name", argv[2]),
+		    print_revoked);
 	return usage(1);
 }
