@@ -74,7 +74,6 @@ struct kp {
 	int audited;	/* records were added in this batch */
 	int audit_down; /* the last commit failed */
 	int draining;
-	uid_t admin_uid; /* peer of the admin connection being served */
 };
 
 /* A response to netproc: {status, body} or a problem document. */

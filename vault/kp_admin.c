@@ -364,11 +364,26 @@ execute(struct kp *kp, const json_t *req, uid_t uid)
 	return resp;
 }
 
+/* One admin connection: whose it is is fixed when it is accepted. */
+struct admin_conn {
+	struct kp *kp;
+	uid_t uid;
+};
+
+#define ADMIN_IDLE_SECONDS 60
+
+static void
+conn_close(struct bufferevent *bev, struct admin_conn *ac)
+{
+	bufferevent_free(bev);
+	free(ac);
+}
+
 /* Frames on one admin connection: 4-byte big-endian length, then JSON. */
 static void
 on_admin_read(struct bufferevent *bev, void *arg)
 {
-	struct kp *kp = arg;
+	struct admin_conn *ac = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint32_t len;
 	json_t *req, *resp;
@@ -379,28 +394,28 @@ on_admin_read(struct bufferevent *bev, void *arg)
 		len = ntohl(len);
 		if (len == 0 || len > ADMIN_REQ_MAX) {
 			sv_warn("admin: request of %u bytes refused", len);
-			bufferevent_free(bev);
+			conn_close(bev, ac);
 			return;
 		}
 		if (evbuffer_get_length(in) < 4 + (size_t)len)
 			return;
 		evbuffer_drain(in, 4);
 		if ((body = malloc(len)) == NULL) {
-			bufferevent_free(bev);
+			conn_close(bev, ac);
 			return;
 		}
 		evbuffer_remove(in, body, len);
 		req = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
 		free(body);
 		resp = json_is_object(req)
-		    ? execute(kp, req, kp->admin_uid)
+		    ? execute(ac->kp, req, ac->uid)
 		    : json_pack("{s:b, s:i, s:s}", "ok", 0, "code", SV_EINVAL, "error",
 			  "admin request is not a JSON object");
 		json_decref(req);
 		out = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
 		json_decref(resp);
 		if (out == NULL) {
-			bufferevent_free(bev);
+			conn_close(bev, ac);
 			return;
 		}
 		len = htonl((uint32_t)strlen(out));
@@ -413,8 +428,8 @@ on_admin_read(struct bufferevent *bev, void *arg)
 static void
 on_admin_event(struct bufferevent *bev, short what, void *arg)
 {
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		bufferevent_free(bev);
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		conn_close(bev, arg);
 }
 
 static void
@@ -422,6 +437,8 @@ on_admin_accept(
     struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
 {
 	struct kp *kp = arg;
+	struct timeval idle = { ADMIN_IDLE_SECONDS, 0 };
+	struct admin_conn *ac;
 	struct ucred cr;
 	socklen_t crl = sizeof(cr);
 	struct bufferevent *bev;
@@ -433,13 +450,17 @@ on_admin_accept(
 		evutil_closesocket(fd);
 		return;
 	}
-	kp->admin_uid = cr.uid;
-	if ((bev = bufferevent_socket_new(kp->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+	if ((ac = calloc(1, sizeof(*ac))) == NULL ||
+	    (bev = bufferevent_socket_new(kp->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		free(ac);
 		evutil_closesocket(fd);
 		return;
 	}
+	ac->kp = kp;
+	ac->uid = cr.uid;
 	bufferevent_setwatermark(bev, EV_READ, 0, ADMIN_REQ_MAX + 4);
-	bufferevent_setcb(bev, on_admin_read, NULL, on_admin_event, kp);
+	bufferevent_set_timeouts(bev, &idle, NULL);
+	bufferevent_setcb(bev, on_admin_read, NULL, on_admin_event, ac);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
