@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -33,8 +34,10 @@
 #include "sv_err.h"
 #include "vaultd.h"
 
-#define KP_INPUT_MAX (8 * 1024 * 1024) /* bytes buffered from netproc */
-#define PROBLEM_BASE "tag:shadowvault.org,2026:problem:"
+#define KP_INPUT_MAX   (8 * 1024 * 1024) /* bytes buffered from netproc */
+#define KP_NONCE_KEEP  (7 * 86400)	 /* seconds a signed nonce is remembered */
+#define KP_PRUNE_EVERY 3600		 /* seconds between prunes */
+#define PROBLEM_BASE   "tag:shadowvault.org,2026:problem:"
 
 struct item {
 	uint32_t id;
@@ -268,12 +271,33 @@ checkpoint(struct kp *kp)
 	kp->last_checkpoint = metrics_now();
 }
 
+/*
+ * Signed nonces are kept KP_NONCE_KEEP seconds: CAs expire their nonces in
+ * minutes, so an older one would be refused by the CA anyway.
+ */
+static void
+prune_nonces(struct kp *kp)
+{
+	double now = metrics_now();
+	int n = 0;
+
+	if (now - kp->last_prune < KP_PRUNE_EVERY)
+		return;
+	kp->last_prune = now;
+	if (state_exec(kp->st, "pruning nonces", &n, "DELETE FROM nonces WHERE seen < ?1", "i",
+		(int64_t)time(NULL) - KP_NONCE_KEEP) != 0)
+		sv_warn("%s", sv_errmsg(SV_EDB));
+	else if (n > 0)
+		sv_debug("pruned %d old nonces", n);
+}
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct kp *kp = arg;
 	uint64_t since = audit_seq(kp->audit) - kp->seq_at_checkpoint;
 
+	prune_nonces(kp);
 	if (since >= (uint64_t)kp->cfg->audit_checkpoint_records ||
 	    (since > 0 && metrics_now() - kp->last_checkpoint >= kp->cfg->audit_checkpoint_seconds))
 		checkpoint(kp);

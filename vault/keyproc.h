@@ -58,6 +58,7 @@ struct kp {
 	struct hsm_key audit_key;
 	uint64_t seq_at_checkpoint;
 	double last_checkpoint;
+	double last_prune; /* nonces */
 
 	/* Accounts and every account key thumbprint (for the CSR check). */
 	struct kp_account *accts;
