@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +82,13 @@ bind_listen(const char *spec)
 	if ((rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai)) != 0)
 		return sv_seterr(SV_ECONFIG, "listen address \"%s\": %s", spec, gai_strerror(rc));
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/*
+	 * TCP_NODELAY (inherited by accepted sockets): an answer is written as
+	 * two TLS records (headers, body); with Nagle and delayed ACKs the second
+	 * waited about 40 ms on every request (measured by bench/issuance.sh).
+	 */
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 512) != 0) {
 		rc = sv_seterr(SV_EIO, "listen on %s: %s", spec, strerror(errno));
 		if (fd >= 0)
