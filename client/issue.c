@@ -22,6 +22,8 @@
 #include "shadow.h"
 #include "sv_err.h"
 
+#define ISSUE_POLL_FIRST_MS 50 /* first wait when polling an order or authorization */
+
 void
 shadow_progress(const struct shadow *s, const char *fmt, ...)
 {
@@ -181,6 +183,10 @@ finalize_and_install(struct run *x, struct acme_order *ord, char *installed, siz
 	if (ord->status == ACME_S_READY &&
 	    (r = acme_order_finalize(x->a, ord, csr, clen, va_sign, &x->va)) != 0)
 		goto out;
+	/* Issuance usually takes the CA milliseconds: look once before waiting. */
+	if (ord->status == ACME_S_PROCESSING &&
+	    (r = acme_order_get(x->a, ord, va_sign, &x->va)) != 0)
+		goto out;
 	if ((r = acme_order_poll(x->a, ord, ACME_WANT(ACME_S_VALID), &x->poll, va_sign, &x->va)) !=
 		0 ||
 	    (r = acme_cert_download(x->a, ord->certificate, va_sign, &x->va, &chain)) != 0)
@@ -213,6 +219,8 @@ shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size
 	x.s = s;
 	x.o = o;
 	x.poll.deadline_ms = (long)(o->timeout ? o->timeout : 120) * 1000;
+	/* CAs that send Retry-After are obeyed; without it, start short and double. */
+	x.poll.first_ms = ISSUE_POLL_FIRST_MS;
 	if ((r = va_account(s, o->account, &x.va)) != 0)
 		return r;
 	ao.directory_url = x.va.directory;
@@ -226,7 +234,10 @@ shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size
 	    o->nnames > 1 ? " and more" : "", o->account);
 	if ((r = acme_order_new(x.a, ids, o->nnames, o->replaces, va_sign, &x.va, &ord)) != 0)
 		goto out;
-	if (ord.status == ACME_S_PENDING && (r = authorize(&x, &ord)) != 0)
+	/* After validation the order from newOrder is stale: ask again before waiting. */
+	if (ord.status == ACME_S_PENDING &&
+	    ((r = authorize(&x, &ord)) != 0 ||
+		(r = acme_order_get(x.a, &ord, va_sign, &x.va)) != 0))
 		goto out;
 	if ((r = acme_order_poll(x.a, &ord, ACME_WANT(ACME_S_READY) | ACME_WANT(ACME_S_VALID),
 		 &x.poll, va_sign, &x.va)) != 0)

@@ -216,6 +216,7 @@ main(int argc, char **argv)
 	} else {
 		r = commands[i].fn(&s, argc - optind, argv + optind);
 	}
+	vault_close(&s);
 	curl_global_cleanup();
 	return r;
 }

@@ -44,7 +44,11 @@ struct shadow {
 	struct shadow_defaults def;
 	int quiet, json;
 	unsigned long signatures; /* made by the vault for this run */
+	void *curl;		  /* one libcurl handle: its connection to the vault stays open */
 };
+
+/* Close the connection to the vault (at exit). */
+void vault_close(struct shadow *s);
 
 /* dst = state_dir/rel. */
 int shadow_path(const struct shadow *s, const char *rel, char *dst, size_t n);
@@ -67,8 +71,8 @@ void vault_resp_free(struct vault_resp *r);
  * server must chain to ca_file and match the URL's host.  Errors: SV_ENET
  * (transport, with curl's words), SV_EPROTO (not JSON), SV_ETOOBIG.
  */
-int vault_call(const struct shadow *s, const char *method, const char *url, const json_t *body,
-    int mtls, const char *ca_file, struct vault_resp *out);
+int vault_call(struct shadow *s, const char *method, const char *url, const json_t *body, int mtls,
+    const char *ca_file, struct vault_resp *out);
 
 int shadow_cmd_enroll(struct shadow *s, int argc, char **argv);
 int shadow_cmd_issue(struct shadow *s, int argc, char **argv);
