@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(
 	gcc make cmake pkg-config git ca-certificates curl openssl
-	libssl-dev libp11-dev libengine-pkcs11-openssl libp11-kit-dev p11-kit
+	libssl-dev libp11-dev libengine-pkcs11-openssl libp11-kit-dev p11-kit p11-kit-modules
 	softhsm2 opensc libsodium-dev libcurl4-openssl-dev libjansson-dev
 	libevent-dev libsqlite3-dev sqlite3 libconfig-dev libcmocka-dev libseccomp-dev
 	pebble python3 python3-jwcrypto uacme clang-14 libclang-rt-14-dev

@@ -6,12 +6,26 @@
  * the message with SHA-256 in software, then CKM_ECDSA; RS256 is
  * CKM_SHA256_RSA_PKCS over the message.  The machine is shared and noisy, so
  * runs are interleaved and the median of several rounds is reported; only
- * the ratio means anything.
+ * the ratio means anything.  Without options it makes (and removes) its own
+ * throw-away token.
+ *
+ * With --token, --pin-file and --key-label it instead measures ONE
+ * configuration against an EXISTING token and key (a vault's account key,
+ * or the same token served by `p11-kit server` through p11-kit-client.so):
+ * --threads N threads, each with its own session, sign for --seconds S after
+ * a --warmup W; it prints sig/s and the p50/p99 latency of one signature,
+ * and a "RESULT key=value ..." line for scripts (bench/vaultd_sign.sh).  It
+ * only signs: it never creates, changes or deletes objects on that token.
  *
  * usage: hsm_sign [-t SECONDS_PER_RUN] [-r ROUNDS]
+ *        hsm_sign --token LABEL --pin-file F --key-label L [--module PATH]
+ *                 [--threads N] [--seconds S] [--warmup W] [--path raw|hsm]
  */
 #include <dlfcn.h>
+#include <getopt.h>
+#include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +41,8 @@
 
 #define MAX_THREADS 2
 #define MAX_ROUNDS  15
+#define EXT_THREADS 16		/* --threads limit */
+#define EXT_LAT_MAX (16u << 20) /* latencies kept per thread */
 
 static const uint8_t MSG[] =
     "eyJhbGciOiJFUzI1NiIsIm5vbmNlIjoiYWJjIiwidXJsIjoiaHR0cHM6Ly9jYS9uZXctb3JkZXIifQ."
@@ -195,24 +211,253 @@ bench_type(struct hsm *h, enum hsm_keytype type, double secs, int rounds)
 	}
 }
 
-int
-main(int argc, char **argv)
+/* ------------------------------------------------------------------ */
+/* One configuration against an existing token and key (--token ...). */
+
+struct ext_opts {
+	struct hsm_config cfg;
+	const char *key_label;
+	int threads, use_hsm;
+	double seconds, warmup;
+};
+
+struct ext_job {
+	struct job j;
+	double t_start, t_end; /* measurement window (absolute) */
+	float *lat;	       /* microseconds, one per signature in the window */
+	size_t nlat, cap;
+};
+
+static int
+lat_add(struct ext_job *e, double us)
+{
+	float *n;
+
+	if (e->nlat == e->cap) {
+		if (e->cap >= EXT_LAT_MAX)
+			return -1;
+		e->cap = e->cap ? e->cap * 2 : 4096;
+		if ((n = realloc(e->lat, e->cap * sizeof(*n))) == NULL)
+			return -1;
+		e->lat = n;
+	}
+	e->lat[e->nlat++] = (float)us;
+	return 0;
+}
+
+static void *
+ext_worker(void *arg)
+{
+	struct ext_job *e = arg;
+	struct job *j = &e->j;
+	uint8_t sig[HSM_SIG_MAX];
+	double t0, t1;
+	CK_ULONG sl;
+	size_t hl;
+
+	while ((t0 = now()) < e->t_end) {
+		if (j->raw) {
+			sl = sizeof(sig);
+			j->err |= raw_sign(j, sig, &sl);
+		} else {
+			hl = sizeof(sig);
+			j->err |= hsm_sign(j->h, &j->key, MSG, sizeof(MSG) - 1, sig, &hl);
+		}
+		t1 = now();
+		if (j->err)
+			break;
+		if (t0 >= e->t_start && t1 <= e->t_end) {
+			j->count++;
+			j->err |= lat_add(e, (t1 - t0) * 1e6);
+		}
+	}
+	return NULL;
+}
+
+static int
+cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile p (0..1) of the sorted v[n]. */
+static double
+pct(const float *v, size_t n, double p)
+{
+	size_t k = (size_t)ceil(p * (double)n);
+
+	return n == 0 ? 0 : v[k > 0 ? k - 1 : 0];
+}
+
+/* Sessions (raw) or hsm/ clones for every job; 0 or -1 with a message. */
+static int
+ext_prepare(struct hsm *h, const struct hsm_key *key, const struct ext_opts *o, struct ext_job *e)
+{
+	int i;
+
+	for (i = 0; i < o->threads; i++) {
+		memset(&e[i], 0, sizeof(e[i]));
+		e[i].j.key = *key;
+		e[i].j.raw = !o->use_hsm;
+		e[i].j.f = h->m->f;
+		if (o->use_hsm ? hsm_clone(h, &e[i].j.h) != 0
+			       : h->m->f->C_OpenSession(h->m->slot, CKF_SERIAL_SESSION, NULL, NULL,
+				     &e[i].j.s) != CKR_OK) {
+			fprintf(stderr, "hsm_sign: cannot open session %d: %s\n", i + 1,
+			    o->use_hsm ? sv_errmsg(SV_EHSM) : "C_OpenSession failed");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Run the jobs, print the human line and the RESULT line; 0 or 1. */
+static int
+ext_run(struct ext_job *e, const struct ext_opts *o, const struct hsm_key *key)
+{
+	pthread_t t[EXT_THREADS];
+	unsigned long total = 0;
+	size_t n = 0, i;
+	float *all;
+	double p50, p99, start = now() + o->warmup;
+	int k, err = 0;
+
+	for (k = 0; k < o->threads; k++) {
+		e[k].t_start = start;
+		e[k].t_end = start + o->seconds;
+		pthread_create(&t[k], NULL, ext_worker, &e[k]);
+	}
+	for (k = 0; k < o->threads; k++) {
+		pthread_join(t[k], NULL);
+		total += e[k].j.count;
+		n += e[k].nlat;
+		err |= e[k].j.err;
+	}
+	if (err || total == 0 || (all = malloc(n * sizeof(*all))) == NULL) {
+		fprintf(stderr, "hsm_sign: signing with \"%s\" failed%s\n", o->key_label,
+		    total == 0 && !err ? " (no signature in the window)" : "");
+		return 1;
+	}
+	for (k = 0, n = 0; k < o->threads; k++)
+		for (i = 0; i < e[k].nlat; i++)
+			all[n++] = e[k].lat[i];
+	qsort(all, n, sizeof(*all), cmp_float);
+	p50 = pct(all, n, 0.50);
+	p99 = pct(all, n, 0.99);
+	free(all);
+	printf("# hsm_sign: %s %s, key \"%s\", token \"%s\", module %s\n",
+	    o->use_hsm ? "hsm_sign()" : "raw C_Sign", hsm_keytype_alg(key->type), o->key_label,
+	    o->cfg.token, o->cfg.module);
+	printf("%d thread%s (one session each): %.0f sig/s, p50 %.1f us, p99 %.1f us "
+	       "(%lu signatures in %.1f s after %.1f s warm-up)\n",
+	    o->threads, o->threads > 1 ? "s" : "", (double)total / o->seconds, p50, p99, total,
+	    o->seconds, o->warmup);
+	printf("RESULT path=%s alg=%s threads=%d n=%lu seconds=%.3f rate=%.1f p50_us=%.1f "
+	       "p99_us=%.1f\n",
+	    o->use_hsm ? "hsm" : "raw", hsm_keytype_alg(key->type), o->threads, total, o->seconds,
+	    (double)total / o->seconds, p50, p99);
+	return 0;
+}
+
+static int
+ext_main(const struct ext_opts *o)
+{
+	struct ext_job e[EXT_THREADS];
+	struct hsm_key key;
+	struct hsm *h = NULL;
+	int r = 1, err, i;
+
+	memset(e, 0, sizeof(e));
+	/* A remote module (p11-kit client) must not kill us on a lost connection. */
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "hsm_sign: cannot initialise libsodium\n");
+		goto out;
+	}
+	if ((err = hsm_open(&o->cfg, &h)) != 0 ||
+	    (err = hsm_key_find_label(h, o->key_label, &key)) != 0) {
+		fprintf(stderr, "hsm_sign: %s\n", sv_errmsg(err));
+		goto out;
+	}
+	if (!o->use_hsm && key.type != HSM_EC_P256 && key.type != HSM_RSA_2048 &&
+	    key.type != HSM_RSA_3072 && key.type != HSM_RSA_4096) {
+		fprintf(stderr,
+		    "hsm_sign: raw path signs ec-p256 and rsa keys only; \"%s\" is %s "
+		    "(use --path hsm)\n",
+		    o->key_label, hsm_keytype_name(key.type));
+		goto out;
+	}
+	if (ext_prepare(h, &key, o, e) == 0)
+		r = ext_run(e, o, &key);
+out:
+	for (i = 0; i < EXT_THREADS; i++) {
+		if (e[i].j.h != NULL)
+			hsm_close(e[i].j.h);
+		else if (e[i].j.s != 0 && h != NULL)
+			h->m->f->C_CloseSession(e[i].j.s);
+		free(e[i].lat);
+	}
+	hsm_close(h);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+
+static int
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: hsm_sign [-t SECONDS_PER_RUN] [-r ROUNDS]\n"
+	    "       hsm_sign --token LABEL --pin-file F --key-label L [--module PATH]\n"
+	    "                [--threads N] [--seconds S] [--warmup W] [--path raw|hsm]\n");
+	return 2;
+}
+
+/* Long options (existing-token mode); 0, or 2 after a usage message. */
+static int
+ext_option(int ch, struct ext_opts *o)
+{
+	switch (ch) {
+	case 'M':
+		o->cfg.module = optarg;
+		break;
+	case 'T':
+		o->cfg.token = optarg;
+		break;
+	case 'P':
+		o->cfg.pin_file = optarg;
+		break;
+	case 'K':
+		o->key_label = optarg;
+		break;
+	case 'N':
+		o->threads = atoi(optarg);
+		break;
+	case 'S':
+		o->seconds = atof(optarg);
+		break;
+	case 'W':
+		o->warmup = atof(optarg);
+		break;
+	case 'A':
+		if (strcmp(optarg, "raw") != 0 && strcmp(optarg, "hsm") != 0)
+			return usage();
+		o->use_hsm = strcmp(optarg, "hsm") == 0;
+		break;
+	default:
+		return usage();
+	}
+	return 0;
+}
+
+static int
+default_main(double secs, int rounds)
 {
 	struct testtok tok;
 	struct hsm *h;
-	double secs = 1.0;
-	int rounds = 5, ch;
 
-	while ((ch = getopt(argc, argv, "t:r:")) != -1) {
-		if (ch == 't')
-			secs = atof(optarg);
-		else if (ch == 'r')
-			rounds = atoi(optarg);
-		else {
-			fprintf(stderr, "usage: hsm_sign [-t SECONDS_PER_RUN] [-r ROUNDS]\n");
-			return 2;
-		}
-	}
 	if (secs <= 0 || rounds < 1 || rounds > MAX_ROUNDS) {
 		fprintf(stderr, "hsm_sign: -t must be > 0 and -r 1..%d\n", MAX_ROUNDS);
 		return 2;
@@ -229,4 +474,50 @@ main(int argc, char **argv)
 	hsm_close(h);
 	testtok_free(&tok);
 	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lopts[] = { { "module", required_argument, NULL, 'M' },
+		{ "token", required_argument, NULL, 'T' },
+		{ "pin-file", required_argument, NULL, 'P' },
+		{ "key-label", required_argument, NULL, 'K' },
+		{ "threads", required_argument, NULL, 'N' },
+		{ "seconds", required_argument, NULL, 'S' },
+		{ "warmup", required_argument, NULL, 'W' },
+		{ "path", required_argument, NULL, 'A' }, { NULL, 0, NULL, 0 } };
+	struct ext_opts o;
+	double secs = 1.0;
+	int rounds = 5, ch, ext = 0;
+
+	memset(&o, 0, sizeof(o));
+	o.cfg.module = SV_SOFTHSM_MODULE;
+	o.threads = 1;
+	o.seconds = 3;
+	o.warmup = 0.5;
+	while ((ch = getopt_long(argc, argv, "t:r:", lopts, NULL)) != -1) {
+		if (ch == 't')
+			secs = atof(optarg);
+		else if (ch == 'r')
+			rounds = atoi(optarg);
+		else if (ext_option(ch, &o) != 0)
+			return 2;
+		else
+			ext = 1;
+	}
+	if (optind != argc)
+		return usage();
+	if (!ext)
+		return default_main(secs, rounds);
+	if (o.cfg.token == NULL || o.cfg.pin_file == NULL || o.key_label == NULL || o.threads < 1 ||
+	    o.threads > EXT_THREADS || !(o.seconds > 0) || !(o.warmup >= 0)) {
+		fprintf(stderr,
+		    "hsm_sign: --token, --pin-file and --key-label are all needed; --threads "
+		    "1..%d, "
+		    "--seconds > 0, --warmup >= 0\n",
+		    EXT_THREADS);
+		return 2;
+	}
+	return ext_main(&o);
 }
