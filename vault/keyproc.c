@@ -25,6 +25,7 @@
 #include <event2/buffer.h>
 #include <openssl/pem.h>
 
+#include "b64.h"
 #include "fileio.h"
 #include "ipc.h"
 #include "keyproc.h"
@@ -89,6 +90,27 @@ kp_txn(struct kp *kp)
 	return r;
 }
 
+/*
+ * The state database is written without an fsync of its own (synchronous =
+ * NORMAL): the audit log, fsynced first, is the durable record.  Each batch
+ * records the audit seq it reached; after a power loss, recover_nonces()
+ * puts back the nonces of the audited signatures the database lost.
+ */
+static const char SEQ_SQL[] = "INSERT OR REPLACE INTO meta (key, value) VALUES ('nonce_seq', ?1)";
+
+static int
+mark_seq(struct kp *kp)
+{
+	char v[24];
+	sqlite3_stmt *s;
+	int r;
+
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)audit_seq(kp->audit));
+	if ((r = state_hot(kp->st, &s, SEQ_SQL, "t", v)) != 0)
+		return r;
+	return sqlite3_step(s) == SQLITE_DONE ? 0 : state_err(kp->st, "recording the audit seq");
+}
+
 int
 kp_commit(struct kp *kp)
 {
@@ -113,7 +135,7 @@ kp_commit(struct kp *kp)
 			sv_info("audit log writable again: service resumed");
 		if (kp->audited)
 			kp->audit_down = 0;
-		if (kp->in_txn && (r = state_commit(kp->st)) != 0)
+		if (kp->in_txn && ((r = mark_seq(kp)) != 0 || (r = state_commit(kp->st)) != 0))
 			sv_err("state commit failed: %s", sv_errmsg(r));
 	}
 	kp->in_txn = 0;
@@ -389,6 +411,68 @@ define_metrics(struct metrics *m)
 	    "Latency of writing and syncing a batch of audit records");
 }
 
+static uint64_t
+meta_seq(struct kp *kp)
+{
+	sqlite3_stmt *s;
+	uint64_t v = 0;
+
+	if (state_prep(kp->st, &s, "SELECT value FROM meta WHERE key = 'nonce_seq'", "") != 0)
+		return 0;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = strtoull((const char *)sqlite3_column_text(s, 0), NULL, 10);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* Insert the nonce hash of one audited signature line past seq `after`. */
+static int
+recover_line(struct kp *kp, const char *line, uint64_t after, int *n)
+{
+	json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+	const char *h = json_string_value(json_object_get(j, "nonce_hash"));
+	uint8_t *bin = NULL;
+	size_t len;
+	int r = 0;
+
+	if (j != NULL && (uint64_t)json_integer_value(json_object_get(j, "seq")) > after && h &&
+	    json_string_value(json_object_get(j, "decision")) &&
+	    strcmp(json_string_value(json_object_get(j, "decision")), "allow") == 0 &&
+	    b64u_decode(h, strlen(h), 32, &bin, &len) == 0 && len == 32) {
+		r = state_exec(kp->st, "recovering nonces", NULL,
+		    "INSERT OR IGNORE INTO nonces (hash, seen) VALUES (?1, ?2)", "bi", bin,
+		    (int64_t)time(NULL));
+		(*n)++;
+	}
+	free(bin);
+	json_decref(j);
+	return r;
+}
+
+/* After a crash the database may miss the last batches' nonces: take them from the audit log. */
+static int
+recover_nonces(struct kp *kp)
+{
+	uint64_t have = meta_seq(kp);
+	char *line = NULL;
+	size_t cap = 0;
+	int n = 0, r = 0;
+	FILE *f;
+
+	if (audit_seq(kp->audit) <= have)
+		return 0;
+	if ((f = fopen(kp->cfg->audit_file, "r")) == NULL)
+		return sv_seterr(SV_EIO, "%s: %s", kp->cfg->audit_file, strerror(errno));
+	while (r == 0 && getline(&line, &cap, f) > 0)
+		if (strlen(line) <= AUDIT_RECORD_MAX + 1 && strstr(line, "\"nonce_hash\""))
+			r = recover_line(kp, line, have, &n);
+	free(line);
+	fclose(f);
+	if (r == 0 && (r = mark_seq(kp)) == 0 && n > 0)
+		sv_warn("recovered %d signed nonces from the audit log (after a crash)", n);
+	return r;
+}
+
 static int
 open_all(struct kp *kp)
 {
@@ -396,12 +480,14 @@ open_all(struct kp *kp)
 	int r;
 
 	if ((r = state_open(kp->cfg->db_path, 0, &kp->st)) != 0 ||
-	    (r = hsm_open(&kp->cfg->hsm, &kp->h)) != 0 || (r = load_ca(kp)) != 0)
+	    (r = state_durable(kp->st, 0)) != 0 || (r = hsm_open(&kp->cfg->hsm, &kp->h)) != 0 ||
+	    (r = load_ca(kp)) != 0)
 		return r;
 	if ((r = ks_get(kp->st, KS_AUDIT_KEY, 0, &k)) != 0)
 		return sv_preferr(r, "audit key");
 	kp->audit_key = k.hk;
 	if ((r = audit_open(kp->cfg->audit_file, &kp->audit)) != 0 ||
+	    (r = recover_nonces(kp)) != 0 ||
 	    (r = pol_load_file(kp->cfg->policy_file, &kp->pol)) != 0)
 		return r;
 	if ((kp->m = metrics_new()) == NULL)
@@ -440,10 +526,16 @@ start_loop(struct kp *kp, int fd)
 static void
 close_all(struct kp *kp)
 {
-	if (kp->audit != NULL)
+	if (kp->audit != NULL) {
 		checkpoint(kp);
+		/* Mark the database as current with the log: no recovery scan next start. */
+		if (kp->st != NULL && state_durable(kp->st, 1) == 0 && state_begin(kp->st) == 0 &&
+		    (mark_seq(kp) != 0 || state_commit(kp->st) != 0))
+			state_rollback(kp->st);
+	}
 	kp_accounts_reset(kp);
 	free(kp->rates);
+	free(kp->serials);
 	if (kp->ev_hup)
 		event_free(kp->ev_hup);
 	if (kp->ev_term)

@@ -34,6 +34,13 @@ struct kp_account {
 	int loaded;
 };
 
+/* Certificate serial -> active shadow, filled from the database on a miss. */
+struct kp_serial {
+	char serial[66];
+	char shadow[SV_NAME_MAX + 1];
+};
+#define KP_SERIALS_MAX 4096
+
 struct kp_rate {
 	char shadow[SV_NAME_MAX + 1];
 	double tokens;
@@ -70,6 +77,9 @@ struct kp {
 	struct kp_rate *rates;
 	size_t nrates;
 
+	struct kp_serial *serials;
+	size_t nserials;
+
 	/* The current batch (group commit). */
 	int in_txn;	/* a state transaction is open */
 	int audited;	/* records were added in this batch */
@@ -99,6 +109,14 @@ json_t *kp_enroll(struct kp *kp, const json_t *req);
 /* Accounts cache: find by name (loading it if needed); NULL with a detail if absent. */
 struct kp_account *kp_account(struct kp *kp, const char *name);
 void kp_accounts_reset(struct kp *kp);
+/*
+ * The active shadow holding the certificate with this serial (name has room
+ * for SV_NAME_MAX + 1); SV_EDENIED if revoked or unknown.  Cached: call
+ * kp_shadows_reset() whenever shadows or certificates change.
+ */
+int kp_shadow(struct kp *kp, const char *serial, char *name);
+void kp_shadows_reset(struct kp *kp);
+
 /* Make sure the accounts cache is loaded: 0 or the error. */
 int kp_accounts_ready(struct kp *kp);
 

@@ -348,6 +348,8 @@ execute(struct kp *kp, const json_t *req, uid_t uid)
 			return json_pack("{s:b, s:i, s:s}", "ok", 0, "code", SV_EIO, "error",
 			    "audit log unavailable: the vault refuses unrecorded administration");
 	}
+	/* Administration changes keys and records: those commits are fsynced. */
+	state_durable(kp->st, 1);
 	if (i >= 0) {
 		r = ops[i].fn(kp, req, &result);
 		resp = r == 0
@@ -356,10 +358,12 @@ execute(struct kp *kp, const json_t *req, uid_t uid)
 	} else {
 		r = admin_exec(&ac, req, &resp);
 	}
+	state_durable(kp->st, 0);
 	if (mutates) {
 		audit_admin(kp, op, req, r == 0 ? "done" : "failed", r, uid);
 		kp_commit(kp);
 		kp_accounts_reset(kp); /* keys or accounts may have changed */
+		kp_shadows_reset(kp);  /* and shadows (revoked, re-added) */
 	}
 	return resp;
 }

@@ -137,6 +137,7 @@ kp_enroll(struct kp *kp, const json_t *req)
 		resp = kp_problem(500, "internal", "Internal error", sv_errmsg(r), 0);
 		goto out;
 	}
+	kp_shadows_reset(kp);
 	kp_audit(kp, "enroll",
 	    json_pack("{s:s, s:s, s:s, s:s}", "shadow", name, "serial", serial, "fingerprint", fpr,
 		"decision", "allow"));

@@ -170,6 +170,40 @@ kp_account(struct kp *kp, const char *name)
 	return NULL;
 }
 
+void
+kp_shadows_reset(struct kp *kp)
+{
+	kp->nserials = 0;
+}
+
+int
+kp_shadow(struct kp *kp, const char *serial, char *name)
+{
+	struct kp_serial *e;
+	size_t i;
+	int r;
+
+	for (i = 0; i < kp->nserials; i++) {
+		if (strcmp(kp->serials[i].serial, serial) == 0) {
+			memcpy(name, kp->serials[i].shadow, sizeof(kp->serials[i].shadow));
+			return 0;
+		}
+	}
+	if ((r = shadows_by_serial(kp->st, serial, name)) != 0)
+		return r;
+	if (strlen(serial) >= sizeof(e->serial))
+		return 0;
+	if (kp->serials == NULL &&
+	    (kp->serials = calloc(KP_SERIALS_MAX, sizeof(*kp->serials))) == NULL)
+		return 0; /* works uncached */
+	if (kp->nserials == KP_SERIALS_MAX)
+		kp->nserials = 0;
+	e = &kp->serials[kp->nserials++];
+	snprintf(e->serial, sizeof(e->serial), "%s", serial);
+	snprintf(e->shadow, sizeof(e->shadow), "%s", name);
+	return 0;
+}
+
 /* Token bucket per shadow: 1 if a request may go now, else 0 and *wait seconds. */
 static int
 rate_ok(struct kp *kp, const char *shadow, int *wait)
@@ -207,30 +241,29 @@ rate_ok(struct kp *kp, const char *shadow, int *wait)
 	return 0;
 }
 
+static const char NONCE_SQL[] = "INSERT OR IGNORE INTO nonces (hash, seen) VALUES (?1, ?2)";
+
 /* 1 if the nonce was never signed (and record it in the batch), 0 if it was. */
 static int
 nonce_fresh(struct kp *kp, const char *nonce, int *err)
 {
 	uint8_t h[32];
 	sqlite3_stmt *s;
-	int seen, r;
+	int r;
 
 	*err = 0;
 	crypto_hash_sha256(h, (const uint8_t *)nonce, strlen(nonce));
 	if ((r = kp_txn(kp)) != 0 ||
-	    (r = state_prep(kp->st, &s, "SELECT 1 FROM nonces WHERE hash = ?1", "b", h)) != 0) {
+	    (r = state_hot(kp->st, &s, NONCE_SQL, "bi", h, (int64_t)time(NULL))) != 0) {
 		*err = r;
 		return 0;
 	}
-	seen = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_finalize(s);
-	if (seen)
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		*err = state_err(kp->st, "recording nonce");
 		return 0;
-	if ((r = state_exec(kp->st, "recording nonce", NULL,
-		 "INSERT INTO nonces (hash, seen) VALUES (?1, ?2)", "bi", h,
-		 (int64_t)time(NULL))) != 0)
-		*err = r;
-	return *err == 0;
+	}
+	/* One row added: never seen; none: the key already existed. */
+	return sqlite3_changes(state_db(kp->st)) == 1;
 }
 
 static int
@@ -380,7 +413,7 @@ kp_sign(struct kp *kp, const json_t *req)
 		resp = deny(kp, &q, NULL, 400, "malformed", sv_errmsg(r), 0);
 		goto out;
 	}
-	if (shadows_by_serial(kp->st, q.serial, q.shadow) != 0) {
+	if (kp_shadow(kp, q.serial, q.shadow) != 0) {
 		resp =
 		    deny(kp, &q, NULL, 403, "revoked", "client certificate revoked or unknown", 0);
 		goto out;
@@ -430,7 +463,7 @@ kp_account_info(struct kp *kp, const json_t *req)
 
 	if (serial == NULL || name == NULL || strlen(serial) > SERIAL_MAX)
 		return kp_problem(400, "malformed", "Bad request", "serial and account needed", 0);
-	if (shadows_by_serial(kp->st, serial, shadow) != 0)
+	if (kp_shadow(kp, serial, shadow) != 0)
 		return kp_problem(
 		    403, "revoked", "Forbidden", "client certificate revoked or unknown", 0);
 	if (pol_eval_account(kp->pol, shadow, name, &d) != 0 || !d.allow)

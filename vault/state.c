@@ -13,8 +13,14 @@
 #include "state.h"
 #include "sv_err.h"
 
+#define HOT_MAX 8 /* statements kept prepared (state_hot) */
+
 struct state {
 	sqlite3 *db;
+	struct {
+		const char *sql; /* the caller's string constant: compared by address */
+		sqlite3_stmt *s;
+	} hot[HOT_MAX];
 };
 
 /* Migration N takes the schema from version N to N+1.  Append only. */
@@ -161,8 +167,12 @@ state_open(const char *path, int create, struct state **out)
 void
 state_close(struct state *st)
 {
+	size_t i;
+
 	if (st == NULL)
 		return;
+	for (i = 0; i < HOT_MAX; i++)
+		sqlite3_finalize(st->hot[i].s);
 	sqlite3_close(st->db);
 	free(st);
 }
@@ -266,4 +276,41 @@ state_exec(struct state *st, const char *what, int *changes, const char *sql, co
 		*changes = sqlite3_changes(state_db(st));
 	sqlite3_finalize(s);
 	return r;
+}
+
+int
+state_hot(struct state *st, sqlite3_stmt **s, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	size_t i;
+	int r;
+
+	*s = NULL;
+	for (i = 0; i < HOT_MAX && st->hot[i].sql != NULL; i++)
+		if (st->hot[i].sql == sql)
+			break;
+	if (i == HOT_MAX)
+		return sv_seterr(SV_EINTERNAL, "state: too many hot statements");
+	if (st->hot[i].sql == NULL) {
+		if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->hot[i].s,
+			NULL) != SQLITE_OK)
+			return state_err(st, "preparing a query");
+		st->hot[i].sql = sql;
+	}
+	*s = st->hot[i].s;
+	sqlite3_reset(*s);
+	sqlite3_clear_bindings(*s);
+	va_start(ap, fmt);
+	r = bindv(*s, fmt, ap);
+	va_end(ap);
+	return r == 0 ? 0 : state_err(st, "binding a query");
+}
+
+int
+state_durable(struct state *st, int full)
+{
+	if (sqlite3_exec(st->db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+		NULL, NULL, NULL) != SQLITE_OK)
+		return state_err(st, "setting synchronous");
+	return 0;
 }

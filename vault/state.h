@@ -34,6 +34,20 @@ int state_prep(struct state *st, sqlite3_stmt **s, const char *sql, const char *
 int state_exec(
     struct state *st, const char *what, int *changes, const char *sql, const char *fmt, ...);
 
+/*
+ * Like state_prep() for statements run on every request: prepared once and
+ * kept (sql must be a string constant: it is recognised by its address).
+ * Do not finalize the statement; it is reset at the next use.
+ */
+int state_hot(struct state *st, sqlite3_stmt **s, const char *sql, const char *fmt, ...);
+
+/*
+ * full != 0: every commit is fsynced (the default).  0: commits reach the
+ * WAL without an fsync (they survive a crash of the process, not of the
+ * machine); for callers that keep a durable record elsewhere.
+ */
+int state_durable(struct state *st, int full);
+
 /* SV_EDB with sqlite's message and what; returns the code. */
 int state_err(struct state *st, const char *what);
 
