@@ -36,13 +36,13 @@
 #include <sodium.h>
 
 #include "hsm_int.h"
+#include "lat.h"
 #include "sv_err.h"
 #include "testtok.h"
 
 #define MAX_THREADS 2
 #define MAX_ROUNDS  15
-#define EXT_THREADS 16		/* --threads limit */
-#define EXT_LAT_MAX (16u << 20) /* latencies kept per thread */
+#define EXT_THREADS 16 /* --threads limit */
 
 static const uint8_t MSG[] =
     "eyJhbGciOiJFUzI1NiIsIm5vbmNlIjoiYWJjIiwidXJsIjoiaHR0cHM6Ly9jYS9uZXctb3JkZXIifQ."
@@ -224,26 +224,8 @@ struct ext_opts {
 struct ext_job {
 	struct job j;
 	double t_start, t_end; /* measurement window (absolute) */
-	float *lat;	       /* microseconds, one per signature in the window */
-	size_t nlat, cap;
+	struct lat lat;	       /* microseconds, one per request in the window */
 };
-
-static int
-lat_add(struct ext_job *e, double us)
-{
-	float *n;
-
-	if (e->nlat == e->cap) {
-		if (e->cap >= EXT_LAT_MAX)
-			return -1;
-		e->cap = e->cap ? e->cap * 2 : 4096;
-		if ((n = realloc(e->lat, e->cap * sizeof(*n))) == NULL)
-			return -1;
-		e->lat = n;
-	}
-	e->lat[e->nlat++] = (float)us;
-	return 0;
-}
 
 static void *
 ext_worker(void *arg)
@@ -268,27 +250,10 @@ ext_worker(void *arg)
 			break;
 		if (t0 >= e->t_start && t1 <= e->t_end) {
 			j->count++;
-			j->err |= lat_add(e, (t1 - t0) * 1e6);
+			j->err |= lat_add(&e->lat, (t1 - t0) * 1e6);
 		}
 	}
 	return NULL;
-}
-
-static int
-cmp_float(const void *a, const void *b)
-{
-	float x = *(const float *)a, y = *(const float *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile p (0..1) of the sorted v[n]. */
-static double
-pct(const float *v, size_t n, double p)
-{
-	size_t k = (size_t)ceil(p * (double)n);
-
-	return n == 0 ? 0 : v[k > 0 ? k - 1 : 0];
 }
 
 /* Sessions (raw) or hsm/ clones for every job; 0 or -1 with a message. */
@@ -319,8 +284,7 @@ ext_run(struct ext_job *e, const struct ext_opts *o, const struct hsm_key *key)
 {
 	pthread_t t[EXT_THREADS];
 	unsigned long total = 0;
-	size_t n = 0, i;
-	float *all;
+	struct lat all = { NULL, 0, 0 };
 	double p50, p99, start = now() + o->warmup;
 	int k, err = 0;
 
@@ -332,21 +296,17 @@ ext_run(struct ext_job *e, const struct ext_opts *o, const struct hsm_key *key)
 	for (k = 0; k < o->threads; k++) {
 		pthread_join(t[k], NULL);
 		total += e[k].j.count;
-		n += e[k].nlat;
-		err |= e[k].j.err;
+		err |= e[k].j.err | lat_merge(&all, &e[k].lat);
 	}
-	if (err || total == 0 || (all = malloc(n * sizeof(*all))) == NULL) {
+	if (err || total == 0) {
+		lat_free(&all);
 		fprintf(stderr, "hsm_sign: signing with \"%s\" failed%s\n", o->key_label,
 		    total == 0 && !err ? " (no signature in the window)" : "");
 		return 1;
 	}
-	for (k = 0, n = 0; k < o->threads; k++)
-		for (i = 0; i < e[k].nlat; i++)
-			all[n++] = e[k].lat[i];
-	qsort(all, n, sizeof(*all), cmp_float);
-	p50 = pct(all, n, 0.50);
-	p99 = pct(all, n, 0.99);
-	free(all);
+	p50 = lat_pct(&all, 0.50);
+	p99 = lat_pct(&all, 0.99);
+	lat_free(&all);
 	printf("# hsm_sign: %s %s, key \"%s\", token \"%s\", module %s\n",
 	    o->use_hsm ? "hsm_sign()" : "raw C_Sign", hsm_keytype_alg(key->type), o->key_label,
 	    o->cfg.token, o->cfg.module);
@@ -397,7 +357,7 @@ out:
 			hsm_close(e[i].j.h);
 		else if (e[i].j.s != 0 && h != NULL)
 			h->m->f->C_CloseSession(e[i].j.s);
-		free(e[i].lat);
+		lat_free(&e[i].lat);
 	}
 	hsm_close(h);
 	return r;

@@ -37,15 +37,15 @@
 
 #include "b64.h"
 #include "log.h"
+#include "lat.h"
 #include "sv_err.h"
 
 #define SL_CLIENTS    256	  /* --clients limit */
 #define SL_IDS	      64	  /* --cert/--key pairs */
 #define SL_BODY_MAX   (64 * 1024) /* answer bytes kept per request */
 #define SL_PREFIX_MAX 64
-#define SL_LAT_MAX    (16u << 20) /* latencies kept per client */
-#define SL_SHOW_ERRS  3		  /* errors shown per client */
-#define SL_GIVE_UP    100	  /* errors after which a client stops */
+#define SL_SHOW_ERRS  3	  /* errors shown per client */
+#define SL_GIVE_UP    100 /* errors after which a client stops */
 
 struct opts {
 	const char *url, *cacert, *acme_url, *payload_json, *prefix;
@@ -63,8 +63,7 @@ struct client {
 	char body[SL_BODY_MAX];
 	size_t blen;
 	int truncated;
-	float *lat; /* microseconds */
-	size_t nlat, cap;
+	struct lat lat; /* microseconds, one per request in the window */
 	unsigned long ok, errors, shown;
 	long connects;
 	char cerr[CURL_ERROR_SIZE];
@@ -93,23 +92,6 @@ on_body(char *p, size_t size, size_t n, void *arg)
 	cl->blen += len;
 	cl->body[cl->blen] = '\0';
 	return size * n;
-}
-
-static int
-lat_add(struct client *cl, double us)
-{
-	float *n;
-
-	if (cl->nlat == cl->cap) {
-		if (cl->cap >= SL_LAT_MAX)
-			return -1;
-		cl->cap = cl->cap ? cl->cap * 2 : 4096;
-		if ((n = realloc(cl->lat, cl->cap * sizeof(*n))) == NULL)
-			return -1;
-		cl->lat = n;
-	}
-	cl->lat[cl->nlat++] = (float)us;
-	return 0;
 }
 
 /* One easy handle per client: mutual TLS, JSON, HTTP/1.1 keep-alive. */
@@ -217,28 +199,11 @@ client_run(void *arg)
 			cl->connects += nc;
 		if (t0 >= cl->t_start && t1 <= cl->t_end) {
 			cl->ok++;
-			if (lat_add(cl, (t1 - t0) * 1e6) != 0)
+			if (lat_add(&cl->lat, (t1 - t0) * 1e6) != 0)
 				bad_answer(cl, CURLE_OUT_OF_MEMORY, 0);
 		}
 	}
 	return NULL;
-}
-
-static int
-cmp_float(const void *a, const void *b)
-{
-	float x = *(const float *)a, y = *(const float *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile p (0..1) of the sorted v[n]. */
-static double
-pct(const float *v, size_t n, double p)
-{
-	size_t k = (size_t)ceil(p * (double)n);
-
-	return n == 0 ? 0 : v[k > 0 ? k - 1 : 0];
 }
 
 /* Sum up the clients, print the summary; 0 if every answer was good. */
@@ -247,28 +212,24 @@ report(const struct opts *o, const struct client *cl)
 {
 	unsigned long ok = 0, errors = 0;
 	long connects = 0;
-	size_t n = 0, i;
-	float *all;
+	struct lat all = { NULL, 0, 0 };
 	double p50 = 0, p99 = 0, rate;
-	int k;
+	int k, oom = 0;
 
 	for (k = 0; k < o->clients; k++) {
 		ok += cl[k].ok;
 		errors += cl[k].errors;
 		connects += cl[k].connects;
-		n += cl[k].nlat;
+		oom |= lat_merge(&all, &cl[k].lat);
 	}
-	if ((all = malloc((n ? n : 1) * sizeof(*all))) == NULL) {
+	if (oom) {
+		lat_free(&all);
 		fprintf(stderr, "signload: out of memory\n");
 		return 1;
 	}
-	for (k = 0, n = 0; k < o->clients; k++)
-		for (i = 0; i < cl[k].nlat; i++)
-			all[n++] = cl[k].lat[i];
-	qsort(all, n, sizeof(*all), cmp_float);
-	p50 = pct(all, n, 0.50);
-	p99 = pct(all, n, 0.99);
-	free(all);
+	p50 = lat_pct(&all, 0.50);
+	p99 = lat_pct(&all, 0.99);
+	lat_free(&all);
 	rate = (double)ok / o->seconds;
 	printf("# signload: %d client%s, %.1f s after %.1f s warm-up, %s\n", o->clients,
 	    o->clients > 1 ? "s" : "", o->seconds, o->warmup, o->url);
@@ -325,7 +286,7 @@ out:
 	for (k = 0; cl != NULL && k < o->clients; k++) {
 		if (cl[k].c != NULL)
 			curl_easy_cleanup(cl[k].c);
-		free(cl[k].lat);
+		lat_free(&cl[k].lat);
 	}
 	free(cl);
 	curl_slist_free_all(hdrs);
