@@ -133,3 +133,21 @@ accounts_list(struct state *st, json_t **out)
 	*out = arr;
 	return 0;
 }
+
+int
+accounts_by_key(struct state *st, const char *key_name, char *account)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	account[0] = '\0';
+	if ((r = state_prep(
+		 st, &s, "SELECT name FROM accounts WHERE key_name = ?1", "t", key_name)) != 0)
+		return r;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		snprintf(account, SV_NAME_MAX + 1, "%s", (const char *)sqlite3_column_text(s, 0));
+	else
+		r = SV_ENOTFOUND;
+	sqlite3_finalize(s);
+	return r;
+}

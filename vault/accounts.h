@@ -32,6 +32,9 @@ int accounts_add(struct state *st, const char *name, const char *directory_url,
 int accounts_get(struct state *st, const char *name, struct account *out);
 void account_free(struct account *a);
 
+/* The account whose key is key_name: 0 with account filled, or SV_ENOTFOUND. */
+int accounts_by_key(struct state *st, const char *key_name, char *account);
+
 /* [{name, directory_url, kid, key_name, email, created}] */
 int accounts_list(struct state *st, json_t **out);
 

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "accounts.h"
 #include "admin.h"
 #include "keystore.h"
 #include "sv_err.h"
@@ -121,12 +122,20 @@ op_key_show(struct admin_ctx *c, const json_t *req, json_t **result)
 static int
 op_key_rotate(struct admin_ctx *c, const json_t *req, json_t **result)
 {
+	char acct[SV_NAME_MAX + 1];
 	const char *name;
 	struct ks_key k;
 	int r;
 
-	if ((r = arg_name(req, &name)) != 0 || (r = user_key_name(name)) != 0 ||
-	    (r = ks_rotate(c->st, c->h, name, &k)) != 0)
+	if ((r = arg_name(req, &name)) != 0 || (r = user_key_name(name)) != 0)
+		return r;
+	/* The CA knows an account key: it changes only through keyChange. */
+	if (accounts_by_key(c->st, name, acct) == 0)
+		return sv_seterr(SV_ESTATE,
+		    "key \"%s\" is the key of ACME account \"%s\": use "
+		    "vaultctl account rollover %s, which tells the CA",
+		    name, acct, acct);
+	if ((r = ks_rotate(c->st, c->h, name, &k)) != 0)
 		return r;
 	return ks_json(c->h, &k, 1, result);
 }

@@ -105,9 +105,10 @@ insert_row(struct state *st, const struct ks_key *k)
 
 	if (sqlite3_prepare_v2(state_db(st),
 		"INSERT INTO keys (name, version, type, state, exportable, created, label, id) "
-		"VALUES (?1, ?2, ?3, 'current', ?4, ?5, ?6, ?7)",
+		"VALUES (?1, ?2, ?3, ?8, ?4, ?5, ?6, ?7)",
 		-1, &s, NULL) != SQLITE_OK)
 		return state_err(st, "adding key");
+	sqlite3_bind_text(s, 8, k->state, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 1, k->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 2, k->version);
 	sqlite3_bind_text(s, 3, hsm_keytype_name(k->hk.type), -1, SQLITE_STATIC);
@@ -202,9 +203,14 @@ set_state(struct state *st, const char *name, int version, const char *state)
 int
 ks_rotate(struct state *st, struct hsm *h, const char *name, struct ks_key *out)
 {
-	struct ks_key cur;
+	struct ks_key cur, pend;
 	int r, v;
 
+	if (ks_pending(st, name, &pend) == 0)
+		return sv_seterr(SV_ESTATE,
+		    "key \"%s\" has a pending version %d from an unfinished "
+		    "account rollover: run vaultctl account rollover again to finish it",
+		    name, pend.version);
 	if ((r = ks_get(st, name, 0, &cur)) != 0 || (r = max_version(st, name, &v)) != 0)
 		return r;
 	if ((r = make_version(h, name, v + 1, cur.hk.type, cur.exportable, out)) != 0)
@@ -301,4 +307,61 @@ ks_json(struct hsm *h, struct ks_key *k, int with_public, json_t **out)
 	}
 	*out = o;
 	return 0;
+}
+
+int
+ks_pending(struct state *st, const char *name, struct ks_key *out)
+{
+	sqlite3_stmt *s;
+	char sql[128];
+	int r;
+
+	snprintf(
+	    sql, sizeof(sql), "SELECT %s FROM keys WHERE name = ?1 AND state = 'pending'", COLS);
+	if ((r = state_prep(st, &s, sql, "t", name)) != 0)
+		return r;
+	r = sqlite3_step(s) == SQLITE_ROW
+	    ? row_to_key(s, out)
+	    : sv_seterr(SV_ENOTFOUND, "key \"%s\" has no pending version", name);
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+ks_stage(struct state *st, struct hsm *h, const char *name, struct ks_key *out)
+{
+	struct ks_key cur;
+	int r, v;
+
+	if ((r = ks_pending(st, name, out)) != SV_ENOTFOUND)
+		return r; /* an interrupted rollover left one: reuse it */
+	if ((r = ks_get(st, name, 0, &cur)) != 0 || (r = max_version(st, name, &v)) != 0)
+		return r;
+	if ((r = make_version(h, name, v + 1, cur.hk.type, cur.exportable, out)) != 0)
+		return r;
+	snprintf(out->state, sizeof(out->state), "pending");
+	if ((r = insert_row(st, out)) != 0)
+		hsm_key_destroy(h, &out->hk);
+	return r;
+}
+
+int
+ks_promote(struct state *st, const char *name, int version)
+{
+	struct ks_key cur, pend;
+	int r;
+
+	if ((r = ks_pending(st, name, &pend)) != 0)
+		return r;
+	if (pend.version != version)
+		return sv_seterr(SV_ESTATE, "key \"%s\": version %d is not the pending one (%d is)",
+		    name, version, pend.version);
+	if ((r = ks_get(st, name, 0, &cur)) != 0 || (r = state_begin(st)) != 0)
+		return r;
+	if ((r = set_state(st, name, cur.version, "retired")) != 0 ||
+	    (r = set_state(st, name, version, "current")) != 0) {
+		state_rollback(st);
+		return r;
+	}
+	return state_commit(st);
 }

@@ -28,7 +28,7 @@
 struct ks_key {
 	char name[SV_NAME_MAX + 1];
 	int version;
-	char state[12]; /* "current", "retired", "destroyed" */
+	char state[12]; /* "current", "retired", "destroyed", "pending" */
 	int exportable;
 	int64_t created; /* unix seconds */
 	struct hsm_key hk;
@@ -46,6 +46,18 @@ int ks_list(struct state *st, struct ks_key **out, size_t *n);
 
 /* Make a new version (same type and exportability) current; the old one is retired. */
 int ks_rotate(struct state *st, struct hsm *h, const char *name, struct ks_key *out);
+
+/*
+ * Account key rollover, in two steps around the CA's keyChange:
+ * ks_stage() makes (or finds, after an interrupted rollover) a "pending"
+ * version of the same type that nothing signs with yet; ks_promote() makes
+ * it current and retires the old one, in one transaction.
+ */
+int ks_stage(struct state *st, struct hsm *h, const char *name, struct ks_key *out);
+int ks_promote(struct state *st, const char *name, int version);
+
+/* The pending version, if any (SV_ENOTFOUND otherwise). */
+int ks_pending(struct state *st, const char *name, struct ks_key *out);
 
 /* Destroy a retired version's token objects and mark it destroyed (never the current one). */
 int ks_destroy(struct state *st, struct hsm *h, const char *name, int version);

@@ -107,9 +107,13 @@ key_owner(struct kp *kp, const char *key_name)
 	return NULL;
 }
 
-/* A user key usable as an account key: current version, public JWK. */
+/*
+ * A user key usable as an account key, and its public JWK: the current
+ * version (version 0), or a given one that is current or pending (the new
+ * key of a rollover signs the inner keyChange JWS).
+ */
 static int
-account_key(struct kp *kp, const char *name, struct ks_key *k, json_t **jwk, char *tp)
+account_key(struct kp *kp, const char *name, int version, struct ks_key *k, json_t **jwk, char *tp)
 {
 	EVP_PKEY *pk = NULL;
 	int r;
@@ -117,8 +121,11 @@ account_key(struct kp *kp, const char *name, struct ks_key *k, json_t **jwk, cha
 	*jwk = NULL;
 	if (strncmp(name, KS_INTERNAL_PREFIX, strlen(KS_INTERNAL_PREFIX)) == 0)
 		return sv_seterr(SV_EDENIED, "the vault's own keys cannot be account keys");
-	if ((r = ks_get(kp->st, name, 0, k)) != 0)
+	if ((r = ks_get(kp->st, name, version, k)) != 0)
 		return r;
+	if (strcmp(k->state, "current") != 0 && strcmp(k->state, "pending") != 0)
+		return sv_seterr(SV_ESTATE, "version %d of key \"%s\" is %s: it signs nothing",
+		    version, name, k->state);
 	if (k->hk.type == HSM_ED25519)
 		return sv_seterr(SV_EUNSUPP,
 		    "ACME CAs do not accept Ed25519 account keys: use "
@@ -143,7 +150,7 @@ op_account_prepare(struct kp *kp, const json_t *req, json_t **result)
 	if ((owner = key_owner(kp, key)) != NULL)
 		return sv_seterr(
 		    SV_EEXIST, "key \"%s\" already belongs to account \"%s\"", key, owner);
-	if ((r = account_key(kp, key, &k, &jwk, tp)) != 0)
+	if ((r = account_key(kp, key, 0, &k, &jwk, tp)) != 0)
 		return r;
 	*result = json_pack("{s:s, s:o, s:s, s:s}", "key", key, "jwk", jwk, "thumbprint", tp, "alg",
 	    hsm_keytype_alg(k.hk.type));
@@ -157,6 +164,7 @@ op_account_sign(struct kp *kp, const json_t *req, json_t **result)
 	char tp[JWK_THUMB_LEN + 1];
 	const char *key, *url = str(req, "url"), *nonce = str(req, "nonce"), *kid = str(req, "kid");
 	const char *pb = str(req, "payload");
+	const json_t *ver = json_object_get(req, "version");
 	struct hsm_jws_ctx ctx;
 	struct jws_signer s;
 	struct ks_key k;
@@ -169,7 +177,9 @@ op_account_sign(struct kp *kp, const json_t *req, json_t **result)
 		return r;
 	if (url == NULL || strncmp(url, "https://", 8) != 0 || strlen(url) > 2048 || pb == NULL)
 		return sv_seterr(SV_EINVAL, "account.sign needs an https url and a payload");
-	if ((r = account_key(kp, key, &k, &jwk, tp)) != 0 ||
+	if (ver != NULL && (!json_is_integer(ver) || json_integer_value(ver) < 1))
+		return sv_seterr(SV_EINVAL, "version must be a positive integer");
+	if ((r = account_key(kp, key, ver ? (int)json_integer_value(ver) : 0, &k, &jwk, tp)) != 0 ||
 	    (r = b64u_decode(pb, strlen(pb), 64 * 1024, &payload, &plen)) != 0)
 		goto out;
 	hdr = json_pack("{s:s}", "url", url);
@@ -188,6 +198,52 @@ out:
 	json_decref(jwk);
 	free(payload);
 	return r;
+}
+
+/* Rollover, step 1: a pending version of the account's key (made or found). */
+static int
+op_rollover_begin(struct kp *kp, const json_t *req, json_t **result)
+{
+	char tp[JWK_THUMB_LEN + 1];
+	struct kp_account *a;
+	struct ks_key pend;
+	const char *name;
+	json_t *jwk;
+	int r;
+
+	if ((r = need_name(req, "name", "account name", &name)) != 0)
+		return r;
+	if ((a = kp_account(kp, name)) == NULL)
+		return SV_ENOTFOUND;
+	if ((r = ks_stage(kp->st, kp->h, a->a.key_name, &pend)) != 0 ||
+	    (r = account_key(kp, a->a.key_name, pend.version, &pend, &jwk, tp)) != 0)
+		return r;
+	*result = json_pack("{s:s, s:s, s:i, s:o, s:s, s:O, s:s, s:s}", "account", name, "key",
+	    a->a.key_name, "version", pend.version, "jwk", jwk, "thumbprint", tp, "old_jwk", a->jwk,
+	    "kid", a->a.kid, "directory_url", a->a.directory_url);
+	return *result ? 0 : SV_ENOMEM;
+}
+
+/* Rollover, step 2 (after the CA accepted keyChange): the pending key becomes current. */
+static int
+op_rollover_commit(struct kp *kp, const json_t *req, json_t **result)
+{
+	const json_t *ver = json_object_get(req, "version");
+	struct kp_account *a;
+	const char *name;
+	int r;
+
+	if ((r = need_name(req, "name", "account name", &name)) != 0)
+		return r;
+	if (!json_is_integer(ver))
+		return sv_seterr(SV_EINVAL, "version missing");
+	if ((a = kp_account(kp, name)) == NULL)
+		return SV_ENOTFOUND;
+	if ((r = ks_promote(kp->st, a->a.key_name, (int)json_integer_value(ver))) != 0)
+		return r;
+	*result = json_pack("{s:s, s:s, s:I}", "account", name, "key", a->a.key_name, "version",
+	    json_integer_value(ver));
+	return *result ? 0 : SV_ENOMEM;
 }
 
 static int
@@ -274,6 +330,8 @@ static const struct {
 	{ "account.prepare", op_account_prepare, 0 },
 	{ "account.sign", op_account_sign, 1 },
 	{ "account.add", op_account_add, 1 },
+	{ "account.rollover.begin", op_rollover_begin, 1 },
+	{ "account.rollover.commit", op_rollover_commit, 1 },
 	{ "account.show", op_account_show, 0 },
 	{ "account.list", op_account_list, 0 },
 	{ "policy.reload", op_policy_reload, 1 },

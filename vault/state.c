@@ -66,6 +66,23 @@ static const char *const migrations[] = {
 	" created INTEGER NOT NULL);"
 	"CREATE TABLE nonces (hash BLOB PRIMARY KEY, seen INTEGER NOT NULL);"
 	"CREATE INDEX nonces_seen ON nonces (seen);",
+	/* 2 -> 3: a key version can be "pending": made, not yet in use (account rollover). */
+	"CREATE TABLE keys_v3 ("
+	" name TEXT NOT NULL,"
+	" version INTEGER NOT NULL CHECK (version > 0),"
+	" type TEXT NOT NULL,"
+	" state TEXT NOT NULL CHECK (state IN ('current', 'retired', 'destroyed', 'pending')),"
+	" exportable INTEGER NOT NULL CHECK (exportable IN (0, 1)),"
+	" created INTEGER NOT NULL,"
+	" label TEXT NOT NULL,"
+	" id BLOB NOT NULL,"
+	" PRIMARY KEY (name, version));"
+	"INSERT INTO keys_v3 SELECT name, version, type, state, exportable, created, label, id "
+	" FROM keys;"
+	"DROP TABLE keys;"
+	"ALTER TABLE keys_v3 RENAME TO keys;"
+	"CREATE UNIQUE INDEX keys_current ON keys (name) WHERE state = 'current';"
+	"CREATE UNIQUE INDEX keys_pending ON keys (name) WHERE state = 'pending';",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -17,13 +17,18 @@
 static const char *const USAGE =
     "usage: vaultctl account register NAME --directory URL --key KEY --agree-tos\n"
     "                [--email ADDRESS] [--ca-file PEM]\n"
+    "       vaultctl account rollover NAME [--ca-file PEM]\n"
     "       vaultctl account show NAME\n"
     "       vaultctl account list\n"
     "\n"
     "register creates the account at the CA's ACME directory with the vault key KEY\n"
     "(made first with `vaultctl key create KEY --type ec-p256`) and pins the account to\n"
     "that directory.  show prints the account URL, the key's JWK thumbprint and the\n"
-    "RFC 8657 CAA record that limits issuance for your names to this account.\n";
+    "RFC 8657 CAA record that limits issuance for your names to this account.\n"
+    "rollover replaces the account key: a new version is made in the token, the CA\n"
+    "is told with keyChange (RFC 8555 7.3.5; the account URL stays), and only then\n"
+    "does the vault sign with it.  An interrupted rollover is finished by running it\n"
+    "again.\n";
 
 struct reg {
 	struct ctl *c;
@@ -37,23 +42,33 @@ usage(int st)
 	return ctl_usage(USAGE, st);
 }
 
-/* The signer the ACME library calls: vaultd signs with the account key. */
+/* Who signs for the ACME library: a vault key (a version of it), with its kid or its jwk. */
+struct signer {
+	struct ctl *c;
+	const char *key;
+	int version;	 /* 0: the current one */
+	const char *kid; /* NULL: the header carries the key (jwk) */
+};
+
+/* The signer the ACME library calls: vaultd signs in the token. */
 static int
 admin_sign(void *ctx, const char *url, const char *nonce, const uint8_t *payload, size_t plen,
     int use_jwk, json_t **jws_out)
 {
-	struct reg *g = ctx;
+	struct signer *g = ctx;
 	json_t *req;
 	char *pb;
 	int r;
 
 	*jws_out = NULL;
-	if (!use_jwk)
-		return sv_seterr(SV_EINTERNAL, "registration signs with the key itself (jwk)");
+	if (use_jwk != (g->kid == NULL))
+		return sv_seterr(SV_EINTERNAL, "this signer signs with %s", g->kid ? "kid" : "jwk");
 	if ((r = b64u_encode(payload, plen, &pb)) != 0)
 		return r;
-	req = json_pack("{s:s, s:s, s:s, s:s, s:s?}", "op", "account.sign", "key", g->key, "url",
-	    url, "payload", pb, "nonce", nonce);
+	req = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}", "op", "account.sign", "key", g->key,
+	    "url", url, "payload", pb, "nonce", nonce, "kid", g->kid);
+	if (req != NULL && g->version > 0)
+		json_object_set_new(req, "version", json_integer(g->version));
 	free(pb);
 	r = ctl_request(g->c, req, jws_out);
 	json_decref(req);
@@ -113,8 +128,12 @@ do_register(struct reg *g, json_t **added)
 		ar.ncontact = 1;
 	}
 	ar.tos_agreed = g->tos;
-	if ((r = acme_account_new(a, &ar, admin_sign, g, &acct)) != 0)
-		goto out;
+	{
+		struct signer sg = { g->c, g->key, 0, NULL };
+
+		if ((r = acme_account_new(a, &ar, admin_sign, &sg, &acct)) != 0)
+			goto out;
+	}
 	req = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s?}", "op", "account.add", "name",
 	    g->name, "directory_url", g->directory, "directory", dir_json(acme_directory(a)), "kid",
 	    acct.url, "key", g->key, "email", g->email);
@@ -211,6 +230,94 @@ print_list(struct ctl *c, const json_t *res)
 	}
 }
 
+/*
+ * Has the CA already taken the new key (a rollover interrupted after
+ * keyChange)?  Ask with onlyReturnExisting, signed by the new key.
+ */
+static int
+ca_knows(struct acme *a, struct signer *neu, const char *kid)
+{
+	struct acme_account_req ar;
+	struct acme_account acct;
+	int r, known;
+
+	memset(&ar, 0, sizeof(ar));
+	memset(&acct, 0, sizeof(acct));
+	ar.only_existing = 1;
+	r = acme_account_new(a, &ar, admin_sign, neu, &acct);
+	known = r == 0 && acct.url != NULL && strcmp(acct.url, kid) == 0;
+	acme_account_free(&acct);
+	if (r != 0 && r != SV_ENOTFOUND)
+		return r;
+	return known;
+}
+
+static int
+rollover(struct ctl *c, const char *name, const char *ca_file, json_t **done)
+{
+	struct acme_opts ao = { NULL, ca_file, 0, "vaultctl" };
+	struct signer old = { c, NULL, 0, NULL }, neu = { c, NULL, 0, NULL };
+	json_t *b = NULL, *req;
+	struct acme *a = NULL;
+	int r;
+
+	req = json_pack("{s:s, s:s}", "op", "account.rollover.begin", "name", name);
+	r = ctl_request(c, req, &b);
+	json_decref(req);
+	if (r != 0 || (r = acme_global_init()) != 0)
+		goto out;
+	ao.directory_url = json_string_value(json_object_get(b, "directory_url"));
+	old.key = neu.key = json_string_value(json_object_get(b, "key"));
+	old.kid = json_string_value(json_object_get(b, "kid"));
+	neu.version = (int)json_integer_value(json_object_get(b, "version"));
+	if ((r = acme_open(&ao, &a)) != 0 || (r = ca_knows(a, &neu, old.kid)) < 0)
+		goto out;
+	if (r == 0 &&
+	    (r = acme_key_change(a, old.kid, json_object_get(b, "old_jwk"), admin_sign, &old,
+		 admin_sign, &neu)) != 0)
+		goto out;
+	if (getenv("SV_FAULT") != NULL && strcmp(getenv("SV_FAULT"), "rollover-before-commit") == 0)
+		exit(SV_EXIT_FAIL); /* fault injection for the tests: a crash at the worst moment */
+	req = json_pack("{s:s, s:s, s:i}", "op", "account.rollover.commit", "name", name, "version",
+	    neu.version);
+	r = ctl_request(c, req, done);
+	json_decref(req);
+out:
+	acme_close(a);
+	json_decref(b);
+	return r;
+}
+
+static void
+print_rolled(struct ctl *c, const json_t *res)
+{
+	printf("account %s now signs with key %s version %lld; the account URL is unchanged\n",
+	    json_string_value(json_object_get(res, "account")),
+	    json_string_value(json_object_get(res, "key")),
+	    (long long)json_integer_value(json_object_get(res, "version")));
+}
+
+static int
+cmd_rollover(struct ctl *c, int argc, char **argv)
+{
+	const char *ca_file = NULL;
+	json_t *done = NULL;
+	int r;
+
+	if (argc == 4 && strcmp(argv[2], "--ca-file") == 0)
+		ca_file = argv[3];
+	else if (argc != 2)
+		return usage(1);
+	if ((r = rollover(c, argv[1], ca_file, &done)) != 0)
+		return ctl_fail(r);
+	if (c->json)
+		ctl_print_json(done);
+	else if (!c->quiet)
+		print_rolled(c, done);
+	json_decref(done);
+	return SV_EXIT_OK;
+}
+
 int
 ctl_cmd_account(struct ctl *c, int argc, char **argv)
 {
@@ -218,6 +325,8 @@ ctl_cmd_account(struct ctl *c, int argc, char **argv)
 		return usage(argc < 2);
 	if (strcmp(argv[1], "register") == 0)
 		return cmd_register(c, argc - 1, argv + 1);
+	if (strcmp(argv[1], "rollover") == 0)
+		return cmd_rollover(c, argc - 1, argv + 1);
 	if (strcmp(argv[1], "show") == 0 && argc == 3)
 		return ctl_run(c, json_pack("{s:s, s:s}", "op", "account.show", "name", argv[2]),
 		    print_account);

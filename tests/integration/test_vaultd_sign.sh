@@ -128,7 +128,7 @@ vd_api web1 POST /v1/acme/accounts/le/sign '{"url":"x","nonce":"y","payload":"",
 expect_code 400 "an unknown member"
 head -c 200000 /dev/zero | tr '\0' 'a' >"$T/big"
 CODE=$(curl -s -o "$T/body" -w '%{http_code}' --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" \
-	--key "$T/sh-web1/identity/key.pem" -H 'Content-Type: application/json' --data-binary @"$T/big" \
+	--key "$T/sh-web1/identity/key.pem" -H 'Content-Type: application/json' -H 'Expect: 100-continue' --data-binary @"$T/big" \
 	"$VD_API/v1/acme/accounts/le/sign")
 expect_code 413 "an oversized body"
 vd_api web1 POST /v1/acme/accounts/le/sign '{}' text/plain
@@ -156,6 +156,38 @@ grep -q 'shadowvault_signatures_total{account="le",shadow="web3"} 2' "$T/metrics
 grep -q 'shadowvault_denials_total{reason="rate-limited"}' "$T/metrics" && pass "metrics: denials by reason" || fail "metrics denials"
 grep -q 'shadowvault_http_requests_total{endpoint="sign",status="403"}' "$T/metrics" && pass "metrics: requests by endpoint and status" || fail "metrics requests"
 grep -q 'shadowvault_hsm_sign_seconds_bucket' "$T/metrics" && pass "metrics: HSM latency histogram" || fail "metrics hsm"
+
+# Account key rollover (RFC 8555 keyChange through the vault; the account URL stays).
+order_at_pebble() { # WHAT: a newOrder signed by the vault for web1, sent to Pebble
+	N=$(nonce)
+	vd_sign web1 le "$NEW_ORDER" "$N" "$ORDER"
+	CODE=$(curl -s -o "$T/order.json" -w '%{http_code}' --cacert "$PEBBLE_CA" \
+		-H 'Content-Type: application/jose+json' --data-binary @"$T/body" "$NEW_ORDER")
+}
+expect_rc 6 "key rotate refuses an account key" "$VC" -c "$VCONF" key rotate le
+expect_err "account rollover" "and points to account rollover"
+expect_rc 0 "account rollover" "$VC" -c "$VCONF" account rollover le --ca-file "$PEBBLE_CA"
+expect_out "version 2" "the account now signs with version 2"
+"$VC" -c "$VCONF" key list >"$T/keys"
+grep -q '^le  *1 .* retired' "$T/keys" && grep -q '^le  *2 .* current' "$T/keys" && pass "v1 retired, v2 current" || { fail "key states"; cat "$T/keys"; }
+order_at_pebble
+[ "$CODE" = 201 ] && pass "Pebble accepts JWS from the new key under the same account URL" || { fail "after rollover: $CODE"; cat "$T/order.json"; }
+vd_api web1 GET /v1/acme/accounts/le
+[ "$(json_get "$T/body" '["kid"]')" = "$KID" ] && ! cmp -s <(json_get "$T/body" '["jwk"]') <(json_get "$T/acct.json" '["jwk"]') \
+	&& pass "same kid, new JWK" || fail "account info after rollover"
+# A crash right after the CA took the new key, before the vault recorded it.
+run env SV_FAULT=rollover-before-commit "$VC" -c "$VCONF" account rollover le --ca-file "$PEBBLE_CA"
+[ "$RC" = 1 ] && pass "rollover interrupted after keyChange (fault injection)" || fail "fault injection: exit $RC"
+"$VC" -c "$VCONF" key list >"$T/keys"
+grep -q '^le  *3 .* pending' "$T/keys" && pass "v3 left pending" || { fail "no pending v3"; cat "$T/keys"; }
+order_at_pebble
+[ "$CODE" != 201 ] && pass "in that window the CA refuses the old key ($CODE): the rollover must be finished" || fail "old key still accepted"
+expect_rc 0 "running rollover again finishes it" "$VC" -c "$VCONF" account rollover le --ca-file "$PEBBLE_CA"
+expect_out "version 3" "v3 is current"
+order_at_pebble
+[ "$CODE" = 201 ] && pass "Pebble accepts the vault's JWS again" || { fail "after resume: $CODE"; cat "$T/order.json"; }
+expect_rc 6 "a pending version cannot be destroyed" "$VC" -c "$VCONF" key destroy le --version 3 --yes
+expect_rc 0 "a retired account key version can be destroyed" "$VC" -c "$VCONF" key destroy le --version 1 --yes
 vd_stop
 expect_rc 0 "audit log verifies" "$VC" -c "$VCONF" audit verify
 AUD=$VDIR/state/audit.log
