@@ -152,6 +152,13 @@ int hsm_key_wrap_pkcs8(struct hsm *h, struct hsm_key *key, uint8_t **pkcs8, size
 /* RFC 7512 URI of the private key: "pkcs11:token=...;object=...;id=...;type=private". */
 int hsm_key_uri(const struct hsm *h, const struct hsm_key *key, char *buf, size_t n);
 
+/*
+ * Parse an RFC 7512 URI's token, object and id attributes (percent-decoded;
+ * other attributes and the query are ignored).  Missing ones are left empty
+ * (*have_id 0).  object has HSM_LABEL_MAX + 1 bytes, token 33.
+ */
+int hsm_uri_parse(const char *uri, char *token, char *object, uint8_t id[HSM_ID_LEN], int *have_id);
+
 /* Token label the session is on. */
 const char *hsm_token_label(const struct hsm *h);
 

@@ -593,3 +593,75 @@ hsm_key_uri(const struct hsm *h, const struct hsm_key *key, char *buf, size_t n)
 		return r;
 	return lit(buf, n, &used, ";type=private");
 }
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decode v[0..len) into out (at most max bytes); returns the length or -1. */
+static int
+pct_decode(const char *v, size_t len, uint8_t *out, size_t max)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		int c = (unsigned char)v[i];
+
+		if (c == '%') {
+			if (i + 2 >= len || hexval(v[i + 1]) < 0 || hexval(v[i + 2]) < 0)
+				return -1;
+			c = hexval(v[i + 1]) * 16 + hexval(v[i + 2]);
+			i += 2;
+		}
+		if (o == max)
+			return -1;
+		out[o++] = (uint8_t)c;
+	}
+	return (int)o;
+}
+
+int
+hsm_uri_parse(const char *uri, char *token, char *object, uint8_t id[HSM_ID_LEN], int *have_id)
+{
+	const char *p, *end, *eq, *semi;
+	uint8_t buf[HSM_LABEL_MAX + 1];
+	int n;
+
+	token[0] = object[0] = '\0';
+	*have_id = 0;
+	if (strncmp(uri, "pkcs11:", 7) != 0 || strlen(uri) > HSM_URI_MAX)
+		return sv_seterr(SV_EINVAL, "not a pkcs11: URI");
+	p = uri + 7;
+	end = strchr(p, '?') ? strchr(p, '?') : p + strlen(p);
+	while (p < end) {
+		semi = memchr(p, ';', (size_t)(end - p));
+		if (semi == NULL)
+			semi = end;
+		if ((eq = memchr(p, '=', (size_t)(semi - p))) == NULL)
+			return sv_seterr(SV_EINVAL, "pkcs11: URI attribute without a value");
+		n = pct_decode(eq + 1, (size_t)(semi - eq - 1), buf, sizeof(buf) - 1);
+		if (n < 0)
+			return sv_seterr(SV_EINVAL, "pkcs11: URI has a bad or overlong value");
+		buf[n] = '\0';
+		if ((size_t)(eq - p) == 5 && strncmp(p, "token", 5) == 0 && n <= 32)
+			memcpy(token, buf, (size_t)n + 1);
+		else if ((size_t)(eq - p) == 6 && strncmp(p, "object", 6) == 0)
+			memcpy(object, buf, (size_t)n + 1);
+		else if ((size_t)(eq - p) == 2 && strncmp(p, "id", 2) == 0) {
+			if (n != HSM_ID_LEN)
+				return sv_seterr(SV_EINVAL, "pkcs11: URI id is not %d bytes", HSM_ID_LEN);
+			memcpy(id, buf, HSM_ID_LEN);
+			*have_id = 1;
+		}
+		p = semi + (semi < end);
+	}
+	return 0;
+}

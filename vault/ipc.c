@@ -21,8 +21,10 @@ static const struct ipc_rule rules[] = {
 	{ IPC_ENROLL, 96 * 1024, IPC_FROM_NET, "enroll" },
 	{ IPC_METRICS, 64, IPC_FROM_NET, "metrics" },
 	{ IPC_HEALTH, 64, IPC_FROM_NET, "health" },
+	{ IPC_TLS_SIGN, 256, IPC_FROM_NET, "tls-sign" },
 	{ IPC_RESP, 256 * 1024, IPC_FROM_KEY, "response" },
 	{ IPC_PEERS, 4 * 1024 * 1024, IPC_FROM_KEY, "peers" },
+	{ IPC_TLS_SIG, 512, IPC_FROM_KEY, "tls-signature" },
 };
 
 static const struct ipc_rule *

@@ -500,9 +500,10 @@ open_all(struct kp *kp)
 }
 
 static int
-start_loop(struct kp *kp, int fd)
+start_loop(struct kp *kp, int fd, int tlsfd)
 {
 	struct timeval one = { 1, 0 };
+	int r;
 
 	if ((kp->base = event_base_new()) == NULL)
 		return SV_ENOMEM;
@@ -520,6 +521,8 @@ start_loop(struct kp *kp, int fd)
 	event_add(kp->ev_hup, NULL);
 	event_add(kp->ev_term, NULL);
 	event_add(kp->ev_tick, &one);
+	if ((r = kp_tls_setup(kp, tlsfd)) != 0)
+		return r;
 	return kp_admin_listen(kp);
 }
 
@@ -546,6 +549,8 @@ close_all(struct kp *kp)
 		evconnlistener_free(kp->admin);
 	if (kp->net)
 		bufferevent_free(kp->net);
+	if (kp->tls)
+		bufferevent_free(kp->tls);
 	if (kp->base)
 		event_base_free(kp->base);
 	unlink(kp->cfg->admin_socket);
@@ -573,7 +578,7 @@ keyproc_main(const struct vconf *cfg, const struct vaultd_fds *fds)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	setrlimit(RLIMIT_CORE, &zero);
 	if ((r = drop_to_state_owner(cfg)) != 0 || (r = open_all(&kp)) != 0 ||
-	    (r = start_loop(&kp, fds->ipc)) != 0) {
+	    (r = start_loop(&kp, fds->ipc, fds->tls)) != 0) {
 		sv_err("%s", sv_errmsg(r));
 		close_all(&kp);
 		return sv_exit_code(r);

@@ -56,6 +56,8 @@ struct kp {
 	struct pol *pol;
 	struct metrics *m;
 	struct bufferevent *net;
+	struct bufferevent *tls; /* TLS handshake signatures (TLS key in the token) */
+	struct hsm_key tls_key;
 	struct evconnlistener *admin;
 	struct event *ev_hup, *ev_term, *ev_tick;
 
@@ -119,6 +121,9 @@ void kp_shadows_reset(struct kp *kp);
 
 /* Make sure the accounts cache is loaded: 0 or the error. */
 int kp_accounts_ready(struct kp *kp);
+
+/* The TLS signing channel (closes fd when the TLS key is a file). */
+int kp_tls_setup(struct kp *kp, int fd);
 
 /* Admin socket. */
 int kp_admin_listen(struct kp *kp);

@@ -3,6 +3,7 @@
  * keystore.h).  Touches the "keys" table and, through hsm/, the token.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -364,4 +365,33 @@ ks_promote(struct state *st, const char *name, int version)
 		return r;
 	}
 	return state_commit(st);
+}
+
+int
+ks_from_uri(struct state *st, const char *uri, struct ks_key *out, char *name)
+{
+	char tok[33], obj[HSM_LABEL_MAX + 1], *at, *end;
+	uint8_t id[HSM_ID_LEN];
+	long v;
+	int have, r;
+
+	name[0] = '\0';
+	if ((r = hsm_uri_parse(uri, tok, obj, id, &have)) != 0)
+		return r;
+	if ((at = strrchr(obj, '@')) == NULL || at[1] != 'v' ||
+	    (v = strtol(at + 2, &end, 10)) < 1 || *end != '\0' || v > 1000000)
+		return sv_seterr(SV_EINVAL,
+		    "%s: the object attribute must be a vault key label "
+		    "NAME@vN",
+		    uri);
+	*at = '\0';
+	if ((r = sv_name_check(obj, "key name")) != 0)
+		return r;
+	memcpy(name, obj, strlen(obj) + 1); /* sv_name_check: at most SV_NAME_MAX */
+	if ((r = ks_get(st, obj, (int)v, out)) != 0)
+		return r;
+	if (have && memcmp(id, out->hk.id, HSM_ID_LEN) != 0)
+		return sv_seterr(
+		    SV_EINVAL, "%s: the id does not match key %s version %ld", uri, obj, v);
+	return 0;
 }

@@ -59,6 +59,14 @@ int ks_promote(struct state *st, const char *name, int version);
 /* The pending version, if any (SV_ENOTFOUND otherwise). */
 int ks_pending(struct state *st, const char *name, struct ks_key *out);
 
+/*
+ * The key a pkcs11: URI names in the vault's token: its object attribute is
+ * a label "NAME@vN" (an id attribute, if present, must match).  SV_ENOTFOUND
+ * if there is none; *name gets NAME (SV_NAME_MAX + 1) even then, when the
+ * URI is well formed.
+ */
+int ks_from_uri(struct state *st, const char *uri, struct ks_key *out, char *name);
+
 /* Destroy a retired version's token objects and mark it destroyed (never the current one). */
 int ks_destroy(struct state *st, struct hsm *h, const char *name, int version);
 

@@ -170,52 +170,93 @@ out:
 	return r;
 }
 
-/* The vault's TLS key (a file netproc loads) and its certificate from the shadow CA. */
+/* A TLS key in a file netproc loads (0600). */
 static int
-make_tls(struct ctl *c, EVP_PKEY *ca_priv, X509 *ca)
+tls_file_key(struct ctl *c, EVP_PKEY **key)
+{
+	char dir[PATH_MAX], *data;
+	BIO *b = NULL;
+	long len;
+	int r;
+
+	if ((*key = EVP_EC_gen("P-256")) == NULL || (b = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio_PrivateKey(b, *key, NULL, NULL, 0, NULL, NULL) != 1) {
+		BIO_free(b);
+		return sv_seterr_ssl(SV_ECRYPTO, "making the TLS key");
+	}
+	len = BIO_get_mem_data(b, &data);
+	if ((r = dir_of(c->cfg.tls_key, dir, sizeof(dir))) == 0 && (r = sv_mkdir_p(dir, 0700)) == 0)
+		r = sv_write_file_atomic(c->cfg.tls_key, data, (size_t)len, 0600);
+	BIO_free(b);
+	return r;
+}
+
+/* A TLS key in the token, named by tls.key's URI (made now if it names version 1 of no key). */
+static int
+tls_token_key(struct ctl *c, struct state *st, struct hsm *h, EVP_PKEY **key)
+{
+	char name[SV_NAME_MAX + 1];
+	struct ks_key k;
+	int r;
+
+	r = ks_from_uri(st, c->cfg.tls_key, &k, name);
+	if (r == SV_ENOTFOUND && name[0] != '\0' && strstr(c->cfg.tls_key, "@v1") != NULL)
+		r = ks_create(st, h, name, HSM_EC_P256, 0, &k);
+	if (r != 0)
+		return sv_preferr(r, "tls.key");
+	if (!c->quiet)
+		printf("TLS key in the token: %s\n", k.hk.label);
+	return hsm_pkey(h, &k.hk, key);
+}
+
+static void
+tls_profile(const struct vconf *cfg, struct sca_profile *p, const char **dns, const char **ips)
+{
+	unsigned char ipbuf[16];
+	int i;
+
+	memset(p, 0, sizeof(*p));
+	for (i = 0; i < cfg->ntls_names; i++) {
+		const char *n = cfg->tls_names[i];
+
+		if (inet_pton(AF_INET, n, ipbuf) == 1 || inet_pton(AF_INET6, n, ipbuf) == 1)
+			ips[p->nips++] = n;
+		else
+			dns[p->ndns++] = n;
+	}
+	p->cn = cfg->tls_names[0];
+	p->dns = dns;
+	p->ips = ips;
+	p->days = TLS_DAYS;
+	p->server = 1;
+}
+
+/* The vault's TLS key (a file, or a key in the token) and its certificate from the shadow CA. */
+static int
+make_tls(struct ctl *c, struct state *st, struct hsm *h, EVP_PKEY *ca_priv, X509 *ca)
 {
 	const char *dns[VCONF_MAX_TLS_NAMES], *ips[VCONF_MAX_TLS_NAMES];
+	char dir[PATH_MAX];
 	struct sca_profile p;
-	unsigned char ipbuf[16];
 	EVP_PKEY *key = NULL;
 	X509_REQ *req = NULL;
 	X509 *cert = NULL;
-	BIO *b = NULL;
-	char dir[PATH_MAX], *data;
-	long len;
-	int i, r;
+	int r;
 
-	memset(&p, 0, sizeof(p));
-	for (i = 0; i < c->cfg.ntls_names; i++) {
-		const char *n = c->cfg.tls_names[i];
-
-		if (inet_pton(AF_INET, n, ipbuf) == 1 || inet_pton(AF_INET6, n, ipbuf) == 1)
-			ips[p.nips++] = n;
-		else
-			dns[p.ndns++] = n;
-	}
-	p.cn = c->cfg.tls_names[0];
-	p.dns = dns;
-	p.ips = ips;
-	p.days = TLS_DAYS;
-	p.server = 1;
-	r = SV_ECRYPTO;
-	if ((key = EVP_EC_gen("P-256")) == NULL || (req = X509_REQ_new()) == NULL ||
-	    X509_REQ_set_pubkey(req, key) != 1 || X509_REQ_sign(req, key, EVP_sha256()) <= 0 ||
-	    (b = BIO_new(BIO_s_mem())) == NULL ||
-	    PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL) != 1) {
-		r = sv_seterr_ssl(SV_ECRYPTO, "making the TLS key");
+	tls_profile(&c->cfg, &p, dns, ips);
+	r = vconf_tls_in_token(&c->cfg) ? tls_token_key(c, st, h, &key) : tls_file_key(c, &key);
+	if (r != 0)
+		goto out;
+	if ((req = X509_REQ_new()) == NULL || X509_REQ_set_pubkey(req, key) != 1 ||
+	    X509_REQ_sign(req, key, EVP_sha256()) <= 0) {
+		r = sv_seterr_ssl(SV_ECRYPTO, "the TLS key's CSR");
 		goto out;
 	}
-	if ((r = sca_issue(ca_priv, ca, req, &p, &cert)) != 0 ||
-	    (r = dir_of(c->cfg.tls_key, dir, sizeof(dir))) != 0 || (r = sv_mkdir_p(dir, 0700)) != 0)
-		goto out;
-	len = BIO_get_mem_data(b, &data);
-	if ((r = sv_write_file_atomic(c->cfg.tls_key, data, (size_t)len, 0600)) != 0 ||
-	    (r = write_cert(c->cfg.tls_cert, cert, ca)) != 0)
-		goto out;
+	if ((r = sca_issue(ca_priv, ca, req, &p, &cert)) == 0 &&
+	    (r = dir_of(c->cfg.tls_cert, dir, sizeof(dir))) == 0 &&
+	    (r = sv_mkdir_p(dir, 0700)) == 0)
+		r = write_cert(c->cfg.tls_cert, cert, ca);
 out:
-	BIO_free(b);
 	X509_free(cert);
 	X509_REQ_free(req);
 	EVP_PKEY_free(key);
@@ -237,7 +278,8 @@ make_ca(struct ctl *c, struct state *st, struct hsm *h)
 	if ((r = ks_create(st, h, KS_CA_KEY, HSM_EC_P256, 0, &k)) != 0 ||
 	    (r = hsm_key_public(h, &k.hk, &pub)) != 0 || (r = hsm_pkey(h, &k.hk, &priv)) != 0 ||
 	    (r = sca_make_ca(priv, pub, cn, CA_DAYS, &ca)) != 0 ||
-	    (r = write_cert(c->cfg.ca_cert, ca, NULL)) != 0 || (r = make_tls(c, priv, ca)) != 0)
+	    (r = write_cert(c->cfg.ca_cert, ca, NULL)) != 0 ||
+	    (r = make_tls(c, st, h, priv, ca)) != 0)
 		goto out;
 out:
 	X509_free(ca);

@@ -101,7 +101,8 @@ bind_listen(const char *spec)
 }
 
 static void
-spawn(struct child *c, const struct vconf *cfg, struct vaultd_fds *fds, int ipc, int other)
+spawn(struct child *c, const struct vconf *cfg, struct vaultd_fds *fds, const int mine[2],
+    const int other[2])
 {
 	pid_t pid = fork();
 
@@ -122,29 +123,45 @@ spawn(struct child *c, const struct vconf *cfg, struct vaultd_fds *fds, int ipc,
 		/* "vaultd-keyproc" / "vaultd-netproc" in ps and /proc/PID/comm. */
 		snprintf(prog, sizeof(prog), "vaultd-%s", c->name);
 		prctl(PR_SET_NAME, prog, 0, 0, 0);
-		close(other); /* else this child would never see its peer's end close */
-		fds->ipc = ipc;
+		/* Close the peer's ends, else this child would never see them close. */
+		close(other[0]);
+		close(other[1]);
+		fds->ipc = mine[0];
+		fds->tls = mine[1];
 		/* exit(), not _exit(): sanitizer builds check the child for leaks at exit. */
 		exit(c->run(cfg, fds));
 	}
 	c->pid = pid;
 }
 
-/* Start both children joined by a fresh socketpair. */
+/*
+ * Start both children joined by fresh socketpairs: the request channel, and
+ * the channel for TLS handshake signatures (used when the TLS key is in the
+ * token).
+ */
 static int
 start_pair(struct child *kids, const struct vconf *cfg, struct vaultd_fds *fds)
 {
-	int sp[2], i;
+	int sp[2], tp[2], i;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
 		return sv_seterr(SV_EIO, "socketpair: %s", strerror(errno));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tp) != 0) {
+		close(sp[0]);
+		close(sp[1]);
+		return sv_seterr(SV_EIO, "socketpair: %s", strerror(errno));
+	}
 	for (i = 0; i < 2; i++) {
-		spawn(&kids[i], cfg, fds, sp[i], sp[1 - i]);
+		const int mine[2] = { sp[i], tp[i] }, other[2] = { sp[1 - i], tp[1 - i] };
+
+		spawn(&kids[i], cfg, fds, mine, other);
 		if (kids[i].pid == 0)
 			break;
 	}
 	close(sp[0]);
 	close(sp[1]);
+	close(tp[0]);
+	close(tp[1]);
 	return kids[0].pid && kids[1].pid ? 0 : sv_seterr(SV_EIO, "cannot start children");
 }
 
@@ -347,7 +364,7 @@ main(int argc, char **argv)
 		{ "keyproc", keyproc_main, 0, -1 },
 		{ "netproc", netproc_main, 0, -1 },
 	};
-	struct vaultd_fds fds = { -1, -1, -1 };
+	struct vaultd_fds fds = { -1, -1, -1, -1 };
 	const char *config = NULL;
 	struct vconf cfg;
 	int fg = 0, debug = 0, r;

@@ -21,6 +21,7 @@
 
 struct vaultd_fds {
 	int ipc;    /* this child's end of the socketpair */
+	int tls;    /* TLS handshake signatures, when the TLS key is in the token */
 	int listen; /* mTLS API listener (netproc only) */
 	int enroll; /* enrolment listener (netproc only) */
 };

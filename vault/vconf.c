@@ -237,6 +237,27 @@ get_list(const config_setting_t *grp, const char *name, char **list, int *n)
 	return 0;
 }
 
+/* tls.key: a file, or the pkcs11: URI of a key in the vault's own token (kept as is). */
+static int
+get_tls_key(const config_setting_t *tls, const char *base, struct vconf *c)
+{
+	const char *v;
+
+	if (tls == NULL || config_setting_lookup_string(tls, "key", &v) != CONFIG_TRUE ||
+	    strncmp(v, "pkcs11:", 7) != 0)
+		return get_path(tls, "key", base, c->tls_key, sizeof(c->tls_key));
+	if (strlen(v) >= sizeof(c->tls_key))
+		return conf_err(SV_ECONFIG, config_setting_get_member(tls, "key"), "URI too long");
+	snprintf(c->tls_key, sizeof(c->tls_key), "%s", v);
+	return 0;
+}
+
+int
+vconf_tls_in_token(const struct vconf *c)
+{
+	return strncmp(c->tls_key, "pkcs11:", 7) == 0;
+}
+
 static int
 load_vaultd(const config_setting_t *root, const char *base, struct vconf *c)
 {
@@ -250,7 +271,7 @@ load_vaultd(const config_setting_t *root, const char *base, struct vconf *c)
 	    (r = get_str(root, "enroll_listen", c->enroll_listen, sizeof(c->enroll_listen))) != 0 ||
 	    (r = get_str(root, "user", c->user, sizeof(c->user))) != 0 ||
 	    (r = get_path(tls, "cert", base, c->tls_cert, sizeof(c->tls_cert))) != 0 ||
-	    (r = get_path(tls, "key", base, c->tls_key, sizeof(c->tls_key))) != 0 ||
+	    (r = get_tls_key(tls, base, c)) != 0 ||
 	    (r = get_list(tls, "names", c->tls_names, &c->ntls_names)) != 0 ||
 	    (r = get_path(root, "policy_file", base, c->policy_file, sizeof(c->policy_file))) !=
 		0 ||

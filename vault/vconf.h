@@ -55,6 +55,9 @@ struct vconf {
 	int nmetrics_allow;
 };
 
+/* 1 if the vault's TLS key is a key in its token (tls.key is a pkcs11: URI). */
+int vconf_tls_in_token(const struct vconf *c);
+
 /* Free what vconf_load allocated (the string lists). */
 void vconf_free(struct vconf *c);
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The vault's TLS key kept in the token (tls.key is a pkcs11: URI): vaultctl
+# init makes it there and has the shadow CA certify it; the network process,
+# which holds no PKCS#11 session, gets every handshake signature from the key
+# process.  Shadows enrol and are served as with a key file.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vaultd.sh"
+vd_setup 'tls = { key = "pkcs11:token=shadowvault;object=vault.tls@v1"; };'
+[ ! -e "$VDIR/state/tls/server.key" ] && pass "no TLS key file" || fail "a TLS key file was written"
+printf 'shadows = { web1 = { accounts = [ "x" ]; names = [ "a.test" ]; }; };\n' >"$VDIR/state/policies.conf"
+vd_start || { t_done; exit 1; }
+expect_rc 0 "key list" "$VC" -c "$VCONF" key list
+grep -q '^vault.tls  *1  *ec-p256  *current' "$T/out" && pass "vault.tls is a key in the token" || { fail "vault.tls"; cat "$T/out"; }
+# The served certificate's key is the token key's.
+openssl s_client -connect "127.0.0.1:$VD_ENROLL_PORT" -CAfile "$VD_CA" </dev/null 2>/dev/null \
+	| openssl x509 -noout -pubkey >"$T/served.pub"
+"$VC" -c "$VCONF" --json key show vault.tls >"$T/k.json"
+"$PY" - "$T/k.json" "$T/served.pub" <<'PY' && pass "the served TLS key is vault.tls in the token" || fail "served key differs"
+import json, sys, base64
+from jwcrypto import jwk
+k = jwk.JWK(**json.load(open(sys.argv[1]))["jwk"])
+served = jwk.JWK.from_pem(open(sys.argv[2], "rb").read())
+assert k.thumbprint() == served.thumbprint()
+PY
+vd_enroll web1 && pass "a shadow enrols over TLS signed in the token" || fail "enrol"
+vd_api web1 GET /v1/health
+expect_code 200 "mutual TLS works with the key in the token"
+for i in $(seq 20); do vd_api web1 GET /v1/health; [ "$CODE" = 200 ] || break; done
+expect_code 200 "20 more handshakes"
+curl -s --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" --key "$T/sh-web1/identity/key.pem" \
+	"$VD_API/metrics" | grep -q 'shadowvault_http_requests_total{endpoint="health",status="200"}' \
+	&& pass "metrics over the same" || fail "metrics"
+vd_stop
+vd_sanitizer_check
+t_done
