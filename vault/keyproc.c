@@ -36,6 +36,7 @@
 #include "vaultd.h"
 
 #define KP_INPUT_MAX   (8 * 1024 * 1024) /* bytes buffered from netproc */
+#define KP_IPC_CHUNK   (256 * 1024)      /* bytes moved per read or write callback */
 #define KP_NONCE_KEEP  (7 * 86400)	 /* seconds a signed nonce is remembered */
 #define KP_PRUNE_EVERY 3600		 /* seconds between prunes */
 #define PROBLEM_BASE   "tag:shadowvault.org,2026:problem:"
@@ -512,6 +513,13 @@ start_loop(struct kp *kp, int fd, int tlsfd)
 		return SV_ENOMEM;
 	bufferevent_setcb(kp->net, on_net_read, NULL, on_net_event, kp);
 	bufferevent_setwatermark(kp->net, EV_READ, 0, KP_INPUT_MAX);
+	/*
+	 * libevent reads at most 4 KiB per callback by default: two or three
+	 * signing requests.  Reading everything that is queued makes one audit
+	 * commit (one fdatasync) cover every request waiting.
+	 */
+	bufferevent_set_max_single_read(kp->net, KP_IPC_CHUNK);
+	bufferevent_set_max_single_write(kp->net, KP_IPC_CHUNK);
 	bufferevent_enable(kp->net, EV_READ | EV_WRITE);
 	kp->ev_hup = evsignal_new(kp->base, SIGHUP, on_signal, kp);
 	kp->ev_term = evsignal_new(kp->base, SIGTERM, on_signal, kp);

@@ -858,6 +858,9 @@ setup(struct np *np, const struct vaultd_fds *fds)
 	if ((np->key = bufferevent_socket_new(np->base, fds->ipc, BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		return SV_ENOMEM;
 	bufferevent_setcb(np->key, on_key_read, NULL, on_key_event, np);
+	/* Move whole batches: keyproc commits once per read (see keyproc.c). */
+	bufferevent_set_max_single_read(np->key, 256 * 1024);
+	bufferevent_set_max_single_write(np->key, 256 * 1024);
 	bufferevent_enable(np->key, EV_READ | EV_WRITE);
 	np->ev_term = evsignal_new(np->base, SIGTERM, on_term, np);
 	if (np->ev_term == NULL || event_add(np->ev_term, NULL) != 0)
