@@ -23,6 +23,7 @@
 #include "sv_err.h"
 
 #define ISSUE_POLL_FIRST_MS 50 /* first wait when polling an order or authorization */
+#define ISSUE_CERT_FIRST_MS 10 /* first wait for a certificate after finalize */
 
 void
 shadow_progress(const struct shadow *s, const char *fmt, ...)
@@ -111,6 +112,7 @@ struct run {
 	struct acme *a;
 	struct vacct va;
 	struct acme_poll poll;
+	struct acme_poll cert_poll;
 	struct solver *sv;
 };
 
@@ -187,7 +189,7 @@ finalize_and_install(struct run *x, struct acme_order *ord, char *installed, siz
 	if (ord->status == ACME_S_PROCESSING &&
 	    (r = acme_order_get(x->a, ord, va_sign, &x->va)) != 0)
 		goto out;
-	if ((r = acme_order_poll(x->a, ord, ACME_WANT(ACME_S_VALID), &x->poll, va_sign, &x->va)) !=
+	if ((r = acme_order_poll(x->a, ord, ACME_WANT(ACME_S_VALID), &x->cert_poll, va_sign, &x->va)) !=
 		0 ||
 	    (r = acme_cert_download(x->a, ord->certificate, va_sign, &x->va, &chain)) != 0)
 		goto out;
@@ -221,6 +223,12 @@ shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size
 	x.poll.deadline_ms = (long)(o->timeout ? o->timeout : 120) * 1000;
 	/* CAs that send Retry-After are obeyed; without it, start short and double. */
 	x.poll.first_ms = ISSUE_POLL_FIRST_MS;
+	/*
+	 * Signing a certificate takes a CA milliseconds (Pebble issues in the
+	 * background and answers "processing"): look again soon, then back off.
+	 */
+	x.cert_poll = x.poll;
+	x.cert_poll.first_ms = ISSUE_CERT_FIRST_MS;
 	if ((r = va_account(s, o->account, &x.va)) != 0)
 		return r;
 	ao.directory_url = x.va.directory;
