@@ -8,11 +8,11 @@
 
 MNT=$T/mnt
 mkdir -p "$MNT"
+trap 'umount "$MNT" 2>/dev/null; t_cleanup' EXIT
 if ! mount -t tmpfs -o size=256k tmpfs "$MNT" 2>"$T/mount.err"; then
 	echo "SKIP: cannot mount a small tmpfs for the disk-full check: $(cat "$T/mount.err")"
 	exit 77
 fi
-trap 'umount "$MNT" 2>/dev/null; t_cleanup' EXIT
 vd_setup "audit = { file = \"$MNT/audit.log\"; checkpoint_records = 5; checkpoint_seconds = 1; };"
 printf 'shadows = {\n  web1 = { accounts = [ "x" ]; names = [ "a.test" ]; };\n};\n' >"$VDIR/state/policies.conf"
 vd_start || { t_done; exit 1; }
