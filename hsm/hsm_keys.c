@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
 #include <sodium.h>
@@ -594,18 +595,6 @@ hsm_key_uri(const struct hsm *h, const struct hsm_key *key, char *buf, size_t n)
 	return lit(buf, n, &used, ";type=private");
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode v[0..len) into out (at most max bytes); returns the length or -1. */
 static int
 pct_decode(const char *v, size_t len, uint8_t *out, size_t max)
@@ -616,9 +605,13 @@ pct_decode(const char *v, size_t len, uint8_t *out, size_t max)
 		int c = (unsigned char)v[i];
 
 		if (c == '%') {
-			if (i + 2 >= len || hexval(v[i + 1]) < 0 || hexval(v[i + 2]) < 0)
+			int hi, lo;
+
+			if (i + 2 >= len ||
+			    (hi = OPENSSL_hexchar2int((unsigned char)v[i + 1])) < 0 ||
+			    (lo = OPENSSL_hexchar2int((unsigned char)v[i + 2])) < 0)
 				return -1;
-			c = hexval(v[i + 1]) * 16 + hexval(v[i + 2]);
+			c = hi * 16 + lo;
 			i += 2;
 		}
 		if (o == max)

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "pol_int.h"
 #include "sv_err.h"
 
@@ -40,18 +42,6 @@ include_check(const char *t, size_t len, const char *name)
 	}
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Scan the number at t[*ip]; 1 if it is an int libconfig would truncate. */
 static int
 number_scan(const char *t, size_t len, size_t *ip)
@@ -64,7 +54,7 @@ number_scan(const char *t, size_t len, size_t *ip)
 		base = 16;
 		i += 2;
 	}
-	for (; i < len && (d = hexval(t[i])) >= 0 && d < base; i++) {
+	for (; i < len && (d = OPENSSL_hexchar2int((unsigned char)t[i])) >= 0 && d < base; i++) {
 		if (!big && (v = v * (unsigned)base + (unsigned)d) > INT32_LIMIT)
 			big = 1;
 	}

@@ -170,6 +170,27 @@ test_find_destroy(void **state)
 	assert_ok(hsm_key_uri(f->h, &k, uri, sizeof(uri)));
 	assert_true(strncmp(uri, "pkcs11:token=svtest;object=acct@v1;id=%", 39) == 0);
 	assert_non_null(strstr(uri, ";type=private"));
+	/* The URI parses back to the same key; percent escapes take either case. */
+	{
+		char tok[33], obj[HSM_LABEL_MAX + 1];
+		uint8_t id[HSM_ID_LEN];
+		int have_id;
+
+		assert_ok(hsm_uri_parse(uri, tok, obj, id, &have_id));
+		assert_string_equal(tok, "svtest");
+		assert_string_equal(obj, "acct@v1");
+		assert_int_equal(have_id, 1);
+		assert_memory_equal(id, k.id, HSM_ID_LEN);
+		assert_ok(
+		    hsm_uri_parse("pkcs11:token=a%2fb;object=x%2Fy%40v2", tok, obj, id, &have_id));
+		assert_string_equal(tok, "a/b");
+		assert_string_equal(obj, "x/y@v2");
+		assert_int_equal(have_id, 0);
+		assert_sverr(hsm_uri_parse("pkcs11:object=x%4", tok, obj, id, &have_id), SV_EINVAL);
+		assert_sverr(
+		    hsm_uri_parse("pkcs11:object=x%g1", tok, obj, id, &have_id), SV_EINVAL);
+		assert_sverr(hsm_uri_parse("pkcs11:id=%01%02", tok, obj, id, &have_id), SV_EINVAL);
+	}
 	assert_ok(hsm_key_destroy(f->h, &k));
 	assert_sverr(hsm_key_find_label(f->h, "acct@v1", &found), SV_ENOTFOUND);
 	assert_sverr(hsm_key_find(f->h, &k), SV_ENOTFOUND);
