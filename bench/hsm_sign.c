@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -59,15 +58,6 @@ struct job {
 	int err;
 };
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int
 raw_sign(struct job *j, uint8_t *sig, CK_ULONG *sl)
 {
@@ -92,12 +82,12 @@ worker(void *arg)
 {
 	struct job *j = arg;
 	uint8_t sig[HSM_SIG_MAX];
-	double end = now() + j->seconds;
+	double end = lat_now() + j->seconds;
 	CK_ULONG sl;
 	size_t hl;
 
 	j->count = 0;
-	while (now() < end) {
+	while (lat_now() < end) {
 		int k;
 
 		for (k = 0; k < 16; k++) {
@@ -120,7 +110,7 @@ run(struct job *jobs, int nthreads)
 {
 	pthread_t t[MAX_THREADS];
 	unsigned long total = 0;
-	double start = now(), el;
+	double start = lat_now(), el;
 	int i;
 
 	for (i = 0; i < nthreads; i++)
@@ -133,7 +123,7 @@ run(struct job *jobs, int nthreads)
 			exit(1);
 		}
 	}
-	el = now() - start;
+	el = lat_now() - start;
 	return (double)total / el;
 }
 
@@ -237,7 +227,7 @@ ext_worker(void *arg)
 	CK_ULONG sl;
 	size_t hl;
 
-	while ((t0 = now()) < e->t_end) {
+	while ((t0 = lat_now()) < e->t_end) {
 		if (j->raw) {
 			sl = sizeof(sig);
 			j->err |= raw_sign(j, sig, &sl);
@@ -245,7 +235,7 @@ ext_worker(void *arg)
 			hl = sizeof(sig);
 			j->err |= hsm_sign(j->h, &j->key, MSG, sizeof(MSG) - 1, sig, &hl);
 		}
-		t1 = now();
+		t1 = lat_now();
 		if (j->err)
 			break;
 		if (t0 >= e->t_start && t1 <= e->t_end) {
@@ -285,7 +275,7 @@ ext_run(struct ext_job *e, const struct ext_opts *o, const struct hsm_key *key)
 	pthread_t t[EXT_THREADS];
 	unsigned long total = 0;
 	struct lat all = { NULL, 0, 0 };
-	double p50, p99, start = now() + o->warmup;
+	double p50, p99, start = lat_now() + o->warmup;
 	int k, err = 0;
 
 	for (k = 0; k < o->threads; k++) {

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lat.h"
 
@@ -72,4 +73,13 @@ lat_free(struct lat *l)
 {
 	free(l->v);
 	memset(l, 0, sizeof(*l));
+}
+
+double
+lat_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -1,6 +1,6 @@
 /*
  * Latency samples for the bench programs: microseconds as floats, capped,
- * merged across threads, nearest-rank percentiles.
+ * merged across threads, nearest-rank percentiles; and the clock they read.
  */
 #ifndef SV_BENCH_LAT_H
 #define SV_BENCH_LAT_H
@@ -24,5 +24,8 @@ int lat_merge(struct lat *dst, const struct lat *src);
 double lat_pct(struct lat *l, double p);
 
 void lat_free(struct lat *l);
+
+/* Seconds on the monotonic clock. */
+double lat_now(void);
 
 #endif

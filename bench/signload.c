@@ -69,15 +69,6 @@ struct client {
 	char cerr[CURL_ERROR_SIZE];
 };
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static size_t
 on_body(char *p, size_t size, size_t n, void *arg)
 {
@@ -191,10 +182,10 @@ client_run(void *arg)
 	double t0, t1;
 	long nc;
 
-	while ((t0 = now()) < cl->t_end && cl->errors < SL_GIVE_UP) {
+	while ((t0 = lat_now()) < cl->t_end && cl->errors < SL_GIVE_UP) {
 		if (one_request(cl, seq++) != 0)
 			continue;
-		t1 = now();
+		t1 = lat_now();
 		if (curl_easy_getinfo(cl->c, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK)
 			cl->connects += nc;
 		if (t0 >= cl->t_start && t1 <= cl->t_end) {
@@ -271,7 +262,7 @@ run_clients(const struct opts *o)
 			goto out;
 		}
 	}
-	start = now() + o->warmup;
+	start = lat_now() + o->warmup;
 	for (k = 0; k < o->clients; k++) {
 		cl[k].t_start = start;
 		cl[k].t_end = start + o->seconds;
