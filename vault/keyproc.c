@@ -225,13 +225,11 @@ on_net_read(struct bufferevent *bev, void *arg)
 			}
 			it = nit;
 		}
+		/* Which answers depend on this batch's audit commit (fail_audited). */
 		kp->audited = 0;
 		it[n].id = m.id;
 		it[n].resp = dispatch(kp, &m);
-		/* kp_commit() clears the flag; remember it per item. */
 		it[n].audited = kp->audited;
-		if (it[n].audited)
-			kp->audited = 1;
 		n++;
 		ipc_msg_free(&m);
 	}
