@@ -441,15 +441,6 @@ group_teardown(void **state)
 	return 0;
 }
 
-static void
-assert_msg_has(int code, const char *want)
-{
-	const char *m = sv_errmsg(code);
-
-	if (strstr(m, want) == NULL)
-		fail_msg("error detail \"%s\" lacks \"%s\"", m, want);
-}
-
 static const char *
 hdr_str(const json_t *h, const char *k)
 {

@@ -334,15 +334,6 @@ group_teardown(void **state)
 
 /* ------------------------------------------------------------ helpers */
 
-static void
-assert_msg_has(int code, const char *want)
-{
-	const char *m = sv_errmsg(code);
-
-	if (strstr(m, want) == NULL)
-		fail_msg("error detail \"%s\" lacks \"%s\"", m, want);
-}
-
 /* DER CSR for names with a fresh P-256 key. */
 static void
 make_csr(const char *const *names, size_t n, uint8_t **der, size_t *len)

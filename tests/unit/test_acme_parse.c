@@ -29,15 +29,6 @@
 
 #define NOW ((time_t)1700000000) /* Tue, 14 Nov 2023 22:13:20 GMT */
 
-static void
-assert_msg_has(int code, const char *want)
-{
-	const char *m = sv_errmsg(code);
-
-	if (strstr(m, want) == NULL)
-		fail_msg("error detail \"%s\" lacks \"%s\"", m, want);
-}
-
 /* Feed "\n"-separated header lines, then the body; returns the first error. */
 static int
 feed(struct acme_resp *r, const char *hdrs, const char *body, size_t blen)
