@@ -6,8 +6,8 @@
  *   OUT/live/NAME -> ../archive/NAME/NNNN                      the current one
  *   OUT/renewal/NAME.json                                      how to renew it
  *
- * A new version is written into NNNN.tmp (each file written, fsynced and
- * renamed), the directory renamed to NNNN, then the live symlink replaced in
+ * A new version is written into NNNN.tmp (each file written and fsynced,
+ * then the directory fsynced), the directory renamed to NNNN, then the live symlink replaced in
  * one rename(2).  Whatever the moment of a crash, live/NAME/ shows one whole
  * version: the old one or the new one.  The last ARCHIVE_KEEP versions stay.
  */
@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -39,29 +40,38 @@ lineage_name(const char *first, char *out, size_t n)
 		out[0] = '_';
 }
 
-/* Split a PEM chain into leaf and the rest, re-encoded; check the leaf matches key. */
+/*
+ * Split a PEM chain into leaf and the rest, re-encoded; check the leaf
+ * matches key.  acme_pem_chain_check() has already parsed every block as a
+ * certificate, so only the leaf is parsed again (its key and expiry are
+ * needed); the others are re-encoded as PEM blocks without a second parse.
+ */
 static int
 split_chain(const char *chain_pem, EVP_PKEY *key, char **leaf, char **rest, X509 **leafx)
 {
 	BIO *in = BIO_new_mem_buf(chain_pem, -1), *l = BIO_new(BIO_s_mem()),
 	    *r = BIO_new(BIO_s_mem());
-	X509 *x;
-	char *d;
+	char *name = NULL, *hdr = NULL, *d;
+	unsigned char *data = NULL;
 	long len;
-	int n = 0, rc = 0;
+	int rc = 0;
 
 	*leaf = *rest = NULL;
 	*leafx = NULL;
-	while (in && l && r && (x = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL) {
-		PEM_write_bio_X509(n == 0 ? l : r, x);
-		if (n++ == 0)
-			*leafx = x;
-		else
-			X509_free(x);
-	}
-	if (n == 0 || *leafx == NULL || X509_check_private_key(*leafx, key) != 1)
+	if (in == NULL || l == NULL || r == NULL)
+		rc = SV_ENOMEM;
+	else if ((*leafx = PEM_read_bio_X509(in, NULL, NULL, NULL)) == NULL ||
+	    X509_check_private_key(*leafx, key) != 1 || PEM_write_bio_X509(l, *leafx) != 1)
 		rc = sv_seterr(
 		    SV_EPROTO, "the CA's chain does not start with a certificate for our key");
+	while (rc == 0 && PEM_read_bio(in, &name, &hdr, &data, &len) == 1) {
+		if (strcmp(name, "CERTIFICATE") != 0 || PEM_write_bio(r, name, hdr, data, len) <= 0)
+			rc = sv_seterr(SV_EPROTO, "the CA's chain holds a %s block", name);
+		OPENSSL_free(name);
+		OPENSSL_free(hdr);
+		OPENSSL_free(data);
+	}
+	ERR_clear_error(); /* the end of the chain */
 	if (rc == 0) {
 		len = BIO_get_mem_data(l, &d);
 		*leaf = strndup(d, (size_t)len);
@@ -120,13 +130,16 @@ write_version(const char *dir, const char *leaf, const char *rest, const char *k
 			return SV_ENOMEM;
 		memcpy(both, files[i].a, la);
 		memcpy(both + la, files[i].b, lb + 1);
-		if ((r = sv_pathf(path, sizeof(path), "%s/%s", dir, files[i].name)) == 0)
-			r = sv_write_file_atomic(path, both, la + lb, files[i].mode);
+		if ((r = sv_pathf(path, sizeof(path), "%s/%s", dir, files[i].name)) == 0) {
+			unlink(path); /* left by a crash in an earlier run */
+			r = sv_write_file_new(path, both, la + lb, files[i].mode);
+		}
 		if (files[i].mode == 0600)
 			memset(both, 0, la);
 		free(both);
 	}
-	return r;
+	/* Their names, before the directory is renamed into place. */
+	return r == 0 ? sv_fsync_parent(path) : r;
 }
 
 /* live/NAME -> target, replaced in one rename. */
@@ -199,30 +212,18 @@ write_renewal(const struct issue_opts *o, const char *out, const char *name, X50
 	return r;
 }
 
-static int
-key_of(const char *key_pem, EVP_PKEY **key)
-{
-	BIO *b = BIO_new_mem_buf(key_pem, -1);
-
-	*key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-	BIO_free(b);
-	return *key ? 0 : sv_seterr(SV_EINTERNAL, "cannot read back the certificate key");
-}
-
 int
-install_lineage(
-    const struct issue_opts *o, const char *chain_pem, const char *key_pem, char *live, size_t n)
+install_lineage(const struct issue_opts *o, const char *chain_pem, EVP_PKEY *key,
+    const char *key_pem, char *live, size_t n)
 {
 	char name[256], archive[PATH_MAX], vdir[PATH_MAX], tmp[PATH_MAX + 8], target[PATH_MAX + 32];
 	char livedir[PATH_MAX], *leaf = NULL, *rest = NULL;
-	EVP_PKEY *key = NULL;
 	X509 *leafx = NULL;
 	int v, r;
 
 	lineage_name(o->names[0], name, sizeof(name));
 	if ((r = sv_pathf(archive, sizeof(archive), "%s/archive/%s", o->out_dir, name)) != 0 ||
 	    (r = sv_pathf(livedir, sizeof(livedir), "%s/live", o->out_dir)) != 0 ||
-	    (r = key_of(key_pem, &key)) != 0 ||
 	    (r = split_chain(chain_pem, key, &leaf, &rest, &leafx)) != 0 ||
 	    (r = sv_mkdir_p(archive, 0700)) != 0 || (r = sv_mkdir_p(livedir, 0755)) != 0)
 		goto out;
@@ -250,7 +251,6 @@ out:
 	free(leaf);
 	free(rest);
 	X509_free(leafx);
-	EVP_PKEY_free(key);
 	return r;
 }
 

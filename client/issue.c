@@ -54,7 +54,7 @@ make_key(const char *type)
 
 /* CSR (DER) for all names, CN the first; *key_pem is the new key (caller wipes and frees). */
 static int
-make_csr(const struct issue_opts *o, uint8_t **der, size_t *dlen, char **key_pem)
+make_csr(const struct issue_opts *o, uint8_t **der, size_t *dlen, EVP_PKEY **keyout, char **key_pem)
 {
 	EVP_PKEY *key = make_key(o->key_type);
 	X509_REQ *req = X509_REQ_new();
@@ -68,6 +68,7 @@ make_csr(const struct issue_opts *o, uint8_t **der, size_t *dlen, char **key_pem
 	int n, r = SV_ECRYPTO;
 
 	*der = NULL;
+	*keyout = NULL;
 	*key_pem = NULL;
 	if (key == NULL || req == NULL || exts == NULL || gens == NULL || b == NULL)
 		goto out;
@@ -92,6 +93,8 @@ make_csr(const struct issue_opts *o, uint8_t **der, size_t *dlen, char **key_pem
 		goto out;
 	*der = p;
 	*dlen = (size_t)n;
+	*keyout = key;
+	key = NULL;
 	p = NULL;
 	r = 0;
 out:
@@ -174,13 +177,14 @@ finalize_and_install(struct run *x, struct acme_order *ord, char *installed, siz
 {
 	struct acme_chain chain;
 	uint8_t *csr = NULL;
+	EVP_PKEY *pkey = NULL;
 	size_t clen;
 	char *key = NULL;
 	int r;
 
 	memset(&chain, 0, sizeof(chain));
 	shadow_progress(x->s, "finalizing");
-	if ((r = make_csr(x->o, &csr, &clen, &key)) != 0)
+	if ((r = make_csr(x->o, &csr, &clen, &pkey, &key)) != 0)
 		goto out;
 	if (ord->status == ACME_S_READY &&
 	    (r = acme_order_finalize(x->a, ord, csr, clen, va_sign, &x->va)) != 0)
@@ -189,11 +193,11 @@ finalize_and_install(struct run *x, struct acme_order *ord, char *installed, siz
 	if (ord->status == ACME_S_PROCESSING &&
 	    (r = acme_order_get(x->a, ord, va_sign, &x->va)) != 0)
 		goto out;
-	if ((r = acme_order_poll(x->a, ord, ACME_WANT(ACME_S_VALID), &x->cert_poll, va_sign, &x->va)) !=
-		0 ||
+	if ((r = acme_order_poll(
+		 x->a, ord, ACME_WANT(ACME_S_VALID), &x->cert_poll, va_sign, &x->va)) != 0 ||
 	    (r = acme_cert_download(x->a, ord->certificate, va_sign, &x->va, &chain)) != 0)
 		goto out;
-	r = install_lineage(x->o, chain.pem, key, installed, n);
+	r = install_lineage(x->o, chain.pem, pkey, key, installed, n);
 	if (r == 0)
 		shadow_progress(x->s, "installed %s", installed);
 out:
@@ -201,6 +205,7 @@ out:
 		memset(key, 0, strlen(key));
 		free(key);
 	}
+	EVP_PKEY_free(pkey);
 	OPENSSL_free(csr);
 	acme_chain_free(&chain);
 	return r;

@@ -16,6 +16,7 @@
 #include <limits.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #define SHADOW_STATE_DEFAULT  "/var/lib/shadowvault-shadow"
 #define SHADOW_CONFIG_DEFAULT "/etc/shadowvault/shadow.conf"
@@ -151,8 +152,8 @@ int shadow_run_hook(const char *cmd, const char *const *env);
  * symlink live/NAME -> ../archive/NAME/NNNN replaced atomically, then
  * renewal/NAME.json.  A crash at any point leaves the previous version live.
  */
-int install_lineage(
-    const struct issue_opts *o, const char *chain_pem, const char *key_pem, char *live, size_t n);
+int install_lineage(const struct issue_opts *o, const char *chain_pem, EVP_PKEY *key,
+    const char *key_pem, char *live, size_t n);
 
 /* Lineage name of a first name: "*.x" becomes "_.x". */
 void lineage_name(const char *first, char *out, size_t n);

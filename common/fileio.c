@@ -177,6 +177,25 @@ write_all(int fd, const char *path, const uint8_t *p, size_t len)
 }
 
 int
+sv_write_file_new(const char *path, const void *data, size_t len, mode_t mode)
+{
+	int fd, r;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)) < 0)
+		return sv_seterr(SV_EIO, "%s: create: %s", path, strerror(errno));
+	/* The umask may have taken bits away from mode; put them back. */
+	if (fchmod(fd, mode) != 0)
+		r = sv_seterr(SV_EIO, "%s: chmod: %s", path, strerror(errno));
+	else if ((r = write_all(fd, path, data, len)) == 0 && fsync(fd) != 0)
+		r = sv_seterr(SV_EIO, "%s: fsync: %s", path, strerror(errno));
+	if (close(fd) != 0 && r == 0)
+		r = sv_seterr(SV_EIO, "%s: close: %s", path, strerror(errno));
+	if (r != 0)
+		unlink(path);
+	return r;
+}
+
+int
 sv_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	char tmp[PATH_MAX];

@@ -26,6 +26,13 @@ int sv_read_secret_file(const char *path, size_t max, char **out, size_t *len);
 /* Write data atomically to path with mode (temp file, fsync, rename, dir fsync). */
 int sv_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/*
+ * Create path (it must not exist), write data, fsync it.  No rename: for a
+ * file inside a new directory that is itself published by one rename(2)
+ * after an fsync of that directory (sv_fsync_parent of the file).
+ */
+int sv_write_file_new(const char *path, const void *data, size_t len, mode_t mode);
+
 /* Create a directory and its parents with mode (existing ones are left alone). */
 int sv_mkdir_p(const char *path, mode_t mode);
 

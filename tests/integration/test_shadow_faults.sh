@@ -82,11 +82,15 @@ same a.test && pass "renew left a.test alone" || fail "a.test changed"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null -subj /CN=d.test \
 	-days 1 -out "$T/near.pem" 2>/dev/null
 S issue d.test
+# Debris of a crash while writing version 2 must not stop the renewal below.
+mkdir -p "$T/sh-web/archive/d.test/0002.tmp" && echo junk >"$T/sh-web/archive/d.test/0002.tmp/privkey.pem"
 cp "$T/near.pem" "$(readlink -f "$L/d.test")/cert.pem"
 snapshot b.test
 S renew --days 2
 [ "$RC" = 0 ] && grep -q "1 renewed, 0 failed" "$T/out" && pass "renew --days 2: the certificate inside the window renewed" || { fail "renew due: $RC"; cat "$T/out" "$T/err"; }
 [ "$(readlink "$L/d.test")" = "../archive/d.test/0002" ] && pass "d.test now at version 2" || fail "d.test $(readlink "$L/d.test")"
+openssl x509 -in "$L/d.test/cert.pem" -noout -checkend 86400 >/dev/null && openssl pkey -in "$L/d.test/privkey.pem" -noout 2>/dev/null \
+	&& [ "$(stat -c %a "$L/d.test/privkey.pem")" = 600 ] && pass "version 2 written over the debris: new cert, key 0600" || fail "d.test version 2 content"
 same b.test && same a.test && pass "certificates outside the window untouched" || fail "b.test or a.test changed"
 
 # Faults leave the installed certificate untouched.
