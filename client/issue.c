@@ -7,6 +7,7 @@
  * issuance succeeded.
  */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,9 @@
 #include <openssl/x509v3.h>
 
 #include "acme.h"
+#include "fileio.h"
 #include "log.h"
+#include "names.h"
 #include "shadow.h"
 #include "sv_err.h"
 
@@ -211,6 +214,112 @@ out:
 	return r;
 }
 
+/*
+ * Opening the CA overlaps with asking the vault for the account.  The vault
+ * names the account's directory, so the CA side starts with the directory
+ * the last run was told (state/accounts/NAME.directory) while a thread asks
+ * the vault; if the vault now names another directory, the CA is opened
+ * again with that one.  Only the directory URL is guessed: the account URL
+ * and key always come from this run's answer, and nothing is signed before
+ * both sides are done.
+ */
+struct lookup {
+	struct shadow *s;
+	const char *account;
+	struct vacct va;
+	int r;
+	char err[512];
+};
+
+static void *
+lookup_run(void *arg)
+{
+	struct lookup *l = arg;
+
+	/* sv_err is per thread: carry the message over to the caller. */
+	if ((l->r = va_account(l->s, l->account, &l->va)) != 0)
+		snprintf(l->err, sizeof(l->err), "%s", sv_errmsg(l->r));
+	return NULL;
+}
+
+/* state/accounts/NAME.directory; the name is checked before it becomes a path. */
+static int
+dir_path(struct shadow *s, const char *account, char *path, size_t n)
+{
+	char rel[SV_NAME_MAX + 32];
+
+	if (sv_name_check(account, "account name") != 0)
+		return SV_EINVAL;
+	snprintf(rel, sizeof(rel), "accounts/%s.directory", account);
+	return shadow_path(s, rel, path, n);
+}
+
+static char *
+dir_cached(struct shadow *s, const char *account)
+{
+	char path[PATH_MAX];
+	uint8_t *d = NULL;
+	size_t len;
+
+	if (dir_path(s, account, path, sizeof(path)) != 0 || access(path, F_OK) != 0 ||
+	    sv_read_file(path, ACME_URL_MAX, &d, &len) != 0)
+		return NULL;
+	if (acme_url_check((char *)d) != 0) {
+		free(d);
+		return NULL;
+	}
+	return (char *)d;
+}
+
+/* Only a cache: a failure costs the next run its head start, nothing else. */
+static void
+dir_remember(struct shadow *s, const char *account, const char *dir)
+{
+	char path[PATH_MAX], *slash;
+
+	if (dir_path(s, account, path, sizeof(path)) != 0 || (slash = strrchr(path, '/')) == NULL)
+		return;
+	*slash = '\0';
+	if (sv_mkdir_p(path, 0700) == 0) {
+		*slash = '/';
+		if (sv_write_file_atomic(path, dir, strlen(dir), 0600) == 0)
+			return;
+	}
+	sv_debug("could not remember the directory of account %s", account);
+}
+
+static int
+open_ca(struct run *x, const char *account, struct acme_opts *ao)
+{
+	struct lookup l = { x->s, account, { 0 }, 0, "" };
+	char *guess = dir_cached(x->s, account);
+	pthread_t t;
+	int r = 0;
+
+	if (guess == NULL || pthread_create(&t, NULL, lookup_run, &l) != 0) {
+		lookup_run(&l);
+	} else {
+		ao->directory_url = guess;
+		if ((r = acme_open(ao, &x->a)) == 0)
+			r = acme_nonce_prefetch(x->a);
+		pthread_join(t, NULL);
+	}
+	x->va = l.va;
+	if (l.r != 0) {
+		free(guess);
+		return sv_seterr(l.r, "%s", l.err);
+	}
+	if (guess == NULL || strcmp(guess, x->va.directory) != 0) {
+		acme_close(x->a);
+		x->a = NULL;
+		ao->directory_url = x->va.directory;
+		if ((r = acme_open(ao, &x->a)) == 0)
+			dir_remember(x->s, account, x->va.directory);
+	}
+	free(guess);
+	return r;
+}
+
 int
 shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size_t n)
 {
@@ -234,10 +343,7 @@ shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size
 	 */
 	x.cert_poll = x.poll;
 	x.cert_poll.first_ms = ISSUE_CERT_FIRST_MS;
-	if ((r = va_account(s, o->account, &x.va)) != 0)
-		return r;
-	ao.directory_url = x.va.directory;
-	if ((r = acme_open(&ao, &x.a)) != 0)
+	if ((r = open_ca(&x, o->account, &ao)) != 0)
 		goto out;
 	for (i = 0; i < o->nnames; i++) {
 		ids[i].type = "dns";

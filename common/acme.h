@@ -420,6 +420,9 @@ void acme_close(struct acme *a);
 /* The directory (borrowed, valid until acme_close()): callers may classify URLs by it. */
 const struct acme_dir *acme_directory(const struct acme *a);
 
+/* Fetch a nonce now (HEAD newNonce) unless one is cached for the next POST. */
+int acme_nonce_prefetch(struct acme *a);
+
 /* The problem document of the last request, or NULL (borrowed, valid until the next request). */
 const struct acme_problem *acme_last_problem(const struct acme *a);
 

@@ -247,6 +247,19 @@ nonce_take(struct acme *a, char *out, size_t outsz)
 	return 0;
 }
 
+int
+acme_nonce_prefetch(struct acme *a)
+{
+	char nonce[ACME_NONCE_MAX + 1];
+	int rc;
+
+	if (a->nonce[0] != '\0')
+		return 0;
+	if ((rc = nonce_take(a, nonce, sizeof(nonce))) == 0)
+		snprintf(a->nonce, sizeof(a->nonce), "%s", nonce);
+	return rc;
+}
+
 /* Sign (url, nonce, payload) and serialise the JWS for the wire. */
 static int
 sign_body(acme_sign_fn sign, void *ctx, const char *url, const char *nonce, const char *pl,

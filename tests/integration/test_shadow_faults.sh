@@ -81,7 +81,12 @@ same a.test && pass "renew left a.test alone" || fail "a.test changed"
 # A certificate inside its renewal window (forged to expire tomorrow) is renewed; others are not.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null -subj /CN=d.test \
 	-days 1 -out "$T/near.pem" 2>/dev/null
+[ "$(cat "$T/sh-web/accounts/le.directory" 2>/dev/null)" = "$PEBBLE_URL" ] && pass "the account's directory is remembered" || fail "directory cache: $(cat "$T/sh-web/accounts/le.directory" 2>/dev/null)"
+# A stale remembered directory (nothing listens there) costs a second open, not the issuance.
+printf 'https://127.0.0.1:9/dir' >"$T/sh-web/accounts/le.directory"
 S issue d.test
+[ "$RC" = 0 ] && pass "issue d.test with a stale remembered directory" || { fail "stale directory: $RC"; cat "$T/err"; }
+[ "$(cat "$T/sh-web/accounts/le.directory")" = "$PEBBLE_URL" ] && pass "the stale directory was replaced" || fail "directory cache not updated"
 # Debris of a crash while writing version 2 must not stop the renewal below.
 mkdir -p "$T/sh-web/archive/d.test/0002.tmp" && echo junk >"$T/sh-web/archive/d.test/0002.tmp/privkey.pem"
 cp "$T/near.pem" "$(readlink -f "$L/d.test")/cert.pem"
