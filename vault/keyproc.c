@@ -246,6 +246,11 @@ on_net_read(struct bufferevent *bev, void *arg)
 		json_decref(it[i].resp);
 	}
 	free(it);
+	if (r == SV_ENOMEM) {
+		/* The message read last is lost: start over rather than leave it unanswered. */
+		sv_err("out of memory queueing answers: ending the pair");
+		exit(VAULTD_EXIT_PEER);
+	}
 	if (r < 0) {
 		/* netproc broke the protocol: it is not trustworthy any more. */
 		sv_err("netproc: %s: ending the pair", sv_errmsg(r));
