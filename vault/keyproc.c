@@ -36,7 +36,7 @@
 #include "vaultd.h"
 
 #define KP_INPUT_MAX   (8 * 1024 * 1024) /* bytes buffered from netproc */
-#define KP_IPC_CHUNK   (256 * 1024)      /* bytes moved per read or write callback */
+#define KP_IPC_CHUNK   (256 * 1024)	 /* bytes moved per read or write callback */
 #define KP_NONCE_KEEP  (7 * 86400)	 /* seconds a signed nonce is remembered */
 #define KP_PRUNE_EVERY 3600		 /* seconds between prunes */
 #define PROBLEM_BASE   "tag:shadowvault.org,2026:problem:"
@@ -99,14 +99,14 @@ kp_txn(struct kp *kp)
  */
 static const char SEQ_SQL[] = "INSERT OR REPLACE INTO meta (key, value) VALUES ('nonce_seq', ?1)";
 
-static int
-mark_seq(struct kp *kp)
+int
+kp_mark_seq(struct kp *kp, uint64_t seq)
 {
 	char v[24];
 	sqlite3_stmt *s;
 	int r;
 
-	snprintf(v, sizeof(v), "%llu", (unsigned long long)audit_seq(kp->audit));
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)seq);
 	if ((r = state_hot(kp->st, &s, SEQ_SQL, "t", v)) != 0)
 		return r;
 	return sqlite3_step(s) == SQLITE_DONE ? 0 : state_err(kp->st, "recording the audit seq");
@@ -136,7 +136,9 @@ kp_commit(struct kp *kp)
 			sv_info("audit log writable again: service resumed");
 		if (kp->audited)
 			kp->audit_down = 0;
-		if (kp->in_txn && ((r = mark_seq(kp)) != 0 || (r = state_commit(kp->st)) != 0))
+		if (kp->in_txn &&
+		    ((r = kp_mark_seq(kp, kp_nonce_floor(kp))) != 0 ||
+			(r = state_commit(kp->st)) != 0))
 			sv_err("state commit failed: %s", sv_errmsg(r));
 	}
 	kp->in_txn = 0;
@@ -237,6 +239,8 @@ on_net_read(struct bufferevent *bev, void *arg)
 		kp->audited |= it[i].audited;
 	if (kp_commit(kp) != 0)
 		fail_audited(it, n);
+	if (kp_nonce_pending(kp) >= KP_NONCE_FLUSH)
+		kp_nonce_flush(kp);
 	for (i = 0; i < n; i++) {
 		if (it[i].resp == NULL)
 			it[i].resp =
@@ -323,6 +327,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	struct kp *kp = arg;
 	uint64_t since = audit_seq(kp->audit) - kp->seq_at_checkpoint;
 
+	kp_nonce_flush(kp);
 	prune_nonces(kp);
 	if (since >= (uint64_t)kp->cfg->audit_checkpoint_records ||
 	    (since > 0 && metrics_now() - kp->last_checkpoint >= kp->cfg->audit_checkpoint_seconds))
@@ -472,7 +477,7 @@ recover_nonces(struct kp *kp)
 			r = recover_line(kp, line, have, &n);
 	free(line);
 	fclose(f);
-	if (r == 0 && (r = mark_seq(kp)) == 0 && n > 0)
+	if (r == 0 && (r = kp_mark_seq(kp, audit_seq(kp->audit))) == 0 && n > 0)
 		sv_warn("recovered %d signed nonces from the audit log (after a crash)", n);
 	return r;
 }
@@ -491,7 +496,7 @@ open_all(struct kp *kp)
 		return sv_preferr(r, "audit key");
 	kp->audit_key = k.hk;
 	if ((r = audit_open(kp->cfg->audit_file, &kp->audit)) != 0 ||
-	    (r = recover_nonces(kp)) != 0 ||
+	    (r = recover_nonces(kp)) != 0 || (r = kp_nonces_init(kp)) != 0 ||
 	    (r = pol_load_file(kp->cfg->policy_file, &kp->pol)) != 0)
 		return r;
 	if ((kp->m = metrics_new()) == NULL)
@@ -542,11 +547,15 @@ close_all(struct kp *kp)
 {
 	if (kp->audit != NULL) {
 		checkpoint(kp);
-		/* Mark the database as current with the log: no recovery scan next start. */
-		if (kp->st != NULL && state_durable(kp->st, 1) == 0 && state_begin(kp->st) == 0 &&
-		    (mark_seq(kp) != 0 || state_commit(kp->st) != 0))
-			state_rollback(kp->st);
+		if (kp->st != NULL && state_durable(kp->st, 1) == 0) {
+			/* Nonces written, database current: no recovery scan next start. */
+			kp_nonce_flush(kp);
+			if (state_begin(kp->st) == 0 &&
+			    (kp_mark_seq(kp, kp_nonce_floor(kp)) != 0 || state_commit(kp->st) != 0))
+				state_rollback(kp->st);
+		}
 	}
+	kp_nonces_free(kp);
 	kp_accounts_reset(kp);
 	free(kp->rates);
 	free(kp->serials);

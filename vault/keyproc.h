@@ -82,6 +82,8 @@ struct kp {
 	struct kp_serial *serials;
 	size_t nserials;
 
+	struct kp_nonces *nonces; /* signed since the last flush (kp_nonce.c) */
+
 	/* The current batch (group commit). */
 	int in_txn;	/* a state transaction is open */
 	int audited;	/* records were added in this batch */
@@ -130,6 +132,22 @@ int kp_admin_listen(struct kp *kp);
 
 /* Push the CA and revoked serials to netproc. */
 void kp_push_peers(struct kp *kp);
+
+/*
+ * Signed nonces (kp_nonce.c).  kp_nonce_fresh: 1 if the nonce hash was never
+ * signed (and remember it), 0 if it was or on error (*err set).  Flush
+ * between batches only: every second, past KP_NONCE_FLUSH, at shutdown.
+ */
+#define KP_NONCE_FLUSH 2048
+int kp_nonces_init(struct kp *kp);
+void kp_nonces_free(struct kp *kp);
+int kp_nonce_fresh(struct kp *kp, const uint8_t hash[32], int *err);
+int kp_nonce_flush(struct kp *kp);
+size_t kp_nonce_pending(const struct kp *kp);
+/* The audit seq up to which the database holds every signed nonce. */
+uint64_t kp_nonce_floor(const struct kp *kp);
+/* Record seq as that point ('nonce_seq') in the open state transaction. */
+int kp_mark_seq(struct kp *kp, uint64_t seq);
 
 /* Commit the current batch: audit first, then state. 0, or the error (then roll back). */
 int kp_commit(struct kp *kp);

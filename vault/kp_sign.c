@@ -6,7 +6,7 @@
  * host, operation, names, CSR key), asks the policy, refuses a nonce it has
  * already signed, builds the protected header itself ({alg, kid, nonce,
  * url}), signs in the token and queues the audit record.  Denials are
- * audited too.  Touches the token, the nonces table and the audit queue.
+ * audited too.  Touches the token, the nonce set and the audit queue.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,29 +241,14 @@ rate_ok(struct kp *kp, const char *shadow, int *wait)
 	return 0;
 }
 
-static const char NONCE_SQL[] = "INSERT OR IGNORE INTO nonces (hash, seen) VALUES (?1, ?2)";
-
-/* 1 if the nonce was never signed (and record it in the batch), 0 if it was. */
+/* 1 if the nonce was never signed (and remember it), 0 if it was (or *err). */
 static int
 nonce_fresh(struct kp *kp, const char *nonce, int *err)
 {
 	uint8_t h[32];
-	sqlite3_stmt *s;
-	int r;
 
-	*err = 0;
 	crypto_hash_sha256(h, (const uint8_t *)nonce, strlen(nonce));
-	if ((r = kp_txn(kp)) != 0 ||
-	    (r = state_hot(kp->st, &s, NONCE_SQL, "bi", h, (int64_t)time(NULL))) != 0) {
-		*err = r;
-		return 0;
-	}
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		*err = state_err(kp->st, "recording nonce");
-		return 0;
-	}
-	/* One row added: never seen; none: the key already existed. */
-	return sqlite3_changes(state_db(kp->st)) == 1;
+	return kp_nonce_fresh(kp, h, err);
 }
 
 static int

@@ -203,6 +203,20 @@ grep -q "recovered [0-9]* signed nonces from the audit log" "$T/vaultd.log" && p
 vd_sign web1 le "$NEW_ORDER" "$N" "$ORDER"
 expect_code 403 "a nonce signed before the loss is still refused"
 expect_problem nonce-replay "refused as a replay"
+# Signed nonces reach the database once a second; the key process killed right
+# after a signature must still refuse that nonce when the pair comes back.
+N3=kill$RANDOM$RANDOM
+vd_sign web1 le "$NEW_ORDER" "$N3" "$ORDER"
+expect_code 200 "a fresh nonce signed"
+old=$(vd_child keyproc)
+kill -9 "$old"
+for i in $(seq 60); do
+	sleep 0.1
+	new=$(vd_child keyproc) && [ "$new" != "$old" ] && [ "$(vd_health)" = 200 ] && break
+done
+vd_sign web1 le "$NEW_ORDER" "$N3" "$ORDER"
+expect_code 403 "after the key process was killed, that nonce is still refused"
+expect_problem nonce-replay "refused as a replay after the restart"
 vd_stop
 vd_sanitizer_check
 t_done
