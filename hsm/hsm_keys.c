@@ -644,13 +644,18 @@ hsm_uri_parse(const char *uri, char *token, char *object, uint8_t id[HSM_ID_LEN]
 		if (n < 0)
 			return sv_seterr(SV_EINVAL, "pkcs11: URI has a bad or overlong value");
 		buf[n] = '\0';
-		if ((size_t)(eq - p) == 5 && strncmp(p, "token", 5) == 0 && n <= 32)
+		if ((size_t)(eq - p) == 5 && strncmp(p, "token", 5) == 0) {
+			/* A PKCS#11 token label has 32 bytes: a longer one names no token. */
+			if (n > 32)
+				return sv_seterr(
+				    SV_EINVAL, "pkcs11: URI token label longer than 32 bytes");
 			memcpy(token, buf, (size_t)n + 1);
-		else if ((size_t)(eq - p) == 6 && strncmp(p, "object", 6) == 0)
+		} else if ((size_t)(eq - p) == 6 && strncmp(p, "object", 6) == 0)
 			memcpy(object, buf, (size_t)n + 1);
 		else if ((size_t)(eq - p) == 2 && strncmp(p, "id", 2) == 0) {
 			if (n != HSM_ID_LEN)
-				return sv_seterr(SV_EINVAL, "pkcs11: URI id is not %d bytes", HSM_ID_LEN);
+				return sv_seterr(
+				    SV_EINVAL, "pkcs11: URI id is not %d bytes", HSM_ID_LEN);
 			memcpy(id, buf, HSM_ID_LEN);
 			*have_id = 1;
 		}

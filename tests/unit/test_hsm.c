@@ -190,6 +190,15 @@ test_find_destroy(void **state)
 		assert_sverr(
 		    hsm_uri_parse("pkcs11:object=x%g1", tok, obj, id, &have_id), SV_EINVAL);
 		assert_sverr(hsm_uri_parse("pkcs11:id=%01%02", tok, obj, id, &have_id), SV_EINVAL);
+		/* 32 bytes is the most a token label holds; 33 is refused, not ignored. */
+		assert_ok(hsm_uri_parse("pkcs11:token=abcdefghijklmnopqrstuvwxyz012345;object=x",
+		    tok, obj, id, &have_id));
+		assert_int_equal(strlen(tok), 32);
+		assert_sverr(
+		    hsm_uri_parse("pkcs11:token=abcdefghijklmnopqrstuvwxyz0123456;object=x", tok,
+			obj, id, &have_id),
+		    SV_EINVAL);
+		assert_non_null(strstr(sv_errmsg(SV_EINVAL), "longer than 32 bytes"));
 	}
 	assert_ok(hsm_key_destroy(f->h, &k));
 	assert_sverr(hsm_key_find_label(f->h, "acct@v1", &found), SV_ENOTFOUND);
