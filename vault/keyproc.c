@@ -504,6 +504,8 @@ open_all(struct kp *kp)
 	define_metrics(kp->m);
 	kp->seq_at_checkpoint = audit_seq(kp->audit);
 	kp->last_checkpoint = metrics_now();
+	kp->last_prune = -KP_PRUNE_EVERY;
+	prune_nonces(kp); /* at start, then every KP_PRUNE_EVERY seconds */
 	kp->accts_stale = 1;
 	return 0;
 }

@@ -198,6 +198,9 @@ grep -q '"nonce_hash"' "$AUD" && ! grep -q "\"$N\"" "$AUD" && pass "nonces are r
 # The state database is not fsynced per batch; after a machine crash it may miss the
 # last signed nonces.  Simulate that loss: the audit log puts them back at start.
 sqlite3 "$VDIR/state/state.db" "DELETE FROM nonces; UPDATE meta SET value = '0' WHERE key = 'nonce_seq';"
+# Two more rows: signed 8 days ago (past the 7 days kept) and 1 day ago.
+sqlite3 "$VDIR/state/state.db" "INSERT INTO nonces VALUES (zeroblob(31) || X'01', strftime('%s','now') - 8*86400);
+  INSERT INTO nonces VALUES (zeroblob(31) || X'02', strftime('%s','now') - 86400);"
 vd_start
 grep -q "recovered [0-9]* signed nonces from the audit log" "$T/vaultd.log" && pass "lost nonces recovered from the audit log" || fail "no nonce recovery"
 vd_sign web1 le "$NEW_ORDER" "$N" "$ORDER"
@@ -218,5 +221,8 @@ vd_sign web1 le "$NEW_ORDER" "$N3" "$ORDER"
 expect_code 403 "after the key process was killed, that nonce is still refused"
 expect_problem nonce-replay "refused as a replay after the restart"
 vd_stop
+old_rows=$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM nonces WHERE hash = zeroblob(31) || X'01'")
+new_rows=$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM nonces WHERE hash = zeroblob(31) || X'02'")
+[ "$old_rows" = 0 ] && [ "$new_rows" = 1 ] && pass "nonces older than 7 days pruned, younger kept" || fail "prune: old $old_rows, young $new_rows"
 vd_sanitizer_check
 t_done
