@@ -4,7 +4,7 @@
 # service next to raw signing on the same SoftHSM2 token and next to remote
 # PKCS#11 through `p11-kit server`, all in one run (see bench/README.md).
 #
-#   service   vaultd running; signload with N = 1, 2, 4, 8 concurrent clients
+#   service   vaultd running; signload with N = 1, 2, 4, 8, 16 concurrent clients
 #             (each a different enrolled shadow with its own client
 #             certificate, one keep-alive mutual-TLS connection each),
 #             POSTing newOrder signing requests; the policy check, the nonce
@@ -25,7 +25,7 @@
 # anything; the machine is shared.
 #
 # usage: bench/vaultd_sign.sh [--quick] [--rounds R] [--seconds S] [--warmup W]
-#                             [--clients "1 2 4 8"] [--build DIR] [--keep]
+#                             [--clients "1 2 4 8 16"] [--build DIR] [--keep]
 #   --quick   one round of 2 s runs (under about 40 s in all)
 #   default   3 rounds of 5 s runs after a 0.5 s warm-up (about 2.5 minutes)
 #   --build   the build directory (default: $SV_BIN, else ./build)
@@ -43,13 +43,13 @@ ROOT=$(dirname "$HERE")
 ROUNDS=3
 SECS=5
 WARM=0.5
-CLIENTS="1 2 4 8"
+CLIENTS="1 2 4 8 16"
 KEEP=
 SV_BIN=${SV_BIN:-$ROOT/build}
 
 usage() {
 	echo "usage: bench/vaultd_sign.sh [--quick] [--rounds R] [--seconds S] [--warmup W]" >&2
-	echo "                            [--clients \"1 2 4 8\"] [--build DIR] [--keep]" >&2
+	echo "                            [--clients \"1 2 4 8 16\"] [--build DIR] [--keep]" >&2
 	exit 2
 }
 
