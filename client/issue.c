@@ -112,6 +112,23 @@ out:
 	return r;
 }
 
+/*
+ * The certificate key and CSR need only the names and the key type, so
+ * they are made on a thread while the order is placed (the process mostly
+ * waits for the vault and the CA then) and collected before finalize.
+ */
+struct csr {
+	const struct issue_opts *o;
+	pthread_t thread;
+	int started;
+	int r;
+	char err[256];
+	uint8_t *der;
+	size_t dlen;
+	EVP_PKEY *key;
+	char *pem; /* the key, PEM (wiped when freed) */
+};
+
 struct run {
 	struct shadow *s;
 	const struct issue_opts *o;
@@ -120,6 +137,7 @@ struct run {
 	struct acme_poll poll;
 	struct acme_poll cert_poll;
 	struct solver *sv;
+	struct csr csr;
 };
 
 /* Present one pending authorization's challenge and tell the CA to check it. */
@@ -175,22 +193,63 @@ authorize(struct run *x, struct acme_order *ord)
 	return r;
 }
 
+static void *
+csr_run(void *arg)
+{
+	struct csr *c = arg;
+
+	/* sv_err is per thread: carry the message over to the caller. */
+	if ((c->r = make_csr(c->o, &c->der, &c->dlen, &c->key, &c->pem)) != 0)
+		snprintf(c->err, sizeof(c->err), "%s", sv_errmsg(c->r));
+	return NULL;
+}
+
+static void
+csr_start(struct csr *c, const struct issue_opts *o)
+{
+	c->o = o;
+	if (pthread_create(&c->thread, NULL, csr_run, c) == 0)
+		c->started = 1;
+	else
+		csr_run(c); /* no thread: make it now */
+}
+
+/* Wait for the key and CSR: 0, or the error of making them. */
+static int
+csr_wait(struct csr *c)
+{
+	if (c->started) {
+		pthread_join(c->thread, NULL);
+		c->started = 0;
+	}
+	return c->r != 0 ? sv_seterr(c->r, "%s", c->err) : 0;
+}
+
+static void
+csr_free(struct csr *c)
+{
+	csr_wait(c);
+	if (c->pem != NULL) {
+		memset(c->pem, 0, strlen(c->pem));
+		free(c->pem);
+	}
+	EVP_PKEY_free(c->key);
+	OPENSSL_free(c->der);
+	memset(c, 0, sizeof(*c));
+}
+
 static int
 finalize_and_install(struct run *x, struct acme_order *ord, char *installed, size_t n)
 {
 	struct acme_chain chain;
-	uint8_t *csr = NULL;
-	EVP_PKEY *pkey = NULL;
-	size_t clen;
-	char *key = NULL;
 	int r;
 
 	memset(&chain, 0, sizeof(chain));
 	shadow_progress(x->s, "finalizing");
-	if ((r = make_csr(x->o, &csr, &clen, &pkey, &key)) != 0)
+	if ((r = csr_wait(&x->csr)) != 0)
 		goto out;
 	if (ord->status == ACME_S_READY &&
-	    (r = acme_order_finalize(x->a, ord, csr, clen, va_sign, &x->va)) != 0)
+	    (r = acme_order_finalize(x->a, ord, x->csr.der, x->csr.dlen, va_sign, &x->va)) != 0)
 		goto out;
 	/* Issuance usually takes the CA milliseconds: look once before waiting. */
 	if (ord->status == ACME_S_PROCESSING &&
@@ -200,16 +259,10 @@ finalize_and_install(struct run *x, struct acme_order *ord, char *installed, siz
 		 x->a, ord, ACME_WANT(ACME_S_VALID), &x->cert_poll, va_sign, &x->va)) != 0 ||
 	    (r = acme_cert_download(x->a, ord->certificate, va_sign, &x->va, &chain)) != 0)
 		goto out;
-	r = install_lineage(x->o, chain.pem, pkey, key, installed, n);
+	r = install_lineage(x->o, chain.pem, x->csr.key, x->csr.pem, installed, n);
 	if (r == 0)
 		shadow_progress(x->s, "installed %s", installed);
 out:
-	if (key) {
-		memset(key, 0, strlen(key));
-		free(key);
-	}
-	EVP_PKEY_free(pkey);
-	OPENSSL_free(csr);
 	acme_chain_free(&chain);
 	return r;
 }
@@ -349,6 +402,7 @@ shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size
 		ids[i].type = "dns";
 		ids[i].value = (char *)o->names[i];
 	}
+	csr_start(&x.csr, o);
 	shadow_progress(s, "ordering %s%s (account %s)", o->names[0],
 	    o->nnames > 1 ? " and more" : "", o->account);
 	if ((r = acme_order_new(x.a, ids, o->nnames, o->replaces, va_sign, &x.va, &ord)) != 0)
@@ -363,6 +417,7 @@ shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size
 		goto out;
 	r = finalize_and_install(&x, &ord, installed, n);
 out:
+	csr_free(&x.csr);
 	solver_close(x.sv);
 	acme_order_free(&ord);
 	acme_close(x.a);
