@@ -112,17 +112,23 @@ out:
 	return r;
 }
 
+/* A function run on a thread of its own; its error (sv_err is per thread) is carried back. */
+struct bg {
+	int (*fn)(void *);
+	void *arg;
+	pthread_t thread;
+	int started, r;
+	char err[512];
+};
+
 /*
  * The certificate key and CSR need only the names and the key type, so
  * they are made on a thread while the order is placed (the process mostly
  * waits for the vault and the CA then) and collected before finalize.
  */
 struct csr {
+	struct bg bg;
 	const struct issue_opts *o;
-	pthread_t thread;
-	int started;
-	int r;
-	char err[256];
 	uint8_t *der;
 	size_t dlen;
 	EVP_PKEY *key;
@@ -194,41 +200,51 @@ authorize(struct run *x, struct acme_order *ord)
 }
 
 static void *
-csr_run(void *arg)
+bg_main(void *p)
 {
-	struct csr *c = arg;
+	struct bg *b = p;
 
-	/* sv_err is per thread: carry the message over to the caller. */
-	if ((c->r = make_csr(c->o, &c->der, &c->dlen, &c->key, &c->pem)) != 0)
-		snprintf(c->err, sizeof(c->err), "%s", sv_errmsg(c->r));
+	if ((b->r = b->fn(b->arg)) != 0)
+		snprintf(b->err, sizeof(b->err), "%s", sv_errmsg(b->r));
 	return NULL;
 }
 
+/* Start fn(arg) on a thread, or run it now if no thread can be made. */
 static void
-csr_start(struct csr *c, const struct issue_opts *o)
+bg_start(struct bg *b, int (*fn)(void *), void *arg)
 {
-	c->o = o;
-	if (pthread_create(&c->thread, NULL, csr_run, c) == 0)
-		c->started = 1;
-	else
-		csr_run(c); /* no thread: make it now */
+	b->fn = fn;
+	b->arg = arg;
+	b->r = 0;
+	b->err[0] = '\0';
+	if (!(b->started = pthread_create(&b->thread, NULL, bg_main, b) == 0))
+		bg_main(b);
 }
 
-/* Wait for the key and CSR: 0, or the error of making them. */
+/* Wait for it: 0, or its error with its message. */
 static int
-csr_wait(struct csr *c)
+bg_wait(struct bg *b)
 {
-	if (c->started) {
-		pthread_join(c->thread, NULL);
-		c->started = 0;
+	if (b->started) {
+		pthread_join(b->thread, NULL);
+		b->started = 0;
 	}
-	return c->r != 0 ? sv_seterr(c->r, "%s", c->err) : 0;
+	return b->r != 0 ? sv_seterr(b->r, "%s", b->err) : 0;
+}
+
+static int
+csr_make(void *arg)
+{
+	struct csr *c = arg;
+
+	return make_csr(c->o, &c->der, &c->dlen, &c->key, &c->pem);
 }
 
 static void
 csr_free(struct csr *c)
 {
-	csr_wait(c);
+	if (c->o != NULL)
+		bg_wait(&c->bg);
 	if (c->pem != NULL) {
 		memset(c->pem, 0, strlen(c->pem));
 		free(c->pem);
@@ -246,7 +262,7 @@ finalize_and_install(struct run *x, struct acme_order *ord, char *installed, siz
 
 	memset(&chain, 0, sizeof(chain));
 	shadow_progress(x->s, "finalizing");
-	if ((r = csr_wait(&x->csr)) != 0)
+	if ((r = bg_wait(&x->csr.bg)) != 0)
 		goto out;
 	if (ord->status == ACME_S_READY &&
 	    (r = acme_order_finalize(x->a, ord, x->csr.der, x->csr.dlen, va_sign, &x->va)) != 0)
@@ -280,19 +296,14 @@ struct lookup {
 	struct shadow *s;
 	const char *account;
 	struct vacct va;
-	int r;
-	char err[512];
 };
 
-static void *
+static int
 lookup_run(void *arg)
 {
 	struct lookup *l = arg;
 
-	/* sv_err is per thread: carry the message over to the caller. */
-	if ((l->r = va_account(l->s, l->account, &l->va)) != 0)
-		snprintf(l->err, sizeof(l->err), "%s", sv_errmsg(l->r));
-	return NULL;
+	return va_account(l->s, l->account, &l->va);
 }
 
 /* state/accounts/NAME.directory; the name is checked before it becomes a path. */
@@ -344,33 +355,31 @@ dir_remember(struct shadow *s, const char *account, const char *dir)
 static int
 open_ca(struct run *x, const char *account, struct acme_opts *ao)
 {
-	struct lookup l = { x->s, account, { 0 }, 0, "" };
+	struct lookup l = { x->s, account, { 0 } };
 	char *guess = dir_cached(x->s, account);
-	pthread_t t;
-	int r = 0;
+	struct bg b;
+	int r = 0, rl;
 
-	if (guess == NULL || pthread_create(&t, NULL, lookup_run, &l) != 0) {
-		lookup_run(&l);
+	if (guess == NULL) {
+		rl = lookup_run(&l);
 	} else {
+		bg_start(&b, lookup_run, &l);
 		ao->directory_url = guess;
 		if ((r = acme_open(ao, &x->a)) == 0)
 			r = acme_nonce_prefetch(x->a);
-		pthread_join(t, NULL);
+		rl = bg_wait(&b);
 	}
 	x->va = l.va;
-	if (l.r != 0) {
-		free(guess);
-		return sv_seterr(l.r, "%s", l.err);
-	}
-	if (guess == NULL || strcmp(guess, x->va.directory) != 0) {
+	if (rl == 0 && (guess == NULL || strcmp(guess, x->va.directory) != 0)) {
 		acme_close(x->a);
 		x->a = NULL;
 		ao->directory_url = x->va.directory;
 		if ((r = acme_open(ao, &x->a)) == 0)
 			dir_remember(x->s, account, x->va.directory);
 	}
+	ao->directory_url = x->va.directory;
 	free(guess);
-	return r;
+	return rl != 0 ? rl : r;
 }
 
 int
@@ -402,7 +411,8 @@ shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size
 		ids[i].type = "dns";
 		ids[i].value = (char *)o->names[i];
 	}
-	csr_start(&x.csr, o);
+	x.csr.o = o;
+	bg_start(&x.csr.bg, csr_make, &x.csr);
 	shadow_progress(s, "ordering %s%s (account %s)", o->names[0],
 	    o->nnames > 1 ? " and more" : "", o->account);
 	if ((r = acme_order_new(x.a, ids, o->nnames, o->replaces, va_sign, &x.va, &ord)) != 0)
