@@ -223,41 +223,37 @@ acme_get(struct acme *a, const char *url, enum acme_body kind, struct acme_resp 
 	return http_do(a, "GET", url, NULL, 0, r);
 }
 
-/* Take the cached nonce (it is used once) or HEAD newNonce for a fresh one. */
-static int
-nonce_take(struct acme *a, char *out, size_t outsz)
+/* Make sure a nonce is cached: HEAD newNonce unless one is (http_do keeps it). */
+int
+acme_nonce_prefetch(struct acme *a)
 {
 	struct acme_resp r;
 	int rc;
 
-	if (a->nonce[0] == '\0') {
-		a->st.nonce_heads++;
-		if ((rc = acme_resp_init(&r, ACME_BODY_NONE)) != 0)
-			return rc;
-		rc = http_do(a, "HEAD", a->dir.new_nonce, NULL, 0, &r);
-		if (rc == 0 && r.nonce == NULL)
-			rc = sv_seterr(SV_EPROTO, "newNonce %.200s answered without a Replay-Nonce",
-			    a->dir.new_nonce);
-		acme_resp_free(&r);
-		if (rc != 0)
-			return rc;
-	}
+	if (a->nonce[0] != '\0')
+		return 0;
+	a->st.nonce_heads++;
+	if ((rc = acme_resp_init(&r, ACME_BODY_NONE)) != 0)
+		return rc;
+	rc = http_do(a, "HEAD", a->dir.new_nonce, NULL, 0, &r);
+	if (rc == 0 && r.nonce == NULL)
+		rc = sv_seterr(
+		    SV_EPROTO, "newNonce %.200s answered without a Replay-Nonce", a->dir.new_nonce);
+	acme_resp_free(&r);
+	return rc;
+}
+
+/* Take the cached nonce (it is used once), fetching one first if none is. */
+static int
+nonce_take(struct acme *a, char *out, size_t outsz)
+{
+	int rc;
+
+	if ((rc = acme_nonce_prefetch(a)) != 0)
+		return rc;
 	snprintf(out, outsz, "%s", a->nonce);
 	a->nonce[0] = '\0';
 	return 0;
-}
-
-int
-acme_nonce_prefetch(struct acme *a)
-{
-	char nonce[ACME_NONCE_MAX + 1];
-	int rc;
-
-	if (a->nonce[0] != '\0')
-		return 0;
-	if ((rc = nonce_take(a, nonce, sizeof(nonce))) == 0)
-		snprintf(a->nonce, sizeof(a->nonce), "%s", nonce);
-	return rc;
 }
 
 /* Sign (url, nonce, payload) and serialise the JWS for the wire. */
