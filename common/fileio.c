@@ -176,6 +176,21 @@ write_all(int fd, const char *path, const uint8_t *p, size_t len)
 	return 0;
 }
 
+/* Set mode (the umask may have taken bits away), write everything, fsync. */
+static int
+fill(int fd, const char *path, const void *data, size_t len, mode_t mode)
+{
+	int r;
+
+	if (fchmod(fd, mode) != 0)
+		return sv_seterr(SV_EIO, "%s: chmod: %s", path, strerror(errno));
+	if ((r = write_all(fd, path, data, len)) != 0)
+		return r;
+	if (fsync(fd) != 0)
+		return sv_seterr(SV_EIO, "%s: fsync: %s", path, strerror(errno));
+	return 0;
+}
+
 int
 sv_write_file_new(const char *path, const void *data, size_t len, mode_t mode)
 {
@@ -183,11 +198,7 @@ sv_write_file_new(const char *path, const void *data, size_t len, mode_t mode)
 
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)) < 0)
 		return sv_seterr(SV_EIO, "%s: create: %s", path, strerror(errno));
-	/* The umask may have taken bits away from mode; put them back. */
-	if (fchmod(fd, mode) != 0)
-		r = sv_seterr(SV_EIO, "%s: chmod: %s", path, strerror(errno));
-	else if ((r = write_all(fd, path, data, len)) == 0 && fsync(fd) != 0)
-		r = sv_seterr(SV_EIO, "%s: fsync: %s", path, strerror(errno));
+	r = fill(fd, path, data, len, mode);
 	if (close(fd) != 0 && r == 0)
 		r = sv_seterr(SV_EIO, "%s: close: %s", path, strerror(errno));
 	if (r != 0)
@@ -205,16 +216,8 @@ sv_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode
 		return sv_seterr(SV_EINVAL, "%s: path too long", path);
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
 		return sv_seterr(SV_EIO, "%s: create temp file: %s", path, strerror(errno));
-	if (fchmod(fd, mode) != 0) {
-		r = sv_seterr(SV_EIO, "%s: chmod: %s", tmp, strerror(errno));
+	if ((r = fill(fd, tmp, data, len, mode)) != 0)
 		goto fail;
-	}
-	if ((r = write_all(fd, tmp, data, len)) != 0)
-		goto fail;
-	if (fsync(fd) != 0) {
-		r = sv_seterr(SV_EIO, "%s: fsync: %s", tmp, strerror(errno));
-		goto fail;
-	}
 	if (close(fd) != 0) {
 		fd = -1;
 		r = sv_seterr(SV_EIO, "%s: close: %s", tmp, strerror(errno));
