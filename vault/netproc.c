@@ -777,8 +777,17 @@ make_ctx(struct np *np, int mutual)
 	if (ctx == NULL)
 		return NULL;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(
-	    ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_options(ctx,
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+		SSL_OP_NO_TICKET);
+	/*
+	 * No resumption: every connection is a full handshake, so every client
+	 * certificate goes through verify_cb() (revocation) again.  It is also
+	 * cheaper: OpenSSL 3.0 decodes the whole session, peer certificate
+	 * included, to make each TLS 1.3 ticket, and no client here resumes.
+	 */
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_app_data(ctx, np);
 	if (SSL_CTX_use_certificate_chain_file(ctx, np->cfg->tls_cert) != 1 ||
 	    load_key(np, ctx) != 1 || SSL_CTX_check_private_key(ctx) != 1) {

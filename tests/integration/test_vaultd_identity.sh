@@ -31,6 +31,30 @@ grep -q "CN = web1" "$T/c.txt" && grep -q "Client Authentication" "$T/c.txt" \
 vd_api web1 GET /v1/health
 expect_code 200 "an enrolled shadow is served"
 
+# No resumption: every connection shows its certificate again (TLS 1.3 and 1.2).
+"$PY" - "$VD_API_PORT" "$VD_CA" "$T/sh-web1/identity" >"$T/resume.out" 2>&1 <<'PY'
+import http.client, ssl, sys
+port, ca, ident = sys.argv[1:4]
+for v in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.load_cert_chain(ident + "/cert.pem", ident + "/key.pem")
+    ctx.minimum_version = ctx.maximum_version = v
+    sess = None
+    for i in range(2):
+        c = http.client.HTTPSConnection("127.0.0.1", int(port), context=ctx)
+        c.connect()
+        if sess is not None:
+            c.sock.close()
+            c.sock = ctx.wrap_socket(__import__("socket").create_connection(("127.0.0.1", int(port))),
+                                     server_hostname="127.0.0.1", session=sess)
+        c.request("GET", "/v1/health"); r = c.getresponse(); r.read()
+        print(v.name, i, r.status, "reused" if c.sock.session_reused else "full", flush=True)
+        sess = c.sock.session
+        c.close()
+PY
+grep -c " 200 full$" "$T/resume.out" | grep -qx 4 && pass "no TLS session resumption (1.3 and 1.2)" \
+	|| { fail "TLS session resumed"; cat "$T/resume.out"; }
+
 # No certificate, a foreign one, an expired one: refused in the handshake.
 run curl -s --cacert "$VD_CA" "$VD_API/v1/health"
 [ "$RC" -ne 0 ] && pass "no client certificate: TLS handshake refused (curl $RC)" || fail "no cert accepted"
