@@ -7,15 +7,24 @@
  *   OUT/renewal/NAME.json                                      how to renew it
  *
  * A new version is written into NNNN.tmp (each file written and fsynced,
- * then the directory fsynced), the directory renamed to NNNN, then the live symlink replaced in
- * one rename(2).  Whatever the moment of a crash, live/NAME/ shows one whole
- * version: the old one or the new one.  The last ARCHIVE_KEEP versions stay.
+ * then the directory fsynced), the directory renamed to NNNN, then the live
+ * symlink replaced in one rename(2).  Whatever the moment of a crash,
+ * live/NAME/ shows one whole version: the old one or the new one.
+ *
+ * It happens in two steps so that the first overlaps the talk with the CA:
+ * install_stage() (as soon as the key exists) locks the lineage, writes
+ * privkey.pem into NNNN.tmp and prunes old versions; install_finish() (with
+ * the certificate) writes the rest and switches; install_abandon() undoes a
+ * stage that was not finished.  The live version and the ARCHIVE_KEEP
+ * versions before it stay.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,40 +115,29 @@ last_version(const char *dir)
 	return v;
 }
 
-static int
-write_version(const char *dir, const char *leaf, const char *rest, const char *key_pem)
-{
-	const struct {
-		const char *name;
-		const char *a, *b;
-		mode_t mode;
-	} files[] = {
-		{ "privkey.pem", key_pem, "", 0600 },
-		{ "cert.pem", leaf, "", 0644 },
-		{ "chain.pem", rest, "", 0644 },
-		{ "fullchain.pem", leaf, rest, 0644 },
-	};
-	char path[PATH_MAX], *both;
-	size_t i, la, lb;
-	int r = 0;
+static const char *const version_files[] = { "privkey.pem", "cert.pem", "chain.pem",
+	"fullchain.pem" };
 
-	for (i = 0; i < sizeof(files) / sizeof(files[0]) && r == 0; i++) {
-		la = strlen(files[i].a);
-		lb = strlen(files[i].b);
-		if ((both = malloc(la + lb + 1)) == NULL)
-			return SV_ENOMEM;
-		memcpy(both, files[i].a, la);
-		memcpy(both + la, files[i].b, lb + 1);
-		if ((r = sv_pathf(path, sizeof(path), "%s/%s", dir, files[i].name)) == 0) {
-			unlink(path); /* left by a crash in an earlier run */
-			r = sv_write_file_new(path, both, la + lb, files[i].mode);
-		}
-		if (files[i].mode == 0600)
-			memset(both, 0, la);
-		free(both);
+/* dir/name with data a then b, created new (debris of a crash removed first) and fsynced. */
+static int
+write_part(const char *dir, const char *name, const char *a, const char *b, mode_t mode)
+{
+	char path[PATH_MAX], *both;
+	size_t la = strlen(a), lb = strlen(b);
+	int r;
+
+	if ((both = malloc(la + lb + 1)) == NULL)
+		return SV_ENOMEM;
+	memcpy(both, a, la);
+	memcpy(both + la, b, lb + 1);
+	if ((r = sv_pathf(path, sizeof(path), "%s/%s", dir, name)) == 0) {
+		unlink(path); /* left by a crash in an earlier run */
+		r = sv_write_file_new(path, both, la + lb, mode);
 	}
-	/* Their names, before the directory is renamed into place. */
-	return r == 0 ? sv_fsync_parent(path) : r;
+	if (mode == 0600)
+		memset(both, 0, la + lb);
+	free(both);
+	return r;
 }
 
 /* live/NAME -> target, replaced in one rename. */
@@ -160,11 +158,11 @@ switch_live(const char *livedir, const char *name, const char *target)
 	return sv_fsync_parent(link);
 }
 
+/* Remove the versions ARCHIVE_KEEP or more before current. */
 static void
 prune(const char *archive, int current)
 {
 	char path[PATH_MAX], f[PATH_MAX + 20];
-	const char *names[] = { "privkey.pem", "cert.pem", "chain.pem", "fullchain.pem" };
 	int v;
 	size_t i;
 
@@ -173,7 +171,7 @@ prune(const char *archive, int current)
 		    access(path, F_OK) != 0)
 			break;
 		for (i = 0; i < 4; i++)
-			if (sv_pathf(f, sizeof(f), "%s/%s", path, names[i]) == 0)
+			if (sv_pathf(f, sizeof(f), "%s/%s", path, version_files[i]) == 0)
 				unlink(f);
 		rmdir(path);
 	}
@@ -213,40 +211,94 @@ write_renewal(const struct issue_opts *o, const char *out, const char *name, X50
 }
 
 int
-install_lineage(const struct issue_opts *o, const char *chain_pem, EVP_PKEY *key,
-    const char *key_pem, char *live, size_t n)
+install_stage(const struct issue_opts *o, const char *key_pem, struct install_stage *st)
 {
-	char name[256], archive[PATH_MAX], vdir[PATH_MAX], tmp[PATH_MAX + 8], target[PATH_MAX + 32];
-	char livedir[PATH_MAX], *leaf = NULL, *rest = NULL;
-	X509 *leafx = NULL;
-	int v, r;
+	int r;
 
-	lineage_name(o->names[0], name, sizeof(name));
-	if ((r = sv_pathf(archive, sizeof(archive), "%s/archive/%s", o->out_dir, name)) != 0 ||
-	    (r = sv_pathf(livedir, sizeof(livedir), "%s/live", o->out_dir)) != 0 ||
-	    (r = split_chain(chain_pem, key, &leaf, &rest, &leafx)) != 0 ||
-	    (r = sv_mkdir_p(archive, 0700)) != 0 || (r = sv_mkdir_p(livedir, 0755)) != 0)
-		goto out;
-	v = last_version(archive) + 1;
-	if ((r = sv_pathf(vdir, sizeof(vdir), "%s/%04d", archive, v)) != 0 ||
-	    (r = sv_pathf(tmp, sizeof(tmp), "%s.tmp", vdir)) != 0)
-		goto out;
-	if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-		r = sv_seterr(SV_EIO, "%s: %s", tmp, strerror(errno));
-		goto out;
+	memset(st, 0, sizeof(*st));
+	st->lockfd = -1;
+	lineage_name(o->names[0], st->name, sizeof(st->name));
+	if ((r = sv_pathf(
+		 st->archive, sizeof(st->archive), "%s/archive/%s", o->out_dir, st->name)) != 0 ||
+	    (r = sv_pathf(st->livedir, sizeof(st->livedir), "%s/live", o->out_dir)) != 0 ||
+	    (r = sv_mkdir_p(st->archive, 0700)) != 0 || (r = sv_mkdir_p(st->livedir, 0755)) != 0)
+		return r;
+	/* One run at a time per lineage (cron renew next to a manual issue, say). */
+	if ((st->lockfd = open(st->archive, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return sv_seterr(SV_EIO, "%s: %s", st->archive, strerror(errno));
+	if (flock(st->lockfd, LOCK_EX | LOCK_NB) != 0) {
+		r = errno == EWOULDBLOCK
+		    ? sv_seterr(SV_ESTATE, "another shadow run is installing %s (%s is locked)",
+			  st->name, st->archive)
+		    : sv_seterr(SV_EIO, "%s: lock: %s", st->archive, strerror(errno));
+		install_abandon(st);
+		return r;
 	}
-	if ((r = write_version(tmp, leaf, rest, key_pem)) != 0)
+	st->v = last_version(st->archive) + 1;
+	if ((r = sv_pathf(st->tmp, sizeof(st->tmp), "%s/%04d.tmp", st->archive, st->v)) != 0) {
+		install_abandon(st);
+		return r;
+	}
+	if (mkdir(st->tmp, 0700) != 0 && errno != EEXIST) {
+		r = sv_seterr(SV_EIO, "%s: %s", st->tmp, strerror(errno));
+		st->tmp[0] = '\0';
+		install_abandon(st);
+		return r;
+	}
+	if ((r = write_part(st->tmp, "privkey.pem", key_pem, "", 0600)) != 0) {
+		install_abandon(st);
+		return r;
+	}
+	prune(st->archive, st->v - 1);
+	return 0;
+}
+
+void
+install_abandon(struct install_stage *st)
+{
+	char f[PATH_MAX + 20];
+	size_t i;
+
+	if (st->tmp[0] != '\0') {
+		for (i = 0; i < 4; i++)
+			if (sv_pathf(f, sizeof(f), "%s/%s", st->tmp, version_files[i]) == 0)
+				unlink(f);
+		rmdir(st->tmp);
+		st->tmp[0] = '\0';
+	}
+	if (st->lockfd >= 0)
+		close(st->lockfd); /* and the lock with it */
+	st->lockfd = -1;
+}
+
+int
+install_finish(struct install_stage *st, const struct issue_opts *o, const char *chain_pem,
+    EVP_PKEY *key, char *live, size_t n)
+{
+	char vdir[PATH_MAX], target[PATH_MAX + 32], *leaf = NULL, *rest = NULL;
+	X509 *leafx = NULL;
+	int r;
+
+	if ((r = split_chain(chain_pem, key, &leaf, &rest, &leafx)) != 0 ||
+	    (r = write_part(st->tmp, "cert.pem", leaf, "", 0644)) != 0 ||
+	    (r = write_part(st->tmp, "chain.pem", rest, "", 0644)) != 0 ||
+	    (r = write_part(st->tmp, "fullchain.pem", leaf, rest, 0644)) != 0 ||
+	    /* Their names, before the directory is renamed into place. */
+	    (r = sv_pathf(vdir, sizeof(vdir), "%s/cert.pem", st->tmp)) != 0 ||
+	    (r = sv_fsync_parent(vdir)) != 0 ||
+	    (r = sv_pathf(vdir, sizeof(vdir), "%s/%04d", st->archive, st->v)) != 0)
 		goto out;
-	if (rename(tmp, vdir) != 0) {
+	if (rename(st->tmp, vdir) != 0) {
 		r = sv_seterr(SV_EIO, "%s: %s", vdir, strerror(errno));
 		goto out;
 	}
-	if ((r = sv_pathf(target, sizeof(target), "../archive/%s/%04d", name, v)) != 0 ||
-	    (r = sv_fsync_parent(vdir)) != 0 || (r = switch_live(livedir, name, target)) != 0 ||
-	    (r = write_renewal(o, o->out_dir, name, leafx, v)) != 0)
+	st->tmp[0] = '\0';
+	if ((r = sv_pathf(target, sizeof(target), "../archive/%s/%04d", st->name, st->v)) != 0 ||
+	    (r = sv_fsync_parent(vdir)) != 0 ||
+	    (r = switch_live(st->livedir, st->name, target)) != 0 ||
+	    (r = write_renewal(o, o->out_dir, st->name, leafx, st->v)) != 0)
 		goto out;
-	prune(archive, v);
-	r = sv_pathf(live, n, "%s/%s", livedir, name);
+	r = sv_pathf(live, n, "%s/%s", st->livedir, st->name);
 out:
 	free(leaf);
 	free(rest);

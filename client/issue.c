@@ -124,7 +124,9 @@ struct bg {
 /*
  * The certificate key and CSR need only the names and the key type, so
  * they are made on a thread while the order is placed (the process mostly
- * waits for the vault and the CA then) and collected before finalize.
+ * waits for the vault and the CA then) and collected before finalize.  The
+ * same thread stages the new version (lock, privkey.pem, pruning): a lineage
+ * another run holds stops this one before anything is finalized.
  */
 struct csr {
 	struct bg bg;
@@ -133,6 +135,7 @@ struct csr {
 	size_t dlen;
 	EVP_PKEY *key;
 	char *pem; /* the key, PEM (wiped when freed) */
+	struct install_stage stage;
 };
 
 struct run {
@@ -237,14 +240,18 @@ csr_make(void *arg)
 {
 	struct csr *c = arg;
 
-	return make_csr(c->o, &c->der, &c->dlen, &c->key, &c->pem);
+	int r = make_csr(c->o, &c->der, &c->dlen, &c->key, &c->pem);
+
+	return r != 0 ? r : install_stage(c->o, c->pem, &c->stage);
 }
 
 static void
 csr_free(struct csr *c)
 {
-	if (c->o != NULL)
+	if (c->o != NULL) {
 		bg_wait(&c->bg);
+		install_abandon(&c->stage);
+	}
 	if (c->pem != NULL) {
 		memset(c->pem, 0, strlen(c->pem));
 		free(c->pem);
@@ -275,7 +282,7 @@ finalize_and_install(struct run *x, struct acme_order *ord, char *installed, siz
 		 x->a, ord, ACME_WANT(ACME_S_VALID), &x->cert_poll, va_sign, &x->va)) != 0 ||
 	    (r = acme_cert_download(x->a, ord->certificate, va_sign, &x->va, &chain)) != 0)
 		goto out;
-	r = install_lineage(x->o, chain.pem, x->csr.key, x->csr.pem, installed, n);
+	r = install_finish(&x->csr.stage, x->o, chain.pem, x->csr.key, installed, n);
 	if (r == 0)
 		shadow_progress(x->s, "installed %s", installed);
 out:
@@ -412,6 +419,7 @@ shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size
 		ids[i].value = (char *)o->names[i];
 	}
 	x.csr.o = o;
+	x.csr.stage.lockfd = -1;
 	bg_start(&x.csr.bg, csr_make, &x.csr);
 	shadow_progress(s, "ordering %s%s (account %s)", o->names[0],
 	    o->nnames > 1 ? " and more" : "", o->account);

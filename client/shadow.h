@@ -147,13 +147,29 @@ int shadow_run_hook(const char *cmd, const char *const *env);
 /* ---- Files (install.c) ---- */
 
 /*
- * Install a new version of the lineage for o->names[0] under o->out_dir:
+ * A new version of the lineage for o->names[0] under o->out_dir:
  * archive/NAME/NNNN/{cert,chain,fullchain,privkey}.pem (key 0600), then the
  * symlink live/NAME -> ../archive/NAME/NNNN replaced atomically, then
  * renewal/NAME.json.  A crash at any point leaves the previous version live.
+ *
+ * install_stage() locks the lineage (SV_ESTATE if another run holds it),
+ * writes the key into NNNN.tmp and prunes old versions, while the CA is
+ * still busy; install_finish() writes the certificate files and switches;
+ * install_abandon() removes an unfinished stage and unlocks (always call it,
+ * finished or not).
  */
-int install_lineage(const struct issue_opts *o, const char *chain_pem, EVP_PKEY *key,
-    const char *key_pem, char *live, size_t n);
+struct install_stage {
+	char name[256];
+	char archive[PATH_MAX];
+	char livedir[PATH_MAX];
+	char tmp[PATH_MAX + 16]; /* NNNN.tmp while unfinished, else "" */
+	int v;
+	int lockfd;
+};
+int install_stage(const struct issue_opts *o, const char *key_pem, struct install_stage *st);
+int install_finish(struct install_stage *st, const struct issue_opts *o, const char *chain_pem,
+    EVP_PKEY *key, char *live, size_t n);
+void install_abandon(struct install_stage *st);
 
 /* Lineage name of a first name: "*.x" becomes "_.x". */
 void lineage_name(const char *first, char *out, size_t n);

@@ -98,6 +98,24 @@ openssl x509 -in "$L/d.test/cert.pem" -noout -checkend 86400 >/dev/null && opens
 	&& [ "$(stat -c %a "$L/d.test/privkey.pem")" = 600 ] && pass "version 2 written over the debris: new cert, key 0600" || fail "d.test version 2 content"
 same b.test && same a.test && pass "certificates outside the window untouched" || fail "b.test or a.test changed"
 
+# Old versions: the live one and the five before it stay.
+for i in 2 3 4 5 6 7; do S issue a.test || break; done
+[ "$RC" = 0 ] && [ "$(readlink "$L/a.test")" = "../archive/a.test/0007" ] && pass "a.test issued six more times" || { fail "a.test again: $RC"; cat "$T/err"; }
+[ "$(cd "$T/sh-web/archive/a.test" && echo *)" = "0002 0003 0004 0005 0006 0007" ] \
+	&& pass "archive keeps the live version and the five before it" || fail "archive: $(ls "$T/sh-web/archive/a.test")"
+snapshot a.test
+# One run at a time per lineage: another run holding it stops this one before it finalizes.
+"$PY" -c 'import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(60)' \
+	"$T/sh-web/archive/a.test" >"$T/lock.out" &
+LOCKER=$!
+T_PIDS="$T_PIDS $LOCKER"
+for i in $(seq 50); do grep -q locked "$T/lock.out" && break; sleep 0.1; done
+S issue a.test
+[ "$RC" = 6 ] && grep -q "another shadow run is installing a.test" "$T/err" && pass "a locked lineage: exit 6 with the reason" || { fail "lock: $RC"; cat "$T/err"; }
+kill "$LOCKER"; wait "$LOCKER" 2>/dev/null
+same a.test && [ -z "$(ls -d "$T/sh-web/archive/a.test/"*.tmp 2>/dev/null)" ] && pass "a.test untouched, nothing staged" || fail "a.test changed while locked"
+
 # Faults leave the installed certificate untouched.
 "$VC" -c "$VCONF" -q shadow list >/dev/null
 sed -i 's/"a.test", //' "$VDIR/state/policies.conf"
@@ -105,6 +123,7 @@ sed -i 's/"a.test", //' "$VDIR/state/policies.conf"
 S issue a.test
 [ "$RC" = 7 ] && grep -q "not in the policy" "$T/err" && pass "vault denial: exit 7 with the reason" || { fail "denial: $RC"; cat "$T/err"; }
 same a.test && pass "vault denial left a.test untouched" || fail "a.test changed after denial"
+[ -z "$(ls -d "$T/sh-web/archive/a.test/"*.tmp 2>/dev/null)" ] && pass "the version staged for a.test was removed" || fail "staged version left: $(ls "$T/sh-web/archive/a.test")"
 vd_stop
 S issue a.test
 [ "$RC" = 8 ] && grep -q "vault" "$T/err" && pass "vault unreachable: exit 8" || { fail "vault down: $RC"; cat "$T/err"; }
