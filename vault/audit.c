@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,13 @@ struct audit {
 	int dirty;     /* the file may hold bytes past size: cut them first */
 	unsigned fail; /* test fault injection (AUDIT_FAIL_*) */
 	int fail_errno;
+	/* audit_commit_start() .. audit_commit_wait() */
+	int started;	/* a commit is between its two halves */
+	int start_r;	/* the first half's result */
+	int threaded;	/* the sync runs on sync_thread */
+	int sync_errno; /* 0, or the sync's errno */
+	pthread_t sync_thread;
+	double t_start, t_end; /* the last commit: write to end of sync (seconds) */
 };
 
 struct head {
@@ -523,6 +531,8 @@ audit_close(struct audit *a)
 {
 	if (a == NULL)
 		return;
+	if (a->started)
+		audit_commit_wait(a);
 	if (a->fd >= 0)
 		close(a->fd);
 	svbuf_free(a->queue);
@@ -625,6 +635,8 @@ audit_add(struct audit *a, const json_t *fields)
 
 	if (!json_is_object(fields))
 		return sv_seterr(SV_EINVAL, "audit: fields must be a JSON object");
+	if (a->started)
+		return sv_seterr(SV_ESTATE, "audit: a commit is under way: add after it");
 	for (i = 0; i < NKEYS(REC_KEYS); i++)
 		if (json_object_get(fields, REC_KEYS[i]) != NULL)
 			return sv_seterr(SV_EINVAL, "audit: field \"%s\" is reserved", REC_KEYS[i]);
@@ -643,9 +655,19 @@ audit_add(struct audit *a, const json_t *fields)
 
 /* ---- committing ---- */
 
-/* Write and sync the batch; a short write is retried so its error shows. */
 static int
-log_write(struct audit *a)
+log_sync(struct audit *a)
+{
+	if (a->fail & AUDIT_FAIL_SYNC)
+		errno = a->fail_errno;
+	else if (fdatasync(a->fd) == 0)
+		return 0;
+	return sv_seterr(SV_EIO, "%s: fdatasync: %s", a->path, strerror(errno));
+}
+
+/* Write the batch; a short write is retried so its error shows. */
+static int
+log_put(struct audit *a)
 {
 	const uint8_t *p = svbuf_ptr(a->queue);
 	size_t len = svbuf_len(a->queue);
@@ -662,11 +684,7 @@ log_write(struct audit *a)
 		else if (n < 0)
 			return sv_seterr(SV_EIO, "%s: write: %s", a->path, strerror(errno));
 	}
-	if (a->fail & AUDIT_FAIL_SYNC)
-		errno = a->fail_errno;
-	else if (fdatasync(a->fd) == 0)
-		return 0;
-	return sv_seterr(SV_EIO, "%s: fdatasync: %s", a->path, strerror(errno));
+	return 0;
 }
 
 /* Cut the file back to its committed length (dirty stays set on failure). */
@@ -697,36 +715,115 @@ log_rollback(struct audit *a, int r)
 	return sv_seterr(r, "%s", first);
 }
 
-int
-audit_commit(struct audit *a)
+static double
+mono_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+double
+audit_last_commit_seconds(const struct audit *a)
+{
+	return a->t_end > a->t_start ? a->t_end - a->t_start : 0;
+}
+
+/* The first half of a commit: cut, check, write.  1: something to sync. */
+static int
+commit_write(struct audit *a, int *r)
 {
 	struct stat st;
-	int r;
 
-	if (a->dirty && (r = log_cut(a)) != 0)
-		goto fail;
+	*r = 0;
+	a->t_start = a->t_end = mono_now();
+	if (a->dirty && (*r = log_cut(a)) != 0)
+		return 0;
 	if (a->nqueued == 0)
 		return 0;
 	/* Refuse to write if someone else changed the file's length. */
 	if (fstat(a->fd, &st) != 0 || st.st_size != a->size) {
-		r = sv_seterr(
+		*r = sv_seterr(
 		    SV_ESTATE, "%s: changed by someone else: cannot chain to it", a->path);
-		goto fail;
+		return 0;
 	}
-	if ((r = log_write(a)) != 0) {
+	if ((*r = log_put(a)) != 0) {
+		*r = log_rollback(a, *r);
+		return 0;
+	}
+	return 1;
+}
+
+/* The second half, once the sync's result r is known. */
+static int
+commit_end(struct audit *a, int written, int r)
+{
+	if (!a->threaded)
+		a->t_end = mono_now();
+	a->threaded = 0;
+	if (written && r != 0)
 		r = log_rollback(a, r);
-		goto fail;
+	if (written && r == 0) {
+		a->size += (off_t)svbuf_len(a->queue);
+		a->seq = a->qseq;
+		memcpy(a->prev, a->qprev, HASH_LEN);
 	}
-	a->size += (off_t)svbuf_len(a->queue);
-	a->seq = a->qseq;
-	memcpy(a->prev, a->qprev, HASH_LEN);
-	queue_drop(a);
-	a->fail = 0;
-	return 0;
-fail:
 	queue_drop(a);
 	a->fail = 0;
 	return r;
+}
+
+int
+audit_commit(struct audit *a)
+{
+	int r, w;
+
+	if (a->started)
+		return sv_seterr(SV_ESTATE, "audit: a commit is already under way");
+	w = commit_write(a, &r);
+	return commit_end(a, w, w ? log_sync(a) : r);
+}
+
+static void *
+sync_main(void *arg)
+{
+	struct audit *a = arg;
+
+	a->sync_errno = fdatasync(a->fd) == 0 ? 0 : errno;
+	a->t_end = mono_now();
+	return NULL;
+}
+
+int
+audit_commit_start(struct audit *a)
+{
+	if (a->started)
+		return sv_seterr(SV_ESTATE, "audit: a commit is already under way");
+	a->started = commit_write(a, &a->start_r) ? 1 : -1;
+	a->threaded = 0;
+	if (a->started == 1 && !(a->fail & AUDIT_FAIL_SYNC))
+		a->threaded = pthread_create(&a->sync_thread, NULL, sync_main, a) == 0;
+	return a->start_r;
+}
+
+int
+audit_commit_wait(struct audit *a)
+{
+	int written = a->started == 1, r = a->start_r;
+
+	if (a->started == 0)
+		return sv_seterr(SV_ESTATE, "audit: no commit under way");
+	a->started = 0;
+	if (written && a->threaded) {
+		pthread_join(a->sync_thread, NULL);
+		r = a->sync_errno == 0
+		    ? 0
+		    : sv_seterr(SV_EIO, "%s: fdatasync: %s", a->path, strerror(a->sync_errno));
+	} else if (written) {
+		r = log_sync(a); /* no thread could be made, or a test fault */
+	}
+	return commit_end(a, written, r);
 }
 
 int

@@ -150,6 +150,20 @@ size_t audit_pending(const struct audit *a);
 int audit_commit(struct audit *a);
 
 /*
+ * audit_commit() in two halves, so that the caller can work while the disk
+ * syncs: audit_commit_start() writes the queued records and starts their
+ * fdatasync() on a thread; audit_commit_wait() waits for it and returns what
+ * audit_commit() would have (the records count as committed only then).
+ * Between the two, nothing else may be queued, committed or checkpointed.
+ * A start that fails (its result is returned by both calls) must still be
+ * followed by audit_commit_wait().
+ */
+int audit_commit_start(struct audit *a);
+int audit_commit_wait(struct audit *a);
+/* Seconds the last commit took from its write to the end of its sync. */
+double audit_last_commit_seconds(const struct audit *a);
+
+/*
  * Append and commit a checkpoint signed through sign(ctx, ...) with the key
  * named key_id, then rewrite the head file.  The queue must be empty
  * (SV_ESTATE otherwise: commit first) so that a failed checkpoint never

@@ -44,6 +44,7 @@
 struct item {
 	uint32_t id;
 	json_t *resp;
+	struct kp_pending *pend; /* its signature, made while the audit syncs */
 	int audited;
 };
 
@@ -112,13 +113,29 @@ kp_mark_seq(struct kp *kp, uint64_t seq)
 	return sqlite3_step(s) == SQLITE_DONE ? 0 : state_err(kp->st, "recording the audit seq");
 }
 
+void
+kp_commit_start(struct kp *kp)
+{
+	if (!kp->audited || kp->audit_down == 2 || kp->committing)
+		return;
+	kp->commit_t0 = metrics_now();
+	audit_commit_start(kp->audit); /* its result comes again from audit_commit_wait() */
+	kp->committing = 1;
+}
+
 int
 kp_commit(struct kp *kp)
 {
 	double t0 = metrics_now();
 	int r = 0;
 
-	if (kp->audited) {
+	if (kp->committing) {
+		r = audit_commit_wait(kp->audit);
+		kp->committing = 0;
+		/* From the write to the sync's end (signing overlapped it). */
+		metrics_observe(kp->m, "shadowvault_audit_commit_seconds",
+		    audit_last_commit_seconds(kp->audit));
+	} else if (kp->audited) {
 		if (kp->audit_down == 2)
 			r = sv_seterr(SV_EIO, "audit: a record could not be queued");
 		else
@@ -229,14 +246,30 @@ on_net_read(struct bufferevent *bev, void *arg)
 		}
 		/* Which answers depend on this batch's audit commit (fail_audited). */
 		kp->audited = 0;
+		kp->defer = 1;
 		it[n].id = m.id;
 		it[n].resp = dispatch(kp, &m);
+		it[n].pend = kp->pending;
+		kp->pending = NULL;
+		kp->defer = 0;
 		it[n].audited = kp->audited;
 		n++;
 		ipc_msg_free(&m);
 	}
 	for (i = 0; i < n; i++)
 		kp->audited |= it[i].audited;
+	/*
+	 * The decisions are recorded: write them and, while the disk syncs,
+	 * make the signatures they allowed.  None goes out before the commit.
+	 */
+	kp_commit_start(kp);
+	for (i = 0; i < n; i++) {
+		if (it[i].pend != NULL) {
+			it[i].resp = kp_sign_pending(kp, it[i].pend);
+			kp_pending_free(it[i].pend);
+			it[i].pend = NULL;
+		}
+	}
 	if (kp_commit(kp) != 0)
 		fail_audited(it, n);
 	if (kp_nonce_pending(kp) >= KP_NONCE_FLUSH)

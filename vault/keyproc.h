@@ -88,6 +88,10 @@ struct kp {
 	int in_txn;	/* a state transaction is open */
 	int audited;	/* records were added in this batch */
 	int audit_down; /* the last commit failed */
+	int committing; /* kp_commit_start() began the audit commit */
+	double commit_t0;
+	int defer;		    /* a network batch: signatures wait for kp_commit_start() */
+	struct kp_pending *pending; /* the signature the current request left for later */
 	int draining;
 };
 
@@ -105,8 +109,25 @@ void kp_audit(struct kp *kp, const char *type, json_t *fields);
 /* Open the batch's state transaction if it is not open yet. */
 int kp_txn(struct kp *kp);
 
-/* Handlers: each returns the response for netproc (never NULL). */
+/*
+ * End the batch: the audit records are committed (fsync) and then the state
+ * transaction.  kp_commit_start() may come first: it writes the records and
+ * starts their sync, and kp_commit() then waits for it.  Non-zero: the
+ * records are not durable, so no answer that depends on them may go out.
+ */
+void kp_commit_start(struct kp *kp);
+int kp_commit(struct kp *kp);
+
+/*
+ * Handlers: each returns the response for netproc, never NULL, except that
+ * kp_sign() with kp->defer set returns NULL when it left its signature in
+ * kp->pending: kp_sign_pending() makes it (after kp_commit_start()) and
+ * kp_pending_free() frees it.
+ */
+struct kp_pending;
 json_t *kp_sign(struct kp *kp, const json_t *req);
+json_t *kp_sign_pending(struct kp *kp, struct kp_pending *p);
+void kp_pending_free(struct kp_pending *p);
 json_t *kp_account_info(struct kp *kp, const json_t *req);
 json_t *kp_enroll(struct kp *kp, const json_t *req);
 
@@ -148,8 +169,5 @@ size_t kp_nonce_pending(const struct kp *kp);
 uint64_t kp_nonce_floor(const struct kp *kp);
 /* Record seq as that point ('nonce_seq') in the open state transaction. */
 int kp_mark_seq(struct kp *kp, uint64_t seq);
-
-/* Commit the current batch: audit first, then state. 0, or the error (then roll back). */
-int kp_commit(struct kp *kp);
 
 #endif

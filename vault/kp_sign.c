@@ -331,33 +331,97 @@ header(const struct kp_account *a, const struct sreq *q)
 	    "url", q->url);
 }
 
+/* A signature decided and audited, made once the batch's records are syncing. */
+struct kp_pending {
+	char account[SV_NAME_MAX + 1];
+	char shadow[SV_NAME_MAX + 1];
+	json_t *hdr;
+	uint8_t *payload;
+	size_t plen;
+};
+
+void
+kp_pending_free(struct kp_pending *p)
+{
+	if (p == NULL)
+		return;
+	json_decref(p->hdr);
+	free(p->payload);
+	free(p);
+}
+
+/* Sign hdr.payload with the account's key in the token; consumes hdr. */
 static json_t *
-sign_allowed(struct kp *kp, struct kp_account *a, const struct sreq *q, const struct cls_result *c)
+sign_now(struct kp *kp, struct kp_account *a, const char *shadow, json_t *hdr,
+    const uint8_t *payload, size_t plen)
 {
 	struct hsm_jws_ctx ctx = { kp->h, &a->key };
 	struct jws_signer s;
-	json_t *hdr, *jws = NULL;
+	json_t *jws = NULL;
 	double t0 = metrics_now();
 	int r;
 
 	hsm_jws_signer(&ctx, &s);
-	if ((hdr = header(a, q)) == NULL)
-		return kp_problem(500, "internal", "Internal error", "out of memory", 0);
-	r = jws_sign(&s, hdr, q->payload, q->plen, &jws);
+	r = jws_sign(&s, hdr, payload, plen, &jws);
 	json_decref(hdr);
 	metrics_observe(kp->m, "shadowvault_hsm_sign_seconds", metrics_now() - t0);
 	if (r != 0) {
-		sv_err("signing for %s: %s", q->shadow, sv_errmsg(r));
+		/* The allow record is written; the signature is not given out. */
+		sv_err("signing for %s with account %s: %s", shadow, a->a.name, sv_errmsg(r));
 		return kp_problem(503, "hsm-unavailable", "HSM unavailable", sv_errmsg(r), 5);
 	}
+	metrics_add(
+	    kp->m, "shadowvault_signatures_total", 1, "account", a->a.name, "shadow", shadow, NULL);
+	return kp_ok(200, jws);
+}
+
+json_t *
+kp_sign_pending(struct kp *kp, struct kp_pending *p)
+{
+	struct kp_account *a = kp_account(kp, p->account);
+	json_t *hdr = p->hdr;
+
+	p->hdr = NULL;
+	if (a == NULL) {
+		json_decref(hdr);
+		return kp_problem(
+		    503, "unavailable", "State unavailable", sv_errmsg(SV_ENOTFOUND), 5);
+	}
+	return sign_now(kp, a, p->shadow, hdr, p->payload, p->plen);
+}
+
+/*
+ * Audit the decision, then sign: now, or (kp->defer, a network batch) in
+ * kp_sign_pending() while the batch's audit records are being synced.
+ * Either way the answer waits for the commit.
+ */
+static json_t *
+sign_allowed(struct kp *kp, struct kp_account *a, const struct sreq *q, const struct cls_result *c)
+{
+	struct kp_pending *p;
+	json_t *hdr;
+
+	if ((hdr = header(a, q)) == NULL)
+		return kp_problem(500, "internal", "Internal error", "out of memory", 0);
 	kp_audit(kp, "sign",
 	    json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s}", "shadow", q->shadow,
 		"serial", q->serial, "account", q->account, "op", pol_op_name(c->op), "names",
 		names_json(c), "csr_key", c->csr_key_thumbprint, "nonce_hash", q->nonce_hash, "url",
 		q->url, "decision", "allow"));
-	metrics_add(kp->m, "shadowvault_signatures_total", 1, "account", q->account, "shadow",
-	    q->shadow, NULL);
-	return kp_ok(200, jws);
+	if (kp->defer && (p = calloc(1, sizeof(*p))) != NULL) {
+		snprintf(p->account, sizeof(p->account), "%s", a->a.name);
+		snprintf(p->shadow, sizeof(p->shadow), "%s", q->shadow);
+		if (q->plen == 0 || (p->payload = malloc(q->plen)) != NULL) {
+			if (q->plen > 0)
+				memcpy(p->payload, q->payload, q->plen);
+			p->plen = q->plen;
+			p->hdr = hdr;
+			kp->pending = p;
+			return NULL;
+		}
+		free(p);
+	}
+	return sign_now(kp, a, q->shadow, hdr, q->payload, q->plen);
 }
 
 /* Policy, nonce and signature for a classified request. */

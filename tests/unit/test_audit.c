@@ -909,6 +909,61 @@ test_commit_failure(void **state)
 	audit_close(a);
 }
 
+/* The commit in two halves (the key process signs between them). */
+static void
+test_commit_split(void **state)
+{
+	struct fx *f = *state;
+	struct audit *a;
+	json_t *o;
+	off_t size;
+	int i;
+
+	assert_ok(audit_open(f->log, &a));
+	assert_sverr(audit_commit_wait(a), SV_ESTATE); /* nothing started */
+	for (i = 1; i <= 3; i++)
+		add_rec(a, i);
+	assert_ok(audit_commit_start(a));
+	assert_int_equal(audit_seq(a), 0); /* written, not yet synced: not committed */
+	o = rec_fields(9);
+	assert_sverr(audit_add(a, o), SV_ESTATE);
+	json_decref(o);
+	assert_sverr(audit_commit(a), SV_ESTATE);
+	assert_sverr(audit_commit_start(a), SV_ESTATE);
+	assert_ok(audit_commit_wait(a));
+	assert_int_equal(audit_seq(a), 3);
+	assert_int_equal(audit_pending(a), 0);
+	assert_true(audit_last_commit_seconds(a) > 0);
+	expect_ok(f->log, f->pk, 3, 0);
+
+	/* A failed sync: cut back, nothing committed, both halves fine afterwards. */
+	size = file_size(f->log);
+	add_rec(a, 4);
+	audit_test_fail_next_commit(a, AUDIT_FAIL_SYNC, EIO);
+	assert_ok(audit_commit_start(a)); /* the write itself worked */
+	assert_sverr(audit_commit_wait(a), SV_EIO);
+	assert_non_null(strstr(sv_errmsg(SV_EIO), "fdatasync: Input/output error"));
+	assert_int_equal(audit_seq(a), 3);
+	assert_int_equal(file_size(f->log), size);
+	/* A failed write: the start says so, and so does the wait. */
+	add_rec(a, 4);
+	audit_test_fail_next_commit(a, AUDIT_FAIL_WRITE, ENOSPC);
+	assert_sverr(audit_commit_start(a), SV_EIO);
+	assert_sverr(audit_commit_wait(a), SV_EIO);
+	assert_int_equal(audit_seq(a), 3);
+	assert_int_equal(file_size(f->log), size);
+	add_rec(a, 4);
+	assert_ok(audit_commit_start(a));
+	assert_ok(audit_commit_wait(a));
+	assert_int_equal(audit_seq(a), 4);
+
+	/* Closing in between finishes the commit. */
+	add_rec(a, 5);
+	assert_ok(audit_commit_start(a));
+	audit_close(a);
+	expect_ok(f->log, f->pk, 5, 0);
+}
+
 static void
 test_checkpoint_errors(void **state)
 {
@@ -989,6 +1044,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_size_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_records, setup, teardown),
 	};
