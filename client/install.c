@@ -56,7 +56,7 @@ lineage_name(const char *first, char *out, size_t n)
  * needed); the others are re-encoded as PEM blocks without a second parse.
  */
 static int
-split_chain(const char *chain_pem, EVP_PKEY *key, char **leaf, char **rest, X509 **leafx)
+split_chain(const char *chain_pem, EVP_PKEY *key, char **leaf, char **rest)
 {
 	BIO *in = BIO_new_mem_buf(chain_pem, -1), *l = BIO_new(BIO_s_mem()),
 	    *r = BIO_new(BIO_s_mem());
@@ -65,12 +65,13 @@ split_chain(const char *chain_pem, EVP_PKEY *key, char **leaf, char **rest, X509
 	long len;
 	int rc = 0;
 
+	X509 *leafx = NULL;
+
 	*leaf = *rest = NULL;
-	*leafx = NULL;
 	if (in == NULL || l == NULL || r == NULL)
 		rc = SV_ENOMEM;
-	else if ((*leafx = PEM_read_bio_X509(in, NULL, NULL, NULL)) == NULL ||
-	    X509_check_private_key(*leafx, key) != 1 || PEM_write_bio_X509(l, *leafx) != 1)
+	else if ((leafx = PEM_read_bio_X509(in, NULL, NULL, NULL)) == NULL ||
+	    X509_check_private_key(leafx, key) != 1 || PEM_write_bio_X509(l, leafx) != 1)
 		rc = sv_seterr(
 		    SV_EPROTO, "the CA's chain does not start with a certificate for our key");
 	while (rc == 0 && PEM_read_bio(in, &name, &hdr, &data, &len) == 1) {
@@ -89,6 +90,7 @@ split_chain(const char *chain_pem, EVP_PKEY *key, char **leaf, char **rest, X509
 		if (*leaf == NULL || *rest == NULL)
 			rc = SV_ENOMEM;
 	}
+	X509_free(leafx);
 	BIO_free(in);
 	BIO_free(l);
 	BIO_free(r);
@@ -177,34 +179,40 @@ prune(const char *archive, int current)
 	}
 }
 
+/*
+ * renewal/NAME.json: how to renew the lineage (names, account, challenge,
+ * hooks), nothing about the certificate itself (renew and status read
+ * live/NAME/cert.pem, and the live symlink's time is the last issuance).  So
+ * a renewal with the same settings leaves the file as it is.
+ */
 static int
-write_renewal(const struct issue_opts *o, const char *out, const char *name, X509 *leaf, int v)
+write_renewal(const struct issue_opts *o, const char *out, const char *name)
 {
 	char path[PATH_MAX];
 	json_t *j, *names = json_array();
-	struct tm tm;
+	uint8_t *old = NULL;
+	size_t i, olen = 0;
 	char *s;
-	size_t i;
 	int r;
 
 	for (i = 0; i < o->nnames; i++)
 		json_array_append_new(names, json_string(o->names[i]));
-	ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm);
-	j = json_pack(
-	    "{s:i, s:s, s:o, s:s, s:s, s:i, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:I, s:I, s:i}",
-	    "format", 1, "name", name, "names", names, "account", o->account, "challenge",
-	    o->challenge, "http_port", o->http_port, "http_address", o->http_address, "webroot",
-	    o->webroot, "dns_hook", o->dns_hook, "key_type", o->key_type, "deploy_hook",
-	    o->deploy_hook, "acme_ca_file", o->acme_ca_file, "not_after", (json_int_t)timegm(&tm),
-	    "issued", (json_int_t)time(NULL), "version", v);
+	j = json_pack("{s:i, s:s, s:o, s:s, s:s, s:i, s:s?, s:s?, s:s?, s:s, s:s?, s:s?}", "format",
+	    1, "name", name, "names", names, "account", o->account, "challenge", o->challenge,
+	    "http_port", o->http_port, "http_address", o->http_address, "webroot", o->webroot,
+	    "dns_hook", o->dns_hook, "key_type", o->key_type, "deploy_hook", o->deploy_hook,
+	    "acme_ca_file", o->acme_ca_file);
 	if (j == NULL || (s = json_dumps(j, JSON_INDENT(2))) == NULL) {
 		json_decref(j);
 		return SV_ENOMEM;
 	}
 	if ((r = sv_pathf(path, sizeof(path), "%s/renewal", out)) == 0 &&
 	    (r = sv_mkdir_p(path, 0700)) == 0 &&
-	    (r = sv_pathf(path, sizeof(path), "%s/renewal/%s.json", out, name)) == 0)
+	    (r = sv_pathf(path, sizeof(path), "%s/renewal/%s.json", out, name)) == 0 &&
+	    (access(path, F_OK) != 0 || sv_read_file(path, RENEWAL_MAX, &old, &olen) != 0 ||
+		olen != strlen(s) || memcmp(old, s, olen) != 0))
 		r = sv_write_file_atomic(path, s, strlen(s), 0600);
+	free(old);
 	free(s);
 	json_decref(j);
 	return r;
@@ -276,10 +284,9 @@ install_finish(struct install_stage *st, const struct issue_opts *o, const char 
     EVP_PKEY *key, char *live, size_t n)
 {
 	char vdir[PATH_MAX], target[PATH_MAX + 32], *leaf = NULL, *rest = NULL;
-	X509 *leafx = NULL;
 	int r;
 
-	if ((r = split_chain(chain_pem, key, &leaf, &rest, &leafx)) != 0 ||
+	if ((r = split_chain(chain_pem, key, &leaf, &rest)) != 0 ||
 	    (r = write_part(st->tmp, "cert.pem", leaf, "", 0644)) != 0 ||
 	    (r = write_part(st->tmp, "chain.pem", rest, "", 0644)) != 0 ||
 	    (r = write_part(st->tmp, "fullchain.pem", leaf, rest, 0644)) != 0 ||
@@ -296,13 +303,12 @@ install_finish(struct install_stage *st, const struct issue_opts *o, const char 
 	if ((r = sv_pathf(target, sizeof(target), "../archive/%s/%04d", st->name, st->v)) != 0 ||
 	    (r = sv_fsync_parent(vdir)) != 0 ||
 	    (r = switch_live(st->livedir, st->name, target)) != 0 ||
-	    (r = write_renewal(o, o->out_dir, st->name, leafx, st->v)) != 0)
+	    (r = write_renewal(o, o->out_dir, st->name)) != 0)
 		goto out;
 	r = sv_pathf(live, n, "%s/%s", st->livedir, st->name);
 out:
 	free(leaf);
 	free(rest);
-	X509_free(leafx);
 	return r;
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/pem.h>
@@ -20,8 +21,6 @@
 #include "fileio.h"
 #include "shadow.h"
 #include "sv_err.h"
-
-#define RENEWAL_MAX (64 * 1024)
 
 struct lineage {
 	json_t *rec;
@@ -263,7 +262,9 @@ static int
 status_one(void *arg, const char *file)
 {
 	struct status_ctx *c = arg;
+	char live[PATH_MAX];
 	struct lineage l;
+	struct stat st;
 	int r;
 
 	if ((r = lineage_load(c->out, file, &l)) != 0) {
@@ -271,12 +272,16 @@ status_one(void *arg, const char *file)
 		    c->all, json_pack("{s:s, s:s}", "file", file, "error", sv_errmsg(r)));
 		return 0;
 	}
+	/* The live symlink is replaced at every installation: its time is the last one. */
+	if (snprintf(live, sizeof(live), "%s/live/%s", c->out, l.name) >= (int)sizeof(live) ||
+	    lstat(live, &st) != 0)
+		st.st_mtime = 0;
 	json_array_append_new(c->all,
 	    json_pack("{s:s, s:O, s:s?, s:I, s:I, s:I}", "name", l.name, "names",
 		json_object_get(l.rec, "names"), "account", rec_str(&l, "account"), "not_after",
 		(json_int_t)l.not_after, "days_left",
 		(json_int_t)((l.not_after - time(NULL)) / 86400), "issued",
-		json_integer_value(json_object_get(l.rec, "issued"))));
+		(json_int_t)st.st_mtime));
 	lineage_free(&l);
 	return 0;
 }

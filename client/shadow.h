@@ -158,6 +158,9 @@ int shadow_run_hook(const char *cmd, const char *const *env);
  * install_abandon() removes an unfinished stage and unlocks (always call it,
  * finished or not).
  */
+/* Largest renewal/NAME.json read back. */
+#define RENEWAL_MAX (64 * 1024)
+
 struct install_stage {
 	char name[256];
 	char archive[PATH_MAX];

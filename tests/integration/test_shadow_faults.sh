@@ -99,10 +99,24 @@ openssl x509 -in "$L/d.test/cert.pem" -noout -checkend 86400 >/dev/null && opens
 same b.test && same a.test && pass "certificates outside the window untouched" || fail "b.test or a.test changed"
 
 # Old versions: the live one and the five before it stay.
-for i in 2 3 4 5 6 7; do S issue a.test || break; done
+RENEWAL=$T/sh-web/renewal/a.test.json
+for i in 2 3 4 5 6 7; do
+	S issue a.test
+	[ "$i" = 2 ] && INODE=$(stat -c %i "$RENEWAL") # version 1 had a deploy hook
+done
 [ "$RC" = 0 ] && [ "$(readlink "$L/a.test")" = "../archive/a.test/0007" ] && pass "a.test issued six more times" || { fail "a.test again: $RC"; cat "$T/err"; }
 [ "$(cd "$T/sh-web/archive/a.test" && echo *)" = "0002 0003 0004 0005 0006 0007" ] \
 	&& pass "archive keeps the live version and the five before it" || fail "archive: $(ls "$T/sh-web/archive/a.test")"
+[ "$(stat -c %i "$RENEWAL")" = "$INODE" ] && pass "same settings: the renewal record was not rewritten" || fail "renewal record rewritten"
+touch -h -d @1700000000 "$L/a.test" # as if switched then
+S --json status
+"$PY" -c 'import json, sys
+e = [x for x in json.load(open(sys.argv[1])) if x["name"] == "a.test"][0]
+assert e["issued"] == 1700000000, e' "$T/out" \
+	&& pass "status: last issued is when live/a.test was switched" || { fail "status issued"; cat "$T/out"; }
+S issue a.test --key-type ec-p384
+[ "$RC" = 0 ] && [ "$(stat -c %i "$RENEWAL")" != "$INODE" ] && grep -q '"key_type": "ec-p384"' "$RENEWAL" \
+	&& pass "other settings: the renewal record is replaced" || { fail "renewal record after --key-type: $RC"; cat "$T/err" "$RENEWAL"; }
 snapshot a.test
 # One run at a time per lineage: another run holding it stops this one before it finalizes.
 "$PY" -c 'import fcntl, os, sys, time
