@@ -123,8 +123,9 @@ struct bg {
 
 /*
  * The certificate key and CSR need only the names and the key type, so
- * they are made on a thread while the order is placed (the process mostly
- * waits for the vault and the CA then) and collected before finalize.  The
+ * they are made on a thread from the moment the CA is open (the vault's
+ * mutual TLS takes longer) while the order is placed, and collected before
+ * finalize.  The
  * same thread stages the new version (lock, privkey.pem, pruning): a lineage
  * another run holds stops this one before anything is finalized.
  */
@@ -368,12 +369,15 @@ open_ca(struct run *x, const char *account, struct acme_opts *ao)
 	int r = 0, rl;
 
 	if (guess == NULL) {
+		bg_start(&x->csr.bg, csr_make, &x->csr);
 		rl = lookup_run(&l);
 	} else {
 		bg_start(&b, lookup_run, &l);
 		ao->directory_url = guess;
 		if ((r = acme_open(ao, &x->a)) == 0)
 			r = acme_nonce_prefetch(x->a);
+		/* The vault side takes longer (mutual TLS): the key and CSR meanwhile. */
+		bg_start(&x->csr.bg, csr_make, &x->csr);
 		rl = bg_wait(&b);
 	}
 	x->va = l.va;
@@ -412,15 +416,14 @@ shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size
 	 */
 	x.cert_poll = x.poll;
 	x.cert_poll.first_ms = ISSUE_CERT_FIRST_MS;
+	x.csr.o = o;
+	x.csr.stage.lockfd = -1;
 	if ((r = open_ca(&x, o->account, &ao)) != 0)
 		goto out;
 	for (i = 0; i < o->nnames; i++) {
 		ids[i].type = "dns";
 		ids[i].value = (char *)o->names[i];
 	}
-	x.csr.o = o;
-	x.csr.stage.lockfd = -1;
-	bg_start(&x.csr.bg, csr_make, &x.csr);
 	shadow_progress(s, "ordering %s%s (account %s)", o->names[0],
 	    o->nnames > 1 ? " and more" : "", o->account);
 	if ((r = acme_order_new(x.a, ids, o->nnames, o->replaces, va_sign, &x.va, &ord)) != 0)
