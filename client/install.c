@@ -26,7 +26,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -52,8 +51,8 @@ lineage_name(const char *first, char *out, size_t n)
 /*
  * Split a PEM chain into leaf and the rest, re-encoded; check the leaf
  * matches key.  acme_pem_chain_check() has already parsed every block as a
- * certificate, so only the leaf is parsed again (its key and expiry are
- * needed); the others are re-encoded as PEM blocks without a second parse.
+ * certificate, so only the leaf is parsed again (its key is checked);
+ * the others are re-encoded as PEM blocks without a second parse.
  */
 static int
 split_chain(const char *chain_pem, EVP_PKEY *key, char **leaf, char **rest)
@@ -62,10 +61,9 @@ split_chain(const char *chain_pem, EVP_PKEY *key, char **leaf, char **rest)
 	    *r = BIO_new(BIO_s_mem());
 	char *name = NULL, *hdr = NULL, *d;
 	unsigned char *data = NULL;
+	X509 *leafx = NULL;
 	long len;
 	int rc = 0;
-
-	X509 *leafx = NULL;
 
 	*leaf = *rest = NULL;
 	if (in == NULL || l == NULL || r == NULL)
