@@ -23,11 +23,14 @@ static const char *const ISSUE_USAGE =
     "                    [--http-port P] [--http-address ADDR] | [--webroot DIR]\n"
     "                    [--dns-hook CMD] [--key-type ec-p256|ec-p384|rsa-2048|rsa-3072]\n"
     "                    [--out DIR] [--deploy-hook CMD] [--acme-ca-file F] [--timeout S]\n"
+    "                    [--preferred-chain ISSUER-CN]\n"
     "Certificates are installed as OUT/live/NAME/{cert,chain,fullchain,privkey}.pem\n"
     "(default OUT: the state directory).  The key is made here and never leaves.\n"
     "--dns-hook CMD runs with SHADOW_ACTION=present|cleanup, SHADOW_DOMAIN,\n"
     "SHADOW_TXT_NAME and SHADOW_TXT_VALUE; --deploy-hook CMD runs after a change with\n"
-    "RENEWED_LINEAGE and RENEWED_DOMAINS (as certbot's).\n";
+    "RENEWED_LINEAGE and RENEWED_DOMAINS (as certbot's).  --preferred-chain picks, among\n"
+    "the chains the CA offers, the one whose top certificate was issued by that common\n"
+    "name (else the CA's default chain).\n";
 
 static const char *
 pick(const char *cli, const char *conf, const char *builtin)
@@ -50,6 +53,7 @@ complete(struct shadow *s, struct issue_opts *o)
 	o->out_dir = pick(o->out_dir, s->def.out_dir, s->state_dir);
 	o->deploy_hook = pick(o->deploy_hook, s->def.deploy_hook, NULL);
 	o->acme_ca_file = pick(o->acme_ca_file, s->def.acme_ca_file, NULL);
+	o->preferred_chain = pick(o->preferred_chain, s->def.preferred_chain, NULL);
 	if (o->http_port == 0)
 		o->http_port = s->def.http_port ? s->def.http_port : 80;
 	if (o->account == NULL)
@@ -62,6 +66,9 @@ complete(struct shadow *s, struct issue_opts *o)
 	    strcmp(o->key_type, "rsa-2048") != 0 && strcmp(o->key_type, "rsa-3072") != 0)
 		return sv_seterr(
 		    SV_EINVAL, "--key-type must be ec-p256, ec-p384, rsa-2048 or rsa-3072");
+	if (o->preferred_chain != NULL &&
+	    (o->preferred_chain[0] == '\0' || strlen(o->preferred_chain) > 255))
+		return sv_seterr(SV_EINVAL, "--preferred-chain must be 1 to 255 bytes");
 	if (o->http_port < 1 || o->http_port > 65535)
 		return sv_seterr(SV_EINVAL, "--http-port must be 1 to 65535");
 	if (o->nnames == 0)
@@ -125,6 +132,7 @@ shadow_cmd_issue(struct shadow *s, int argc, char **argv)
 		{ "deploy-hook", required_argument, NULL, 'H' },
 		{ "acme-ca-file", required_argument, NULL, 'f' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "preferred-chain", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -133,7 +141,7 @@ shadow_cmd_issue(struct shadow *s, int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "a:C:p:A:w:D:k:o:H:f:t:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "a:C:p:A:w:D:k:o:H:f:t:P:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			o.account = optarg;
@@ -169,6 +177,9 @@ shadow_cmd_issue(struct shadow *s, int argc, char **argv)
 			break;
 		case 't':
 			o.timeout = atoi(optarg);
+			break;
+		case 'P':
+			o.preferred_chain = optarg;
 			break;
 		default:
 			fputs(ISSUE_USAGE, ch == 'h' ? stdout : stderr);

@@ -195,11 +195,11 @@ write_renewal(const struct issue_opts *o, const char *out, const char *name)
 
 	for (i = 0; i < o->nnames; i++)
 		json_array_append_new(names, json_string(o->names[i]));
-	j = json_pack("{s:i, s:s, s:o, s:s, s:s, s:i, s:s?, s:s?, s:s?, s:s, s:s?, s:s?}", "format",
-	    1, "name", name, "names", names, "account", o->account, "challenge", o->challenge,
-	    "http_port", o->http_port, "http_address", o->http_address, "webroot", o->webroot,
-	    "dns_hook", o->dns_hook, "key_type", o->key_type, "deploy_hook", o->deploy_hook,
-	    "acme_ca_file", o->acme_ca_file);
+	j = json_pack("{s:i, s:s, s:o, s:s, s:s, s:i, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?}",
+	    "format", 1, "name", name, "names", names, "account", o->account, "challenge",
+	    o->challenge, "http_port", o->http_port, "http_address", o->http_address, "webroot",
+	    o->webroot, "dns_hook", o->dns_hook, "key_type", o->key_type, "deploy_hook",
+	    o->deploy_hook, "acme_ca_file", o->acme_ca_file, "preferred_chain", o->preferred_chain);
 	if (j == NULL || (s = json_dumps(j, JSON_INDENT(2))) == NULL) {
 		json_decref(j);
 		return SV_ENOMEM;

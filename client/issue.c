@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -262,6 +263,61 @@ csr_free(struct csr *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* Is the top certificate of this PEM chain issued by a name whose CN is cn? */
+static int
+chain_top_issued_by(const char *pem, const char *cn)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x, *top = NULL;
+	char got[256];
+	int yes = 0;
+
+	while (b != NULL && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		X509_free(top);
+		top = x;
+	}
+	ERR_clear_error(); /* the end of the chain */
+	if (top != NULL &&
+	    X509_NAME_get_text_by_NID(
+		X509_get_issuer_name(top), NID_commonName, got, (int)sizeof(got)) >= 0)
+		yes = strcmp(got, cn) == 0;
+	X509_free(top);
+	BIO_free(b);
+	return yes;
+}
+
+/*
+ * The chain to install: the CA's default, or with --preferred-chain the
+ * first one offered (default, then each Link rel="alternate") whose top
+ * certificate that issuer signed.  None matching: the default, and a word.
+ */
+static int
+pick_chain(struct run *x, const char *url, struct acme_chain *out)
+{
+	struct acme_chain alt;
+	size_t i;
+	int r;
+
+	if ((r = acme_cert_download(x->a, url, va_sign, &x->va, out)) != 0 ||
+	    x->o->preferred_chain == NULL || chain_top_issued_by(out->pem, x->o->preferred_chain))
+		return r;
+	for (i = 0; i < out->nalt; i++) {
+		if ((r = acme_cert_download(x->a, out->alternates[i], va_sign, &x->va, &alt)) != 0)
+			return sv_preferr(r, "alternate chain %zu", i + 1);
+		if (chain_top_issued_by(alt.pem, x->o->preferred_chain)) {
+			acme_chain_free(out);
+			*out = alt;
+			shadow_progress(
+			    x->s, "using the alternate chain issued by %s", x->o->preferred_chain);
+			return 0;
+		}
+		acme_chain_free(&alt);
+	}
+	shadow_progress(x->s, "no chain offered by the CA is issued by %s: using the default",
+	    x->o->preferred_chain);
+	return 0;
+}
+
 static int
 finalize_and_install(struct run *x, struct acme_order *ord, char *installed, size_t n)
 {
@@ -281,7 +337,7 @@ finalize_and_install(struct run *x, struct acme_order *ord, char *installed, siz
 		goto out;
 	if ((r = acme_order_poll(
 		 x->a, ord, ACME_WANT(ACME_S_VALID), &x->cert_poll, va_sign, &x->va)) != 0 ||
-	    (r = acme_cert_download(x->a, ord->certificate, va_sign, &x->va, &chain)) != 0)
+	    (r = pick_chain(x, ord->certificate, &chain)) != 0)
 		goto out;
 	r = install_finish(&x->csr.stage, x->o, chain.pem, x->csr.key, installed, n);
 	if (r == 0)

@@ -104,6 +104,7 @@ lineage_opts(const struct lineage *l, const char *out, struct issue_opts *o)
 	o->key_type = rec_str(l, "key_type");
 	o->deploy_hook = rec_str(l, "deploy_hook");
 	o->acme_ca_file = rec_str(l, "acme_ca_file");
+	o->preferred_chain = rec_str(l, "preferred_chain");
 	o->out_dir = out;
 }
 

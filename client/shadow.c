@@ -53,6 +53,7 @@ static const struct conf_key root_keys[] = {
 	{ "dns_hook", CONF_STRING, 0, NULL },
 	{ "key_type", CONF_STRING, 0, NULL },
 	{ "deploy_hook", CONF_STRING, 0, NULL },
+	{ "preferred_chain", CONF_STRING, 0, NULL },
 	{ "renew_days", CONF_INT, 0, NULL },
 	{ NULL, 0, 0, NULL },
 };
@@ -98,6 +99,8 @@ load_config(struct shadow *s, const char *path)
 		opt_str(&cfg, "dns_hook", s->def.dns_hook, sizeof(s->def.dns_hook));
 		opt_str(&cfg, "key_type", s->def.key_type, sizeof(s->def.key_type));
 		opt_str(&cfg, "deploy_hook", s->def.deploy_hook, sizeof(s->def.deploy_hook));
+		opt_str(&cfg, "preferred_chain", s->def.preferred_chain,
+		    sizeof(s->def.preferred_chain));
 		config_lookup_int(&cfg, "http_port", &s->def.http_port);
 		config_lookup_int(&cfg, "renew_days", &s->def.renew_days);
 	}

@@ -33,6 +33,7 @@ struct shadow_defaults {
 	char dns_hook[1024];
 	char key_type[16];
 	char deploy_hook[1024];
+	char preferred_chain[256];
 	int http_port;
 	int renew_days; /* renew when fewer days remain; 0: at 2/3 of the lifetime */
 };
@@ -116,9 +117,10 @@ struct issue_opts {
 	const char *key_type;	  /* ec-p256, ec-p384, rsa-2048, rsa-3072 */
 	const char *out_dir;	  /* live/, archive/, renewal/ go here */
 	const char *deploy_hook;
-	const char *acme_ca_file; /* trust for the CA's HTTPS (NULL: system store) */
-	const char *replaces;	  /* ARI CertID of the certificate being renewed */
-	int timeout;		  /* seconds for validation and issuance */
+	const char *acme_ca_file;    /* trust for the CA's HTTPS (NULL: system store) */
+	const char *preferred_chain; /* issuer CN of the top of the chain wanted, if offered */
+	const char *replaces;	     /* ARI CertID of the certificate being renewed */
+	int timeout;		     /* seconds for validation and issuance */
 };
 
 /* Progress line for a person (not in quiet or JSON mode). */

@@ -8,8 +8,8 @@
 . "$(dirname "$0")/vaultd.sh"
 PEB=$(dirname "$0")/pebble.sh
 trap 'bash "$PEB" stop "$T/pebble" >/dev/null 2>&1; t_cleanup' EXIT
-# Reuse off: every order validates for real.
-bash "$PEB" start "$T/pebble" --authz-reuse 0 --nonce-reject 20 >"$T/p.out" 2>&1 || { cat "$T/p.out"; fail "pebble"; t_done; exit 1; }
+# Reuse off: every order validates for real; one alternate chain, to a second root.
+bash "$PEB" start "$T/pebble" --authz-reuse 0 --nonce-reject 20 --alternate-roots 1 >"$T/p.out" 2>&1 || { cat "$T/p.out"; fail "pebble"; t_done; exit 1; }
 . "$T/pebble/env"
 
 vd_setup
@@ -56,6 +56,23 @@ S issue '*.w.test' --challenge dns-01 --dns-hook "$T/dnshook.sh"
 [ "$RC" = 0 ] && pass "issue *.w.test with dns-01 through the hook" || { fail "dns-01: $RC"; cat "$T/err"; }
 grep -q "^present w.test" "$T/dns.log" && grep -q "^cleanup w.test" "$T/dns.log" && pass "hook presented and cleaned up the TXT record" || fail "dns hook calls"
 [ -s "$L/_.w.test/fullchain.pem" ] && pass "wildcard lineage installed as live/_.w.test" || fail "wildcard lineage"
+
+# --preferred-chain: the alternate chain whose top is issued by the second root; a CN no chain has: the default.
+top_issuer() { "$PY" -c 'import re, subprocess, sys
+pems = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n", open(sys.argv[1]).read(), re.S)
+print(subprocess.run(["openssl", "x509", "-noout", "-issuer", "-nameopt", "sep_multiline,sname"],
+    input=pems[-1], capture_output=True, text=True).stdout.split("CN=")[1].strip())' "$1"; }
+cn_of() { openssl x509 -noout -subject -nameopt sep_multiline,sname | sed -n 's/^ *CN=//p'; }
+ROOT0=$(cn_of <"$PEBBLE_ROOT")
+ROOT1=$(curl -s --cacert "$PEBBLE_CA" "$PEBBLE_MGMT/roots/1" | cn_of)
+[ -n "$ROOT1" ] && [ "$ROOT0" != "$ROOT1" ] && pass "Pebble offers a second root ($ROOT1)" || fail "second root: '$ROOT0' '$ROOT1'"
+S issue e.w.test --preferred-chain "$ROOT1"
+[ "$RC" = 0 ] && grep -q "using the alternate chain issued by $ROOT1" "$T/err" && [ "$(top_issuer "$L/e.w.test/chain.pem")" = "$ROOT1" ] \
+	&& pass "--preferred-chain: the alternate chain to the second root installed" || { fail "preferred chain: $RC $(top_issuer "$L/e.w.test/chain.pem")"; cat "$T/err"; }
+grep -q "\"preferred_chain\": \"$ROOT1\"" "$T/sh-web/renewal/e.w.test.json" && pass "the preference is recorded for renew" || fail "renewal record lacks preferred_chain"
+S issue f.w.test --preferred-chain "No Such Root"
+[ "$RC" = 0 ] && grep -q "no chain offered by the CA is issued by No Such Root: using the default" "$T/err" \
+	&& [ "$(top_issuer "$L/f.w.test/chain.pem")" = "$ROOT0" ] && pass "--preferred-chain nobody offers: the default chain" || { fail "default chain: $RC"; cat "$T/err"; }
 
 # Webroot http-01: a web server on the validation port serves the webroot.
 mkdir -p "$T/www"
