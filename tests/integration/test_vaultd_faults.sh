@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# vaultd under faults: a full audit disk fails requests closed (503) and
-# service resumes by itself; the audit verifier catches edits, deletions,
-# reordering and truncation; killing either child restarts the pair; a bad
-# policy file on SIGHUP keeps the old policy; SIGTERM drains and exits.
+# vaultd under faults: a full audit disk fails requests closed (503, no JWS
+# given out for an allowed signature) and service resumes by itself; the
+# audit verifier catches edits, deletions, reordering and truncation;
+# killing either child restarts the pair; a bad policy file on SIGHUP keeps
+# the old policy; SIGTERM drains and exits.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
+PEB=$(dirname "$0")/pebble.sh
 
 MNT=$T/mnt
 mkdir -p "$MNT"
-trap 'umount "$MNT" 2>/dev/null; t_cleanup' EXIT
+trap 'umount "$MNT" 2>/dev/null; bash "$PEB" stop "$T/pebble" >/dev/null 2>&1; t_cleanup' EXIT
 if ! mount -t tmpfs -o size=256k tmpfs "$MNT" 2>"$T/mount.err"; then
 	echo "SKIP: cannot mount a small tmpfs for the disk-full check: $(cat "$T/mount.err")"
 	exit 77
 fi
 vd_setup "audit = { file = \"$MNT/audit.log\"; checkpoint_records = 5; checkpoint_seconds = 1; };"
-printf 'shadows = {\n  web1 = { accounts = [ "x" ]; names = [ "a.test" ]; };\n};\n' >"$VDIR/state/policies.conf"
+printf 'shadows = {\n  web1 = { accounts = [ "x", "le" ]; names = [ "a.test" ]; };\n};\n' >"$VDIR/state/policies.conf"
 vd_start || { t_done; exit 1; }
 vd_enroll web1 && pass "enrol web1" || fail "enrol web1"
+# An account at a real Pebble, for a signature the policy allows.
+bash "$PEB" start "$T/pebble" --nonce-reject 0 >"$T/pebble.out" 2>&1 || { cat "$T/pebble.out"; fail "pebble"; t_done; exit 1; }
+. "$T/pebble/env"
+"$VC" -c "$VCONF" -q key create le --type ec-p256 &&
+	"$VC" -c "$VCONF" -q account register le --directory "$PEBBLE_URL" --key le --ca-file "$PEBBLE_CA" --agree-tos >/dev/null \
+	&& pass "account le registered" || fail "account register"
+NEW_ORDER=$(curl -s --cacert "$PEBBLE_CA" "$PEBBLE_URL" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["newOrder"])')
+ORDER='{"identifiers":[{"type":"dns","value":"a.test"}]}'
+sign_allowed() { vd_sign web1 le "$NEW_ORDER" "faults-$1-$RANDOM$RANDOM" "$ORDER"; }
+sign_allowed 1
+expect_code 200 "an allowed signature while the disk has room"
 
 enroll_bad() { # an audited refusal: an enrolment with a wrong token
 	CODE=$(curl -s -D "$T/hdr" -o "$T/body" -w '%{http_code}' --cacert "$VD_CA" -H 'Content-Type: application/json' \
@@ -36,6 +49,11 @@ done
 expect_code 503 "audit disk full: the request fails with 503"
 expect_problem audit-unavailable "the problem says the audit log is unavailable"
 grep -qi '^retry-after:' "$T/hdr" && pass "503 carries Retry-After" || fail "no Retry-After"
+# A signature the policy allows: made while the record syncs, but never given out unrecorded.
+sign_allowed 2
+expect_code 503 "audit disk full: an allowed signature fails with 503"
+expect_problem audit-unavailable "and says the audit log is unavailable"
+grep -q '"signature"' "$T/body" && fail "a JWS left without its audit record" || pass "no JWS in the answer"
 [ "$(vd_health)" = 503 ] && pass "health reports the failing audit log" || fail "health while full: $(vd_health)"
 # An admin record is shorter than a refusal's and may still fit in the log's last page: ask until it does not.
 for i in $(seq 20); do
@@ -47,6 +65,9 @@ expect_err "audit log unavailable" "the admin is told why"
 rm -f "$MNT/fill"
 enroll_bad
 expect_code 403 "service resumes by itself once the disk has room"
+sign_allowed 3
+expect_code 200 "allowed signatures are made again"
+grep -q '"signature"' "$T/body" && pass "with their JWS" || fail "no JWS after recovery"
 [ "$(vd_health)" = 200 ] && pass "health back to ok" || fail "health after recovery"
 grep -q "audit log writable again" "$T/vaultd.log" && pass "recovery is logged" || fail "no recovery log line"
 
