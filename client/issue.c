@@ -302,8 +302,12 @@ pick_chain(struct run *x, const char *url, struct acme_chain *out)
 	    x->o->preferred_chain == NULL || chain_top_issued_by(out->pem, x->o->preferred_chain))
 		return r;
 	for (i = 0; i < out->nalt; i++) {
-		if ((r = acme_cert_download(x->a, out->alternates[i], va_sign, &x->va, &alt)) != 0)
-			return sv_preferr(r, "alternate chain %zu", i + 1);
+		/* A chain that cannot be had is one fewer choice, not a failed issuance. */
+		if ((r = acme_cert_download(x->a, out->alternates[i], va_sign, &x->va, &alt)) !=
+		    0) {
+			shadow_progress(x->s, "alternate chain %zu: %s", i + 1, sv_errmsg(r));
+			continue;
+		}
 		if (chain_top_issued_by(alt.pem, x->o->preferred_chain)) {
 			acme_chain_free(out);
 			*out = alt;
