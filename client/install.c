@@ -271,6 +271,7 @@ install_abandon(struct install_stage *st)
 				unlink(f);
 		rmdir(st->tmp);
 		st->tmp[0] = '\0';
+		rmdir(st->archive); /* if empty: a failed first issuance leaves nothing */
 	}
 	if (st->lockfd >= 0)
 		close(st->lockfd); /* and the lock with it */
