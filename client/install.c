@@ -227,7 +227,7 @@ install_stage(const struct issue_opts *o, const char *key_pem, struct install_st
 	if ((r = sv_pathf(
 		 st->archive, sizeof(st->archive), "%s/archive/%s", o->out_dir, st->name)) != 0 ||
 	    (r = sv_pathf(st->livedir, sizeof(st->livedir), "%s/live", o->out_dir)) != 0 ||
-	    (r = sv_mkdir_p(st->archive, 0700)) != 0 || (r = sv_mkdir_p(st->livedir, 0755)) != 0)
+	    (r = sv_mkdir_p(st->archive, 0700)) != 0)
 		return r;
 	/* One run at a time per lineage (cron renew next to a manual issue, say). */
 	if ((st->lockfd = open(st->archive, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
@@ -300,7 +300,7 @@ install_finish(struct install_stage *st, const struct issue_opts *o, const char 
 	}
 	st->tmp[0] = '\0';
 	if ((r = sv_pathf(target, sizeof(target), "../archive/%s/%04d", st->name, st->v)) != 0 ||
-	    (r = sv_fsync_parent(vdir)) != 0 ||
+	    (r = sv_fsync_parent(vdir)) != 0 || (r = sv_mkdir_p(st->livedir, 0755)) != 0 ||
 	    (r = switch_live(st->livedir, st->name, target)) != 0 ||
 	    (r = write_renewal(o, o->out_dir, st->name)) != 0)
 		goto out;
