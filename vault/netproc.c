@@ -138,6 +138,22 @@ count(struct np *np, const char *endpoint, int status, double t0)
 		metrics_observe(np->m, "shadowvault_http_request_seconds", metrics_now() - t0);
 }
 
+/*
+ * evhttp puts the headers and the body into the connection's output as two
+ * pieces, which the TLS layer would send as two records in two write()s:
+ * make them one.  (The output is written later, from the event loop.)
+ */
+static void
+send_reply(struct evhttp_request *req, int status, struct evbuffer *body)
+{
+	struct evhttp_connection *ec = evhttp_request_get_connection(req);
+	struct bufferevent *bev = ec ? evhttp_connection_get_bufferevent(ec) : NULL;
+
+	evhttp_send_reply(req, status, NULL, body);
+	if (bev != NULL)
+		evbuffer_pullup(bufferevent_get_output(bev), -1);
+}
+
 static void
 reply(struct evhttp_request *req, int status, const char *ctype, const char *body, size_t len)
 {
@@ -148,7 +164,7 @@ reply(struct evhttp_request *req, int status, const char *ctype, const char *bod
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	if (b != NULL)
 		evbuffer_add(b, body, len);
-	evhttp_send_reply(req, status, NULL, b);
+	send_reply(req, status, b);
 	if (b != NULL)
 		evbuffer_free(b);
 }
@@ -230,7 +246,7 @@ answer_metrics(struct np *np, struct evhttp_request *req, const json_t *body)
 		evbuffer_add_printf(b, "%s%s", mine ? mine : "", theirs ? theirs : "");
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 		    "text/plain; version=0.0.4");
-		evhttp_send_reply(req, 200, NULL, b);
+		send_reply(req, 200, b);
 		evbuffer_free(b);
 	}
 	free(mine);
