@@ -118,7 +118,6 @@ kp_commit_start(struct kp *kp)
 {
 	if (!kp->audited || kp->audit_down == 2 || kp->committing)
 		return;
-	kp->commit_t0 = metrics_now();
 	audit_commit_start(kp->audit); /* its result comes again from audit_commit_wait() */
 	kp->committing = 1;
 }

@@ -85,11 +85,10 @@ struct kp {
 	struct kp_nonces *nonces; /* signed since the last flush (kp_nonce.c) */
 
 	/* The current batch (group commit). */
-	int in_txn;	/* a state transaction is open */
-	int audited;	/* records were added in this batch */
-	int audit_down; /* the last commit failed */
-	int committing; /* kp_commit_start() began the audit commit */
-	double commit_t0;
+	int in_txn;		    /* a state transaction is open */
+	int audited;		    /* records were added in this batch */
+	int audit_down;		    /* the last commit failed */
+	int committing;		    /* kp_commit_start() began the audit commit */
 	int defer;		    /* a network batch: signatures wait for kp_commit_start() */
 	struct kp_pending *pending; /* the signature the current request left for later */
 	int draining;
