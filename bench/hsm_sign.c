@@ -77,27 +77,31 @@ raw_sign(struct job *j, uint8_t *sig, CK_ULONG *sl)
 	return j->f->C_Sign(j->s, (CK_BYTE_PTR)in, inl, sig, sl) == CKR_OK ? 0 : -1;
 }
 
+/* One signature of MSG, raw or through hsm/ as the job says; 0 or -1. */
+static int
+sign_one(struct job *j)
+{
+	uint8_t sig[HSM_SIG_MAX];
+	CK_ULONG sl = sizeof(sig);
+	size_t hl = sizeof(sig);
+
+	if (j->raw)
+		return raw_sign(j, sig, &sl);
+	return hsm_sign(j->h, &j->key, MSG, sizeof(MSG) - 1, sig, &hl);
+}
+
 static void *
 worker(void *arg)
 {
 	struct job *j = arg;
-	uint8_t sig[HSM_SIG_MAX];
 	double end = lat_now() + j->seconds;
-	CK_ULONG sl;
-	size_t hl;
 
 	j->count = 0;
 	while (lat_now() < end) {
 		int k;
 
 		for (k = 0; k < 16; k++) {
-			if (j->raw) {
-				sl = sizeof(sig);
-				j->err |= raw_sign(j, sig, &sl);
-			} else {
-				hl = sizeof(sig);
-				j->err |= hsm_sign(j->h, &j->key, MSG, sizeof(MSG) - 1, sig, &hl);
-			}
+			j->err |= sign_one(j);
 			j->count++;
 		}
 	}
@@ -222,19 +226,10 @@ ext_worker(void *arg)
 {
 	struct ext_job *e = arg;
 	struct job *j = &e->j;
-	uint8_t sig[HSM_SIG_MAX];
 	double t0, t1;
-	CK_ULONG sl;
-	size_t hl;
 
 	while ((t0 = lat_now()) < e->t_end) {
-		if (j->raw) {
-			sl = sizeof(sig);
-			j->err |= raw_sign(j, sig, &sl);
-		} else {
-			hl = sizeof(sig);
-			j->err |= hsm_sign(j->h, &j->key, MSG, sizeof(MSG) - 1, sig, &hl);
-		}
+		j->err |= sign_one(j);
 		t1 = lat_now();
 		if (j->err)
 			break;
