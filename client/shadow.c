@@ -58,14 +58,19 @@ static const struct conf_key root_keys[] = {
 	{ NULL, 0, 0, NULL },
 };
 
-/* Optional string setting into dst (n bytes). */
-static void
+/* Optional string setting into dst (n bytes); longer is an error with file and line. */
+static int
 opt_str(config_t *cfg, const char *name, char *dst, size_t n)
 {
+	config_setting_t *st = config_lookup(cfg, name);
 	const char *v;
 
-	if (config_lookup_string(cfg, name, &v) == CONFIG_TRUE)
-		snprintf(dst, n, "%s", v);
+	if (st == NULL || (v = config_setting_get_string(st)) == NULL)
+		return 0;
+	if (strlen(v) >= n)
+		return conf_err(SV_ECONFIG, st, "%s is longer than %zu bytes", name, n - 1);
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
 }
 
 int
@@ -79,28 +84,34 @@ shadow_path(const struct shadow *s, const char *rel, char *dst, size_t n)
 static int
 load_config(struct shadow *s, const char *path)
 {
+	const struct {
+		const char *name;
+		char *dst;
+		size_t n;
+	} strs[] = {
+		{ "state_dir", s->state_dir, sizeof(s->state_dir) },
+		{ "api_url", s->api_url, sizeof(s->api_url) },
+		{ "account", s->def.account, sizeof(s->def.account) },
+		{ "out_dir", s->def.out_dir, sizeof(s->def.out_dir) },
+		{ "acme_ca_file", s->def.acme_ca_file, sizeof(s->def.acme_ca_file) },
+		{ "challenge", s->def.challenge, sizeof(s->def.challenge) },
+		{ "http_address", s->def.http_address, sizeof(s->def.http_address) },
+		{ "webroot", s->def.webroot, sizeof(s->def.webroot) },
+		{ "dns_hook", s->def.dns_hook, sizeof(s->def.dns_hook) },
+		{ "key_type", s->def.key_type, sizeof(s->def.key_type) },
+		{ "deploy_hook", s->def.deploy_hook, sizeof(s->def.deploy_hook) },
+		{ "preferred_chain", s->def.preferred_chain, sizeof(s->def.preferred_chain) },
+	};
 	config_t cfg;
-	const char *v;
+	size_t i;
 	int r;
 
 	snprintf(s->config, sizeof(s->config), "%s", path);
-	if ((r = conf_read(&cfg, path)) == 0 &&
-	    (r = conf_check(config_root_setting(&cfg), root_keys)) == 0) {
-		if (config_lookup_string(&cfg, "state_dir", &v) == CONFIG_TRUE)
-			snprintf(s->state_dir, sizeof(s->state_dir), "%s", v);
-		if (config_lookup_string(&cfg, "api_url", &v) == CONFIG_TRUE)
-			snprintf(s->api_url, sizeof(s->api_url), "%s", v);
-		opt_str(&cfg, "account", s->def.account, sizeof(s->def.account));
-		opt_str(&cfg, "out_dir", s->def.out_dir, sizeof(s->def.out_dir));
-		opt_str(&cfg, "acme_ca_file", s->def.acme_ca_file, sizeof(s->def.acme_ca_file));
-		opt_str(&cfg, "challenge", s->def.challenge, sizeof(s->def.challenge));
-		opt_str(&cfg, "http_address", s->def.http_address, sizeof(s->def.http_address));
-		opt_str(&cfg, "webroot", s->def.webroot, sizeof(s->def.webroot));
-		opt_str(&cfg, "dns_hook", s->def.dns_hook, sizeof(s->def.dns_hook));
-		opt_str(&cfg, "key_type", s->def.key_type, sizeof(s->def.key_type));
-		opt_str(&cfg, "deploy_hook", s->def.deploy_hook, sizeof(s->def.deploy_hook));
-		opt_str(&cfg, "preferred_chain", s->def.preferred_chain,
-		    sizeof(s->def.preferred_chain));
+	if ((r = conf_read(&cfg, path)) == 0)
+		r = conf_check(config_root_setting(&cfg), root_keys);
+	for (i = 0; r == 0 && i < sizeof(strs) / sizeof(strs[0]); i++)
+		r = opt_str(&cfg, strs[i].name, strs[i].dst, strs[i].n);
+	if (r == 0) {
 		config_lookup_int(&cfg, "http_port", &s->def.http_port);
 		config_lookup_int(&cfg, "renew_days", &s->def.renew_days);
 	}

@@ -165,6 +165,11 @@ S issue b.test
 [ "$RC" = 8 ] && pass "CA unreachable: exit 8" || { fail "CA down: $RC"; cat "$T/err"; }
 grep -q "127.0.0.1" "$T/err" && pass "the error names the CA address" || { fail "CA error text"; cat "$T/err"; }
 same b.test && pass "CA unreachable left b.test untouched" || fail "b.test changed (CA down)"
+# A setting longer than shadow keeps is an error with file and line, not cut short.
+{ cat "$T/shadow.conf"; printf 'preferred_chain = "%s";\n' "$(printf 'x%.0s' $(seq 256))"; } >"$T/long.conf"
+run "$SH" -c "$T/long.conf" --state-dir "$T/sh-web" status
+[ "$RC" = 3 ] && grep -q "long.conf:5.*preferred_chain is longer than 255 bytes" "$T/err" \
+	&& pass "an over-long setting: exit 3 with file and line" || { fail "long setting: exit $RC"; cat "$T/err"; }
 S status
 grep -q "^a.test" "$T/out" && grep -q "^_.w.test" "$T/out" && pass "status lists the lineages" || { fail "status"; cat "$T/out"; }
 S --json status
