@@ -14,6 +14,7 @@
 #include "acme_int.h"
 #include "b64.h"
 #include "buf.h"
+#include "clock.h"
 #include "sv_err.h"
 
 /* Largest DER CSR we send. */
@@ -192,10 +193,7 @@ acme_challenge_answer(
 static long
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long)(sv_mono_now() * 1000);
 }
 
 static void

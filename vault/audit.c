@@ -31,6 +31,7 @@
 #include "audit.h"
 #include "b64.h"
 #include "buf.h"
+#include "clock.h"
 #include "fileio.h"
 #include "log.h"
 #include "sv_err.h"
@@ -715,15 +716,6 @@ log_rollback(struct audit *a, int r)
 	return sv_seterr(r, "%s", first);
 }
 
-static double
-mono_now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 double
 audit_last_commit_seconds(const struct audit *a)
 {
@@ -737,7 +729,7 @@ commit_write(struct audit *a, int *r)
 	struct stat st;
 
 	*r = 0;
-	a->t_start = a->t_end = mono_now();
+	a->t_start = a->t_end = sv_mono_now();
 	if (a->dirty && (*r = log_cut(a)) != 0)
 		return 0;
 	if (a->nqueued == 0)
@@ -760,7 +752,7 @@ static int
 commit_end(struct audit *a, int written, int r)
 {
 	if (!a->threaded)
-		a->t_end = mono_now();
+		a->t_end = sv_mono_now();
 	a->threaded = 0;
 	if (written && r != 0)
 		r = log_rollback(a, r);
@@ -791,7 +783,7 @@ sync_main(void *arg)
 	struct audit *a = arg;
 
 	a->sync_errno = fdatasync(a->fd) == 0 ? 0 : errno;
-	a->t_end = mono_now();
+	a->t_end = sv_mono_now();
 	return NULL;
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "metrics.h"
 #include "sv_err.h"
 
@@ -225,8 +226,5 @@ metrics_render(struct metrics *m, char **out)
 double
 metrics_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return sv_mono_now();
 }
