@@ -261,6 +261,7 @@ struct acme_resp {
 	size_t hdr_bytes;	     /* all header bytes seen, capped at ACME_HDR_MAX */
 	struct svbuf *body;	     /* capped by kind */
 	json_t *json;		     /* after finish: the JSON body of a 2xx JSON answer */
+	size_t ncerts;		     /* after finish: certificates in a 2xx PEM answer */
 	struct acme_problem problem; /* after finish: the problem, if has_problem */
 	int has_problem;
 };

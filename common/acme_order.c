@@ -401,8 +401,7 @@ acme_cert_download(
 	if ((out->pem = strndup(svbuf_str(r.body), svbuf_len(r.body))) == NULL)
 		goto out;
 	out->len = svbuf_len(r.body);
-	if ((rc = acme_pem_chain_check(out->pem, out->len, &out->ncerts)) != 0)
-		goto out;
+	out->ncerts = r.ncerts; /* checked by acme_resp_finish() */
 	/* Alternate chains: the URLs move from the response to out. */
 	for (i = 0; i < r.nalt; i++) {
 		out->alternates[out->nalt++] = r.alternates[i];

@@ -644,7 +644,6 @@ check_ctype(const struct acme_resp *r, const char *want, const char *url)
 int
 acme_resp_finish(struct acme_resp *r, const char *url)
 {
-	size_t n;
 	int rc;
 
 	if (r->status < 100 || r->status > 599)
@@ -662,7 +661,8 @@ acme_resp_finish(struct acme_resp *r, const char *url)
 	case ACME_BODY_PEM:
 		if ((rc = check_ctype(r, "application/pem-certificate-chain", url)) != 0)
 			return rc;
-		if ((rc = acme_pem_chain_check(svbuf_str(r->body), svbuf_len(r->body), &n)) != 0)
+		if ((rc = acme_pem_chain_check(
+			 svbuf_str(r->body), svbuf_len(r->body), &r->ncerts)) != 0)
 			return sv_preferr(rc, "%.200s", url);
 		return 0;
 	case ACME_BODY_NONE:

@@ -759,6 +759,7 @@ test_pem_chain(void **state)
 	assert_ok(feed(&r, "HTTP/2 200\r\nContent-Type: application/pem-certificate-chain\r\n\r\n",
 	    pem, (size_t)len));
 	assert_ok(acme_resp_finish(&r, "https://p.example/cert"));
+	assert_int_equal(r.ncerts, 2); /* acme_cert_download() takes the count from here */
 	acme_resp_free(&r);
 	assert_ok(acme_resp_init(&r, ACME_BODY_PEM));
 	assert_ok(
@@ -775,6 +776,14 @@ test_pem_chain(void **state)
 	assert_sverr(acme_pem_chain_check(bad, (size_t)len, &n), SV_EPROTO);
 	assert_msg_has(SV_EPROTO, "not a certificate");
 	assert_int_equal(n, 0);
+	/* The download's only check is the answer's: it refuses the same. */
+	assert_ok(acme_resp_init(&r, ACME_BODY_PEM));
+	assert_ok(feed(&r, "HTTP/2 200\r\nContent-Type: application/pem-certificate-chain\r\n\r\n",
+	    bad, (size_t)len));
+	assert_sverr(acme_resp_finish(&r, "https://p.example/cert"), SV_EPROTO);
+	assert_msg_has(SV_EPROTO, "not a certificate");
+	assert_int_equal(r.ncerts, 0);
+	acme_resp_free(&r);
 	assert_sverr(acme_pem_chain_check("hello", 5, &n), SV_EPROTO);
 	assert_msg_has(SV_EPROTO, "holds no certificate");
 	memcpy(bad, pem, (size_t)len);
