@@ -27,7 +27,7 @@
 #include "sv_err.h"
 
 #define ISSUE_POLL_FIRST_MS 50 /* first wait when polling an order or authorization */
-#define ISSUE_CERT_FIRST_MS 10 /* first wait for a certificate after finalize */
+#define ISSUE_CERT_FIRST_MS 2  /* first wait for a certificate after finalize */
 
 void
 shadow_progress(const struct shadow *s, const char *fmt, ...)
