@@ -140,6 +140,21 @@ struct csr {
 	struct install_stage stage;
 };
 
+/*
+ * The first look at the order after finalize is signed ahead: once the
+ * vault has signed finalize, a thread has it sign that POST-as-GET (with a
+ * nonce set aside while opening the CA) while the CA works on finalize, so
+ * the look goes out as soon as the CA answers.  The vault connection is the
+ * thread's until it is joined; a badNonce answer falls back to signing again.
+ */
+struct ahead {
+	struct bg bg;
+	struct vacct *va;
+	char url[ACME_URL_MAX + 1];
+	char nonce[ACME_NONCE_MAX + 1]; /* "" = none set aside */
+	char *body;			/* the signed request, once joined */
+};
+
 struct run {
 	struct shadow *s;
 	const struct issue_opts *o;
@@ -149,6 +164,7 @@ struct run {
 	struct acme_poll cert_poll;
 	struct solver *sv;
 	struct csr csr;
+	struct ahead ahead;
 };
 
 /* Present one pending authorization's challenge and tell the CA to check it. */
@@ -323,6 +339,43 @@ pick_chain(struct run *x, const char *url, struct acme_chain *out)
 }
 
 static int
+ahead_run(void *arg)
+{
+	struct ahead *h = arg;
+
+	return acme_sign_ahead(va_sign, h->va, h->url, h->nonce, NULL, &h->body);
+}
+
+/* Join the thread: the vault connection is ours again.  A failure only loses the head start. */
+static void
+ahead_join(struct ahead *h)
+{
+	int r;
+
+	if (h->bg.fn == NULL)
+		return;
+	if ((r = bg_wait(&h->bg)) != 0)
+		sv_debug("signing ahead: %s", sv_errmsg(r));
+	h->bg.fn = NULL;
+	h->nonce[0] = '\0'; /* used (or lost) either way */
+}
+
+/* finalize's signer: the vault signs it, then a thread signs the first look ahead. */
+static int
+finalize_sign(void *ctx, const char *url, const char *nonce, const uint8_t *payload, size_t plen,
+    int use_jwk, json_t **jws_out)
+{
+	struct run *x = ctx;
+	int r;
+
+	ahead_join(&x->ahead); /* a badNonce retry: the connection must be free */
+	if ((r = va_sign(&x->va, url, nonce, payload, plen, use_jwk, jws_out)) == 0 &&
+	    x->ahead.body == NULL && x->ahead.nonce[0] != '\0' && x->ahead.url[0] != '\0')
+		bg_start(&x->ahead.bg, ahead_run, &x->ahead);
+	return r;
+}
+
+static int
 finalize_and_install(struct run *x, struct acme_order *ord, char *installed, size_t n)
 {
 	struct acme_chain chain;
@@ -332,12 +385,17 @@ finalize_and_install(struct run *x, struct acme_order *ord, char *installed, siz
 	shadow_progress(x->s, "finalizing");
 	if ((r = bg_wait(&x->csr.bg)) != 0)
 		goto out;
-	if (ord->status == ACME_S_READY &&
-	    (r = acme_order_finalize(x->a, ord, x->csr.der, x->csr.dlen, va_sign, &x->va)) != 0)
+	x->ahead.va = &x->va;
+	if (ord->url != NULL && strlen(ord->url) < sizeof(x->ahead.url))
+		memcpy(x->ahead.url, ord->url, strlen(ord->url) + 1);
+	if (ord->status == ACME_S_READY)
+		r = acme_order_finalize(x->a, ord, x->csr.der, x->csr.dlen, finalize_sign, x);
+	ahead_join(&x->ahead);
+	if (r != 0)
 		goto out;
 	/* Issuance usually takes the CA milliseconds: look once before waiting. */
 	if (ord->status == ACME_S_PROCESSING &&
-	    (r = acme_order_get(x->a, ord, va_sign, &x->va)) != 0)
+	    (r = acme_order_get_signed(x->a, ord, x->ahead.body, va_sign, &x->va)) != 0)
 		goto out;
 	if ((r = acme_order_poll(
 		 x->a, ord, ACME_WANT(ACME_S_VALID), &x->cert_poll, va_sign, &x->va)) != 0 ||
@@ -426,7 +484,7 @@ open_ca(struct run *x, const char *account, struct acme_opts *ao)
 	struct lookup l = { x->s, account, { 0 } };
 	char *guess = dir_cached(x->s, account);
 	struct bg b;
-	int r = 0, rl;
+	int r = 0, rl, rn;
 
 	if (guess == NULL) {
 		bg_start(&x->csr.bg, csr_make, &x->csr);
@@ -436,12 +494,17 @@ open_ca(struct run *x, const char *account, struct acme_opts *ao)
 		ao->directory_url = guess;
 		if ((r = acme_open(ao, &x->a)) == 0)
 			r = acme_nonce_prefetch(x->a);
-		/* The vault side takes longer (mutual TLS): the key and CSR meanwhile. */
+		/* The vault side takes longer (mutual TLS): the key and CSR meanwhile, */
 		bg_start(&x->csr.bg, csr_make, &x->csr);
+		/* and a second nonce, for the look after finalize signed ahead. */
+		if (r == 0 && acme_nonce_take(x->a, x->ahead.nonce, sizeof(x->ahead.nonce)) == 0 &&
+		    (rn = acme_nonce_prefetch(x->a)) != 0)
+			sv_debug("newNonce: %s", sv_errmsg(rn)); /* the next POST asks again */
 		rl = bg_wait(&b);
 	}
 	x->va = l.va;
 	if (rl == 0 && (guess == NULL || strcmp(guess, x->va.directory) != 0)) {
+		x->ahead.nonce[0] = '\0'; /* that CA's */
 		acme_close(x->a);
 		x->a = NULL;
 		ao->directory_url = x->va.directory;
@@ -499,6 +562,7 @@ shadow_issue(struct shadow *s, const struct issue_opts *o, char *installed, size
 	r = finalize_and_install(&x, &ord, installed, n);
 out:
 	csr_free(&x.csr);
+	free(x.ahead.body);
 	solver_close(x.sv);
 	acme_order_free(&ord);
 	acme_close(x.a);

@@ -424,6 +424,13 @@ const struct acme_dir *acme_directory(const struct acme *a);
 /* Fetch a nonce now (HEAD newNonce) unless one is cached for the next POST. */
 int acme_nonce_prefetch(struct acme *a);
 
+/*
+ * Take a nonce for a request signed ahead (acme_sign_ahead()), fetching one
+ * first if none is cached.  It is the caller's now: the next POST gets
+ * another.
+ */
+int acme_nonce_take(struct acme *a, char *out, size_t outsz);
+
 /* The problem document of the last request, or NULL (borrowed, valid until the next request). */
 const struct acme_problem *acme_last_problem(const struct acme *a);
 
@@ -439,6 +446,15 @@ void acme_stats_get(const struct acme *a, struct acme_stats *st);
  */
 int acme_post(struct acme *a, const char *url, const json_t *payload, int use_jwk,
     acme_sign_fn sign, void *ctx, enum acme_body kind, struct acme_resp *r);
+
+/*
+ * Signing ahead: the wire body of a signed POST of payload (NULL = POST-as-
+ * GET) to url with nonce (from acme_nonce_take()), made while the CA works
+ * on something else.  Touches no struct acme, so it may run on another
+ * thread than the one using the handle.  Caller frees *body.
+ */
+int acme_sign_ahead(acme_sign_fn sign, void *ctx, const char *url, const char *nonce,
+    const json_t *payload, char **body);
 
 /* ------------------------------------------------------------ operations */
 
@@ -474,6 +490,14 @@ int acme_order_new(struct acme *a, const struct acme_ident *ids, size_t n, const
 
 /* Refresh o from o->url (POST-as-GET); o->url is kept. */
 int acme_order_get(struct acme *a, struct acme_order *o, acme_sign_fn sign, void *ctx);
+
+/*
+ * acme_order_get() with body, a POST-as-GET of o->url signed ahead.  If the
+ * CA refuses its nonce (badNonce), the request is signed again with sign
+ * and retried as acme_order_get() does.
+ */
+int acme_order_get_signed(
+    struct acme *a, struct acme_order *o, const char *body, acme_sign_fn sign, void *ctx);
 
 /* Fetch the authorization at url.  Caller frees out with acme_authz_free(). */
 int acme_authz_get(

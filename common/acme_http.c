@@ -244,8 +244,8 @@ acme_nonce_prefetch(struct acme *a)
 }
 
 /* Take the cached nonce (it is used once), fetching one first if none is. */
-static int
-nonce_take(struct acme *a, char *out, size_t outsz)
+int
+acme_nonce_take(struct acme *a, char *out, size_t outsz)
 {
 	int rc;
 
@@ -275,6 +275,41 @@ sign_body(acme_sign_fn sign, void *ctx, const char *url, const char *nonce, cons
 }
 
 int
+acme_sign_ahead(acme_sign_fn sign, void *ctx, const char *url, const char *nonce,
+    const json_t *payload, char **body)
+{
+	char *pl;
+	int rc;
+
+	*body = NULL;
+	if (sign == NULL || url == NULL || nonce == NULL)
+		return sv_seterr(
+		    SV_EINVAL, "acme: signing ahead needs a signer, a URL and a nonce");
+	if ((rc = acme_url_check(url)) != 0)
+		return rc;
+	if ((pl = payload != NULL ? json_dumps(payload, JSON_COMPACT) : strdup("")) == NULL)
+		return sv_seterr(SV_ENOMEM, "acme: serialising a payload");
+	rc = sign_body(sign, ctx, url, nonce, pl, 0, body);
+	free(pl);
+	return rc;
+}
+
+int
+acme_post_signed(
+    struct acme *a, const char *url, const char *body, enum acme_body kind, struct acme_resp *r)
+{
+	int rc;
+
+	if ((rc = acme_resp_init(r, kind)) != 0)
+		return rc;
+	if ((rc = acme_url_check(url)) != 0)
+		return rc;
+	a->st.posts++;
+	a->st.attempts++;
+	return http_do(a, "POST", url, body, strlen(body), r);
+}
+
+int
 acme_post(struct acme *a, const char *url, const json_t *payload, int use_jwk, acme_sign_fn sign,
     void *ctx, enum acme_body kind, struct acme_resp *r)
 {
@@ -292,7 +327,7 @@ acme_post(struct acme *a, const char *url, const json_t *payload, int use_jwk, a
 		return sv_seterr(SV_ENOMEM, "acme: serialising a payload");
 	a->st.posts++;
 	for (attempt = 0;; attempt++) {
-		if ((rc = nonce_take(a, nonce, sizeof(nonce))) != 0 ||
+		if ((rc = acme_nonce_take(a, nonce, sizeof(nonce))) != 0 ||
 		    (rc = sign_body(sign, ctx, url, nonce, pl, use_jwk, &body)) != 0)
 			break;
 		acme_resp_free(r);

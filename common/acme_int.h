@@ -29,4 +29,11 @@ struct acme {
  */
 int acme_get(struct acme *a, const char *url, enum acme_body kind, struct acme_resp *r);
 
+/*
+ * POST body, signed ahead by acme_sign_ahead(), to url: one attempt, no
+ * badNonce retry (the caller signs again).  r as for acme_post().
+ */
+int acme_post_signed(
+    struct acme *a, const char *url, const char *body, enum acme_body kind, struct acme_resp *r);
+
 #endif

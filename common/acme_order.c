@@ -96,6 +96,23 @@ out:
 	return rc;
 }
 
+/* Replace *o with the order in r, keeping o->url.  On error *o is unchanged. */
+static int
+order_from_resp(struct acme_order *o, const struct acme_resp *r)
+{
+	struct acme_order n;
+	char *keep;
+	int rc;
+
+	if ((keep = strdup(o->url)) == NULL)
+		return sv_seterr(SV_ENOMEM, "acme: no memory");
+	if ((rc = order_from(r, keep, &n)) != 0)
+		return rc;
+	acme_order_free(o);
+	*o = n;
+	return 0;
+}
+
 /*
  * POST payload (NULL: POST-as-GET) to url and replace *o with the order in
  * the answer, keeping o->url.  On error *o is unchanged.
@@ -105,20 +122,10 @@ order_post(struct acme *a, struct acme_order *o, const char *url, const json_t *
     acme_sign_fn sign, void *ctx)
 {
 	struct acme_resp r = { 0 };
-	struct acme_order n;
-	char *keep;
 	int rc;
 
-	if ((rc = acme_post(a, url, payload, 0, sign, ctx, ACME_BODY_JSON, &r)) != 0)
-		goto out;
-	rc = sv_seterr(SV_ENOMEM, "acme: no memory");
-	if ((keep = strdup(o->url)) == NULL)
-		goto out;
-	if ((rc = order_from(&r, keep, &n)) != 0)
-		goto out;
-	acme_order_free(o);
-	*o = n;
-out:
+	if ((rc = acme_post(a, url, payload, 0, sign, ctx, ACME_BODY_JSON, &r)) == 0)
+		rc = order_from_resp(o, &r);
 	acme_resp_free(&r);
 	return rc;
 }
@@ -129,6 +136,29 @@ acme_order_get(struct acme *a, struct acme_order *o, acme_sign_fn sign, void *ct
 	if (o->url == NULL)
 		return sv_seterr(SV_EINVAL, "acme: order has no URL");
 	return order_post(a, o, o->url, NULL, sign, ctx);
+}
+
+int
+acme_order_get_signed(
+    struct acme *a, struct acme_order *o, const char *body, acme_sign_fn sign, void *ctx)
+{
+	struct acme_resp r = { 0 };
+	int rc;
+
+	if (o->url == NULL)
+		return sv_seterr(SV_EINVAL, "acme: order has no URL");
+	if (body == NULL)
+		return acme_order_get(a, o, sign, ctx);
+	rc = acme_post_signed(a, o->url, body, ACME_BODY_JSON, &r);
+	if (rc == 0)
+		rc = order_from_resp(o, &r);
+	else if (rc == SV_ECA && acme_problem_is(&r.problem, "badNonce")) {
+		/* The nonce signed ahead went stale: sign again, as any POST would. */
+		a->st.bad_nonces++;
+		rc = acme_order_get(a, o, sign, ctx);
+	}
+	acme_resp_free(&r);
+	return rc;
 }
 
 int

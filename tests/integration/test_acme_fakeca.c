@@ -8,7 +8,8 @@
  * keyChange (SV_EEXIST), badNonce retries running out, over-cap bodies and
  * headers through libcurl (with and without Content-Length), non-2xx without
  * a problem document, a redirect not followed, malformed JSON, rateLimited
- * with Retry-After, polling that honours Retry-After within its cap, ARI
+ * with Retry-After, polling that honours Retry-After within its cap, a
+ * request signed ahead (sent as signed; signed again after badNonce), ARI
  * when the directory offers renewalInfo, and a CA certificate the client
  * does not trust.
  */
@@ -807,6 +808,107 @@ test_poll_retry_after(void **state)
 	acme_order_free(&o);
 }
 
+static int ahead_bad; /* answer the next POST to /order/1 with badNonce */
+
+static void
+s_ahead(const struct req *q, struct reply *r)
+{
+	if (ahead_bad && strcmp(q->path, "/order/1") == 0) {
+		ahead_bad = 0;
+		s_bad_nonce(q, r);
+		return;
+	}
+	s_poll(q, r);
+}
+
+static void
+test_sign_ahead(void **state)
+{
+	struct acme_ident id = { (char *)"dns", (char *)"a.example" };
+	struct acme_stats before, after;
+	struct acme_order o;
+	char nonce[ACME_NONCE_MAX + 1], url[128], *body = NULL;
+	unsigned long calls;
+
+	srv.script = s_ahead;
+	poll_n = 0;
+	poll_retry = "1";
+	ahead_bad = 0;
+	assert_ok(acme_order_new(ac, &id, 1, NULL, tsign, &lkey, &o));
+	assert_int_equal(o.status, ACME_S_PROCESSING);
+	snprintf(url, sizeof(url), "%s/order/1", base);
+	assert_string_equal(o.url, url);
+
+	/* The nonce of newOrder's answer is set aside and signed with ahead. */
+	acme_stats_get(ac, &before);
+	assert_ok(acme_nonce_take(ac, nonce, sizeof(nonce)));
+	pthread_mutex_lock(&srv.mu);
+	assert_string_equal(nonce, srv.last_nonce);
+	pthread_mutex_unlock(&srv.mu);
+	calls = sign_calls;
+	assert_ok(acme_sign_ahead(tsign, &lkey, o.url, nonce, NULL, &body));
+	assert_int_equal(sign_calls, calls + 1);
+	acme_stats_get(ac, &after);
+	assert_memory_equal(&after, &before, sizeof(after)); /* no traffic yet */
+	assert_ok(acme_order_get_signed(ac, &o, body, tsign, &lkey));
+	free(body);
+	assert_int_equal(o.status, ACME_S_VALID);
+	assert_string_equal(o.url, url);
+	assert_int_equal(sign_calls, calls + 1); /* sent as signed, not signed again */
+	pthread_mutex_lock(&srv.mu);
+	assert_string_equal(srv.last.path, "/order/1");
+	assert_string_equal(srv.last.payload, "");
+	assert_string_equal(hdr_str(srv.last.hdr, "nonce"), nonce);
+	assert_string_equal(hdr_str(srv.last.hdr, "url"), url);
+	pthread_mutex_unlock(&srv.mu);
+	acme_stats_get(ac, &after);
+	assert_int_equal(after.attempts - before.attempts, 1);
+	assert_int_equal(after.bad_nonces, before.bad_nonces);
+	acme_order_free(&o);
+
+	/* A nonce taken leaves none cached: the next POST asks for one. */
+	poll_n = 0;
+	assert_ok(acme_order_new(ac, &id, 1, NULL, tsign, &lkey, &o));
+	assert_ok(acme_nonce_take(ac, nonce, sizeof(nonce)));
+	acme_stats_get(ac, &before);
+	assert_ok(acme_order_get(ac, &o, tsign, &lkey));
+	acme_stats_get(ac, &after);
+	assert_int_equal(after.nonce_heads - before.nonce_heads, 1);
+	pthread_mutex_lock(&srv.mu);
+	assert_string_not_equal(hdr_str(srv.last.hdr, "nonce"), nonce);
+	pthread_mutex_unlock(&srv.mu);
+	acme_order_free(&o);
+
+	/* A nonce the CA refuses: signed again with the one its error carried. */
+	poll_n = 0;
+	assert_ok(acme_order_new(ac, &id, 1, NULL, tsign, &lkey, &o));
+	assert_ok(acme_nonce_take(ac, nonce, sizeof(nonce)));
+	assert_ok(acme_sign_ahead(tsign, &lkey, o.url, nonce, NULL, &body));
+	acme_stats_get(ac, &before);
+	calls = sign_calls;
+	ahead_bad = 1;
+	assert_ok(acme_order_get_signed(ac, &o, body, tsign, &lkey));
+	free(body);
+	assert_int_equal(o.status, ACME_S_VALID);
+	assert_int_equal(sign_calls, calls + 1);
+	acme_stats_get(ac, &after);
+	assert_int_equal(after.bad_nonces - before.bad_nonces, 1);
+	assert_int_equal(after.attempts - before.attempts, 2);
+	pthread_mutex_lock(&srv.mu);
+	assert_string_equal(hdr_str(srv.last.hdr, "nonce"), signed_nonces[sign_calls - 1]);
+	assert_string_not_equal(hdr_str(srv.last.hdr, "nonce"), nonce);
+	pthread_mutex_unlock(&srv.mu);
+	acme_order_free(&o);
+
+	/* Misuse: nothing is signed. */
+	calls = sign_calls;
+	assert_sverr(acme_sign_ahead(tsign, &lkey, url, NULL, NULL, &body), SV_EINVAL);
+	assert_null(body);
+	assert_sverr(acme_sign_ahead(tsign, &lkey, "http://127.0.0.1/order/1", nonce, NULL, &body),
+	    SV_EINVAL);
+	assert_int_equal(sign_calls, calls);
+}
+
 static void
 s_ari(const struct req *q, struct reply *r)
 {
@@ -1011,6 +1113,7 @@ main(void)
 		cmocka_unit_test(test_error_answers),
 		cmocka_unit_test(test_key_change_wire),
 		cmocka_unit_test(test_poll_retry_after),
+		cmocka_unit_test(test_sign_ahead),
 		cmocka_unit_test(test_ari),
 		cmocka_unit_test(test_misuse),
 		cmocka_unit_test(test_no_nonce),
