@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -204,7 +205,8 @@ report(const struct opts *o, const struct client *cl)
 	unsigned long ok = 0, errors = 0;
 	long connects = 0;
 	struct lat all = { NULL, 0, 0 };
-	double p50 = 0, p99 = 0, rate;
+	double p50 = 0, p99 = 0, rate, cpu = 0;
+	struct rusage ru;
 	int k, oom = 0;
 
 	for (k = 0; k < o->clients; k++) {
@@ -228,9 +230,13 @@ report(const struct opts *o, const struct client *cl)
 	       "errors, %ld TLS connections)\n",
 	    o->clients, o->clients > 1 ? "s" : "", rate, p50 / 1e3, p99 / 1e3, ok, errors,
 	    connects);
+	/* This process's own CPU (warm-up included): it shares the machine with the vault. */
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 	printf("RESULT clients=%d n=%lu seconds=%.3f rate=%.1f p50_us=%.1f p99_us=%.1f errors=%lu "
-	       "connects=%ld\n",
-	    o->clients, ok, o->seconds, rate, p50, p99, errors, connects);
+	       "connects=%ld cpu_s=%.3f\n",
+	    o->clients, ok, o->seconds, rate, p50, p99, errors, connects, cpu);
 	if (errors > 0 || ok == 0)
 		fprintf(stderr, "signload: FAILED: %lu bad answers, %lu good in the window\n",
 		    errors, ok);

@@ -288,11 +288,13 @@ phase_service() { # ROUND
 			--warmup "$WARM" --nonce-prefix "r$1c$n" >"$T/out.service.$1.$n" 2>&1 ||
 			{ cat "$T/out.service.$1.$n"; die "signload ($n clients) failed"; }
 		record service "$n" "$1" "$T/out.service.$1.$n" || die "no result from signload"
-		# Where the service's CPU went (whole signload run, warm-up included).
+		# Where the CPU went (whole signload run, warm-up included); the load
+		# generator runs on the same two cores.
 		awk -v k="$(($(proc_ticks "$kp") - k0))" -v n="$(($(proc_ticks "$np") - n0))" \
 			-v w="$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')" \
-			-v hz="$CLK_TCK" 'BEGIN { printf "            CPU: keyproc %.0f%%, netproc %.0f%% of one core\n",
-				100 * k / hz / w, 100 * n / hz / w }'
+			-v l="$(field cpu_s "$(grep '^RESULT ' "$T/out.service.$1.$n")")" \
+			-v hz="$CLK_TCK" 'BEGIN { printf "            CPU: keyproc %.0f%%, netproc %.0f%%, signload %.0f%% of one core\n",
+				100 * k / hz / w, 100 * n / hz / w, 100 * l / w }'
 	done
 	metrics_line "$1"
 	vd_stop
