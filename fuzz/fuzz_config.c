@@ -21,6 +21,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
 		return 0;
-	vconf_load(path, &c);
+	if (vconf_load(path, &c) == 0)
+		vconf_free(&c); /* it frees what it took itself on failure */
 	return 0;
 }
