@@ -376,6 +376,13 @@ for c in cases:
     print("%-30s %9.3f %9.3f %7.2f %7.1f  %s" % (names[c], s, u, s / u, target,
                                                  "met" if ok else "NOT MET"))
 print("# overall: target %s" % ("met for both cases" if verdict and all(verdict) else "NOT MET"))
+# How steady the ratio is: each shadow round over the uacme round right after
+# it (the verdict above stays the ratio of the medians).
+for c in cases:
+    pr = sorted(a / b for a, b in zip(t[(c, "shadow")], t[(c, "uacme")]) if b > 0)
+    if len(pr) >= 4:
+        print("#   %s: round-by-round ratios, median %.2f, middle half %.2f-%.2f" % (
+            names[c], st.median(pr), pr[len(pr) // 4], pr[(3 * len(pr)) // 4]))
 print()
 print("%-30s %9s %8s %8s %13s %13s %12s" % ("per issuance (medians)", "vault sig", "CA req sh",
       "CA req ua", "slept sh (s)", "slept ua (s)", "ua slept in"))
