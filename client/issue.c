@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "acme.h"
+#include "clock.h"
 #include "fileio.h"
 #include "log.h"
 #include "names.h"
@@ -28,6 +29,12 @@
 
 #define ISSUE_POLL_FIRST_MS 50 /* first wait when polling an order or authorization */
 #define ISSUE_CERT_FIRST_MS 2  /* first wait for a certificate after finalize */
+/*
+ * A nonce set aside at opening is used for signing ahead only this soon:
+ * after a long validation a CA may have forgotten it, and a refused nonce
+ * costs a signature and a request.
+ */
+#define ISSUE_AHEAD_NONCE_MAX_S 30
 
 void
 shadow_progress(const struct shadow *s, const char *fmt, ...)
@@ -152,6 +159,7 @@ struct ahead {
 	struct vacct *va;
 	char url[ACME_URL_MAX + 1];
 	char nonce[ACME_NONCE_MAX + 1]; /* "" = none set aside */
+	double got;			/* when it was (sv_mono_now()) */
 	char *body;			/* the signed request, once joined */
 };
 
@@ -386,6 +394,8 @@ finalize_and_install(struct run *x, struct acme_order *ord, char *installed, siz
 	if ((r = bg_wait(&x->csr.bg)) != 0)
 		goto out;
 	x->ahead.va = &x->va;
+	if (sv_mono_now() - x->ahead.got > ISSUE_AHEAD_NONCE_MAX_S)
+		x->ahead.nonce[0] = '\0';
 	if (ord->url != NULL && strlen(ord->url) < sizeof(x->ahead.url))
 		memcpy(x->ahead.url, ord->url, strlen(ord->url) + 1);
 	if (ord->status == ACME_S_READY)
@@ -497,6 +507,7 @@ open_ca(struct run *x, const char *account, struct acme_opts *ao)
 		/* The vault side takes longer (mutual TLS): the key and CSR meanwhile, */
 		bg_start(&x->csr.bg, csr_make, &x->csr);
 		/* and a second nonce, for the look after finalize signed ahead. */
+		x->ahead.got = sv_mono_now();
 		if (r == 0 && acme_nonce_take(x->a, x->ahead.nonce, sizeof(x->ahead.nonce)) == 0 &&
 		    (rn = acme_nonce_prefetch(x->a)) != 0)
 			sv_debug("newNonce: %s", sv_errmsg(rn)); /* the next POST asks again */
