@@ -274,6 +274,13 @@ sign_body(acme_sign_fn sign, void *ctx, const char *url, const char *nonce, cons
 	return *body == NULL ? sv_seterr(SV_ENOMEM, "acme: serialising a JWS") : 0;
 }
 
+/* The compact JSON text of payload; NULL (POST-as-GET) is "".  Caller frees. */
+static char *
+payload_text(const json_t *payload)
+{
+	return payload != NULL ? json_dumps(payload, JSON_COMPACT) : strdup("");
+}
+
 int
 acme_sign_ahead(acme_sign_fn sign, void *ctx, const char *url, const char *nonce,
     const json_t *payload, char **body)
@@ -287,33 +294,20 @@ acme_sign_ahead(acme_sign_fn sign, void *ctx, const char *url, const char *nonce
 		    SV_EINVAL, "acme: signing ahead needs a signer, a URL and a nonce");
 	if ((rc = acme_url_check(url)) != 0)
 		return rc;
-	if ((pl = payload != NULL ? json_dumps(payload, JSON_COMPACT) : strdup("")) == NULL)
+	if ((pl = payload_text(payload)) == NULL)
 		return sv_seterr(SV_ENOMEM, "acme: serialising a payload");
 	rc = sign_body(sign, ctx, url, nonce, pl, 0, body);
 	free(pl);
 	return rc;
 }
 
-int
-acme_post_signed(
-    struct acme *a, const char *url, const char *body, enum acme_body kind, struct acme_resp *r)
-{
-	int rc;
-
-	if ((rc = acme_resp_init(r, kind)) != 0)
-		return rc;
-	if ((rc = acme_url_check(url)) != 0)
-		return rc;
-	a->st.posts++;
-	a->st.attempts++;
-	return http_do(a, "POST", url, body, strlen(body), r);
-}
-
-int
-acme_post(struct acme *a, const char *url, const json_t *payload, int use_jwk, acme_sign_fn sign,
-    void *ctx, enum acme_body kind, struct acme_resp *r)
+/* acme_post(), whose first attempt sends ahead (signed already) if it is not NULL. */
+static int
+post(struct acme *a, const char *url, const json_t *payload, int use_jwk, acme_sign_fn sign,
+    void *ctx, enum acme_body kind, struct acme_resp *r, const char *ahead)
 {
 	char nonce[ACME_NONCE_MAX + 1], *pl = NULL, *body = NULL;
+	const char *send;
 	unsigned attempt;
 	int rc;
 
@@ -323,18 +317,22 @@ acme_post(struct acme *a, const char *url, const json_t *payload, int use_jwk, a
 		return rc;
 	if (sign == NULL)
 		return sv_seterr(SV_EINVAL, "acme: no signer");
-	if ((pl = payload != NULL ? json_dumps(payload, JSON_COMPACT) : strdup("")) == NULL)
+	if ((pl = payload_text(payload)) == NULL)
 		return sv_seterr(SV_ENOMEM, "acme: serialising a payload");
 	a->st.posts++;
 	for (attempt = 0;; attempt++) {
-		if ((rc = acme_nonce_take(a, nonce, sizeof(nonce))) != 0 ||
+		if (attempt == 0 && ahead != NULL)
+			send = ahead;
+		else if ((rc = acme_nonce_take(a, nonce, sizeof(nonce))) != 0 ||
 		    (rc = sign_body(sign, ctx, url, nonce, pl, use_jwk, &body)) != 0)
 			break;
+		else
+			send = body;
 		acme_resp_free(r);
 		if ((rc = acme_resp_init(r, kind)) != 0)
 			break;
 		a->st.attempts++;
-		rc = http_do(a, "POST", url, body, strlen(body), r);
+		rc = http_do(a, "POST", url, send, strlen(send), r);
 		free(body);
 		body = NULL;
 		if (rc != SV_ECA || !acme_problem_is(&r->problem, "badNonce") ||
@@ -345,6 +343,20 @@ acme_post(struct acme *a, const char *url, const json_t *payload, int use_jwk, a
 	}
 	free(pl);
 	return rc;
+}
+
+int
+acme_post(struct acme *a, const char *url, const json_t *payload, int use_jwk, acme_sign_fn sign,
+    void *ctx, enum acme_body kind, struct acme_resp *r)
+{
+	return post(a, url, payload, use_jwk, sign, ctx, kind, r, NULL);
+}
+
+int
+acme_post_ahead(struct acme *a, const char *url, const char *ahead, acme_sign_fn sign, void *ctx,
+    enum acme_body kind, struct acme_resp *r)
+{
+	return post(a, url, NULL, 0, sign, ctx, kind, r, ahead);
 }
 
 static int

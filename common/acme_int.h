@@ -30,10 +30,11 @@ struct acme {
 int acme_get(struct acme *a, const char *url, enum acme_body kind, struct acme_resp *r);
 
 /*
- * POST body, signed ahead by acme_sign_ahead(), to url: one attempt, no
- * badNonce retry (the caller signs again).  r as for acme_post().
+ * acme_post() of a POST-as-GET whose first attempt sends ahead, the body
+ * acme_sign_ahead() made; a badNonce answer is retried as acme_post() does,
+ * signed again through sign.
  */
-int acme_post_signed(
-    struct acme *a, const char *url, const char *body, enum acme_body kind, struct acme_resp *r);
+int acme_post_ahead(struct acme *a, const char *url, const char *ahead, acme_sign_fn sign,
+    void *ctx, enum acme_body kind, struct acme_resp *r);
 
 #endif

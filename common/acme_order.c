@@ -149,14 +149,8 @@ acme_order_get_signed(
 		return sv_seterr(SV_EINVAL, "acme: order has no URL");
 	if (body == NULL)
 		return acme_order_get(a, o, sign, ctx);
-	rc = acme_post_signed(a, o->url, body, ACME_BODY_JSON, &r);
-	if (rc == 0)
+	if ((rc = acme_post_ahead(a, o->url, body, sign, ctx, ACME_BODY_JSON, &r)) == 0)
 		rc = order_from_resp(o, &r);
-	else if (rc == SV_ECA && acme_problem_is(&r.problem, "badNonce")) {
-		/* The nonce signed ahead went stale: sign again, as any POST would. */
-		a->st.bad_nonces++;
-		rc = acme_order_get(a, o, sign, ctx);
-	}
 	acme_resp_free(&r);
 	return rc;
 }
