@@ -207,8 +207,8 @@ write_renewal(const struct issue_opts *o, const char *out, const char *name)
 	if ((r = sv_pathf(path, sizeof(path), "%s/renewal", out)) == 0 &&
 	    (r = sv_mkdir_p(path, 0700)) == 0 &&
 	    (r = sv_pathf(path, sizeof(path), "%s/renewal/%s.json", out, name)) == 0 &&
-	    (access(path, F_OK) != 0 || sv_read_file(path, RENEWAL_MAX, &old, &olen) != 0 ||
-		olen != strlen(s) || memcmp(old, s, olen) != 0))
+	    (sv_read_file(path, RENEWAL_MAX, &old, &olen) != 0 || olen != strlen(s) ||
+		memcmp(old, s, olen) != 0))
 		r = sv_write_file_atomic(path, s, strlen(s), 0600);
 	free(old);
 	free(s);

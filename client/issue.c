@@ -461,7 +461,7 @@ dir_cached(struct shadow *s, const char *account)
 	uint8_t *d = NULL;
 	size_t len;
 
-	if (dir_path(s, account, path, sizeof(path)) != 0 || access(path, F_OK) != 0 ||
+	if (dir_path(s, account, path, sizeof(path)) != 0 ||
 	    sv_read_file(path, ACME_URL_MAX, &d, &len) != 0)
 		return NULL;
 	if (acme_url_check((char *)d) != 0) {
