@@ -237,26 +237,23 @@ install_stage(const struct issue_opts *o, const char *key_pem, struct install_st
 		    ? sv_seterr(SV_ESTATE, "another shadow run is installing %s (%s is locked)",
 			  st->name, st->archive)
 		    : sv_seterr(SV_EIO, "%s: lock: %s", st->archive, strerror(errno));
-		install_abandon(st);
-		return r;
+		goto fail;
 	}
 	st->v = last_version(st->archive) + 1;
-	if ((r = sv_pathf(st->tmp, sizeof(st->tmp), "%s/%04d.tmp", st->archive, st->v)) != 0) {
-		install_abandon(st);
-		return r;
-	}
+	if ((r = sv_pathf(st->tmp, sizeof(st->tmp), "%s/%04d.tmp", st->archive, st->v)) != 0)
+		goto fail;
 	if (mkdir(st->tmp, 0700) != 0 && errno != EEXIST) {
 		r = sv_seterr(SV_EIO, "%s: %s", st->tmp, strerror(errno));
 		st->tmp[0] = '\0';
-		install_abandon(st);
-		return r;
+		goto fail;
 	}
-	if ((r = write_part(st->tmp, "privkey.pem", key_pem, "", 0600)) != 0) {
-		install_abandon(st);
-		return r;
-	}
+	if ((r = write_part(st->tmp, "privkey.pem", key_pem, "", 0600)) != 0)
+		goto fail;
 	prune(st->archive, st->v - 1);
 	return 0;
+fail:
+	install_abandon(st);
+	return r;
 }
 
 void
