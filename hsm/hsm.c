@@ -31,6 +31,9 @@ next_gen(void)
 	return __atomic_add_fetch(&global_gen, 1, __ATOMIC_SEQ_CST);
 }
 
+/* Session serials: unique in the process, so a session copy is never used in another session. */
+static unsigned long global_serial;
+
 /* Attempts per operation, and the first back-off before re-initialising. */
 #define HSM_TRIES      6
 #define HSM_BACKOFF_MS 50
@@ -348,6 +351,7 @@ session_open(struct hsm *h)
 	    h->m->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h->s);
 	if (rv != CKR_OK)
 		return rv;
+	h->serial = __atomic_add_fetch(&global_serial, 1, __ATOMIC_SEQ_CST);
 	h->sgen = h->m->gen;
 	/* Logging in is per token: skip it if another session already did. */
 	if (h->m->f->C_GetSessionInfo(h->s, &si) == CKR_OK && si.state == CKS_RW_USER_FUNCTIONS)

@@ -55,6 +55,9 @@ struct hsm_key {
 	unsigned long priv, pub;
 	unsigned gen;
 	int fresh; /* the handles were looked up during the current call */
+	/* Session copy for signing (hsm_key_pin): 1 wanted, -1 refused, 0 off. */
+	int pin;
+	unsigned long copy, copy_of, copy_sess;
 };
 
 struct hsm_keyattrs {
@@ -102,8 +105,23 @@ int hsm_key_find(struct hsm *h, struct hsm_key *key);
 /* Find a private key by label; fills id and type. SV_ENOTFOUND / SV_EEXIST if 0 or >1. */
 int hsm_key_find_label(struct hsm *h, const char *label, struct hsm_key *out);
 
-/* Destroy both halves of a key pair. */
+/* Destroy both halves of a key pair (and its session copy). */
 int hsm_key_destroy(struct hsm *h, struct hsm_key *key);
+
+/*
+ * Sign with a session copy of the private key (C_CopyObject with CKA_TOKEN
+ * false, every other attribute kept: still sensitive, never extractable).
+ * Some modules re-read a token object at every C_SignInit (SoftHSM2 opens,
+ * locks and decodes its object file each time); a session object lives in
+ * the module's memory.  The copy is made at the first signature, made again
+ * whenever the session or the key's handle changed, and dies with the
+ * session.  A module that refuses the copy signs with the token object.  Use
+ * a pinned key with one struct hsm only, and hsm_key_unpin() it before
+ * forgetting it or when its token object may have changed.
+ */
+void hsm_key_pin(struct hsm_key *key);
+/* Destroy the session copy, if any, and stop pinning. */
+void hsm_key_unpin(struct hsm *h, struct hsm_key *key);
 
 /* Public key as an OpenSSL key (caller EVP_PKEY_free()s). */
 int hsm_key_public(struct hsm *h, struct hsm_key *key, EVP_PKEY **out);

@@ -26,8 +26,9 @@ struct hsm_mod {
 struct hsm {
 	struct hsm_mod *m;
 	CK_SESSION_HANDLE s;
-	unsigned sgen; /* module generation the session belongs to */
-	int login_err; /* SV code of the last failed login, 0 if none */
+	unsigned sgen;	      /* module generation the session belongs to */
+	unsigned long serial; /* unique per session opened in the process */
+	int login_err;	      /* SV code of the last failed login, 0 if none */
 };
 
 /* Take the read lock and make sure h has a live session of this generation. */
@@ -49,6 +50,9 @@ int hsm_ckr_err(CK_RV rv, const char *what);
  * again; a key that is really gone gives SV_ENOTFOUND naming it.
  */
 int hsm_key_retry(struct hsm *h, struct hsm_key *key, CK_RV rv, int attempt, const char *what);
+
+/* Destroy key's session copy if it lives in h's current session (inside hsm_enter). */
+void hsm_key_drop_copy(struct hsm *h, struct hsm_key *key);
 
 /* Make key->priv (and key->pub if want_pub) valid for the current generation. */
 CK_RV hsm_key_handles(struct hsm *h, struct hsm_key *key, int want_pub);

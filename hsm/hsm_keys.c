@@ -161,16 +161,20 @@ hsm_key_create(
 	}
 }
 
-/* Up to max objects of class cls matching attribute a. */
+/*
+ * Up to max token objects of class cls matching attribute a.  Session objects
+ * (pinned copies, which share the key's CKA_ID and CKA_LABEL) never count.
+ */
 static CK_RV
 find_objects(struct hsm *h, CK_OBJECT_CLASS cls, CK_ATTRIBUTE *a, CK_OBJECT_HANDLE *objs,
     CK_ULONG max, CK_ULONG *n)
 {
-	CK_ATTRIBUTE t[] = { ATTR(CKA_CLASS, &cls, sizeof(cls)), *a };
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE t[] = { ATTR(CKA_CLASS, &cls, sizeof(cls)), ATTR(CKA_TOKEN, &yes, 1), *a };
 	CK_RV rv;
 
 	*n = 0;
-	if ((rv = h->m->f->C_FindObjectsInit(h->s, t, 2)) != CKR_OK)
+	if ((rv = h->m->f->C_FindObjectsInit(h->s, t, 3)) != CKR_OK)
 		return rv;
 	rv = h->m->f->C_FindObjects(h->s, objs, max, n);
 	h->m->f->C_FindObjectsFinal(h->s);
@@ -353,6 +357,7 @@ hsm_key_destroy(struct hsm *h, struct hsm_key *key)
 
 	for (attempt = 0;; attempt++) {
 		if ((rv = hsm_enter(h)) == CKR_OK) {
+			hsm_key_drop_copy(h, key);
 			if ((rv = hsm_key_handles(h, key, 0)) == CKR_OK &&
 			    (rv = h->m->f->C_DestroyObject(h->s, key->priv)) == CKR_OK && key->pub)
 				rv = h->m->f->C_DestroyObject(h->s, key->pub);

@@ -40,6 +40,82 @@ sign_mech(enum hsm_keytype t, CK_MECHANISM_TYPE *mech, const EVP_MD **md, size_t
 	}
 }
 
+void
+hsm_key_pin(struct hsm_key *key)
+{
+	if (key->pin == 0)
+		key->pin = 1;
+}
+
+void
+hsm_key_drop_copy(struct hsm *h, struct hsm_key *key)
+{
+	/* A copy made in another session died with it (or is not ours to touch). */
+	if (key->copy != 0 && key->copy_sess == h->serial)
+		h->m->f->C_DestroyObject(h->s, key->copy);
+	key->copy = 0;
+}
+
+void
+hsm_key_unpin(struct hsm *h, struct hsm_key *key)
+{
+	if (key->copy != 0 && hsm_enter(h) == CKR_OK) {
+		hsm_key_drop_copy(h, key);
+		hsm_leave(h);
+	}
+	key->copy = 0;
+	key->pin = 0;
+}
+
+/* Errors that say the module will never copy this key (as opposed to a lost session). */
+static int
+copy_refused(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_FUNCTION_NOT_SUPPORTED:
+	case CKR_ACTION_PROHIBITED:
+	case CKR_ATTRIBUTE_READ_ONLY:
+	case CKR_ATTRIBUTE_TYPE_INVALID:
+	case CKR_ATTRIBUTE_VALUE_INVALID:
+	case CKR_TEMPLATE_INCONSISTENT:
+	case CKR_TEMPLATE_INCOMPLETE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * The handle to sign with (inside hsm_enter, after hsm_key_handles): a pinned
+ * key's session copy, made again when the session changed or the token
+ * object was looked up afresh (its old handle may have died); otherwise, or
+ * when the copy fails, the token object itself.
+ */
+static CK_OBJECT_HANDLE
+sign_handle(struct hsm *h, struct hsm_key *key)
+{
+	CK_BBOOL no = CK_FALSE;
+	CK_ATTRIBUTE t = { CKA_TOKEN, &no, sizeof(no) };
+	CK_OBJECT_HANDLE o;
+	CK_RV rv;
+
+	if (key->pin <= 0)
+		return key->priv;
+	if (key->copy != 0 && key->copy_sess == h->serial && key->copy_of == key->priv &&
+	    !key->fresh)
+		return key->copy;
+	hsm_key_drop_copy(h, key);
+	if ((rv = h->m->f->C_CopyObject(h->s, key->priv, &t, 1, &o)) != CKR_OK) {
+		if (copy_refused(rv))
+			key->pin = -1;
+		return key->priv;
+	}
+	key->copy = o;
+	key->copy_of = key->priv;
+	key->copy_sess = h->serial;
+	return o;
+}
+
 static CK_RV
 sign_once(struct hsm *h, struct hsm_key *key, CK_MECHANISM_TYPE mt, const uint8_t *in, size_t inlen,
     uint8_t *sig, CK_ULONG *siglen)
@@ -49,7 +125,7 @@ sign_once(struct hsm *h, struct hsm_key *key, CK_MECHANISM_TYPE mt, const uint8_
 
 	if ((rv = hsm_key_handles(h, key, 0)) != CKR_OK)
 		return rv;
-	if ((rv = h->m->f->C_SignInit(h->s, &mech, key->priv)) != CKR_OK)
+	if ((rv = h->m->f->C_SignInit(h->s, &mech, sign_handle(h, key))) != CKR_OK)
 		return rv;
 	return h->m->f->C_Sign(h->s, (CK_BYTE_PTR)in, (CK_ULONG)inlen, sig, siglen);
 }
@@ -79,8 +155,8 @@ sign_loop(struct hsm *h, struct hsm_key *key, CK_MECHANISM_TYPE mech, const uint
 }
 
 int
-hsm_sign_digest(struct hsm *h, struct hsm_key *key, const uint8_t *dgst, size_t dlen,
-    uint8_t *sig, size_t *siglen)
+hsm_sign_digest(struct hsm *h, struct hsm_key *key, const uint8_t *dgst, size_t dlen, uint8_t *sig,
+    size_t *siglen)
 {
 	if (key->type != HSM_EC_P256 && key->type != HSM_EC_P384)
 		return sv_seterr(SV_EUNSUPP, "hsm: digest signing is for EC keys");
@@ -111,8 +187,8 @@ hsm_sign(struct hsm *h, struct hsm_key *key, const uint8_t *msg, size_t len, uin
 		return r;
 	/* The raw r||s form of CKM_ECDSA is already the JWS form. */
 	if (rawlen != 0 && sl != rawlen)
-		return sv_seterr(SV_EHSM, "hsm: ECDSA signature of %zu bytes, expected %zu", sl,
-		    rawlen);
+		return sv_seterr(
+		    SV_EHSM, "hsm: ECDSA signature of %zu bytes, expected %zu", sl, rawlen);
 	*siglen = sl;
 	return 0;
 }

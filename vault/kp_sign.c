@@ -42,6 +42,8 @@ kp_accounts_reset(struct kp *kp)
 	size_t i;
 
 	for (i = 0; i < kp->naccts; i++) {
+		/* The key's session copy goes with it: a rotated or destroyed key signs no more. */
+		hsm_key_unpin(kp->h, &kp->accts[i].key);
 		account_free(&kp->accts[i].a);
 		json_decref(kp->accts[i].jwk);
 	}
@@ -113,6 +115,7 @@ load_one(struct kp *kp, const char *name, const struct ks_key *all, size_t n)
 	if ((r = ks_get(kp->st, a->a.key_name, 0, &k)) != 0)
 		return sv_preferr(r, "account %s", name);
 	a->key = k.hk;
+	hsm_key_pin(&a->key); /* sign from a session copy: see hsm_key_pin() */
 	snprintf(a->alg, sizeof(a->alg), "%s", hsm_keytype_alg(k.hk.type));
 	if ((r = key_thumb(kp, &a->key, a->thumbprint, &a->jwk)) != 0)
 		return r;

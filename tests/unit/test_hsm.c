@@ -309,6 +309,104 @@ test_stale_handle(void **state)
 	EVP_PKEY_free(pa);
 }
 
+/* Private keys that are session objects (pinned copies) visible to h. */
+static int
+session_keys(struct hsm *h)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_BBOOL no = CK_FALSE;
+	CK_ATTRIBUTE t[] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_TOKEN, &no, sizeof(no) } };
+	CK_OBJECT_HANDLE o[8];
+	CK_ULONG n = 0;
+
+	assert_int_equal(h->m->f->C_FindObjectsInit(h->s, t, 2), CKR_OK);
+	assert_int_equal(h->m->f->C_FindObjects(h->s, o, 8, &n), CKR_OK);
+	h->m->f->C_FindObjectsFinal(h->s);
+	return (int)n;
+}
+
+static int
+sign_x(struct hsm *h, struct hsm_key *k)
+{
+	uint8_t sig[HSM_SIG_MAX];
+	size_t sl = sizeof(sig);
+
+	return hsm_sign(h, k, (const uint8_t *)"x", 1, sig, &sl);
+}
+
+/*
+ * A pinned key signs with one session copy that keeps the key's protection,
+ * is made again (never leaked) after a lost session or a fresh lookup, and
+ * is gone after unpin and destroy; a key destroyed on the token no longer
+ * signs once unpinned.
+ */
+static void
+test_pinned_copy(void **state)
+{
+	struct fx *f = *state;
+	struct hsm_key k, other;
+	CK_BBOOL tok = 1, sens = 0, extr = 1;
+	CK_ATTRIBUTE a[] = { { CKA_TOKEN, &tok, 1 }, { CKA_SENSITIVE, &sens, 1 },
+		{ CKA_EXTRACTABLE, &extr, 1 } };
+	unsigned long first;
+	int i;
+
+	assert_ok(hsm_key_create(f->h, HSM_EC_P256, "p", 0, &k));
+	other = k;
+	hsm_key_pin(&k);
+	sign_and_verify(f->h, &k);
+	assert_int_not_equal(k.copy, 0);
+	assert_int_not_equal(k.copy, k.priv);
+	assert_int_equal(session_keys(f->h), 1);
+	assert_int_equal(f->h->m->f->C_GetAttributeValue(f->h->s, k.copy, a, 3), CKR_OK);
+	assert_false(tok);
+	assert_true(sens);
+	assert_false(extr);
+	first = k.copy;
+	for (i = 0; i < 3; i++)
+		assert_ok(sign_x(f->h, &k));
+	assert_int_equal(k.copy, first);
+	assert_int_equal(session_keys(f->h), 1);
+
+	/* The session disappears: its copy with it; a new one is made. */
+	f->h->m->f->C_CloseSession(f->h->s);
+	sign_and_verify(f->h, &k);
+	assert_int_not_equal(k.copy, 0);
+	assert_int_equal(session_keys(f->h), 1);
+	/* A lookup afresh (as after a stale handle) replaces the copy, adds none. */
+	k.gen = 0;
+	assert_ok(sign_x(f->h, &k));
+	assert_int_equal(session_keys(f->h), 1);
+	/* A copy that died behind our back is made again. */
+	assert_int_equal(f->h->m->f->C_DestroyObject(f->h->s, k.copy), CKR_OK);
+	assert_int_equal(session_keys(f->h), 0);
+	assert_ok(sign_x(f->h, &k));
+	assert_int_equal(session_keys(f->h), 1);
+
+	hsm_key_unpin(f->h, &k);
+	assert_int_equal(k.copy, 0);
+	assert_int_equal(session_keys(f->h), 0);
+	sign_and_verify(f->h, &k); /* the token object */
+	assert_int_equal(session_keys(f->h), 0);
+
+	/* Destroyed through another struct: signs no more once unpinned. */
+	hsm_key_pin(&k);
+	assert_ok(sign_x(f->h, &k));
+	assert_ok(hsm_key_destroy(f->h, &other));
+	hsm_key_unpin(f->h, &k);
+	assert_int_equal(session_keys(f->h), 0);
+	assert_sverr(sign_x(f->h, &k), SV_ENOTFOUND);
+
+	/* Destroying a pinned key destroys its copy too. */
+	assert_ok(hsm_key_create(f->h, HSM_EC_P256, "q", 0, &k));
+	hsm_key_pin(&k);
+	assert_ok(sign_x(f->h, &k));
+	assert_int_equal(session_keys(f->h), 1);
+	assert_ok(hsm_key_destroy(f->h, &k));
+	assert_int_equal(session_keys(f->h), 0);
+	assert_sverr(sign_x(f->h, &k), SV_ENOTFOUND);
+}
+
 struct thr {
 	struct hsm *h;
 	struct hsm_key k;
@@ -437,6 +535,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_setup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_handle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pinned_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_csr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pkey_cert, setup, teardown),
