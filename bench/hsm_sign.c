@@ -15,11 +15,13 @@
  * --threads N threads, each with its own session, sign for --seconds S after
  * a --warmup W; it prints sig/s and the p50/p99 latency of one signature,
  * and a "RESULT key=value ..." line for scripts (bench/vaultd_sign.sh).  It
- * only signs: it never creates, changes or deletes objects on that token.
+ * only signs: it never creates, changes or deletes objects on that token
+ * (--path pinned signs, as vaultd does, from session copies of the key,
+ * which die with its sessions).
  *
  * usage: hsm_sign [-t SECONDS_PER_RUN] [-r ROUNDS]
  *        hsm_sign --token LABEL --pin-file F --key-label L [--module PATH]
- *                 [--threads N] [--seconds S] [--warmup W] [--path raw|hsm]
+ *                 [--threads N] [--seconds S] [--warmup W] [--path raw|hsm|pinned]
  */
 #include <dlfcn.h>
 #include <getopt.h>
@@ -211,7 +213,7 @@ bench_type(struct hsm *h, enum hsm_keytype type, double secs, int rounds)
 struct ext_opts {
 	struct hsm_config cfg;
 	const char *key_label;
-	int threads, use_hsm;
+	int threads, use_hsm, pin; /* pin: hsm/ with hsm_key_pin() (as vaultd signs) */
 	double seconds, warmup;
 };
 
@@ -250,6 +252,8 @@ ext_prepare(struct hsm *h, const struct hsm_key *key, const struct ext_opts *o, 
 	for (i = 0; i < o->threads; i++) {
 		memset(&e[i], 0, sizeof(e[i]));
 		e[i].j.key = *key;
+		if (o->pin)
+			hsm_key_pin(&e[i].j.key);
 		e[i].j.raw = !o->use_hsm;
 		e[i].j.f = h->m->f;
 		if (o->use_hsm ? hsm_clone(h, &e[i].j.h) != 0
@@ -270,6 +274,9 @@ ext_run(struct ext_job *e, const struct ext_opts *o, const struct hsm_key *key)
 	pthread_t t[EXT_THREADS];
 	unsigned long total = 0;
 	struct lat all = { NULL, 0, 0 };
+	static const char *const name[] = { "raw", "hsm", "pinned" };
+	static const char *const what[] = { "raw C_Sign", "hsm_sign()", "hsm_sign(), pinned key" };
+	int path = o->pin ? 2 : o->use_hsm ? 1 : 0;
 	double p50, p99, start = lat_now() + o->warmup;
 	int k, err = 0;
 
@@ -292,16 +299,15 @@ ext_run(struct ext_job *e, const struct ext_opts *o, const struct hsm_key *key)
 	p50 = lat_pct(&all, 0.50);
 	p99 = lat_pct(&all, 0.99);
 	lat_free(&all);
-	printf("# hsm_sign: %s %s, key \"%s\", token \"%s\", module %s\n",
-	    o->use_hsm ? "hsm_sign()" : "raw C_Sign", hsm_keytype_alg(key->type), o->key_label,
-	    o->cfg.token, o->cfg.module);
+	printf("# hsm_sign: %s %s, key \"%s\", token \"%s\", module %s\n", what[path],
+	    hsm_keytype_alg(key->type), o->key_label, o->cfg.token, o->cfg.module);
 	printf("%d thread%s (one session each): %.0f sig/s, p50 %.1f us, p99 %.1f us "
 	       "(%lu signatures in %.1f s after %.1f s warm-up)\n",
 	    o->threads, o->threads > 1 ? "s" : "", (double)total / o->seconds, p50, p99, total,
 	    o->seconds, o->warmup);
 	printf("RESULT path=%s alg=%s threads=%d n=%lu seconds=%.3f rate=%.1f p50_us=%.1f "
 	       "p99_us=%.1f\n",
-	    o->use_hsm ? "hsm" : "raw", hsm_keytype_alg(key->type), o->threads, total, o->seconds,
+	    name[path], hsm_keytype_alg(key->type), o->threads, total, o->seconds,
 	    (double)total / o->seconds, p50, p99);
 	return 0;
 }
@@ -356,7 +362,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: hsm_sign [-t SECONDS_PER_RUN] [-r ROUNDS]\n"
 	    "       hsm_sign --token LABEL --pin-file F --key-label L [--module PATH]\n"
-	    "                [--threads N] [--seconds S] [--warmup W] [--path raw|hsm]\n");
+	    "                [--threads N] [--seconds S] [--warmup W] [--path raw|hsm|pinned]\n");
 	return 2;
 }
 
@@ -387,9 +393,11 @@ ext_option(int ch, struct ext_opts *o)
 		o->warmup = atof(optarg);
 		break;
 	case 'A':
-		if (strcmp(optarg, "raw") != 0 && strcmp(optarg, "hsm") != 0)
+		if (strcmp(optarg, "raw") != 0 && strcmp(optarg, "hsm") != 0 &&
+		    strcmp(optarg, "pinned") != 0)
 			return usage();
-		o->use_hsm = strcmp(optarg, "hsm") == 0;
+		o->pin = strcmp(optarg, "pinned") == 0;
+		o->use_hsm = strcmp(optarg, "raw") != 0;
 		break;
 	default:
 		return usage();
