@@ -175,64 +175,125 @@ url_same(const struct url_parts *x, const struct url_parts *y)
 	return strcmp(x->query, y->query) == 0;
 }
 
-/*
- * *match = 1 if known (may be NULL) is the same URL as req.  A known URL
- * that breaks the rules matches nothing: requests to it are then judged by
- * payload shape, which fails safe (see classify.h).
- */
-static int
-url_matches(const char *known, const struct url_parts *req, int *match)
-{
-	struct url_parts k;
-	char why[WHY_MAX];
+/* One URL as parsed once: r is url_parse()'s result (or SV_ENOTFOUND for no URL). */
+struct parsed_url {
 	int r;
+	char why[WHY_MAX];
+	struct url_parts p;
+};
 
-	*match = 0;
-	if (known == NULL)
+enum { K_NONCE, K_ACCOUNT, K_KEYCHANGE, K_KID, K_ORDER, K_REVOKE, K_COUNT };
+
+struct cls_urls {
+	struct parsed_url dir;		  /* the directory URL */
+	struct parsed_url known[K_COUNT]; /* the URLs a request is compared with */
+};
+
+/* Parse s (may be NULL) into u; SV_ENOMEM is the only error, a bad URL is kept as such. */
+static int
+parse_one(const char *s, struct parsed_url *u)
+{
+	memset(u, 0, sizeof(*u));
+	if (s == NULL) {
+		u->r = SV_ENOTFOUND;
 		return 0;
-	r = url_parse(known, &k, why, sizeof(why));
-	if (r == 0)
-		*match = url_same(&k, req);
-	url_free(&k);
-	return r == SV_ENOMEM ? r : 0;
+	}
+	u->r = url_parse(s, &u->p, u->why, sizeof(u->why));
+	return u->r == SV_ENOMEM ? SV_ENOMEM : 0;
 }
 
-/* Parse url into req and check it is on the host of a's directory URL. */
-static int
-url_check(const struct cls_account *a, const char *url, struct url_parts *req)
+static void
+urls_clear(struct cls_urls *u)
 {
-	struct url_parts dir;
+	size_t i;
+
+	url_free(&u->dir.p);
+	for (i = 0; i < K_COUNT; i++)
+		url_free(&u->known[i].p);
+}
+
+static int
+urls_fill(const struct cls_account *a, struct cls_urls *u)
+{
+	const char *known[K_COUNT];
+	size_t i;
+	int r;
+
+	memset(u, 0, sizeof(*u));
+	if (a->directory_url == NULL)
+		return sv_seterr(SV_EINVAL, "cls_urls_parse: no directory URL");
+	known[K_NONCE] = a->new_nonce;
+	known[K_ACCOUNT] = a->new_account;
+	known[K_KEYCHANGE] = a->key_change;
+	known[K_KID] = a->kid;
+	known[K_ORDER] = a->new_order;
+	known[K_REVOKE] = a->revoke_cert;
+	r = parse_one(a->directory_url, &u->dir);
+	for (i = 0; i < K_COUNT && r == 0; i++)
+		r = parse_one(known[i], &u->known[i]);
+	if (r != 0)
+		urls_clear(u);
+	return r;
+}
+
+int
+cls_urls_parse(const struct cls_account *a, struct cls_urls **out)
+{
+	struct cls_urls *u;
+	int r;
+
+	*out = NULL;
+	if ((u = malloc(sizeof(*u))) == NULL)
+		return SV_ENOMEM;
+	if ((r = urls_fill(a, u)) != 0) {
+		free(u);
+		return r;
+	}
+	*out = u;
+	return 0;
+}
+
+void
+cls_urls_free(struct cls_urls *u)
+{
+	if (u == NULL)
+		return;
+	urls_clear(u);
+	free(u);
+}
+
+/*
+ * Parse url into req and check it is on the host of the directory URL.  A
+ * known URL that breaks the rules matches nothing: requests to it are then
+ * judged by payload shape, which fails safe (see classify.h).
+ */
+static int
+url_check(const struct cls_account *a, const struct parsed_url *dir, const char *url,
+    struct url_parts *req)
+{
 	char why[WHY_MAX] = "", esc[ESC_MAX];
 	int r;
 
 	sv_escape(url, CLS_URL_MAX, esc, sizeof(esc));
-	if ((r = url_parse(a->directory_url, &dir, why, sizeof(why))) != 0) {
-		if (r != SV_ENOMEM)
-			r = sv_seterr(SV_EINVAL, "account %s: directory URL is unusable: %s",
-			    a->name != NULL ? a->name : "?", why);
-		goto out;
-	}
+	if (dir->r != 0)
+		return sv_seterr(SV_EINVAL, "account %s: directory URL is unusable: %s",
+		    a->name != NULL ? a->name : "?", dir->why);
 	r = url_parse(url, req, why, sizeof(why));
 	if (r == SV_ENOMEM)
-		goto out;
-	if (r == SV_EINVAL || r == SV_ETOOBIG) {
-		r = sv_seterr(r, "url \"%s\" is malformed: %s", esc, why);
-		goto out;
-	}
+		return r;
+	if (r == SV_EINVAL || r == SV_ETOOBIG)
+		return sv_seterr(r, "url \"%s\" is malformed: %s", esc, why);
 	if (r == 0) {
-		if (strcmp(req->host, dir.host) != 0)
+		if (strcmp(req->host, dir->p.host) != 0)
 			snprintf(why, sizeof(why), "other host");
-		else if (req->port != dir.port)
+		else if (req->port != dir->p.port)
 			snprintf(why, sizeof(why), "other port");
 		else
-			goto out;
+			return 0;
 		r = SV_EDENIED;
 	}
-	r = sv_seterr(r, "url \"%s\" is not on the account's CA host %s:%lu (%s)", esc, dir.host,
-	    dir.port, why);
-out:
-	url_free(&dir);
-	return r;
+	return sv_seterr(r, "url \"%s\" is not on the account's CA host %s:%lu (%s)", esc,
+	    dir->p.host, dir->p.port, why);
 }
 
 /* Add name[0..len) (untrusted, maybe not NUL-free) to r->names, normalised, once. */
@@ -615,26 +676,17 @@ payload_load(const uint8_t *payload, size_t plen, json_t **o)
 	return 0;
 }
 
-/* Which of a's known URLs req is: index into the table, or -1. */
+/* Which of the known URLs req is: index into the table, or -1. */
 static int
-known_find(const char *const *k, size_t n, const struct url_parts *req, int *found)
+known_find(const struct cls_urls *u, const struct url_parts *req)
 {
-	size_t i;
-	int r, m;
+	int i;
 
-	*found = -1;
-	for (i = 0; i < n; i++) {
-		if ((r = url_matches(k[i], req, &m)) != 0)
-			return r;
-		if (m) {
-			*found = (int)i;
-			return 0;
-		}
-	}
-	return 0;
+	for (i = 0; i < K_COUNT; i++)
+		if (u->known[i].r == 0 && url_same(&u->known[i].p, req))
+			return i;
+	return -1;
 }
-
-enum { K_NONCE, K_ACCOUNT, K_KEYCHANGE, K_KID, K_ORDER, K_REVOKE, K_COUNT };
 
 /* Dispatch on the known URL k (-1: none) with the parsed payload o (NULL: empty). */
 static int
@@ -676,7 +728,8 @@ cls_classify(const struct cls_account *a, const char *url, const uint8_t *payloa
     struct cls_result *out)
 {
 	struct url_parts req = { 0 };
-	const char *known[K_COUNT];
+	struct cls_urls local;
+	const struct cls_urls *u = a != NULL ? a->urls : NULL;
 	json_t *o = NULL;
 	char esc[ESC_MAX];
 	int r, k;
@@ -689,23 +742,23 @@ cls_classify(const struct cls_account *a, const char *url, const uint8_t *payloa
 	if (plen > CLS_PAYLOAD_MAX)
 		return sv_seterr(SV_ETOOBIG, "payload of %zu bytes is over the %d-byte cap", plen,
 		    CLS_PAYLOAD_MAX);
-	if ((r = url_check(a, url, &req)) != 0)
+	memset(&local, 0, sizeof(local));
+	if (u == NULL) {
+		if ((r = urls_fill(a, &local)) != 0)
+			goto out;
+		u = &local;
+	}
+	if ((r = url_check(a, &u->dir, url, &req)) != 0)
 		goto out;
 	sv_escape(url, CLS_URL_MAX, esc, sizeof(esc));
-	known[K_NONCE] = a->new_nonce;
-	known[K_ACCOUNT] = a->new_account;
-	known[K_KEYCHANGE] = a->key_change;
-	known[K_KID] = a->kid;
-	known[K_ORDER] = a->new_order;
-	known[K_REVOKE] = a->revoke_cert;
-	if ((r = known_find(known, K_COUNT, &req, &k)) != 0)
-		goto out;
+	k = known_find(u, &req);
 	if ((r = payload_load(payload, plen, &o)) != 0)
 		goto out;
 	r = classify_known(k, o, a, esc, out);
 out:
 	json_decref(o);
 	url_free(&req);
+	urls_clear(&local);
 	if (r != 0)
 		cls_result_free(out);
 	return r;

@@ -70,6 +70,8 @@
 #define CLS_NAMES_MAX	100	    /* identifiers in a newOrder; names in a CSR or certificate */
 #define CLS_THUMB_BUF	44	    /* JWK_THUMB_LEN + 1 */
 
+struct cls_urls; /* an account's URLs, parsed (cls_urls_parse) */
+
 /* What the vault knows about one ACME account (from its state database). */
 struct cls_account {
 	const char *name;	   /* account name in the vault (for messages) */
@@ -82,7 +84,20 @@ struct cls_account {
 	   public values, so they are compared with strcmp. */
 	const char *const *key_thumbprints;
 	size_t nthumbprints;
+	/* Optional: cls_urls_parse() of these same URLs, so that a call parses
+	   only the request's URL; NULL: every call parses them again. */
+	const struct cls_urls *urls;
 };
+
+/*
+ * The directory URL and the known URLs of a, parsed once for any number of
+ * cls_classify() calls (a URL that is NULL or breaks the rules is kept as
+ * matching nothing, exactly as a call without it would judge it).  Returns 0,
+ * SV_EINVAL (no directory URL) or SV_ENOMEM.  The result keeps nothing of a;
+ * free it with cls_urls_free() (NULL is fine).
+ */
+int cls_urls_parse(const struct cls_account *a, struct cls_urls **out);
+void cls_urls_free(struct cls_urls *u);
 
 struct cls_result {
 	enum pol_op op;
@@ -111,7 +126,7 @@ struct cls_result {
  *   SV_ENOMEM.
  * On error the detail (sv_errmsg) says what and where, with untrusted text
  * escaped, and *out is zeroed with nothing to free.  Nothing is kept from a
- * or payload after the call.
+ * or payload after the call; a->urls is only read.
  */
 int cls_classify(const struct cls_account *a, const char *url, const uint8_t *payload, size_t plen,
     struct cls_result *out);

@@ -31,6 +31,7 @@ struct kp_account {
 	char alg[8];
 	json_t *jwk; /* current public JWK */
 	char thumbprint[48];
+	struct cls_urls *urls; /* its URLs parsed once for the classifier; NULL: per request */
 	int loaded;
 };
 

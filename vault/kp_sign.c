@@ -44,6 +44,7 @@ kp_accounts_reset(struct kp *kp)
 	for (i = 0; i < kp->naccts; i++) {
 		/* The key's session copy goes with it: a rotated or destroyed key signs no more. */
 		hsm_key_unpin(kp->h, &kp->accts[i].key);
+		cls_urls_free(kp->accts[i].urls);
 		account_free(&kp->accts[i].a);
 		json_decref(kp->accts[i].jwk);
 	}
@@ -101,10 +102,29 @@ add_thumbs(struct kp *kp, const char *name, const struct ks_key *all, size_t n)
 	return 0;
 }
 
+/* What the classifier knows of account a (borrowed from a and kp). */
+static void
+cls_fill(struct kp *kp, const struct kp_account *a, struct cls_account *ca)
+{
+	memset(ca, 0, sizeof(*ca));
+	ca->name = a->a.name;
+	ca->directory_url = a->a.directory_url;
+	ca->kid = a->a.kid;
+	ca->new_order = account_dir_url(&a->a, "newOrder");
+	ca->new_account = account_dir_url(&a->a, "newAccount");
+	ca->revoke_cert = account_dir_url(&a->a, "revokeCert");
+	ca->key_change = account_dir_url(&a->a, "keyChange");
+	ca->new_nonce = account_dir_url(&a->a, "newNonce");
+	ca->key_thumbprints = (const char *const *)kp->thumbs;
+	ca->nthumbprints = kp->nthumbs;
+	ca->urls = a->urls;
+}
+
 static int
 load_one(struct kp *kp, const char *name, const struct ks_key *all, size_t n)
 {
 	struct kp_account *a = &kp->accts[kp->naccts];
+	struct cls_account ca;
 	struct ks_key k;
 	int r;
 
@@ -119,6 +139,10 @@ load_one(struct kp *kp, const char *name, const struct ks_key *all, size_t n)
 	snprintf(a->alg, sizeof(a->alg), "%s", hsm_keytype_alg(k.hk.type));
 	if ((r = key_thumb(kp, &a->key, a->thumbprint, &a->jwk)) != 0)
 		return r;
+	/* Parsed once per load, not per request; on failure each request parses them. */
+	cls_fill(kp, a, &ca);
+	if (cls_urls_parse(&ca, &a->urls) != 0)
+		a->urls = NULL;
 	a->loaded = 1;
 	return add_thumbs(kp, a->a.key_name, all, n);
 }
@@ -481,17 +505,7 @@ kp_sign(struct kp *kp, const json_t *req)
 		    wait);
 		goto out;
 	}
-	memset(&ca, 0, sizeof(ca));
-	ca.name = a->a.name;
-	ca.directory_url = a->a.directory_url;
-	ca.kid = a->a.kid;
-	ca.new_order = account_dir_url(&a->a, "newOrder");
-	ca.new_account = account_dir_url(&a->a, "newAccount");
-	ca.revoke_cert = account_dir_url(&a->a, "revokeCert");
-	ca.key_change = account_dir_url(&a->a, "keyChange");
-	ca.new_nonce = account_dir_url(&a->a, "newNonce");
-	ca.key_thumbprints = (const char *const *)kp->thumbs;
-	ca.nthumbprints = kp->nthumbs;
+	cls_fill(kp, a, &ca);
 	if ((r = cls_classify(&ca, q.url, q.payload, q.plen, &c)) != 0) {
 		resp = deny(kp, &q, NULL, r == SV_EDENIED ? 403 : 400,
 		    r == SV_EDENIED ? "classify" : "malformed", sv_errmsg(r), 0);

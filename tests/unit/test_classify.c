@@ -69,11 +69,43 @@ teardown(void **state)
 
 /* ---- helpers --------------------------------------------------------- */
 
+/*
+ * Classify twice: with the account's URLs parsed beforehand (cls_urls_parse,
+ * as vaultd does) and parsed by the call itself.  Both must give the same
+ * code, detail and result; the second one's is returned.
+ */
 static int
 run_a(const struct cls_account *a, const char *url, const char *payload, struct cls_result *r)
 {
+	struct cls_account pa = *a;
+	struct cls_urls *u = NULL;
+	struct cls_result r2;
+	char msg[SV_ERRMSG_MAX] = "";
+	int e, e2;
+	size_t i;
+
+	assert_ok(cls_urls_parse(a, &u));
+	pa.urls = u;
 	sv_clearerr();
-	return cls_classify(a, url, (const uint8_t *)payload, strlen(payload), r);
+	e2 = cls_classify(&pa, url, (const uint8_t *)payload, strlen(payload), &r2);
+	if (e2 != 0)
+		snprintf(msg, sizeof(msg), "%s", sv_errmsg(e2));
+	cls_urls_free(u);
+	sv_clearerr();
+	e = cls_classify(a, url, (const uint8_t *)payload, strlen(payload), r);
+	assert_int_equal(e, e2);
+	if (e != 0) {
+		assert_string_equal(sv_errmsg(e), msg);
+		return e;
+	}
+	assert_int_equal(r->op, r2.op);
+	assert_int_equal(r->use_jwk, r2.use_jwk);
+	assert_string_equal(r->csr_key_thumbprint, r2.csr_key_thumbprint);
+	assert_int_equal(r->nnames, r2.nnames);
+	for (i = 0; i < r->nnames; i++)
+		assert_string_equal(r->names[i], r2.names[i]);
+	cls_result_free(&r2);
+	return e;
 }
 
 static int
@@ -935,6 +967,48 @@ test_known_urls_missing(void **state)
 	expect_op_a(&a, URL_KID, "{}", POL_CHALLENGE, NULL);
 }
 
+/* One cls_urls serves many calls, for every kind of request, and is only read. */
+static void
+test_urls_parsed_once(void **state)
+{
+	struct cls_account a = acct, bad = acct;
+	struct cls_urls *u = NULL;
+	struct cls_result r;
+	int round;
+
+	assert_ok(cls_urls_parse(&acct, &u));
+	a.urls = u;
+	for (round = 0; round < 2; round++) {
+		assert_ok(run_a(&a, URL_ORD,
+		    "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.test\"}]}", &r));
+		assert_int_equal(r.op, POL_NEW_ORDER);
+		cls_result_free(&r);
+		assert_ok(run_a(&a, URL_KID, "", &r));
+		assert_int_equal(r.op, POL_FETCH);
+		cls_result_free(&r);
+		assert_ok(run_a(&a, "https://CA.test:14000/order-plz/../my-account/1", "{}", &r));
+		assert_int_equal(r.op, POL_ACCOUNT_UPDATE);
+		cls_result_free(&r);
+		assert_ok(run_a(&a, URL_AUTH, "{}", &r));
+		assert_int_equal(r.op, POL_CHALLENGE);
+		cls_result_free(&r);
+		assert_sverr(run_a(&a, URL_NON, "", &r), SV_EDENIED);
+		assert_sverr(run_a(&a, "https://other.test:14000/x", "", &r), SV_EDENIED);
+	}
+	cls_urls_free(u);
+	cls_urls_free(NULL);
+	/* A directory URL that does not parse is kept as such and refuses every request. */
+	bad.directory_url = "https://ca.test:notaport/dir";
+	assert_ok(cls_urls_parse(&bad, &u));
+	bad.urls = u;
+	assert_sverr(cls_classify(&bad, URL_AUTH, NULL, 0, &r), SV_EINVAL);
+	assert_non_null(strstr(sv_errmsg(SV_EINVAL), "directory URL is unusable"));
+	cls_urls_free(u);
+	bad.directory_url = NULL;
+	assert_sverr(cls_urls_parse(&bad, &u), SV_EINVAL);
+	assert_null(u);
+}
+
 static void
 test_bad_arguments(void **state)
 {
@@ -970,6 +1044,7 @@ main(void)
 		cmocka_unit_test(test_shapes),
 		cmocka_unit_test(test_payload_refused),
 		cmocka_unit_test(test_known_urls_missing),
+		cmocka_unit_test(test_urls_parsed_once),
 		cmocka_unit_test(test_bad_arguments),
 	};
 
