@@ -70,9 +70,15 @@ struct audit {
 	int start_r;	/* the first half's result */
 	int threaded;	/* the sync runs on sync_thread */
 	int sync_errno; /* 0, or the sync's errno */
+	/* One sync thread for the log's life, made at the first commit_start. */
 	pthread_t sync_thread;
+	pthread_mutex_t sync_mu;
+	pthread_cond_t sync_cv;
+	int sync_state; /* SYNC_NONE (no thread), SYNC_IDLE, SYNC_ASKED, SYNC_DONE, SYNC_QUIT */
 	double t_start, t_end; /* the last commit: write to end of sync (seconds) */
 };
+
+enum { SYNC_NONE, SYNC_IDLE, SYNC_ASKED, SYNC_DONE, SYNC_QUIT };
 
 struct head {
 	uint64_t seq;
@@ -534,6 +540,15 @@ audit_close(struct audit *a)
 		return;
 	if (a->started)
 		audit_commit_wait(a);
+	if (a->sync_state != SYNC_NONE) {
+		pthread_mutex_lock(&a->sync_mu);
+		a->sync_state = SYNC_QUIT;
+		pthread_cond_broadcast(&a->sync_cv);
+		pthread_mutex_unlock(&a->sync_mu);
+		pthread_join(a->sync_thread, NULL);
+		pthread_cond_destroy(&a->sync_cv);
+		pthread_mutex_destroy(&a->sync_mu);
+	}
 	if (a->fd >= 0)
 		close(a->fd);
 	svbuf_free(a->queue);
@@ -777,14 +792,70 @@ audit_commit(struct audit *a)
 	return commit_end(a, w, w ? log_sync(a) : r);
 }
 
+/* The sync thread: one fdatasync per SYNC_ASKED, until SYNC_QUIT. */
 static void *
 sync_main(void *arg)
 {
 	struct audit *a = arg;
+	int e;
 
-	a->sync_errno = fdatasync(a->fd) == 0 ? 0 : errno;
-	a->t_end = sv_mono_now();
+	pthread_mutex_lock(&a->sync_mu);
+	for (;;) {
+		while (a->sync_state != SYNC_ASKED && a->sync_state != SYNC_QUIT)
+			pthread_cond_wait(&a->sync_cv, &a->sync_mu);
+		if (a->sync_state == SYNC_QUIT)
+			break;
+		pthread_mutex_unlock(&a->sync_mu);
+		e = fdatasync(a->fd) == 0 ? 0 : errno;
+		pthread_mutex_lock(&a->sync_mu);
+		a->sync_errno = e;
+		a->t_end = sv_mono_now();
+		a->sync_state = SYNC_DONE;
+		pthread_cond_broadcast(&a->sync_cv);
+	}
+	pthread_mutex_unlock(&a->sync_mu);
 	return NULL;
+}
+
+/* Hand the sync to the sync thread (made the first time); 0 if there is none. */
+static int
+sync_ask(struct audit *a)
+{
+	if (a->sync_state == SYNC_NONE) {
+		if (pthread_mutex_init(&a->sync_mu, NULL) != 0)
+			return 0;
+		if (pthread_cond_init(&a->sync_cv, NULL) != 0) {
+			pthread_mutex_destroy(&a->sync_mu);
+			return 0;
+		}
+		a->sync_state = SYNC_IDLE;
+		if (pthread_create(&a->sync_thread, NULL, sync_main, a) != 0) {
+			pthread_cond_destroy(&a->sync_cv);
+			pthread_mutex_destroy(&a->sync_mu);
+			a->sync_state = SYNC_NONE;
+			return 0;
+		}
+	}
+	pthread_mutex_lock(&a->sync_mu);
+	a->sync_state = SYNC_ASKED;
+	pthread_cond_broadcast(&a->sync_cv);
+	pthread_mutex_unlock(&a->sync_mu);
+	return 1;
+}
+
+/* Wait for the sync asked by sync_ask(); its errno. */
+static int
+sync_wait(struct audit *a)
+{
+	int e;
+
+	pthread_mutex_lock(&a->sync_mu);
+	while (a->sync_state == SYNC_ASKED)
+		pthread_cond_wait(&a->sync_cv, &a->sync_mu);
+	e = a->sync_errno;
+	a->sync_state = SYNC_IDLE;
+	pthread_mutex_unlock(&a->sync_mu);
+	return e;
 }
 
 int
@@ -795,7 +866,7 @@ audit_commit_start(struct audit *a)
 	a->started = commit_write(a, &a->start_r) ? 1 : -1;
 	a->threaded = 0;
 	if (a->started == 1 && !(a->fail & AUDIT_FAIL_SYNC))
-		a->threaded = pthread_create(&a->sync_thread, NULL, sync_main, a) == 0;
+		a->threaded = sync_ask(a);
 	return a->start_r;
 }
 
@@ -808,10 +879,9 @@ audit_commit_wait(struct audit *a)
 		return sv_seterr(SV_ESTATE, "audit: no commit under way");
 	a->started = 0;
 	if (written && a->threaded) {
-		pthread_join(a->sync_thread, NULL);
-		r = a->sync_errno == 0
-		    ? 0
-		    : sv_seterr(SV_EIO, "%s: fdatasync: %s", a->path, strerror(a->sync_errno));
+		int e = sync_wait(a);
+
+		r = e == 0 ? 0 : sv_seterr(SV_EIO, "%s: fdatasync: %s", a->path, strerror(e));
 	} else if (written) {
 		r = log_sync(a); /* no thread could be made, or a test fault */
 	}

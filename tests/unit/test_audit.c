@@ -909,6 +909,23 @@ test_commit_failure(void **state)
 	audit_close(a);
 }
 
+/* Threads of this process (/proc/self/status). */
+static int
+thread_count(void)
+{
+	char line[128];
+	int n = -1;
+	FILE *fp = fopen("/proc/self/status", "r");
+
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(fp);
+	assert_true(n > 0);
+	return n;
+}
+
 /* The commit in two halves (the key process signs between them). */
 static void
 test_commit_split(void **state)
@@ -917,7 +934,7 @@ test_commit_split(void **state)
 	struct audit *a;
 	json_t *o;
 	off_t size;
-	int i;
+	int i, threads;
 
 	assert_ok(audit_open(f->log, &a));
 	assert_sverr(audit_commit_wait(a), SV_ESTATE); /* nothing started */
@@ -956,12 +973,22 @@ test_commit_split(void **state)
 	assert_ok(audit_commit_start(a));
 	assert_ok(audit_commit_wait(a));
 	assert_int_equal(audit_seq(a), 4);
+	/* One sync thread serves every commit: no thread is made per commit. */
+	threads = thread_count();
+	for (i = 5; i <= 40; i++) {
+		add_rec(a, i);
+		assert_ok(audit_commit_start(a));
+		assert_int_equal(thread_count(), threads); /* syncing now, on the same thread */
+		assert_ok(audit_commit_wait(a));
+	}
+	assert_int_equal(audit_seq(a), 40);
 
-	/* Closing in between finishes the commit. */
-	add_rec(a, 5);
+	/* Closing in between finishes the commit, and ends the sync thread. */
+	add_rec(a, 41);
 	assert_ok(audit_commit_start(a));
 	audit_close(a);
-	expect_ok(f->log, f->pk, 5, 0);
+	assert_int_equal(thread_count(), threads - 1);
+	expect_ok(f->log, f->pk, 41, 0);
 }
 
 static void
