@@ -1,7 +1,8 @@
 /*
  * libFuzzer target: the IPC deframer between vaultd's processes, fed
  * arbitrary bytes as if from the other side (both directions), and every
- * frame's body through the JSON decoder the receivers use.
+ * frame's body through the decoder the receivers use (ipc_body for an
+ * IPC_RESP_BODY, ipc_json for the rest).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +28,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			return 0;
 		evbuffer_add(b, data, size);
 		while (ipc_next(b, sides[i], &m) == 1) {
-			if (ipc_json(&m, &j) == 0)
+			const char *body;
+			uint32_t status;
+			size_t len;
+
+			if (m.type == IPC_RESP_BODY)
+				(void)ipc_body(&m, &status, &body, &len);
+			else if (ipc_json(&m, &j) == 0)
 				json_decref(j);
 			ipc_msg_free(&m);
 		}

@@ -25,6 +25,7 @@ static const struct ipc_rule rules[] = {
 	{ IPC_RESP, 256 * 1024, IPC_FROM_KEY, "response" },
 	{ IPC_PEERS, 4 * 1024 * 1024, IPC_FROM_KEY, "peers" },
 	{ IPC_TLS_SIG, 512, IPC_FROM_KEY, "tls-signature" },
+	{ IPC_RESP_BODY, 256 * 1024, IPC_FROM_KEY, "response-body" },
 };
 
 static const struct ipc_rule *
@@ -77,8 +78,10 @@ ipc_next(struct evbuffer *in, enum ipc_side from, struct ipc_msg *m)
 	return 1;
 }
 
-int
-ipc_put_json(struct evbuffer *out, uint32_t type, uint32_t id, const json_t *body)
+/* Frame prefix[0..plen) + body serialised compact as one message of type. */
+static int
+put_frame(struct evbuffer *out, uint32_t type, uint32_t id, const void *prefix, size_t plen,
+    const json_t *body)
 {
 	uint32_t hdr[3];
 	char *s;
@@ -87,7 +90,7 @@ ipc_put_json(struct evbuffer *out, uint32_t type, uint32_t id, const json_t *bod
 
 	if ((s = json_dumps(body, JSON_COMPACT)) == NULL)
 		return sv_seterr(SV_ENOMEM, "ipc: cannot serialise a message");
-	len = strlen(s);
+	len = plen + strlen(s);
 	if (len > ipc_max(type)) {
 		free(s);
 		return sv_seterr(SV_ETOOBIG, "ipc: message of %zu bytes over its cap", len);
@@ -95,10 +98,37 @@ ipc_put_json(struct evbuffer *out, uint32_t type, uint32_t id, const json_t *bod
 	hdr[0] = type;
 	hdr[1] = id;
 	hdr[2] = (uint32_t)len;
-	if (evbuffer_add(out, hdr, IPC_HDR_LEN) != 0 || evbuffer_add(out, s, len) != 0)
+	if (evbuffer_add(out, hdr, IPC_HDR_LEN) != 0 ||
+	    (plen > 0 && evbuffer_add(out, prefix, plen) != 0) ||
+	    evbuffer_add(out, s, len - plen) != 0)
 		r = sv_seterr(SV_ENOMEM, "ipc: cannot queue a message");
 	free(s);
 	return r;
+}
+
+int
+ipc_put_json(struct evbuffer *out, uint32_t type, uint32_t id, const json_t *body)
+{
+	return put_frame(out, type, id, NULL, 0, body);
+}
+
+int
+ipc_put_body(struct evbuffer *out, uint32_t id, uint32_t status, const json_t *body)
+{
+	return put_frame(out, IPC_RESP_BODY, id, &status, sizeof(status), body);
+}
+
+int
+ipc_body(const struct ipc_msg *m, uint32_t *status, const char **body, size_t *len)
+{
+	if (m->type != IPC_RESP_BODY || m->len < sizeof(*status))
+		return sv_seterr(SV_EPROTO, "ipc: response body message without a status");
+	memcpy(status, m->body, sizeof(*status));
+	if (*status < 200 || *status > 299)
+		return sv_seterr(SV_EPROTO, "ipc: response body message with status %u", *status);
+	*body = (const char *)m->body + sizeof(*status);
+	*len = m->len - sizeof(*status);
+	return 0;
 }
 
 int

@@ -3,7 +3,8 @@
  * (netproc) and key process (keyproc) over a socketpair, in the manner of
  * OpenSSH's monitor.  A frame is a 12-byte header {type, id, length} in host
  * byte order (both ends are the same binary on the same machine) followed by
- * length bytes of body (JSON for every type).  Each type has a maximum body
+ * length bytes of body (JSON for every type but IPC_RESP_BODY, whose JSON
+ * follows a 4-byte status).  Each type has a maximum body
  * size and a direction: who may send it.  A frame of unknown type, from the
  * wrong side, or longer than its type allows is a protocol violation: the
  * receiver stops reading from that peer and the peer is ended.
@@ -31,6 +32,9 @@ enum ipc_type {
 	IPC_RESP = 64,	 /* key->net: {status, body | problem, retry_after} for request id */
 	IPC_PEERS = 65,	 /* key->net: {ca: PEM, revoked: [serial hex...]} (full set) */
 	IPC_TLS_SIG = 66, /* key->net (TLS channel): {sig} raw r||s, or {error} */
+	/* key->net: a successful answer whose body netproc sends as it is: status
+	   (uint32, host order) then the body's JSON text (a JWS for a signature). */
+	IPC_RESP_BODY = 67,
 };
 
 struct ipc_msg {
@@ -53,6 +57,12 @@ int ipc_next(struct evbuffer *in, enum ipc_side from, struct ipc_msg *m);
 
 /* Frame and append a JSON body (serialised compact) to out; SV_ETOOBIG past the type's cap. */
 int ipc_put_json(struct evbuffer *out, uint32_t type, uint32_t id, const json_t *body);
+
+/* Frame an IPC_RESP_BODY for request id: status, then body serialised compact. */
+int ipc_put_body(struct evbuffer *out, uint32_t id, uint32_t status, const json_t *body);
+
+/* Status (200-299) and body text of an IPC_RESP_BODY; SV_EPROTO otherwise. */
+int ipc_body(const struct ipc_msg *m, uint32_t *status, const char **body, size_t *len);
 
 /* Parse a message body as a JSON object (duplicates rejected). Caller json_decref()s. */
 int ipc_json(const struct ipc_msg *m, json_t **out);

@@ -43,6 +43,7 @@
 
 struct item {
 	uint32_t id;
+	uint32_t type; /* of the request */
 	json_t *resp;
 	struct kp_pending *pend; /* its signature, made while the audit syncs */
 	int audited;
@@ -223,6 +224,21 @@ fail_audited(struct item *it, size_t n)
 	}
 }
 
+/*
+ * Queue the answer to netproc.  A signature goes as its body ready to send
+ * (netproc neither parses nor re-serialises it); everything else as JSON.
+ */
+static int
+put_answer(struct evbuffer *out, const struct item *it)
+{
+	json_int_t status = json_integer_value(json_object_get(it->resp, "status"));
+	const json_t *body = json_object_get(it->resp, "body");
+
+	if (it->type == IPC_SIGN && status == 200 && body != NULL)
+		return ipc_put_body(out, it->id, (uint32_t)status, body);
+	return ipc_put_json(out, IPC_RESP, it->id, it->resp);
+}
+
 static void
 on_net_read(struct bufferevent *bev, void *arg)
 {
@@ -247,6 +263,7 @@ on_net_read(struct bufferevent *bev, void *arg)
 		kp->audited = 0;
 		kp->defer = 1;
 		it[n].id = m.id;
+		it[n].type = m.type;
 		it[n].resp = dispatch(kp, &m);
 		it[n].pend = kp->pending;
 		kp->pending = NULL;
@@ -277,7 +294,7 @@ on_net_read(struct bufferevent *bev, void *arg)
 		if (it[i].resp == NULL)
 			it[i].resp =
 			    kp_problem(500, "internal", "Internal error", "out of memory", 0);
-		if (ipc_put_json(out, IPC_RESP, it[i].id, it[i].resp) != 0)
+		if (put_answer(out, &it[i]) != 0)
 			sv_err("answer %u: %s", it[i].id, sv_errmsg(SV_ETOOBIG));
 		json_decref(it[i].resp);
 	}

@@ -279,6 +279,25 @@ answer(struct np *np, struct np_pending *p, const json_t *resp)
 	count(np, p->endpoint, status, p->t0);
 }
 
+/* A successful answer whose body the key process serialised (IPC_RESP_BODY). */
+static void
+answer_body(struct np *np, struct np_pending *p, int status, const char *body, size_t len)
+{
+	reply(p->req, status,
+	    strcmp(p->endpoint, "sign") == 0 ? "application/jose+json" : "application/json", body,
+	    len);
+	count(np, p->endpoint, status, p->t0);
+}
+
+/* Request p has its answer: free its slot. */
+static void
+pending_done(struct np *np, struct np_pending *p)
+{
+	p->id = 0;
+	p->req = NULL;
+	np->npending--;
+}
+
 static void np_peers(struct np *np, const json_t *msg);
 
 static void
@@ -293,6 +312,22 @@ on_key_read(struct bufferevent *bev, void *arg)
 	while ((r = ipc_next(in, IPC_FROM_KEY, &m)) == 1) {
 		struct np_pending *p = &np->pend[m.id % np->npend_max];
 
+		if (m.type == IPC_RESP_BODY) {
+			const char *body;
+			uint32_t status;
+			size_t len;
+
+			if ((r = ipc_body(&m, &status, &body, &len)) != 0) {
+				ipc_msg_free(&m);
+				break;
+			}
+			if (p->id == m.id && m.id != 0) {
+				answer_body(np, p, (int)status, body, len);
+				pending_done(np, p);
+			}
+			ipc_msg_free(&m);
+			continue;
+		}
 		if (ipc_json(&m, &j) != 0) {
 			ipc_msg_free(&m);
 			r = SV_EPROTO;
@@ -302,9 +337,7 @@ on_key_read(struct bufferevent *bev, void *arg)
 			np_peers(np, j);
 		} else if (p->id == m.id && m.id != 0) {
 			answer(np, p, j);
-			p->id = 0;
-			p->req = NULL;
-			np->npending--;
+			pending_done(np, p);
 		}
 		json_decref(j);
 		ipc_msg_free(&m);

@@ -54,6 +54,10 @@ ORDER='{"identifiers":[{"type":"dns","value":"www.master.test"}]}'
 vd_sign web1 le "$NEW_ORDER" "$N" "$ORDER"
 expect_code 200 "newOrder inside the policy is signed"
 cp "$T/body" "$T/jws.json"
+tr -d '\r' <"$T/headers" | grep -qix 'content-type: application/jose+json' &&
+	tr -d '\r' <"$T/headers" | grep -qix 'cache-control: no-store' &&
+	pass "the JWS is sent as application/jose+json, not cached" ||
+	{ fail "headers of a signature"; cat "$T/headers"; }
 "$PY" - "$T/acct.json" "$T/jws.json" "$N" "$NEW_ORDER" "$KID" <<'PY' && pass "JWS verifies with the account JWK (jwcrypto); header built by the vault" || fail "JWS check"
 import json, sys
 from jwcrypto import jwk, jws
@@ -70,6 +74,8 @@ CODE=$(curl -s -o "$T/order.json" -w '%{http_code}' --cacert "$PEBBLE_CA" \
 vd_sign web1 le "$NEW_ORDER" "$N" "$ORDER"
 expect_code 403 "a nonce is signed at most once"
 expect_problem nonce-replay "replay refused as such"
+tr -d '\r' <"$T/headers" | grep -qix 'content-type: application/problem+json' &&
+	pass "a refusal is application/problem+json" || { fail "headers of a refusal"; cat "$T/headers"; }
 
 # Refusals, each with its reason.
 vd_sign web1 le "$NEW_ORDER" n1 '{"identifiers":[{"type":"dns","value":"other.test"}]}'

@@ -79,9 +79,9 @@ vd_enroll() {
 	"$SH" -q --state-dir "$T/sh-$1" enroll --vault "$VD_ENROLL" --token "$tok" --ca "$VD_CA"
 }
 
-vd_api() { # NAME METHOD PATH [BODY [CONTENT-TYPE]]
+vd_api() { # NAME METHOD PATH [BODY [CONTENT-TYPE]]: answer in $CODE, $T/body, $T/headers
 	local d=$T/sh-$1
-	local args=(-s -o "$T/body" -w '%{http_code}' --cacert "$VD_CA" --cert "$d/identity/cert.pem"
+	local args=(-s -o "$T/body" -D "$T/headers" -w '%{http_code}' --cacert "$VD_CA" --cert "$d/identity/cert.pem"
 		--key "$d/identity/key.pem" -X "$2")
 	if [ $# -ge 4 ]; then
 		printf '%s' "$4" >"$T/reqbody"
