@@ -152,8 +152,10 @@ int audit_commit(struct audit *a);
 /*
  * audit_commit() in two halves, so that the caller can work while the disk
  * syncs: audit_commit_start() writes the queued records and starts their
- * fdatasync() on a thread; audit_commit_wait() waits for it and returns what
- * audit_commit() would have (the records count as committed only then).
+ * fdatasync() on the log's sync thread (made at the first start, ended by
+ * audit_close(); do not fork while it exists); audit_commit_wait() waits for
+ * it and returns what audit_commit() would have (the records count as
+ * committed only then).
  * Between the two, nothing else may be queued, committed or checkpointed.
  * A start that fails (its result is returned by both calls) must still be
  * followed by audit_commit_wait().
