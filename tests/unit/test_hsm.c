@@ -397,6 +397,34 @@ test_pinned_copy(void **state)
 	assert_int_equal(session_keys(f->h), 0);
 	assert_sverr(sign_x(f->h, &k), SV_ENOTFOUND);
 
+	/* A key the module will not copy (CKA_COPYABLE false) signs from the token object. */
+	memset(&k, 0, sizeof(k));
+	k.type = HSM_EC_P256;
+	randombytes_buf(k.id, HSM_ID_LEN);
+	snprintf(k.label, sizeof(k.label), "nocopy");
+	{
+		static const uint8_t p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03,
+			0x01, 0x07 };
+		CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+		CK_MECHANISM m = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+		CK_OBJECT_HANDLE pub, priv;
+		CK_ATTRIBUTE pt[] = { { CKA_TOKEN, &yes, 1 }, { CKA_VERIFY, &yes, 1 },
+			{ CKA_ID, k.id, HSM_ID_LEN },
+			{ CKA_EC_PARAMS, (void *)p256, sizeof(p256) } };
+		CK_ATTRIBUTE st[] = { { CKA_TOKEN, &yes, 1 }, { CKA_PRIVATE, &yes, 1 },
+			{ CKA_SENSITIVE, &yes, 1 }, { CKA_SIGN, &yes, 1 },
+			{ CKA_ID, k.id, HSM_ID_LEN }, { CKA_COPYABLE, &no, 1 } };
+
+		assert_int_equal(
+		    f->h->m->f->C_GenerateKeyPair(f->h->s, &m, pt, 4, st, 6, &pub, &priv), CKR_OK);
+	}
+	hsm_key_pin(&k);
+	sign_and_verify(f->h, &k);
+	assert_int_equal(k.pin, -1);
+	assert_int_equal(k.copy, 0);
+	assert_int_equal(session_keys(f->h), 0);
+	hsm_key_unpin(f->h, &k);
+
 	/* Destroying a pinned key destroys its copy too. */
 	assert_ok(hsm_key_create(f->h, HSM_EC_P256, "q", 0, &k));
 	hsm_key_pin(&k);
