@@ -6,8 +6,10 @@
  * and the rest as the payload; (3) as DER, wrapped in base64url as a
  * finalize {"csr"} and a revokeCert {"certificate"} payload, so the CSR and
  * certificate parsers get raw bytes.  Every result is checked against the
- * contract in classify.h (abort on a violation); ASan catches crashes, leaks
- * and out-of-bounds reads.  No libconfig code is reached.
+ * contract in classify.h (abort on a violation), and must be the same with
+ * the account's URLs parsed beforehand (cls_urls_parse, as vaultd does);
+ * ASan catches crashes, leaks and out-of-bounds reads.  No libconfig code is
+ * reached.
  *
  * Build (not part of CMake), from the repository root:
  *   clang-14 -g -fsanitize=fuzzer,address,undefined -I common -I policies -I vault
@@ -48,6 +50,31 @@ static const struct cls_account acct = {
 static const char *const urls[] = { CA "/my-account/1", CA "/order-plz", CA "/sign-me-up",
 	CA "/revoke-cert", CA "/rollover-account-key", CA "/nonce-plz", CA "/finalize/1" };
 
+/* The same classification with the account's URLs parsed once; abort if it differs. */
+static void
+check_same(const char *url, const uint8_t *payload, size_t plen, int e, const struct cls_result *r)
+{
+	static struct cls_urls *parsed;
+	struct cls_account a = acct;
+	struct cls_result r2;
+	size_t i;
+
+	if (parsed == NULL && cls_urls_parse(&acct, &parsed) != 0)
+		abort();
+	a.urls = parsed;
+	if (cls_classify(&a, url, payload, plen, &r2) != e)
+		abort();
+	if (e != 0)
+		return;
+	if (r2.op != r->op || r2.use_jwk != r->use_jwk || r2.nnames != r->nnames ||
+	    strcmp(r2.csr_key_thumbprint, r->csr_key_thumbprint) != 0)
+		abort();
+	for (i = 0; i < r->nnames; i++)
+		if (strcmp(r2.names[i], r->names[i]) != 0)
+			abort();
+	cls_result_free(&r2);
+}
+
 /* Classify and check the result against the header's contract. */
 static void
 check(const char *url, const uint8_t *payload, size_t plen)
@@ -56,6 +83,7 @@ check(const char *url, const uint8_t *payload, size_t plen)
 	size_t i;
 	int e = cls_classify(&acct, url, payload, plen, &r);
 
+	check_same(url, payload, plen, e, &r);
 	if (e != 0) {
 		if (e > 0 || r.names != NULL || r.nnames != 0 || r.csr_key_thumbprint[0] != '\0')
 			abort();
