@@ -15,7 +15,7 @@
  *   C="sv_err buf b64 jwk jws fileio log names conf"
  *   clang-14 -g -O1 -fsanitize=fuzzer,address -D_GNU_SOURCE -Icommon -Ivault \
  *     fuzz/fuzz_audit_verify.c $(for f in $C; do echo common/$f.c; done) \
- *     vault/audit.c -o fuzz_audit_verify \
+ *     vault/audit.c vault/audit_verify.c -o fuzz_audit_verify \
  *     $(pkg-config --cflags --libs openssl libsodium jansson libconfig)
  */
 #include <stdint.h>

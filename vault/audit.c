@@ -5,7 +5,8 @@
  * records of one event-loop turn (audit_add), writes them with one write()
  * and fdatasync() (audit_commit) before answering, and now and then appends a
  * checkpoint signed through a callback into the HSM (audit_checkpoint).
- * Reader: `vaultctl audit verify` streams a log through audit_verify().
+ * Reader: `vaultctl audit verify` streams a log through audit_verify()
+ * (audit_verify.c, with the parsers shared through audit_int.h).
  *
  * Touches only the log file it is given, its head file (path ".head",
  * replaced atomically through common/fileio) and that file's temporary
@@ -17,7 +18,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "audit.h"
+#include "audit_int.h"
 #include "b64.h"
 #include "buf.h"
 #include "clock.h"
@@ -36,18 +37,15 @@
 #include "log.h"
 #include "sv_err.h"
 
-#define HASH_LEN     crypto_hash_sha256_BYTES
-#define HASH_B64_LEN 43 /* base64url of HASH_LEN bytes, no padding */
-#define SIG_LEN	     crypto_sign_BYTES
-#define SIG_B64_LEN  86 /* base64url of SIG_LEN bytes, no padding */
-#define SIG_OPEN     ",\"sig\":\""
-#define SIG_CLOSE    "\"}"
+#define SIG_LEN	    crypto_sign_BYTES
+#define SIG_B64_LEN 86 /* base64url of SIG_LEN bytes, no padding */
+#define SIG_OPEN    ",\"sig\":\""
+#define SIG_CLOSE   "\"}"
 /* `,"sig":"<S>"}`: the tail a signed line has over its unsigned form `...}`. */
 #define SIG_TAIL_LEN (sizeof(SIG_OPEN) - 1 + SIG_B64_LEN + sizeof(SIG_CLOSE) - 1)
 #define TIME_LEN     24 /* YYYY-MM-DDTHH:MM:SS.mmmZ */
 /* A partial last line and the complete line before it, with both newlines. */
-#define TAIL_MAX  (2 * (size_t)AUDIT_RECORD_MAX + 2)
-#define READ_SIZE 65536 /* verifier's read() size */
+#define TAIL_MAX (2 * (size_t)AUDIT_RECORD_MAX + 2)
 
 struct audit {
 	int fd;
@@ -80,21 +78,14 @@ struct audit {
 
 enum { SYNC_NONE, SYNC_IDLE, SYNC_ASKED, SYNC_DONE, SYNC_QUIT };
 
-struct head {
-	uint64_t seq;
-	uint8_t hash[HASH_LEN];
-};
-
 static const char *const REC_KEYS[] = { "seq", "time", "prev" };
-static const char *const CKPT_KEYS[] = { "seq", "time", "prev", "type", "key", "sig" };
 static const char *const HEAD_KEYS[] = { "seq", "hash", "key", "sig" };
-#define NKEYS(k) (sizeof(k) / sizeof((k)[0]))
 
 /* ---- small helpers ---- */
 
 /* base64url of a hash into a fixed buffer (libsodium's codec, as b64.h uses). */
-static void
-hash_encode(const uint8_t h[HASH_LEN], char out[HASH_B64_LEN + 1])
+void
+audit_hash_encode(const uint8_t h[HASH_LEN], char out[HASH_B64_LEN + 1])
 {
 	sodium_bin2base64(
 	    out, HASH_B64_LEN + 1, h, HASH_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
@@ -133,8 +124,8 @@ time_valid(const char *s)
 }
 
 /* Do the object's members start with (exact: are exactly) keys, in order? */
-static int
-keys_match(json_t *o, const char *const *keys, size_t n, int exact)
+int
+audit_keys_match(json_t *o, const char *const *keys, size_t n, int exact)
 {
 	void *it = json_object_iter(o);
 	size_t i;
@@ -168,8 +159,8 @@ json_parse(const uint8_t *line, size_t len, json_t **out)
 }
 
 /* Parse a record line: seq (positive integer), time and prev come first. */
-static int
-rec_parse(const uint8_t *line, size_t len, json_t **out, uint64_t *seq)
+int
+audit_rec_parse(const uint8_t *line, size_t len, json_t **out, uint64_t *seq)
 {
 	const char *t, *p;
 	json_int_t s;
@@ -180,7 +171,7 @@ rec_parse(const uint8_t *line, size_t len, json_t **out, uint64_t *seq)
 	*seq = 0;
 	if ((r = json_parse(line, len, &o)) != 0)
 		return r;
-	if (!keys_match(o, REC_KEYS, NKEYS(REC_KEYS), 0) ||
+	if (!audit_keys_match(o, REC_KEYS, NKEYS(REC_KEYS), 0) ||
 	    json_unpack(o, "{s:I,s:s,s:s}", "seq", &s, "time", &t, "prev", &p) != 0 || s < 1)
 		r = sv_seterr(SV_EINVAL, "not a record: seq, time, prev must come first");
 	else if (!time_valid(t))
@@ -216,8 +207,9 @@ json_dump_capped(const json_t *o, char *buf, size_t cap, size_t *len)
  * the parsed value of its sig member; if pub, verify the signature over
  * context followed by the line with that tail replaced by "}".
  */
-static int
-sig_check(const uint8_t *pub, const char *context, const uint8_t *line, size_t len, const char *sig)
+int
+audit_sig_check(
+    const uint8_t *pub, const char *context, const uint8_t *line, size_t len, const char *sig)
 {
 	size_t clen = strlen(context), ulen, slen;
 	uint8_t *raw = NULL, *msg = NULL;
@@ -296,7 +288,7 @@ out:
 /* ---- head file ---- */
 
 static int
-head_parse(const uint8_t *buf, size_t len, const uint8_t *pub, struct head *h)
+head_parse(const uint8_t *buf, size_t len, const uint8_t *pub, struct audit_head *h)
 {
 	const char *hs, *k, *sg;
 	uint8_t *hash = NULL;
@@ -309,7 +301,7 @@ head_parse(const uint8_t *buf, size_t len, const uint8_t *pub, struct head *h)
 		return sv_seterr(SV_EINVAL, "not one line");
 	if ((r = json_parse(buf, --len, &o)) != 0)
 		return r;
-	if (!keys_match(o, HEAD_KEYS, NKEYS(HEAD_KEYS), 1) ||
+	if (!audit_keys_match(o, HEAD_KEYS, NKEYS(HEAD_KEYS), 1) ||
 	    json_unpack(o, "{s:I,s:s,s:s,s:s}", "seq", &seq, "hash", &hs, "key", &k, "sig", &sg) !=
 		0 ||
 	    seq < 1) {
@@ -320,7 +312,7 @@ head_parse(const uint8_t *buf, size_t len, const uint8_t *pub, struct head *h)
 		r = sv_seterr(SV_EINVAL, "hash is not base64url of %d bytes", HASH_LEN);
 		goto out;
 	}
-	if ((r = sig_check(pub, AUDIT_HEAD_CONTEXT, buf, len, sg)) != 0)
+	if ((r = audit_sig_check(pub, AUDIT_HEAD_CONTEXT, buf, len, sg)) != 0)
 		goto out;
 	h->seq = (uint64_t)seq;
 	memcpy(h->hash, hash, HASH_LEN);
@@ -331,8 +323,8 @@ out:
 }
 
 /* Load the head file if there is one (*found = 0 if not). */
-static int
-head_load(const char *hpath, const uint8_t *pub, struct head *h, int *found)
+int
+audit_head_load(const char *hpath, const uint8_t *pub, struct audit_head *h, int *found)
 {
 	uint8_t *buf = NULL;
 	size_t len;
@@ -361,7 +353,7 @@ head_write(struct audit *a, const char *key_id, const uint8_t hash[HASH_LEN], au
 	json_t *o;
 	int r;
 
-	hash_encode(hash, h);
+	audit_hash_encode(hash, h);
 	o = json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)a->seq, "hash", h, "key", key_id);
 	if (o == NULL)
 		return sv_seterr(SV_ENOMEM, "audit: out of memory");
@@ -434,7 +426,7 @@ tail_parse(struct audit *a, const uint8_t *line, size_t len)
 
 	if (len == 0 || len > AUDIT_RECORD_MAX)
 		return sv_seterr(SV_EINVAL, "last line empty or over %d bytes", AUDIT_RECORD_MAX);
-	if ((r = rec_parse(line, len, &o, &seq)) != 0)
+	if ((r = audit_rec_parse(line, len, &o, &seq)) != 0)
 		return sv_preferr(r, "last line");
 	json_decref(o);
 	a->seq = seq;
@@ -487,10 +479,10 @@ out:
 static int
 head_check_open(struct audit *a)
 {
-	struct head h;
+	struct audit_head h;
 	int found, r;
 
-	if ((r = head_load(a->head_path, NULL, &h, &found)) != 0 || !found)
+	if ((r = audit_head_load(a->head_path, NULL, &h, &found)) != 0 || !found)
 		return r;
 	if (h.seq > a->seq)
 		return sv_seterr(SV_ESTATE,
@@ -598,7 +590,7 @@ rec_build(struct audit *a, json_t *fields, size_t *len)
 	*len = 0;
 	if ((r = time_now(t)) != 0)
 		return r;
-	hash_encode(a->qprev, p);
+	audit_hash_encode(a->qprev, p);
 	o = json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)(a->qseq + 1), "time", t, "prev", p);
 	if (o == NULL)
 		return sv_seterr(SV_ENOMEM, "audit: out of memory");
@@ -663,7 +655,7 @@ audit_add(struct audit *a, const json_t *fields)
 	if ((r = rec_build(a, (json_t *)fields, &len)) != 0)
 		return r;
 	/* Never write a line the verifier would reject (e.g. a NUL in a string). */
-	if ((r = rec_parse((const uint8_t *)a->scratch, len, &o, &seq)) != 0)
+	if ((r = audit_rec_parse((const uint8_t *)a->scratch, len, &o, &seq)) != 0)
 		return sv_preferr(r, "audit: record would not verify");
 	json_decref(o);
 	return queue_line(a, a->scratch, len);
@@ -920,236 +912,5 @@ audit_checkpoint(struct audit *a, const char *key_id, audit_sign_fn sign, void *
 	}
 	queue_drop(a);
 	free(line);
-	return r;
-}
-
-/* ---- verifying ---- */
-
-/* Line reader with a per-line cap; memory stays at one buffer. */
-struct lreader {
-	int fd;
-	const char *path;
-	uint8_t *buf;
-	size_t cap, start, end;
-	int eof;
-};
-
-enum { LR_EOF, LR_LINE, LR_PARTIAL, LR_TOOLONG };
-
-static int
-lr_fill(struct lreader *lr)
-{
-	ssize_t n;
-
-	if (lr->start > 0) {
-		memmove(lr->buf, lr->buf + lr->start, lr->end - lr->start);
-		lr->end -= lr->start;
-		lr->start = 0;
-	}
-	do
-		n = read(lr->fd, lr->buf + lr->end, lr->cap - lr->end);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return sv_seterr(SV_EIO, "%s: read: %s", lr->path, strerror(errno));
-	if (n == 0)
-		lr->eof = 1;
-	lr->end += (size_t)n;
-	return 0;
-}
-
-/* Next line (without newline) in *line, *len.  Returns LR_* or an SV code. */
-static int
-lr_next(struct lreader *lr, const uint8_t **line, size_t *len)
-{
-	uint8_t *p, *nl;
-	int r;
-
-	for (;;) {
-		p = lr->buf + lr->start;
-		*line = p;
-		*len = lr->end - lr->start;
-		if ((nl = memchr(p, '\n', *len)) != NULL)
-			*len = (size_t)(nl - p);
-		if (*len > AUDIT_RECORD_MAX)
-			return LR_TOOLONG;
-		if (nl != NULL) {
-			lr->start += *len + 1;
-			return LR_LINE;
-		}
-		if (lr->eof) {
-			lr->start = lr->end;
-			return *len == 0 ? LR_EOF : LR_PARTIAL;
-		}
-		if ((r = lr_fill(lr)) != 0)
-			return r;
-	}
-}
-
-struct vstate {
-	const uint8_t *pub;
-	struct head head;
-	int have_head;
-	uint8_t prev[HASH_LEN];
-	struct audit_report *rep;
-};
-
-static int
-verify_checkpoint(struct vstate *vs, json_t *o, const uint8_t *line, size_t len, uint64_t n)
-{
-	json_t *k = json_object_get(o, "key"), *s = json_object_get(o, "sig");
-	char esc[64];
-	int r;
-
-	if (!keys_match(o, CKPT_KEYS, NKEYS(CKPT_KEYS), 1) || !json_is_string(k) ||
-	    !json_is_string(s) || json_string_length(k) == 0 ||
-	    json_string_length(k) > AUDIT_KEYID_MAX)
-		return sv_seterr(SV_EINVAL, "checkpoint must be {seq,time,prev,type,key,sig}");
-	if ((r = sig_check(vs->pub, AUDIT_CKPT_CONTEXT, line, len, json_string_value(s))) != 0)
-		return sv_preferr(r, "checkpoint (key \"%s\")",
-		    sv_escape(json_string_value(k), json_string_length(k), esc, sizeof(esc)));
-	vs->rep->checkpoints++;
-	vs->rep->last_checkpoint = n;
-	return 0;
-}
-
-static int
-verify_line(struct vstate *vs, const uint8_t *line, size_t len)
-{
-	uint64_t seq, n = vs->rep->records + 1;
-	char want[HASH_B64_LEN + 1];
-	json_t *o = NULL, *t;
-	int r;
-
-	if ((r = rec_parse(line, len, &o, &seq)) != 0)
-		goto out;
-	if (seq != n) {
-		r = sv_seterr(SV_ECRYPTO,
-		    "seq is %" PRIu64 ", expected %" PRIu64 ": records "
-		    "deleted, inserted or moved",
-		    seq, n);
-		goto out;
-	}
-	hash_encode(vs->prev, want);
-	if (strcmp(json_string_value(json_object_get(o, "prev")), want) != 0) {
-		if (n == 1)
-			r = sv_seterr(SV_ECRYPTO, "prev is not the genesis value");
-		else
-			r = sv_seterr(SV_ECRYPTO,
-			    "prev does not match the hash of line %" PRIu64
-			    ": it was changed, or lines deleted or moved",
-			    n - 1);
-		goto out;
-	}
-	t = json_object_get(o, "type");
-	if (json_is_string(t) && strcmp(json_string_value(t), "checkpoint") == 0) {
-		if ((r = verify_checkpoint(vs, o, line, len, n)) != 0)
-			goto out;
-	} else {
-		t = NULL;
-	}
-	crypto_hash_sha256(vs->prev, line, len);
-	if (vs->have_head && n == vs->head.seq &&
-	    (t == NULL || memcmp(vs->prev, vs->head.hash, HASH_LEN) != 0)) {
-		r = sv_seterr(SV_ECRYPTO, "not the checkpoint recorded in the head file");
-		goto out;
-	}
-	vs->rep->records = n;
-out:
-	json_decref(o);
-	return r;
-}
-
-__attribute__((format(printf, 4, 5))) static int
-vfail(struct audit_report *rep, uint64_t line, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	rep->bad_line = line;
-	va_start(ap, fmt);
-	vsnprintf(rep->reason, sizeof(rep->reason), fmt, ap);
-	va_end(ap);
-	return r;
-}
-
-/* Read the log line by line; on failure rep says where and why. */
-static int
-verify_stream(struct vstate *vs, struct lreader *lr)
-{
-	struct audit_report *rep = vs->rep;
-	const uint8_t *line;
-	size_t len;
-	int r;
-
-	while ((r = lr_next(lr, &line, &len)) == LR_LINE) {
-		if ((r = verify_line(vs, line, len)) != 0)
-			return vfail(rep, rep->records + 1, r, "line %" PRIu64 ": %s",
-			    rep->records + 1, sv_errmsg(r));
-	}
-	if (r == LR_PARTIAL)
-		return vfail(rep, rep->records + 1, SV_EINVAL, "line %" PRIu64 ": no final newline",
-		    rep->records + 1);
-	if (r == LR_TOOLONG)
-		return vfail(rep, rep->records + 1, SV_EINVAL, "line %" PRIu64 ": over %d bytes",
-		    rep->records + 1, AUDIT_RECORD_MAX);
-	if (r < 0)
-		return vfail(rep, 0, r, "%s", sv_errmsg(r));
-	if (vs->have_head && vs->head.seq > rep->records)
-		return vfail(rep, rep->records + 1, SV_ECRYPTO,
-		    "truncated: checkpoint %" PRIu64 " recorded in the head file is missing",
-		    vs->head.seq);
-	return 0;
-}
-
-static void
-verify_summary(const struct vstate *vs)
-{
-	struct audit_report *rep = vs->rep;
-
-	rep->sigs_checked = vs->pub != NULL;
-	rep->head_checked = vs->have_head;
-	snprintf(rep->reason, sizeof(rep->reason),
-	    "intact: %" PRIu64 " records, %" PRIu64 " checkpoints; signatures %s; %s", rep->records,
-	    rep->checkpoints, vs->pub ? "verified" : "NOT checked (no key)",
-	    vs->have_head ? "head file matches" : "no head file (truncation not checked)");
-}
-
-int
-audit_verify(const char *path, const uint8_t *pub, struct audit_report *rep)
-{
-	struct vstate vs = { .pub = pub, .rep = rep };
-	struct lreader lr = { .fd = -1, .path = path, .cap = AUDIT_RECORD_MAX + 1 + READ_SIZE };
-	char *hpath = NULL;
-	struct stat st;
-	int r;
-
-	memset(rep, 0, sizeof(*rep));
-	if (sodium_init() < 0) {
-		r = sv_seterr(SV_ECRYPTO, "audit: libsodium initialisation failed");
-		goto out;
-	}
-	if ((hpath = malloc(strlen(path) + sizeof(AUDIT_HEAD_SUFFIX))) == NULL ||
-	    (lr.buf = malloc(lr.cap)) == NULL) {
-		r = sv_seterr(SV_ENOMEM, "audit: out of memory");
-		goto out;
-	}
-	snprintf(hpath, strlen(path) + sizeof(AUDIT_HEAD_SUFFIX), "%s%s", path, AUDIT_HEAD_SUFFIX);
-	if ((r = head_load(hpath, pub, &vs.head, &vs.have_head)) != 0)
-		goto out;
-	if ((lr.fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0)
-		r = sv_seterr(
-		    errno == ENOENT ? SV_ENOTFOUND : SV_EIO, "%s: %s", path, strerror(errno));
-	else if (fstat(lr.fd, &st) != 0 || !S_ISREG(st.st_mode))
-		r = sv_seterr(SV_EIO, "%s: not a regular file", path);
-	else if ((r = verify_stream(&vs, &lr)) != 0)
-		sv_seterr(r, "%s: %s", path, rep->reason);
-	else
-		verify_summary(&vs);
-out:
-	if (r != 0 && rep->reason[0] == '\0')
-		vfail(rep, 0, r, "%s", sv_errmsg(r));
-	if (lr.fd >= 0)
-		close(lr.fd);
-	free(lr.buf);
-	free(hpath);
 	return r;
 }
