@@ -21,7 +21,8 @@
  * Object handles are cached in struct hsm_key with the generation they
  * belong to.  Generations are unique in the process (not per module load),
  * so a key kept across hsm_close() and hsm_open() can never reuse a handle
- * that now names another object.
+ * that now names another object.  Session serials come from the same
+ * counter, so a session copy is never used in another session.
  */
 static unsigned global_gen;
 
@@ -30,9 +31,6 @@ next_gen(void)
 {
 	return __atomic_add_fetch(&global_gen, 1, __ATOMIC_SEQ_CST);
 }
-
-/* Session serials: unique in the process, so a session copy is never used in another session. */
-static unsigned long global_serial;
 
 /* Attempts per operation, and the first back-off before re-initialising. */
 #define HSM_TRIES      6
@@ -351,7 +349,7 @@ session_open(struct hsm *h)
 	    h->m->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h->s);
 	if (rv != CKR_OK)
 		return rv;
-	h->serial = __atomic_add_fetch(&global_serial, 1, __ATOMIC_SEQ_CST);
+	h->serial = next_gen();
 	h->sgen = h->m->gen;
 	/* Logging in is per token: skip it if another session already did. */
 	if (h->m->f->C_GetSessionInfo(h->s, &si) == CKR_OK && si.state == CKS_RW_USER_FUNCTIONS)

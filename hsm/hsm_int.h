@@ -26,9 +26,9 @@ struct hsm_mod {
 struct hsm {
 	struct hsm_mod *m;
 	CK_SESSION_HANDLE s;
-	unsigned sgen;	      /* module generation the session belongs to */
-	unsigned long serial; /* unique per session opened in the process */
-	int login_err;	      /* SV code of the last failed login, 0 if none */
+	unsigned sgen;	 /* module generation the session belongs to */
+	unsigned serial; /* unique per session opened in the process (next_gen) */
+	int login_err;	 /* SV code of the last failed login, 0 if none */
 };
 
 /* Take the read lock and make sure h has a live session of this generation. */
