@@ -252,6 +252,15 @@ answer_metrics(struct np *np, struct evhttp_request *req, const json_t *body)
 	free(mine);
 }
 
+/* Content-Type of a successful answer's body: a signature is a JWS. */
+static const char *
+body_type(const struct np_pending *p, int status)
+{
+	if (strcmp(p->endpoint, "sign") == 0 && status == 200)
+		return "application/jose+json";
+	return "application/json";
+}
+
 /* Render the key process's answer {status, body | problem, retry_after}. */
 static void
 answer(struct np *np, struct np_pending *p, const json_t *resp)
@@ -272,10 +281,7 @@ answer(struct np *np, struct np_pending *p, const json_t *resp)
 	else if (strcmp(p->endpoint, "metrics") == 0)
 		answer_metrics(np, p->req, json_object_get(resp, "body"));
 	else
-		reply_json(p->req, status,
-		    strcmp(p->endpoint, "sign") == 0 && status == 200 ? "application/jose+json"
-								      : "application/json",
-		    json_object_get(resp, "body"));
+		reply_json(p->req, status, body_type(p, status), json_object_get(resp, "body"));
 	count(np, p->endpoint, status, p->t0);
 }
 
@@ -283,9 +289,7 @@ answer(struct np *np, struct np_pending *p, const json_t *resp)
 static void
 answer_body(struct np *np, struct np_pending *p, int status, const char *body, size_t len)
 {
-	reply(p->req, status,
-	    strcmp(p->endpoint, "sign") == 0 ? "application/jose+json" : "application/json", body,
-	    len);
+	reply(p->req, status, body_type(p, status), body, len);
 	count(np, p->endpoint, status, p->t0);
 }
 
