@@ -663,14 +663,19 @@ audit_add(struct audit *a, const json_t *fields)
 
 /* ---- committing ---- */
 
+/* The result of a sync that ended with errno e (0: it worked). */
+static int
+sync_result(const struct audit *a, int e)
+{
+	return e == 0 ? 0 : sv_seterr(SV_EIO, "%s: fdatasync: %s", a->path, strerror(e));
+}
+
 static int
 log_sync(struct audit *a)
 {
 	if (a->fail & AUDIT_FAIL_SYNC)
-		errno = a->fail_errno;
-	else if (fdatasync(a->fd) == 0)
-		return 0;
-	return sv_seterr(SV_EIO, "%s: fdatasync: %s", a->path, strerror(errno));
+		return sync_result(a, a->fail_errno);
+	return sync_result(a, fdatasync(a->fd) == 0 ? 0 : errno);
 }
 
 /* Write the batch; a short write is retried so its error shows. */
@@ -870,13 +875,10 @@ audit_commit_wait(struct audit *a)
 	if (a->started == 0)
 		return sv_seterr(SV_ESTATE, "audit: no commit under way");
 	a->started = 0;
-	if (written && a->threaded) {
-		int e = sync_wait(a);
-
-		r = e == 0 ? 0 : sv_seterr(SV_EIO, "%s: fdatasync: %s", a->path, strerror(e));
-	} else if (written) {
+	if (written && a->threaded)
+		r = sync_result(a, sync_wait(a));
+	else if (written)
 		r = log_sync(a); /* no thread could be made, or a test fault */
-	}
 	return commit_end(a, written, r);
 }
 
