@@ -67,8 +67,9 @@ complete(struct shadow *s, struct issue_opts *o)
 		return sv_seterr(
 		    SV_EINVAL, "--key-type must be ec-p256, ec-p384, rsa-2048 or rsa-3072");
 	if (o->preferred_chain != NULL &&
-	    (o->preferred_chain[0] == '\0' || strlen(o->preferred_chain) > 255))
-		return sv_seterr(SV_EINVAL, "--preferred-chain must be 1 to 255 bytes");
+	    (o->preferred_chain[0] == '\0' || strlen(o->preferred_chain) > SHADOW_CHAIN_CN_MAX))
+		return sv_seterr(
+		    SV_EINVAL, "--preferred-chain must be 1 to %d bytes", SHADOW_CHAIN_CN_MAX);
 	if (o->http_port < 1 || o->http_port > 65535)
 		return sv_seterr(SV_EINVAL, "--http-port must be 1 to 65535");
 	if (o->nnames == 0)

@@ -293,7 +293,7 @@ chain_top_issued_by(const char *pem, const char *cn)
 {
 	BIO *b = BIO_new_mem_buf(pem, -1);
 	X509 *x, *top = NULL;
-	char got[256];
+	char got[SHADOW_CHAIN_CN_MAX + 2]; /* a longer CN, cut short, still differs from cn */
 	int yes = 0;
 
 	while (b != NULL && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {

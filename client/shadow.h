@@ -22,6 +22,9 @@
 #define SHADOW_CONFIG_DEFAULT "/etc/shadowvault/shadow.conf"
 #define SHADOW_RESP_MAX	      (1024 * 1024) /* any answer from the vault */
 
+/* --preferred-chain / preferred_chain: an issuer's common name, at most this many bytes. */
+#define SHADOW_CHAIN_CN_MAX 255
+
 /* Defaults for issue and renew from the configuration file (each may be empty). */
 struct shadow_defaults {
 	char account[65];
@@ -33,7 +36,7 @@ struct shadow_defaults {
 	char dns_hook[1024];
 	char key_type[16];
 	char deploy_hook[1024];
-	char preferred_chain[256];
+	char preferred_chain[SHADOW_CHAIN_CN_MAX + 1];
 	int http_port;
 	int renew_days; /* renew when fewer days remain; 0: at 2/3 of the lifetime */
 };
