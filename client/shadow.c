@@ -223,7 +223,7 @@ main(int argc, char **argv)
 	}
 	/*
 	 * A short-lived command: OpenSSL's atexit clean-up only frees memory the
-	 * kernel reclaims anyway, and costs ~0.5 ms per run.
+	 * kernel reclaims anyway, and lengthens every run (bench/issuance.md).
 	 */
 	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL) != 1 || sodium_init() < 0 ||
 	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
