@@ -4,7 +4,7 @@ add_library(svclassify STATIC ${CMAKE_CURRENT_LIST_DIR}/classify.c)
 target_include_directories(svclassify PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(svclassify PUBLIC svpolicy svcommon PkgConfig::CURL)
 
-if(TARGET svtestlib) # tests/ is configured before vault/
+if(SV_TESTS) # tests/ (svtestlib) is configured before vault/
   add_executable(test_classify ${CMAKE_SOURCE_DIR}/tests/unit/test_classify.c)
   target_link_libraries(test_classify PRIVATE svclassify svtestlib PkgConfig::CMOCKA)
   add_test(NAME unit.classify COMMAND test_classify)
