@@ -23,7 +23,7 @@ set_tests_properties(integration.acme.pebble PROPERTIES
   ENVIRONMENT "PEBBLE_ENV_FILE=${SV_PEBBLE_ACME_DIR}/env;ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 
 # Against a scripted HTTPS CA inside the test: wire format and error paths.
-add_executable(test_acme_fakeca integration/test_acme_fakeca.c)
+add_executable(test_acme_fakeca integration/test_acme_fakeca.c integration/fakeca.c)
 target_link_libraries(test_acme_fakeca PRIVATE svacme svtestlib PkgConfig::CMOCKA Threads::Threads)
 add_test(NAME integration.acme.fakeca COMMAND test_acme_fakeca)
 set_tests_properties(integration.acme.fakeca PROPERTIES TIMEOUT 60
