@@ -1,0 +1,390 @@
+/*
+ * vault/audit_verify: the verifier behind `vaultctl audit verify`, on logs
+ * written by vault/audit in a temporary directory (audit_fixture.h).  The
+ * documented format checked independently (hashes and Ed25519 signatures
+ * recomputed here); verify failing on a flipped byte, a deleted, swapped or
+ * renumbered line, a truncation past the head file's checkpoint, forged
+ * checkpoint and head signatures and a re-chained deletion; checkpoints and
+ * head files that are signed but not in the one allowed shape.
+ */
+#include <unistd.h>
+
+#include "audit_fixture.h"
+
+static void
+append_line(const char *path, const char *line)
+{
+	append_raw(path, line, strlen(line));
+	append_raw(path, "\n", 1);
+}
+
+static void
+lines_save(const char *path, const struct lines *ls)
+{
+	size_t i;
+
+	assert_int_equal(truncate(path, 0), 0);
+	for (i = 0; i < ls->n; i++)
+		append_line(path, ls->l[i]);
+}
+
+static void
+lines_delete(struct lines *ls, size_t idx)
+{
+	free(ls->l[idx]);
+	memmove(ls->l + idx, ls->l + idx + 1, (ls->n - idx - 1) * sizeof(char *));
+	ls->n--;
+}
+
+/*
+ * What an attacker without the key can do: from line index from on, set seq
+ * to the index + 1 (renumber) if renumber, and recompute every prev.
+ */
+static void
+rechain(struct lines *ls, size_t from, int renumber)
+{
+	json_t *o;
+	char *h;
+	size_t i;
+
+	for (i = from; i < ls->n; i++) {
+		o = json_loads(ls->l[i], 0, NULL);
+		assert_non_null(o);
+		if (renumber)
+			json_object_set_new(o, "seq", json_integer((json_int_t)i + 1));
+		h = i == 0 ? strdup(AUDIT_GENESIS) : hash_b64(ls->l[i - 1]);
+		json_object_set_new(o, "prev", json_string(h));
+		free(h);
+		free(ls->l[i]);
+		ls->l[i] = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+	}
+}
+
+/* ---- tests ---- */
+
+/* Check a signed line the way audit.h documents it, without audit.c. */
+static void
+check_doc_sig(const uint8_t *pk, const char *context, const char *line)
+{
+	size_t len = strlen(line), clen = strlen(context), ulen;
+	uint8_t *sig, *msg;
+	size_t slen;
+
+	assert_true(len > 96);
+	assert_memory_equal(line + len - 96, ",\"sig\":\"", 8);
+	assert_memory_equal(line + len - 2, "\"}", 2);
+	assert_ok(b64u_decode(line + len - 88, 86, 64, &sig, &slen));
+	assert_int_equal(slen, 64);
+	ulen = len - 96 + 1;
+	msg = malloc(clen + ulen);
+	assert_non_null(msg);
+	memcpy(msg, context, clen);
+	memcpy(msg + clen, line, ulen - 1);
+	msg[clen + ulen - 1] = '}';
+	assert_int_equal(crypto_sign_verify_detached(sig, msg, clen + ulen, pk), 0);
+	msg[clen + 2] ^= 1; /* and it can fail */
+	assert_int_not_equal(crypto_sign_verify_detached(sig, msg, clen + ulen, pk), 0);
+	free(msg);
+	free(sig);
+}
+
+static void
+test_verify_intact(void **state)
+{
+	struct fx *f = *state;
+	uint8_t pk2[32], sk2[64];
+	struct audit_report rep;
+	struct lines ls, hd;
+	json_t *o;
+	char *h;
+
+	make_log(f, 50, 10); /* 55 lines; checkpoints at 11, 22, 33, 44, 55 */
+	expect_ok(f->log, f->pk, 55, 5);
+	assert_ok(audit_verify(f->log, f->pk, &rep));
+	assert_int_equal(rep.head_checked, 1);
+	assert_int_equal(rep.last_checkpoint, 55);
+	assert_ok(audit_verify(f->log, NULL, &rep));
+	assert_int_equal(rep.sigs_checked, 0);
+	assert_non_null(strstr(rep.reason, "NOT checked"));
+
+	lines_load(f->log, &ls);
+	assert_int_equal(ls.n, 55);
+	assert_int_equal(strncmp(ls.l[21], "{\"seq\":22,", 10), 0);
+	assert_non_null(strstr(ls.l[21],
+	    "\",\"type\":\"checkpoint\",\"key\":\"audit-key-1\","
+	    "\"sig\":\""));
+	check_doc_sig(f->pk, AUDIT_CKPT_CONTEXT, ls.l[21]);
+	lines_load(f->head, &hd);
+	assert_int_equal(hd.n, 1);
+	check_doc_sig(f->pk, AUDIT_HEAD_CONTEXT, hd.l[0]);
+	o = json_loads(hd.l[0], 0, NULL);
+	assert_non_null(o);
+	assert_int_equal(json_integer_value(json_object_get(o, "seq")), 55);
+	h = hash_b64(ls.l[54]);
+	assert_string_equal(json_string_value(json_object_get(o, "hash")), h);
+	free(h);
+	json_decref(o);
+	lines_free(&hd);
+	lines_free(&ls);
+
+	crypto_sign_keypair(pk2, sk2); /* another key verifies neither head nor checkpoints */
+	expect_bad(f->log, pk2, SV_ECRYPTO, 0, "head file");
+	unlink(f->head);
+	expect_bad(f->log, pk2, SV_ECRYPTO, 11, "signature does not verify");
+}
+
+static void
+test_flipped_byte(void **state)
+{
+	struct fx *f = *state;
+	struct lines ls;
+	char *p;
+
+	make_log(f, 20, 10);
+	lines_load(f->log, &ls);
+	p = strstr(ls.l[4], "\"web5\"");
+	assert_non_null(p);
+	p[1] = 'x'; /* still valid JSON: only the chain can tell */
+	lines_save(f->log, &ls);
+	expect_bad(f->log, f->pk, SV_ECRYPTO, 6, "prev does not match the hash of line 5");
+	expect_bad(f->log, NULL, SV_ECRYPTO, 6, "prev does not match the hash of line 5");
+	p[1] = 'w';
+	lines_save(f->log, &ls);
+	expect_ok(f->log, f->pk, 22, 2);
+	p = strchr(ls.l[6], ':');
+	*p = ';'; /* no longer JSON */
+	lines_save(f->log, &ls);
+	expect_bad(f->log, f->pk, SV_EINVAL, 7, "not valid JSON");
+	p = strstr(ls.l[0], AUDIT_GENESIS);
+	assert_non_null(p);
+	p[0] = 'B';
+	lines_save(f->log, &ls);
+	expect_bad(f->log, NULL, SV_ECRYPTO, 1, "prev is not the genesis value");
+	lines_free(&ls);
+}
+
+static void
+test_deleted_and_swapped(void **state)
+{
+	struct fx *f = *state;
+	struct lines ls;
+	json_t *o;
+	char *t;
+
+	make_log(f, 20, 10);
+	lines_load(f->log, &ls);
+	t = ls.l[3];
+	ls.l[3] = ls.l[4];
+	ls.l[4] = t;
+	lines_save(f->log, &ls);
+	expect_bad(f->log, f->pk, SV_ECRYPTO, 4, "seq is 5, expected 4");
+	ls.l[4] = ls.l[3];
+	ls.l[3] = t;
+	lines_delete(&ls, 7);
+	lines_save(f->log, &ls);
+	expect_bad(f->log, f->pk, SV_ECRYPTO, 8, "seq is 9, expected 8");
+	/* A seq that skips, with the chain after it made consistent again. */
+	o = json_loads(ls.l[4], 0, NULL);
+	assert_non_null(o);
+	json_object_set_new(o, "seq", json_integer(6));
+	free(ls.l[4]);
+	ls.l[4] = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	rechain(&ls, 5, 0);
+	lines_save(f->log, &ls);
+	expect_bad(f->log, NULL, SV_ECRYPTO, 5, "seq is 6, expected 5");
+	lines_free(&ls);
+}
+
+static void
+test_truncation(void **state)
+{
+	struct fx *f = *state;
+	struct audit *a;
+	struct lines ls;
+
+	make_log(f, 25, 10); /* checkpoints at 11 and 22; 27 lines */
+	lines_load(f->log, &ls);
+	assert_int_equal(ls.n, 27);
+	ls.n = 24; /* records after the last checkpoint: not detectable (audit.h) */
+	lines_save(f->log, &ls);
+	expect_ok(f->log, f->pk, 24, 2);
+	ls.n = 21; /* past checkpoint 22 */
+	lines_save(f->log, &ls);
+	ls.n = 27;
+	expect_bad(f->log, f->pk, SV_ECRYPTO, 22,
+	    "truncated: checkpoint 22 recorded in the head file is missing");
+	expect_bad(f->log, NULL, SV_ECRYPTO, 22, "truncated: checkpoint 22");
+	assert_sverr(audit_open(f->log, &a), SV_ESTATE);
+	assert_non_null(strstr(sv_errmsg(SV_ESTATE), "truncated: checkpoint 22"));
+	assert_int_equal(file_size(f->log) > 0, 1);
+	lines_free(&ls);
+}
+
+static void
+test_forged_checkpoint(void **state)
+{
+	struct fx *f = *state;
+	uint8_t pk2[32], sk2[64];
+	struct audit *a;
+	struct lines ls;
+	char *p;
+
+	/* Deleted, renumbered, re-chained: only the signatures catch it. */
+	make_log(f, 20, 10);
+	unlink(f->head);
+	lines_load(f->log, &ls);
+	lines_delete(&ls, 2);
+	rechain(&ls, 2, 1);
+	lines_save(f->log, &ls);
+	expect_ok(f->log, NULL, 21, 2); /* without the key nothing is wrong */
+	expect_bad(f->log, f->pk, SV_ECRYPTO, 10, "signature does not verify");
+	lines_free(&ls);
+
+	/* A byte of the signature of the last line (nothing chains to it). */
+	unlink(f->log);
+	make_log(f, 10, 10);
+	unlink(f->head);
+	lines_load(f->log, &ls);
+	p = ls.l[10] + strlen(ls.l[10]) - 10;
+	*p = *p == 'A' ? 'B' : 'A';
+	lines_save(f->log, &ls);
+	expect_bad(f->log, f->pk, SV_ECRYPTO, 11, "checkpoint (key \"audit-key-1\"): signature");
+	lines_free(&ls);
+
+	/* A checkpoint by someone else's key. */
+	unlink(f->log);
+	crypto_sign_keypair(pk2, sk2);
+	assert_ok(audit_open(f->log, &a));
+	add_rec(a, 1);
+	assert_ok(audit_commit(a));
+	assert_ok(audit_checkpoint(a, "audit-key-1", test_sign, sk2));
+	add_rec(a, 3);
+	assert_ok(audit_commit(a));
+	audit_close(a);
+	expect_bad(f->log, f->pk, SV_ECRYPTO, 0, "head file"); /* head signed by sk2 too */
+	expect_ok(f->log, pk2, 3, 1);
+	unlink(f->head);
+	expect_bad(f->log, f->pk, SV_ECRYPTO, 2, "signature does not verify");
+}
+
+/* Sign o the documented way (context || compact o), add "sig", return the line. */
+static char *
+sign_json(const uint8_t *sk, const char *context, json_t *o)
+{
+	char *u = json_dumps(o, JSON_COMPACT), *line, *s;
+	size_t clen = strlen(context), ulen = strlen(u);
+	uint8_t sig[64], *msg = malloc(clen + ulen);
+
+	memcpy(msg, context, clen);
+	memcpy(msg + clen, u, ulen);
+	crypto_sign_detached(sig, NULL, msg, clen + ulen, sk);
+	assert_ok(b64u_encode(sig, 64, &s));
+	json_object_set_new(o, "sig", json_string(s));
+	line = json_dumps(o, JSON_COMPACT);
+	free(s);
+	free(msg);
+	free(u);
+	json_decref(o);
+	return line;
+}
+
+static void
+write_head(struct fx *f, const uint8_t *sk, long long seq, const char *hash)
+{
+	char *line = sign_json(sk, AUDIT_HEAD_CONTEXT,
+	    json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)seq, "hash", hash, "key", "k"));
+
+	unlink(f->head);
+	append_line(f->head, line);
+	free(line);
+}
+
+/* Checkpoints with a valid signature but not in the one allowed shape. */
+static void
+test_checkpoint_shape(void **state)
+{
+	struct fx *f = *state;
+	struct lines ls;
+	char *h, *line, *sp;
+
+	make_log(f, 3, 0);
+	lines_load(f->log, &ls);
+	h = hash_b64(ls.l[2]);
+	line = sign_json(f->sk, AUDIT_CKPT_CONTEXT,
+	    json_pack("{s:i,s:s,s:s,s:s,s:s,s:i}", "seq", 4, "time", "2026-11-29T21:30:05.123Z",
+		"prev", h, "type", "checkpoint", "key", "k", "extra", 1));
+	append_line(f->log, line);
+	expect_bad(f->log, f->pk, SV_EINVAL, 4, "checkpoint must be {seq,time,prev,type,key,sig}");
+	free(line);
+	/* The right shape, made here from audit.h alone, verifies... */
+	line = sign_json(f->sk, AUDIT_CKPT_CONTEXT,
+	    json_pack("{s:i,s:s,s:s,s:s,s:s}", "seq", 4, "time", "2026-11-29T21:30:05.123Z", "prev",
+		h, "type", "checkpoint", "key", "k"));
+	lines_save(f->log, &ls);
+	append_line(f->log, line);
+	expect_ok(f->log, f->pk, 4, 1);
+	/* ... but not with a space before the signature (same JSON, other bytes). */
+	lines_save(f->log, &ls);
+	sp = strstr(line, "\"sig\":") + 6;
+	append_raw(f->log, line, (size_t)(sp - line));
+	append_raw(f->log, " ", 1);
+	append_line(f->log, sp);
+	expect_bad(f->log, f->pk, SV_EINVAL, 4, "sig is not the last member in canonical form");
+	free(line);
+	lines_free(&ls);
+	free(h);
+}
+
+static void
+test_head_file(void **state)
+{
+	struct fx *f = *state;
+	struct lines ls;
+	char *h;
+
+	make_log(f, 20, 10);
+	lines_load(f->log, &ls);
+	h = hash_b64(ls.l[10]);
+	write_head(f, f->sk, 11, h); /* our own head, pointing at checkpoint 11 */
+	expect_ok(f->log, f->pk, 22, 2);
+	write_head(f, f->sk, 12, h); /* the hash of line 11 claimed for line 12 */
+	expect_bad(f->log, f->pk, SV_ECRYPTO, 12, "not the checkpoint recorded in the head file");
+	free(h);
+	h = hash_b64(ls.l[9]); /* a record, not a checkpoint */
+	write_head(f, f->sk, 10, h);
+	expect_bad(f->log, f->pk, SV_ECRYPTO, 10, "not the checkpoint recorded in the head file");
+	free(h);
+	h = hash_b64(ls.l[10]);
+	write_head(f, f->sk, 40, h);
+	expect_bad(f->log, f->pk, SV_ECRYPTO, 23, "truncated: checkpoint 40");
+	free(h);
+	lines_free(&ls);
+
+	unlink(f->head);
+	append_raw(f->head, "{\"seq\":1}\n", 10);
+	expect_bad(f->log, NULL, SV_EINVAL, 0, "must be {seq,hash,key,sig}");
+	unlink(f->head);
+	append_raw(f->head, "{\"seq\":1,\"seq\":2}\n", 18);
+	expect_bad(f->log, NULL, SV_EINVAL, 0, "duplicate");
+	unlink(f->head);
+	append_raw(f->head, "{}", 2);
+	expect_bad(f->log, NULL, SV_EINVAL, 0, "head file");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_verify_intact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flipped_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_and_swapped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forged_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_head_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_shape, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
