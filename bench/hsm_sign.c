@@ -210,10 +210,15 @@ bench_type(struct hsm *h, enum hsm_keytype type, double secs, int rounds)
 /* ------------------------------------------------------------------ */
 /* One configuration against an existing token and key (--token ...). */
 
+/* --path: raw C_Sign, hsm_sign(), hsm_sign() with hsm_key_pin() (as vaultd signs). */
+enum ext_path { PATH_RAW, PATH_HSM, PATH_PINNED, PATH_COUNT };
+static const char *const PATH_NAME[PATH_COUNT] = { "raw", "hsm", "pinned" };
+
 struct ext_opts {
 	struct hsm_config cfg;
 	const char *key_label;
-	int threads, use_hsm, pin; /* pin: hsm/ with hsm_key_pin() (as vaultd signs) */
+	int threads;
+	enum ext_path path;
 	double seconds, warmup;
 };
 
@@ -252,15 +257,15 @@ ext_prepare(struct hsm *h, const struct hsm_key *key, const struct ext_opts *o, 
 	for (i = 0; i < o->threads; i++) {
 		memset(&e[i], 0, sizeof(e[i]));
 		e[i].j.key = *key;
-		if (o->pin)
+		if (o->path == PATH_PINNED)
 			hsm_key_pin(&e[i].j.key);
-		e[i].j.raw = !o->use_hsm;
+		e[i].j.raw = o->path == PATH_RAW;
 		e[i].j.f = h->m->f;
-		if (o->use_hsm ? hsm_clone(h, &e[i].j.h) != 0
-			       : h->m->f->C_OpenSession(h->m->slot, CKF_SERIAL_SESSION, NULL, NULL,
-				     &e[i].j.s) != CKR_OK) {
+		if (!e[i].j.raw ? hsm_clone(h, &e[i].j.h) != 0
+				: h->m->f->C_OpenSession(h->m->slot, CKF_SERIAL_SESSION, NULL, NULL,
+				      &e[i].j.s) != CKR_OK) {
 			fprintf(stderr, "hsm_sign: cannot open session %d: %s\n", i + 1,
-			    o->use_hsm ? sv_errmsg(SV_EHSM) : "C_OpenSession failed");
+			    !e[i].j.raw ? sv_errmsg(SV_EHSM) : "C_OpenSession failed");
 			return -1;
 		}
 	}
@@ -274,9 +279,8 @@ ext_run(struct ext_job *e, const struct ext_opts *o, const struct hsm_key *key)
 	pthread_t t[EXT_THREADS];
 	unsigned long total = 0;
 	struct lat all = { NULL, 0, 0 };
-	static const char *const name[] = { "raw", "hsm", "pinned" };
-	static const char *const what[] = { "raw C_Sign", "hsm_sign()", "hsm_sign(), pinned key" };
-	int path = o->pin ? 2 : o->use_hsm ? 1 : 0;
+	static const char *const what[PATH_COUNT] = { "raw C_Sign", "hsm_sign()",
+		"hsm_sign(), pinned key" };
 	double p50, p99, start = lat_now() + o->warmup;
 	int k, err = 0;
 
@@ -299,7 +303,7 @@ ext_run(struct ext_job *e, const struct ext_opts *o, const struct hsm_key *key)
 	p50 = lat_pct(&all, 0.50);
 	p99 = lat_pct(&all, 0.99);
 	lat_free(&all);
-	printf("# hsm_sign: %s %s, key \"%s\", token \"%s\", module %s\n", what[path],
+	printf("# hsm_sign: %s %s, key \"%s\", token \"%s\", module %s\n", what[o->path],
 	    hsm_keytype_alg(key->type), o->key_label, o->cfg.token, o->cfg.module);
 	printf("%d thread%s (one session each): %.0f sig/s, p50 %.1f us, p99 %.1f us "
 	       "(%lu signatures in %.1f s after %.1f s warm-up)\n",
@@ -307,7 +311,7 @@ ext_run(struct ext_job *e, const struct ext_opts *o, const struct hsm_key *key)
 	    o->seconds, o->warmup);
 	printf("RESULT path=%s alg=%s threads=%d n=%lu seconds=%.3f rate=%.1f p50_us=%.1f "
 	       "p99_us=%.1f\n",
-	    name[path], hsm_keytype_alg(key->type), o->threads, total, o->seconds,
+	    PATH_NAME[o->path], hsm_keytype_alg(key->type), o->threads, total, o->seconds,
 	    (double)total / o->seconds, p50, p99);
 	return 0;
 }
@@ -332,7 +336,7 @@ ext_main(const struct ext_opts *o)
 		fprintf(stderr, "hsm_sign: %s\n", sv_errmsg(err));
 		goto out;
 	}
-	if (!o->use_hsm && key.type != HSM_EC_P256 && key.type != HSM_RSA_2048 &&
+	if (o->path == PATH_RAW && key.type != HSM_EC_P256 && key.type != HSM_RSA_2048 &&
 	    key.type != HSM_RSA_3072 && key.type != HSM_RSA_4096) {
 		fprintf(stderr,
 		    "hsm_sign: raw path signs ec-p256 and rsa keys only; \"%s\" is %s "
@@ -393,11 +397,11 @@ ext_option(int ch, struct ext_opts *o)
 		o->warmup = atof(optarg);
 		break;
 	case 'A':
-		if (strcmp(optarg, "raw") != 0 && strcmp(optarg, "hsm") != 0 &&
-		    strcmp(optarg, "pinned") != 0)
+		for (o->path = 0; o->path < PATH_COUNT; o->path++)
+			if (strcmp(optarg, PATH_NAME[o->path]) == 0)
+				break;
+		if (o->path == PATH_COUNT)
 			return usage();
-		o->pin = strcmp(optarg, "pinned") == 0;
-		o->use_hsm = strcmp(optarg, "raw") != 0;
 		break;
 	default:
 		return usage();
