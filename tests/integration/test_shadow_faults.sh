@@ -73,6 +73,16 @@ grep -q "\"preferred_chain\": \"$ROOT1\"" "$T/sh-web/renewal/e.w.test.json" && p
 S issue f.w.test --preferred-chain "No Such Root"
 [ "$RC" = 0 ] && grep -q "no chain offered by the CA is issued by No Such Root: using the default" "$T/err" \
 	&& [ "$(top_issuer "$L/f.w.test/chain.pem")" = "$ROOT0" ] && pass "--preferred-chain nobody offers: the default chain" || { fail "default chain: $RC"; cat "$T/err"; }
+# The bound: an issuer CN is at most 255 bytes (a longer one is refused before any request); 255 is taken.
+CN255=$(printf 'R%.0s' $(seq 255))
+S issue g.w.test --preferred-chain "${CN255}R"
+[ "$RC" = 2 ] && grep -q -- "--preferred-chain must be 1 to 255 bytes" "$T/err" && [ ! -e "$L/g.w.test" ] \
+	&& pass "--preferred-chain of 256 bytes: usage error, nothing issued" || { fail "256-byte preferred chain: $RC"; cat "$T/err"; }
+S issue g.w.test --preferred-chain ""
+[ "$RC" = 2 ] && grep -q -- "--preferred-chain must be 1 to 255 bytes" "$T/err" && pass "--preferred-chain empty: usage error" || fail "empty preferred chain: $RC"
+S issue g.w.test --preferred-chain "$CN255"
+[ "$RC" = 0 ] && grep -q "no chain offered by the CA is issued by $CN255: using the default" "$T/err" \
+	&& pass "--preferred-chain of 255 bytes: taken (no such chain: the default)" || { fail "255-byte preferred chain: $RC"; cat "$T/err"; }
 
 # Webroot http-01: a web server on the validation port serves the webroot.
 mkdir -p "$T/www"
