@@ -85,9 +85,10 @@ precheck(const char *path)
 		return sv_seterr(SV_ECONFIG, "%s: %s", path, strerror(errno));
 	if ((r = sv_read_file(path, CONF_FILE_MAX, &d, &len)) != 0)
 		return sv_recode(SV_ECONFIG);
-	r = memchr(d, '\0', len) != NULL ?
-	    sv_seterr(SV_ECONFIG, "%s:%zu: NUL byte: not a text file", path,
-		(size_t)((uint8_t *)memchr(d, '\0', len) - d) + 1) : 0;
+	r = memchr(d, '\0', len) != NULL
+	    ? sv_seterr(SV_ECONFIG, "%s:%zu: NUL byte: not a text file", path,
+		  (size_t)((uint8_t *)memchr(d, '\0', len) - d) + 1)
+	    : 0;
 	free(d);
 	return r;
 }

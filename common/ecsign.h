@@ -17,15 +17,13 @@
  * Sign dgst (dlen bytes) with the key behind ctx; *siglen: room in sig on
  * entry, raw r||s length on return.  0 or a negative SV code.
  */
-typedef int (*ecsign_fn)(void *ctx, const uint8_t *dgst, size_t dlen, uint8_t *sig,
-    size_t *siglen);
+typedef int (*ecsign_fn)(void *ctx, const uint8_t *dgst, size_t dlen, uint8_t *sig, size_t *siglen);
 
 /*
  * A key with pub's public half whose signing calls sign(ctx, ...).  ctx is
  * freed with ctx_free (may be NULL) when the key is freed.  Caller
  * EVP_PKEY_free()s *out.
  */
-int ecsign_pkey(EVP_PKEY *pub, ecsign_fn sign, void *ctx, void (*ctx_free)(void *),
-    EVP_PKEY **out);
+int ecsign_pkey(EVP_PKEY *pub, ecsign_fn sign, void *ctx, void (*ctx_free)(void *), EVP_PKEY **out);
 
 #endif

@@ -212,8 +212,8 @@ pol_eval_bundle(const struct pol *p, const char *shadow, const char *name, struc
 }
 
 int
-pol_eval_account(const struct pol *p, const char *shadow, const char *account,
-    struct pol_decision *d)
+pol_eval_account(
+    const struct pol *p, const char *shadow, const char *account, struct pol_decision *d)
 {
 	const struct pol_shadow *sh;
 	char e[ESC_MAX];
@@ -224,7 +224,8 @@ pol_eval_account(const struct pol *p, const char *shadow, const char *account,
 	if (p == NULL || shadow == NULL || account == NULL)
 		return sv_seterr(SV_EINVAL, "pol_eval_account: NULL argument");
 	if ((sh = shadow_find(p, shadow)) == NULL)
-		decide(d, 0, POL_CODE_UNKNOWN_SHADOW, "shadow \"%s\" has no policy", esc(shadow, e));
+		decide(
+		    d, 0, POL_CODE_UNKNOWN_SHADOW, "shadow \"%s\" has no policy", esc(shadow, e));
 	else if (!pol_strs_has(&sh->accounts, account))
 		decide(d, 0, POL_CODE_ACCOUNT, "account \"%s\" is not allowed for shadow %s",
 		    esc(account, e), sh->name);

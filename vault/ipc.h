@@ -23,14 +23,14 @@
 enum ipc_side { IPC_FROM_NET = 1, IPC_FROM_KEY = 2 };
 
 enum ipc_type {
-	IPC_SIGN = 1,	 /* net->key: sign {shadow, serial, account, url, nonce, payload} */
-	IPC_ACCOUNT = 2, /* net->key: account info for an authorised shadow */
-	IPC_ENROLL = 3,	 /* net->key: {token, csr, box_public_key} */
-	IPC_METRICS = 4, /* net->key: the key process's Prometheus text */
-	IPC_HEALTH = 5,	 /* net->key: liveness of the key process, HSM and audit */
+	IPC_SIGN = 1,	  /* net->key: sign {shadow, serial, account, url, nonce, payload} */
+	IPC_ACCOUNT = 2,  /* net->key: account info for an authorised shadow */
+	IPC_ENROLL = 3,	  /* net->key: {token, csr, box_public_key} */
+	IPC_METRICS = 4,  /* net->key: the key process's Prometheus text */
+	IPC_HEALTH = 5,	  /* net->key: liveness of the key process, HSM and audit */
 	IPC_TLS_SIGN = 6, /* net->key (TLS channel): {digest} of a handshake to sign */
-	IPC_RESP = 64,	 /* key->net: {status, body | problem, retry_after} for request id */
-	IPC_PEERS = 65,	 /* key->net: {ca: PEM, revoked: [serial hex...]} (full set) */
+	IPC_RESP = 64,	  /* key->net: {status, body | problem, retry_after} for request id */
+	IPC_PEERS = 65,	  /* key->net: {ca: PEM, revoked: [serial hex...]} (full set) */
 	IPC_TLS_SIG = 66, /* key->net (TLS channel): {sig} raw r||s, or {error} */
 	/* key->net: a successful answer whose body netproc sends as it is: status
 	   (uint32, host order) then the body's JSON text (a JWS for a signature). */
