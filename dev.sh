@@ -4,8 +4,9 @@
 #   ./dev.sh run     install dependencies, build, create a development vault
 #                    under ./state on first run (SoftHSM2 token + SQLite), start
 #                    vaultd in the foreground
-#   ./dev.sh test    install dependencies, build, run the whole test suite twice:
-#                    a normal -Werror build and an ASan+UBSan build
+#   ./dev.sh test    install dependencies, check that every C file is formatted
+#                    as .clang-format says, build, run the whole test suite
+#                    twice: a normal -Werror build and an ASan+UBSan build
 #   ./dev.sh deps    only install the Debian packages
 #   ./dev.sh build [DIR [CMAKE ARGS...]]   only build (default DIR: build)
 set -euo pipefail
@@ -16,7 +17,7 @@ PACKAGES=(
 	libssl-dev libp11-dev libengine-pkcs11-openssl libp11-kit-dev p11-kit p11-kit-modules
 	softhsm2 opensc libsodium-dev libcurl4-openssl-dev libjansson-dev
 	libevent-dev libsqlite3-dev sqlite3 libconfig-dev libcmocka-dev libseccomp-dev
-	pebble python3 python3-jwcrypto uacme clang-14 libclang-rt-14-dev
+	pebble python3 python3-jwcrypto uacme clang-14 libclang-rt-14-dev clang-format-14
 )
 
 deps() {
@@ -62,9 +63,22 @@ suite() { # suite DIR CMAKE_ARGS...: build and run ctest, keeping its summary
 	grep -q '100% tests passed' "$dir/ctest.log"
 }
 
+style() { # every tracked C file as .clang-format says (the house style)
+	local files
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		mapfile -t files < <(git ls-files '*.c' '*.h')
+	else # an unpacked tarball: every source outside the build directories
+		mapfile -t files < <(find . -path './build*' -prune -o -name '*.[ch]' -print)
+	fi
+	[ ${#files[@]} -gt 0 ] || { echo "dev.sh: no C files found"; return 1; }
+	echo "== style: clang-format-14 --dry-run --Werror on ${#files[@]} files"
+	clang-format-14 --dry-run --Werror "${files[@]}"
+}
+
 test_all() {
 	local rc=0
 	deps
+	style || rc=1
 	suite build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo || rc=1
 	suite build-asan -DSV_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug || rc=1
 	echo "== summary"
