@@ -16,7 +16,6 @@
  * connections of the revoked certificates.
  */
 #include <arpa/inet.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +36,11 @@
 #include <openssl/x509v3.h>
 
 #include "b64.h"
-#include "ecsign.h"
 #include "ipc.h"
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
+#include "np_tlskey.h"
 #include "sandbox.h"
 #include "sv_err.h"
 #include "vaultd.h"
@@ -54,7 +53,6 @@
 #define NP_TOKEN_MAX	  128
 #define NP_REVOKED_MAX	  100000
 #define PROBLEM_BASE	  "tag:shadowvault.org,2026:problem:"
-#define NP_TLS_WAIT_MS	  5000 /* the key process's answer to a TLS signature */
 
 struct np_conn {
 	struct np *np;
@@ -78,9 +76,8 @@ struct np {
 	struct bufferevent *key;
 	struct metrics *m;
 	struct event *ev_term;
-	int tlsfd; /* TLS handshake signatures by the key process, or -1 */
-	uint32_t tls_id;
-	char **revoked; /* sorted serials */
+	struct np_tlskey tlskey; /* the TLS key: a file, or signatures by the key process */
+	char **revoked;		 /* sorted serials */
 	size_t nrevoked;
 	struct np_conn *conns;
 	struct np_pending *pend;
@@ -726,102 +723,6 @@ verify_cb(int ok, X509_STORE_CTX *x)
 	return 1;
 }
 
-/* Blocking read of exactly len bytes from the TLS channel, within NP_TLS_WAIT_MS. */
-static int
-tls_read(int fd, void *buf, size_t len)
-{
-	struct pollfd pfd = { fd, POLLIN, 0 };
-	uint8_t *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		if (poll(&pfd, 1, NP_TLS_WAIT_MS) != 1)
-			return -1;
-		if ((n = read(fd, p, len)) <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Send {digest} on the TLS channel; read back one whole frame into m. */
-static int
-tls_exchange(struct np *np, const uint8_t *dgst, size_t dlen, struct ipc_msg *m)
-{
-	struct evbuffer *b = evbuffer_new();
-	uint32_t hdr[3];
-	uint8_t body[512];
-	json_t *j = NULL;
-	char *dig = NULL;
-	int r = -1;
-
-	if (b == NULL || b64u_encode(dgst, dlen, &dig) != 0 ||
-	    (j = json_pack("{s:s}", "digest", dig)) == NULL ||
-	    ipc_put_json(b, IPC_TLS_SIGN, ++np->tls_id, j) != 0 ||
-	    evbuffer_write(b, np->tlsfd) < 0 || evbuffer_get_length(b) != 0)
-		goto out;
-	/* The answer is judged by the same rules as any frame before it is used. */
-	if (tls_read(np->tlsfd, hdr, IPC_HDR_LEN) != 0 || hdr[2] > sizeof(body) ||
-	    tls_read(np->tlsfd, body, hdr[2]) != 0)
-		goto out;
-	evbuffer_add(b, hdr, IPC_HDR_LEN);
-	evbuffer_add(b, body, hdr[2]);
-	if (ipc_next(b, IPC_FROM_KEY, m) == 1 && m->type == IPC_TLS_SIG && m->id == np->tls_id)
-		r = 0;
-out:
-	free(dig);
-	json_decref(j);
-	if (b)
-		evbuffer_free(b);
-	return r;
-}
-
-/* The TLS key's private operation: one request to the key process, answer awaited. */
-static int
-tls_sign(void *ctx, const uint8_t *dgst, size_t dlen, uint8_t *sig, size_t *siglen)
-{
-	struct np *np = ctx;
-	struct ipc_msg m = { 0 };
-	uint8_t *raw = NULL;
-	const char *sb;
-	json_t *j = NULL;
-	size_t rl;
-	int r = SV_EIO;
-
-	if (tls_exchange(np, dgst, dlen, &m) == 0 && ipc_json(&m, &j) == 0 &&
-	    (sb = json_string_value(json_object_get(j, "sig"))) != NULL &&
-	    b64u_decode(sb, strlen(sb), *siglen, &raw, &rl) == 0) {
-		memcpy(sig, raw, rl);
-		*siglen = rl;
-		r = 0;
-	}
-	if (r != 0)
-		sv_err("TLS handshake signature from the key process failed");
-	ipc_msg_free(&m);
-	free(raw);
-	json_decref(j);
-	return r;
-}
-
-/* The private key: a file, or a proxy whose signatures the key process makes in the token. */
-static int
-load_key(struct np *np, SSL_CTX *ctx)
-{
-	EVP_PKEY *key = NULL;
-	X509 *cert;
-	int ok;
-
-	if (np->tlsfd < 0)
-		return SSL_CTX_use_PrivateKey_file(ctx, np->cfg->tls_key, SSL_FILETYPE_PEM);
-	if ((cert = SSL_CTX_get0_certificate(ctx)) == NULL ||
-	    ecsign_pkey(X509_get0_pubkey(cert), tls_sign, np, NULL, &key) != 0)
-		return 0;
-	ok = SSL_CTX_use_PrivateKey(ctx, key);
-	EVP_PKEY_free(key);
-	return ok;
-}
-
 static SSL_CTX *
 make_ctx(struct np *np, int mutual)
 {
@@ -843,7 +744,8 @@ make_ctx(struct np *np, int mutual)
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_app_data(ctx, np);
 	if (SSL_CTX_use_certificate_chain_file(ctx, np->cfg->tls_cert) != 1 ||
-	    load_key(np, ctx) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+	    np_tlskey_use(ctx, np->cfg->tls_key, &np->tlskey) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
 		sv_seterr_ssl(SV_ECONFIG, "TLS certificate or key");
 		sv_preferr(SV_ECONFIG, "%s / %s", np->cfg->tls_cert, np->cfg->tls_key);
 		SSL_CTX_free(ctx);
@@ -905,8 +807,8 @@ setup(struct np *np, const struct vaultd_fds *fds)
 	if (conn_idx < 0)
 		conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
 	np->npend_max = (size_t)np->cfg->max_pending;
-	np->tlsfd = vconf_tls_in_token(np->cfg) ? fds->tls : -1;
-	if (np->tlsfd < 0)
+	np->tlskey.fd = vconf_tls_in_token(np->cfg) ? fds->tls : -1;
+	if (np->tlskey.fd < 0)
 		close(fds->tls);
 	if ((np->pend = calloc(np->npend_max, sizeof(*np->pend))) == NULL ||
 	    (np->m = metrics_new()) == NULL || (np->base = event_base_new()) == NULL)

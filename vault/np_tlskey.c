@@ -1,0 +1,114 @@
+/*
+ * np_tlskey: netproc's TLS private key, from a file or signed by the key
+ * process (see np_tlskey.h).
+ */
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+#include <openssl/x509.h>
+
+#include "b64.h"
+#include "ecsign.h"
+#include "ipc.h"
+#include "log.h"
+#include "np_tlskey.h"
+#include "sv_err.h"
+
+/* Blocking read of exactly len bytes from the TLS channel, within NP_TLS_WAIT_MS. */
+static int
+tls_read(int fd, void *buf, size_t len)
+{
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	uint8_t *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		if (poll(&pfd, 1, NP_TLS_WAIT_MS) != 1)
+			return -1;
+		if ((n = read(fd, p, len)) <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Send {digest} on the TLS channel; read back one whole frame into m. */
+static int
+tls_exchange(struct np_tlskey *k, const uint8_t *dgst, size_t dlen, struct ipc_msg *m)
+{
+	struct evbuffer *b = evbuffer_new();
+	uint32_t hdr[3];
+	uint8_t body[512];
+	json_t *j = NULL;
+	char *dig = NULL;
+	int r = -1;
+
+	if (b == NULL || b64u_encode(dgst, dlen, &dig) != 0 ||
+	    (j = json_pack("{s:s}", "digest", dig)) == NULL ||
+	    ipc_put_json(b, IPC_TLS_SIGN, ++k->id, j) != 0 || evbuffer_write(b, k->fd) < 0 ||
+	    evbuffer_get_length(b) != 0)
+		goto out;
+	/* The answer is judged by the same rules as any frame before it is used. */
+	if (tls_read(k->fd, hdr, IPC_HDR_LEN) != 0 || hdr[2] > sizeof(body) ||
+	    tls_read(k->fd, body, hdr[2]) != 0)
+		goto out;
+	evbuffer_add(b, hdr, IPC_HDR_LEN);
+	evbuffer_add(b, body, hdr[2]);
+	if (ipc_next(b, IPC_FROM_KEY, m) == 1 && m->type == IPC_TLS_SIG && m->id == k->id)
+		r = 0;
+out:
+	free(dig);
+	json_decref(j);
+	if (b)
+		evbuffer_free(b);
+	return r;
+}
+
+/* The TLS key's private operation: one request to the key process, answer awaited. */
+static int
+tls_sign(void *ctx, const uint8_t *dgst, size_t dlen, uint8_t *sig, size_t *siglen)
+{
+	struct np_tlskey *k = ctx;
+	struct ipc_msg m = { 0 };
+	uint8_t *raw = NULL;
+	const char *sb;
+	json_t *j = NULL;
+	size_t rl;
+	int r = SV_EIO;
+
+	if (tls_exchange(k, dgst, dlen, &m) == 0 && ipc_json(&m, &j) == 0 &&
+	    (sb = json_string_value(json_object_get(j, "sig"))) != NULL &&
+	    b64u_decode(sb, strlen(sb), *siglen, &raw, &rl) == 0) {
+		memcpy(sig, raw, rl);
+		*siglen = rl;
+		r = 0;
+	}
+	if (r != 0)
+		sv_err("TLS handshake signature from the key process failed");
+	ipc_msg_free(&m);
+	free(raw);
+	json_decref(j);
+	return r;
+}
+
+int
+np_tlskey_use(SSL_CTX *ctx, const char *key_file, struct np_tlskey *k)
+{
+	EVP_PKEY *key = NULL;
+	X509 *cert;
+	int ok;
+
+	if (k->fd < 0)
+		return SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM);
+	if ((cert = SSL_CTX_get0_certificate(ctx)) == NULL ||
+	    ecsign_pkey(X509_get0_pubkey(cert), tls_sign, k, NULL, &key) != 0)
+		return 0;
+	ok = SSL_CTX_use_PrivateKey(ctx, key);
+	EVP_PKEY_free(key);
+	return ok;
+}
