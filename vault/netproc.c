@@ -37,6 +37,7 @@
 
 #include "b64.h"
 #include "ipc.h"
+#include "lguard.h"
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
@@ -52,6 +53,7 @@
 #define NP_PAYLOAD_B64MAX (88 * 1024) /* base64url of a 64 KiB payload */
 #define NP_TOKEN_MAX	  128
 #define NP_REVOKED_MAX	  100000
+#define NP_FD_RESERVE	  64 /* descriptors besides connections (listeners, IPC, epoll) */
 #define PROBLEM_BASE	  "tag:shadowvault.org,2026:problem:"
 
 struct np_conn {
@@ -80,6 +82,7 @@ struct np {
 	char **revoked;		 /* sorted serials */
 	size_t nrevoked;
 	struct np_conn *conns;
+	struct lguard *guard; /* limits.max_connections; no spinning when accept() fails */
 	struct np_pending *pend;
 	size_t npend_max, npending;
 	uint32_t next_id;
@@ -662,6 +665,8 @@ conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void 
 		c->np->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	if (c->np->guard != NULL) /* NULL in teardown */
+		lguard_closed(c->np->guard);
 	free(c);
 }
 
@@ -684,8 +689,11 @@ new_bev(struct event_base *base, struct np *np, SSL_CTX *ctx)
 		np->conns->prev = c;
 	np->conns = c;
 	SSL_set_ex_data(ssl, conn_idx, c); /* freed with the SSL by conn_free() */
+	lguard_opened(np->guard);
 	c->bev = bufferevent_openssl_socket_new(
 	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL)
+		SSL_free(ssl); /* and c, by conn_free() */
 	return c->bev;
 }
 
@@ -765,6 +773,7 @@ make_http(struct np *np, int fd, struct bufferevent *(*bevcb)(struct event_base 
     void (*route)(struct evhttp_request *, void *))
 {
 	struct evhttp *h = evhttp_new(np->base);
+	struct evhttp_bound_socket *b;
 
 	if (h == NULL)
 		return NULL;
@@ -774,7 +783,8 @@ make_http(struct np *np, int fd, struct bufferevent *(*bevcb)(struct event_base 
 	evhttp_set_max_headers_size(h, NP_HEADERS_MAX);
 	evhttp_set_timeout(h, np->cfg->request_timeout);
 	evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
-	if (evhttp_accept_socket(h, fd) != 0) {
+	if ((b = evhttp_accept_socket_with_handle(h, fd)) == NULL ||
+	    lguard_add(np->guard, evhttp_bound_socket_get_listener(b)) != 0) {
 		evhttp_free(h);
 		return NULL;
 	}
@@ -788,6 +798,17 @@ define_metrics(struct metrics *m)
 	    "HTTP requests answered, by endpoint and status");
 	metrics_define(m, "shadowvault_http_request_seconds", "histogram",
 	    "Time from a request reaching netproc to its answer (key process round trip)");
+	metrics_define(m, "shadowvault_accept_paused_total", "counter",
+	    "Times netproc stopped accepting connections, by reason (max_connections, "
+	    "accept_error)");
+}
+
+static void
+on_pause(void *arg, const char *reason)
+{
+	struct np *np = arg;
+
+	metrics_add(np->m, "shadowvault_accept_paused_total", 1, "reason", reason, NULL);
 }
 
 static void
@@ -804,6 +825,16 @@ on_term(evutil_socket_t sig, short what, void *arg)
 static int
 setup(struct np *np, const struct vaultd_fds *fds)
 {
+	size_t max = (size_t)np->cfg->max_connections;
+	int r;
+
+	/* Every connection is a descriptor: make room for them (before the sandbox). */
+	if ((r = lguard_fit_nofile(&max, NP_FD_RESERVE)) < 0)
+		return r;
+	if (r > 0)
+		sv_warn("limits.max_connections lowered from %d to %zu: the open-file limit "
+			"allows no more",
+		    np->cfg->max_connections, max);
 	if (conn_idx < 0)
 		conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
 	np->npend_max = (size_t)np->cfg->max_pending;
@@ -814,6 +845,8 @@ setup(struct np *np, const struct vaultd_fds *fds)
 	    (np->m = metrics_new()) == NULL || (np->base = event_base_new()) == NULL)
 		return SV_ENOMEM;
 	define_metrics(np->m);
+	if ((r = lguard_new(np->base, max, on_pause, np, &np->guard)) != 0)
+		return r;
 	if ((np->mtls = make_ctx(np, 1)) == NULL || (np->tls = make_ctx(np, 0)) == NULL)
 		return SV_ECONFIG;
 	if ((np->api = make_http(np, fds->listen, bev_api, route_api)) == NULL ||
@@ -838,6 +871,8 @@ teardown(struct np *np)
 {
 	size_t i;
 
+	lguard_free(np->guard);
+	np->guard = NULL; /* the connections evhttp_free() closes below */
 	if (np->api)
 		evhttp_free(np->api);
 	if (np->enroll)

@@ -49,6 +49,7 @@ struct vconf {
 	int audit_checkpoint_seconds;
 	int shadow_cert_days;
 	int max_pending;			  /* requests in flight to the key process */
+	int max_connections;			  /* open client connections in netproc */
 	int request_timeout;			  /* seconds */
 	int sandbox;				  /* seccomp filter in netproc */
 	char *metrics_allow[VCONF_MAX_TLS_NAMES]; /* peer addresses allowed to GET /metrics */

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# vaultd under a connection flood from a client that never speaks: with an
+# open-file limit of 200 the network process lowers limits.max_connections to
+# fit (and says so), accepts that many, leaves the rest in the listen queue,
+# burns no CPU meanwhile (libevent alone would retry the failing accept() in
+# a loop), cuts the idle ones after limits.request_timeout, and serves again
+# by itself.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vaultd.sh"
+
+# vaultd with a hard limit of 200 descriptors (each of its processes).
+cat >"$T/vaultd-200" <<EOF
+#!/usr/bin/env bash
+ulimit -n 200 || exit 1
+exec "$VD" "\$@"
+EOF
+chmod +x "$T/vaultd-200"
+VD=$T/vaultd-200
+vd_setup 'limits = { request_timeout = 3; };'
+vd_start || { t_done; exit 1; }
+NP=$(vd_child netproc)
+grep -q "limits.max_connections lowered from 4096 to 136: the open-file limit allows no more" "$T/vaultd.log" \
+	&& pass "max_connections lowered to fit 200 descriptors (200 - 64 reserved)" || { fail "no lowering message"; tail -5 "$T/vaultd.log"; }
+
+# 250 TCP connections (more than the 200 descriptors) to the enrolment port that
+# never send a byte, held until killed.
+"$PY" - "$VD_ENROLL_PORT" 250 >"$T/flood.out" 2>&1 <<'PY' &
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for i in range(n):
+    s = socket.socket()
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    socks.append(s)
+print("connected", len(socks), flush=True)
+time.sleep(60)
+PY
+FLOOD=$!
+T_PIDS="$T_PIDS $FLOOD"
+for i in $(seq 50); do grep -q connected "$T/flood.out" && break; sleep 0.1; done
+grep -q "connected 250" "$T/flood.out" && pass "250 connections made (the kernel queues what vaultd does not accept)" || fail "flood: $(cat "$T/flood.out")"
+
+ticks() { awk '{print $14 + $15}' "/proc/$NP/stat"; }
+sleep 0.5
+t0=$(ticks)
+sleep 1
+t1=$(ticks)
+socks=$(find "/proc/$NP/fd" -lname 'socket:*' | wc -l)
+[ "$socks" -le 150 ] && pass "netproc holds at most the cap ($socks sockets)" || fail "netproc holds $socks sockets"
+[ $((t1 - t0)) -lt 30 ] && pass "netproc idle while at the cap ($((t1 - t0)) ticks in 1 s)" || fail "netproc busy at the cap: $((t1 - t0)) ticks in 1 s"
+[ "$(grep -c "136 connections open (limits.max_connections): new ones wait in the listen queue" "$T/vaultd.log")" = 1 ] \
+	&& pass "the cap is logged once" || { fail "cap log lines"; grep -c "connections open" "$T/vaultd.log"; }
+grep -q "Error from accept" "$T/vaultd.log" && fail "libevent's accept error loop in the log" || pass "no accept() error loop in the log"
+
+# The flood stays connected; its idle connections are cut after 3 s, the queued ones
+# get their turn and are cut too, and a real client gets through.
+CODE=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$VD_CA" "$VD_ENROLL/v1/health")
+[ "$CODE" = 200 ] && pass "health answered while the flood holds its sockets" || fail "health during the flood: $CODE"
+kill "$FLOOD"
+wait "$FLOOD" 2>/dev/null
+kill -0 "$NP" 2>/dev/null && [ "$(vd_child netproc)" = "$NP" ] && pass "the same netproc still serves" || fail "netproc was replaced or died"
+vd_sanitizer_check
+vd_stop
+t_done
