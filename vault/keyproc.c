@@ -616,6 +616,8 @@ close_all(struct kp *kp)
 		event_free(kp->ev_term);
 	if (kp->ev_tick)
 		event_free(kp->ev_tick);
+	lguard_free(kp->admin_guard);
+	kp->admin_guard = NULL; /* admin connections freed below */
 	if (kp->admin)
 		evconnlistener_free(kp->admin);
 	if (kp->net)

@@ -19,6 +19,7 @@
 #include "audit.h"
 #include "hsm.h"
 #include "keystore.h"
+#include "lguard.h"
 #include "metrics.h"
 #include "pol.h"
 #include "state.h"
@@ -60,6 +61,7 @@ struct kp {
 	struct bufferevent *tls; /* TLS handshake signatures (TLS key in the token) */
 	struct hsm_key tls_key;
 	struct evconnlistener *admin;
+	struct lguard *admin_guard; /* at most 64 admin connections; no accept() loop */
 	struct event *ev_hup, *ev_term, *ev_tick;
 
 	X509 *ca;

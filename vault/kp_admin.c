@@ -433,10 +433,13 @@ struct admin_conn {
 };
 
 #define ADMIN_IDLE_SECONDS 60
+#define ADMIN_CONNS_MAX	   64 /* then they wait in the listen queue (lguard.h) */
 
 static void
 conn_close(struct bufferevent *bev, struct admin_conn *ac)
 {
+	if (ac->kp->admin_guard != NULL) /* NULL at shutdown */
+		lguard_closed(ac->kp->admin_guard);
 	bufferevent_free(bev);
 	free(ac);
 }
@@ -520,6 +523,7 @@ on_admin_accept(
 	}
 	ac->kp = kp;
 	ac->uid = cr.uid;
+	lguard_opened(kp->admin_guard);
 	bufferevent_setwatermark(bev, EV_READ, 0, ADMIN_REQ_MAX + 4);
 	bufferevent_set_timeouts(bev, &idle, NULL);
 	bufferevent_setcb(bev, on_admin_read, NULL, on_admin_event, ac);
@@ -532,7 +536,7 @@ kp_admin_listen(struct kp *kp)
 	struct sockaddr_un sun;
 	struct stat st;
 	mode_t old;
-	int fd;
+	int fd, r;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -559,5 +563,11 @@ kp_admin_listen(struct kp *kp)
 	chmod(kp->cfg->admin_socket, 0600); /* owner-only; peers are checked anyway */
 	kp->admin = evconnlistener_new(
 	    kp->base, on_admin_accept, kp, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-	return kp->admin ? 0 : SV_ENOMEM;
+	if (kp->admin == NULL)
+		return SV_ENOMEM;
+	/* A failing accept() must not spin the key process (see lguard.h). */
+	if ((r = lguard_new(kp->base, ADMIN_CONNS_MAX, "admin socket limit", NULL, NULL,
+		 &kp->admin_guard)) != 0)
+		return r;
+	return lguard_add(kp->admin_guard, kp->admin);
 }

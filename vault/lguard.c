@@ -19,8 +19,9 @@ struct lguard {
 	struct evconnlistener *ls[LGUARD_LISTENERS_MAX];
 	size_t nls;
 	size_t open, max;
-	int backoff; /* an accept() failed: paused until the timer */
-	int enabled; /* the listeners are accepting */
+	const char *what; /* the cap's name in the log */
+	int backoff;	  /* an accept() failed: paused until the timer */
+	int enabled;	  /* the listeners are accepting */
 	struct event *timer;
 	unsigned long errors;	       /* accept failures since the last warning */
 	double warned_err, warned_cap; /* when (monotonic), or a negative number */
@@ -78,9 +79,9 @@ found:
 	g->errors++;
 	if (g->warned_err < 0 || now - g->warned_err >= WARN_EVERY) {
 		sv_warn("accept: %s: not accepting connections for %d ms (%lu failure%s since the "
-			"last report; %zu connections open)",
-		    strerror(err), LGUARD_BACKOFF_MS, g->errors, g->errors == 1 ? "" : "s",
-		    g->open);
+			"last report; %zu connections open, %s %zu)",
+		    strerror(err), LGUARD_BACKOFF_MS, g->errors, g->errors == 1 ? "" : "s", g->open,
+		    g->what, g->max);
 		g->warned_err = now;
 		g->errors = 0;
 	}
@@ -90,7 +91,7 @@ found:
 }
 
 int
-lguard_new(struct event_base *base, size_t max_conns,
+lguard_new(struct event_base *base, size_t max_conns, const char *what,
     void (*on_pause)(void *arg, const char *reason), void *arg, struct lguard **out)
 {
 	struct lguard *g;
@@ -106,6 +107,7 @@ lguard_new(struct event_base *base, size_t max_conns,
 	}
 	g->base = base;
 	g->max = max_conns;
+	g->what = what;
 	g->enabled = 1;
 	g->warned_err = g->warned_cap = -1;
 	g->on_pause = on_pause;
@@ -154,9 +156,8 @@ lguard_opened(struct lguard *g)
 		return;
 	now = sv_mono_now();
 	if (g->warned_cap < 0 || now - g->warned_cap >= WARN_EVERY) {
-		sv_warn("%zu connections open (limits.max_connections): new ones wait in the "
-			"listen queue",
-		    g->open);
+		sv_warn("%zu connections open (%s): new ones wait in the listen queue", g->open,
+		    g->what);
 		g->warned_cap = now;
 	}
 	update(g, "max_connections");

@@ -23,9 +23,12 @@
 
 struct lguard;
 
-/* on_pause(arg, reason) is called each time the guard stops accepting:
- * reason "max_connections" or "accept_error".  May be NULL. */
-int lguard_new(struct event_base *base, size_t max_conns,
+/*
+ * what names the cap in the log ("limits.max_connections").  on_pause(arg,
+ * reason) is called each time the guard stops accepting: reason
+ * "max_connections" or "accept_error".  May be NULL.
+ */
+int lguard_new(struct event_base *base, size_t max_conns, const char *what,
     void (*on_pause)(void *arg, const char *reason), void *arg, struct lguard **out);
 /* Free the guard (its listeners are left as they are).  NULL is fine. */
 void lguard_free(struct lguard *g);

@@ -845,7 +845,8 @@ setup(struct np *np, const struct vaultd_fds *fds)
 	    (np->m = metrics_new()) == NULL || (np->base = event_base_new()) == NULL)
 		return SV_ENOMEM;
 	define_metrics(np->m);
-	if ((r = lguard_new(np->base, max, on_pause, np, &np->guard)) != 0)
+	if ((r = lguard_new(np->base, max, "limits.max_connections", on_pause, np, &np->guard)) !=
+	    0)
 		return r;
 	if ((np->mtls = make_ctx(np, 1)) == NULL || (np->tls = make_ctx(np, 0)) == NULL)
 		return SV_ECONFIG;

@@ -4,7 +4,7 @@
 # fit (and says so), accepts that many, leaves the rest in the listen queue,
 # burns no CPU meanwhile (libevent alone would retry the failing accept() in
 # a loop), cuts the idle ones after limits.request_timeout, and serves again
-# by itself.
+# by itself.  The admin socket has a cap of its own.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
 
@@ -60,6 +60,34 @@ CODE=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$VD_CA" "$
 kill "$FLOOD"
 wait "$FLOOD" 2>/dev/null
 kill -0 "$NP" 2>/dev/null && [ "$(vd_child netproc)" = "$NP" ] && pass "the same netproc still serves" || fail "netproc was replaced or died"
+
+# The admin socket has its own cap (64): 80 silent connections, the key process idle, then vaultctl works.
+KP=$(vd_child keyproc)
+"$PY" - "$VDIR/state/admin.sock" 80 >"$T/admin.out" 2>&1 <<'PY' &
+import socket, sys, time
+socks = []
+for i in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(sys.argv[1])
+    socks.append(s)
+print("connected", len(socks), flush=True)
+time.sleep(60)
+PY
+FLOOD=$!
+T_PIDS="$T_PIDS $FLOOD"
+for i in $(seq 50); do grep -q connected "$T/admin.out" && break; sleep 0.1; done
+sleep 0.3
+t0=$(awk '{print $14 + $15}' "/proc/$KP/stat")
+sleep 1
+t1=$(awk '{print $14 + $15}' "/proc/$KP/stat")
+grep -q "connected 80" "$T/admin.out" && grep -q "64 connections open (admin socket limit)" "$T/vaultd.log" \
+	&& pass "admin socket: 64 connections taken, the rest queued" || { fail "admin cap: $(cat "$T/admin.out")"; tail -3 "$T/vaultd.log"; }
+[ $((t1 - t0)) -lt 30 ] && pass "key process idle at the admin cap ($((t1 - t0)) ticks in 1 s)" || fail "key process busy: $((t1 - t0)) ticks"
+kill "$FLOOD"
+wait "$FLOOD" 2>/dev/null
+run "$VC" -c "$VCONF" status
+[ "$RC" = 0 ] && pass "vaultctl status once they are gone" || { fail "vaultctl status: $RC"; cat "$T/err"; }
 vd_sanitizer_check
 vd_stop
 t_done

@@ -138,7 +138,7 @@ test_cap(void **state)
 {
 	struct fx *f = *state;
 
-	assert_ok(lguard_new(f->base, 3, on_pause, f, &f->g));
+	assert_ok(lguard_new(f->base, 3, "test cap", on_pause, f, &f->g));
 	assert_ok(lguard_add(f->g, f->l));
 	connect_all(f);
 	run_for(f, 200);
@@ -185,7 +185,7 @@ test_accept_error(void **state)
 	struct rlimit saved;
 	int held[4096], n, i;
 
-	assert_ok(lguard_new(f->base, 100, on_pause, f, &f->g));
+	assert_ok(lguard_new(f->base, 100, "test cap", on_pause, f, &f->g));
 	assert_ok(lguard_add(f->g, f->l));
 	connect_all(f);
 	n = fill_fds(held, 4096, &saved);
