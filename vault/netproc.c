@@ -60,6 +60,7 @@ struct np_conn {
 	struct np *np;
 	SSL *ssl;
 	struct bufferevent *bev;
+	struct event *deadline; /* for a complete request: see deadline_arm() */
 	struct np_conn *prev, *next;
 };
 
@@ -90,6 +91,50 @@ struct np {
 };
 
 static int conn_idx = -1;
+
+/* The connection a request came on (NULL if it is gone). */
+static struct np_conn *
+conn_of(struct evhttp_request *req)
+{
+	struct evhttp_connection *ec = evhttp_request_get_connection(req);
+	struct bufferevent *bev = ec ? evhttp_connection_get_bufferevent(ec) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	return ssl ? SSL_get_ex_data(ssl, conn_idx) : NULL;
+}
+
+/*
+ * From its accept (TLS handshake included) and again from each answer, a
+ * client has limits.request_timeout seconds to deliver a complete request.
+ * evhttp's own timeout starts again with every byte read: a client sending
+ * a byte now and then would keep its connection, and a place among
+ * limits.max_connections, for ever.
+ */
+static void
+deadline_arm(struct np_conn *c, int on)
+{
+	struct timeval t;
+
+	if (c == NULL)
+		return;
+	t.tv_sec = c->np->cfg->request_timeout;
+	t.tv_usec = 0;
+	if (on)
+		evtimer_add(c->deadline, &t);
+	else
+		evtimer_del(c->deadline);
+}
+
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct np_conn *c = arg;
+	evutil_socket_t s = c->bev ? bufferevent_getfd(c->bev) : -1;
+
+	metrics_add(c->np->m, "shadowvault_request_deadline_total", 1, NULL);
+	if (s >= 0)
+		shutdown(s, SHUT_RDWR); /* evhttp sees the end and frees the connection */
+}
 
 static int
 cmp_str(const void *a, const void *b)
@@ -149,6 +194,7 @@ send_reply(struct evhttp_request *req, int status, struct evbuffer *body)
 	struct evhttp_connection *ec = evhttp_request_get_connection(req);
 	struct bufferevent *bev = ec ? evhttp_connection_get_bufferevent(ec) : NULL;
 
+	deadline_arm(conn_of(req), 1); /* for the next request on this connection */
 	evhttp_send_reply(req, status, NULL, body);
 	if (bev != NULL)
 		evbuffer_pullup(bufferevent_get_output(bev), -1);
@@ -581,6 +627,7 @@ route_api(struct evhttp_request *req, void *arg)
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	char serial[80], cn[SV_NAME_MAX + 1];
 
+	deadline_arm(conn_of(req), 0); /* the request is complete */
 	if (path == NULL)
 		path = "";
 	if (np->draining) {
@@ -634,6 +681,7 @@ route_enroll(struct evhttp_request *req, void *arg)
 	struct np *np = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 
+	deadline_arm(conn_of(req), 0); /* the request is complete */
 	if (path == NULL)
 		path = "";
 	if (np->draining)
@@ -667,6 +715,8 @@ conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void 
 		c->next->prev = c->prev;
 	if (c->np->guard != NULL) /* NULL in teardown */
 		lguard_closed(c->np->guard);
+	if (c->deadline != NULL)
+		event_free(c->deadline);
 	free(c);
 }
 
@@ -690,10 +740,14 @@ new_bev(struct event_base *base, struct np *np, SSL_CTX *ctx)
 	np->conns = c;
 	SSL_set_ex_data(ssl, conn_idx, c); /* freed with the SSL by conn_free() */
 	lguard_opened(np->guard);
-	c->bev = bufferevent_openssl_socket_new(
-	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL)
+	if ((c->deadline = evtimer_new(base, on_deadline, c)) != NULL)
+		c->bev = bufferevent_openssl_socket_new(
+		    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
 		SSL_free(ssl); /* and c, by conn_free() */
+		return NULL;
+	}
+	deadline_arm(c, 1);
 	return c->bev;
 }
 
@@ -798,6 +852,9 @@ define_metrics(struct metrics *m)
 	    "HTTP requests answered, by endpoint and status");
 	metrics_define(m, "shadowvault_http_request_seconds", "histogram",
 	    "Time from a request reaching netproc to its answer (key process round trip)");
+	metrics_define(m, "shadowvault_request_deadline_total", "counter",
+	    "Connections closed for not delivering a complete request within "
+	    "limits.request_timeout");
 	metrics_define(m, "shadowvault_accept_paused_total", "counter",
 	    "Times netproc stopped accepting connections, by reason (max_connections, "
 	    "accept_error)");

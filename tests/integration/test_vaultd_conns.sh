@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# vaultd under a connection flood from a client that never speaks: with an
-# open-file limit of 200 the network process lowers limits.max_connections to
-# fit (and says so), accepts that many, leaves the rest in the listen queue,
-# burns no CPU meanwhile (libevent alone would retry the failing accept() in
-# a loop), cuts the idle ones after limits.request_timeout, and serves again
-# by itself.  The admin socket has a cap of its own.
+# vaultd against clients that hold connections.  One that sends a byte now
+# and then is cut at the request deadline.  Under a flood of connections that
+# never speak, with an open-file limit of 200, the network process lowers
+# limits.max_connections to fit (and says so), accepts that many, leaves the
+# rest in the listen queue, burns no CPU meanwhile (libevent alone would retry
+# the failing accept() in a loop), cuts the idle ones after
+# limits.request_timeout, and serves again by itself.  The admin socket has a
+# cap of its own.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
 
@@ -21,6 +23,28 @@ vd_start || { t_done; exit 1; }
 NP=$(vd_child netproc)
 grep -q "limits.max_connections lowered from 4096 to 136: the open-file limit allows no more" "$T/vaultd.log" \
 	&& pass "max_connections lowered to fit 200 descriptors (200 - 64 reserved)" || { fail "no lowering message"; tail -5 "$T/vaultd.log"; }
+
+# A client that sends a byte now and then never times out of evhttp's idle timer; the
+# request deadline (limits.request_timeout, here 3 s, from the accept) cuts it on both ports.
+"$PY" - "$VD_ENROLL_PORT" "$VD_API_PORT" >"$T/drip.out" 2>&1 <<'PY'
+import socket, sys, time
+socks = [socket.create_connection(("127.0.0.1", int(p))) for p in sys.argv[1:]]
+for s in socks:
+    s.send(bytes([0x16, 0x03, 0x01, 0x02, 0x00]))  # a TLS record of 512 bytes, announced
+t0, cut = time.time(), {}
+while time.time() - t0 < 10 and len(cut) < len(socks):
+    time.sleep(0.5)
+    for i, s in enumerate(socks):
+        if i in cut:
+            continue
+        try:
+            s.send(b"\x01")
+        except OSError:
+            cut[i] = round(time.time() - t0, 1)
+print("cut", sorted(cut.items()), flush=True)
+PY
+grep -Eq "^cut \[\(0, [2-6]\.[0-9]\), \(1, [2-6]\.[0-9]\)\]" "$T/drip.out" \
+	&& pass "slow-drip clients cut after the request deadline: $(cat "$T/drip.out")" || fail "slow drip: $(cat "$T/drip.out")"
 
 # 250 TCP connections (more than the 200 descriptors) to the enrolment port that
 # never send a byte, held until killed.
