@@ -17,6 +17,7 @@
 
 #include "accounts.h"
 #include "audit.h"
+#include "bucket.h"
 #include "hsm.h"
 #include "keystore.h"
 #include "lguard.h"
@@ -45,8 +46,7 @@ struct kp_serial {
 
 struct kp_rate {
 	char shadow[SV_NAME_MAX + 1];
-	double tokens;
-	double last; /* monotonic seconds */
+	struct sv_bucket b;
 };
 
 struct kp {

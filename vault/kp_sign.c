@@ -253,19 +253,9 @@ rate_ok(struct kp *kp, const char *shadow, int *wait)
 		kp->rates = nr;
 		r = &kp->rates[kp->nrates++];
 		snprintf(r->shadow, sizeof(r->shadow), "%s", shadow);
-		r->tokens = burst;
-		r->last = now;
+		sv_bucket_init(&r->b, burst, now);
 	}
-	r->tokens += (now - r->last) * rate;
-	if (r->tokens > burst)
-		r->tokens = burst;
-	r->last = now;
-	if (r->tokens >= 1) {
-		r->tokens -= 1;
-		return 1;
-	}
-	*wait = (int)((1 - r->tokens) / rate) + 1;
-	return 0;
+	return sv_bucket_take(&r->b, rate, burst, now, wait);
 }
 
 /* 1 if the nonce was never signed (and remember it), 0 if it was (or *err). */
