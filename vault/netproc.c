@@ -36,6 +36,7 @@
 #include <openssl/x509v3.h>
 
 #include "b64.h"
+#include "bucket.h"
 #include "ipc.h"
 #include "lguard.h"
 #include "log.h"
@@ -83,7 +84,8 @@ struct np {
 	char **revoked;		 /* sorted serials */
 	size_t nrevoked;
 	struct np_conn *conns;
-	struct lguard *guard; /* limits.max_connections; no spinning when accept() fails */
+	struct lguard *guard;	      /* limits.max_connections; no spinning when accept() fails */
+	struct sv_bucket enroll_rate; /* limits.enroll_per_minute, for all clients together */
 	struct np_pending *pend;
 	size_t npend_max, npending;
 	uint32_t next_id;
@@ -660,9 +662,17 @@ do_enroll(struct np *np, struct evhttp_request *req)
 	static const size_t caps[] = { NP_TOKEN_MAX, 64 * 1024, 64 };
 	char why[96];
 	json_t *b;
+	int wait;
 
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		problem(np, req, "enroll", 405, "method", "Method not allowed", "use POST", 0);
+		return;
+	}
+	/* Each attempt costs an audit record: unauthenticated ones must not fill the disk. */
+	if (!sv_bucket_take(&np->enroll_rate, np->cfg->enroll_per_minute / 60.0,
+		np->cfg->enroll_per_minute, metrics_now(), &wait)) {
+		problem(np, req, "enroll", 429, "rate-limited", "Too many requests",
+		    "too many enrolment attempts (limits.enroll_per_minute); retry later", wait);
 		return;
 	}
 	if ((b = body_json(np, req, "enroll")) == NULL)
@@ -902,6 +912,7 @@ setup(struct np *np, const struct vaultd_fds *fds)
 	    (np->m = metrics_new()) == NULL || (np->base = event_base_new()) == NULL)
 		return SV_ENOMEM;
 	define_metrics(np->m);
+	sv_bucket_init(&np->enroll_rate, np->cfg->enroll_per_minute, metrics_now());
 	if ((r = lguard_new(np->base, max, "limits.max_connections", on_pause, np, &np->guard)) !=
 	    0)
 		return r;

@@ -50,6 +50,7 @@ struct vconf {
 	int shadow_cert_days;
 	int max_pending;			  /* requests in flight to the key process */
 	int max_connections;			  /* open client connections in netproc */
+	int enroll_per_minute;			  /* enrolment attempts, all clients together */
 	int request_timeout;			  /* seconds */
 	int sandbox;				  /* seccomp filter in netproc */
 	char *metrics_allow[VCONF_MAX_TLS_NAMES]; /* peer addresses allowed to GET /metrics */

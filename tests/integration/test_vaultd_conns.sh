@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# vaultd against clients that hold connections.  One that sends a byte now
-# and then is cut at the request deadline.  Under a flood of connections that
-# never speak, with an open-file limit of 200, the network process lowers
+# vaultd against abusive clients.  Enrolment attempts beyond the limit get
+# 429 and leave no audit record.  A client that sends a byte now and then is
+# cut at the request deadline.  Under a flood of connections that never
+# speak, with an open-file limit of 200, the network process lowers
 # limits.max_connections to fit (and says so), accepts that many, leaves the
 # rest in the listen queue, burns no CPU meanwhile (libevent alone would retry
 # the failing accept() in a loop), cuts the idle ones after
@@ -18,11 +19,25 @@ exec "$VD" "\$@"
 EOF
 chmod +x "$T/vaultd-200"
 VD=$T/vaultd-200
-vd_setup 'limits = { request_timeout = 3; };'
+vd_setup 'limits = { request_timeout = 3; enroll_per_minute = 3; };'
 vd_start || { t_done; exit 1; }
 NP=$(vd_child netproc)
 grep -q "limits.max_connections lowered from 4096 to 136: the open-file limit allows no more" "$T/vaultd.log" \
 	&& pass "max_connections lowered to fit 200 descriptors (200 - 64 reserved)" || { fail "no lowering message"; tail -5 "$T/vaultd.log"; }
+
+# Enrolment attempts are limited for all clients together (here 3 a minute): each one the
+# key process sees costs an audit record, so a stranger must not be able to fill the disk.
+KEY=$(head -c 32 /dev/zero | b64url)
+for i in 1 2 3 4 5; do
+	curl -s -o "$T/enr$i" -w '%{http_code}\n' -D "$T/enrh$i" --cacert "$VD_CA" -H 'Content-Type: application/json' \
+		-d "{\"token\":\"wrong$i\",\"csr\":\"x\",\"box_public_key\":\"$KEY\"}" "$VD_ENROLL/v1/enroll"
+done >"$T/enr.codes"
+[ "$(tr '\n' ' ' <"$T/enr.codes")" = "403 403 403 429 429 " ] && grep -qi '^retry-after: [0-9]' "$T/enrh4" \
+	&& grep -q 'problem:rate-limited"' "$T/enr4" && pass "enrolment: 3 attempts judged, then 429 with Retry-After" \
+	|| fail "enrolment limit: $(tr '\n' ' ' <"$T/enr.codes") $(cat "$T/enr4")"
+N=$("$PY" -c 'import json, sys
+print(sum(1 for l in open(sys.argv[1]) if l.strip() and json.loads(l).get("type") == "enroll"))' "$VDIR/state/audit.log")
+[ "$N" = 3 ] && pass "only the 3 judged attempts are in the audit log" || fail "enroll records in the audit log: $N"
 
 # A client that sends a byte now and then never times out of evhttp's idle timer; the
 # request deadline (limits.request_timeout, here 3 s, from the accept) cuts it on both ports.
