@@ -231,18 +231,26 @@ kp_shadow(struct kp *kp, const char *serial, char *name)
 	return 0;
 }
 
-/* Token bucket per shadow: 1 if a request may go now, else 0 and *wait seconds. */
+/*
+ * Token bucket per shadow, for every request it sends (malformed ones too):
+ * 1 if it may go now, else 0 and *wait seconds; *rp is its entry (NULL: no
+ * memory).  A shadow without a policy gets the policy language's default,
+ * so that its refusals, each an audit record, are bounded too.
+ */
 static int
-rate_ok(struct kp *kp, const char *shadow, int *wait)
+rate_ok(struct kp *kp, const char *shadow, int *wait, struct kp_rate **rp)
 {
-	unsigned per_minute, burst;
+	unsigned per_minute = POL_RATE_PER_MINUTE, burst = POL_RATE_BURST;
 	struct kp_rate *r = NULL, *nr;
 	double now = metrics_now(), rate;
 	size_t i;
 
 	*wait = 0;
-	if (pol_rate(kp->pol, shadow, &per_minute, &burst) != 0)
-		return 1; /* no policy: the policy check refuses it anyway */
+	*rp = NULL;
+	if (pol_rate(kp->pol, shadow, &per_minute, &burst) != 0) {
+		per_minute = POL_RATE_PER_MINUTE;
+		burst = POL_RATE_BURST;
+	}
 	rate = per_minute / 60.0;
 	for (i = 0; i < kp->nrates && r == NULL; i++)
 		if (strcmp(kp->rates[i].shadow, shadow) == 0)
@@ -252,9 +260,12 @@ rate_ok(struct kp *kp, const char *shadow, int *wait)
 			return 0;
 		kp->rates = nr;
 		r = &kp->rates[kp->nrates++];
+		memset(r, 0, sizeof(*r));
 		snprintf(r->shadow, sizeof(r->shadow), "%s", shadow);
 		sv_bucket_init(&r->b, burst, now);
+		r->recorded = -KP_LIMITED_EVERY;
 	}
+	*rp = r;
 	return sv_bucket_take(&r->b, rate, burst, now, wait);
 }
 
@@ -318,11 +329,16 @@ names_json(const struct cls_result *c)
 	return a;
 }
 
-/* Audit and count a refusal; c is NULL when the request was not classified. */
+/*
+ * Audit and count a refusal; c is NULL when the request was not classified.
+ * audit 0: count it only (see limited()).
+ */
 static json_t *
-deny(struct kp *kp, const struct sreq *q, const struct cls_result *c, int status, const char *code,
-    const char *detail, int retry_after)
+deny_x(struct kp *kp, const struct sreq *q, const struct cls_result *c, int status,
+    const char *code, const char *detail, int retry_after, int audit, json_t *extra)
 {
+	json_t *rec;
+
 	static const char *const titles[] = { "Bad request", "Forbidden", "Not found",
 		"Too many requests" };
 	const char *title = status == 400 ? titles[0]
@@ -330,14 +346,51 @@ deny(struct kp *kp, const struct sreq *q, const struct cls_result *c, int status
 	    : status == 404		  ? titles[2]
 					  : titles[3];
 
-	kp_audit(kp, "sign",
-	    json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:s, s:s?, s:s, s:s, s:s}", "shadow",
-		q->shadow[0] ? q->shadow : "?", "serial", q->serial, "account", q->account, "op",
-		c != NULL ? pol_op_name(c->op) : "unclassified", "names", names_json(c),
-		"nonce_hash", q->nonce_hash, "url", q->url, "decision", "deny", "code", code,
-		"reason", detail));
+	if (audit) {
+		rec = json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:s, s:s?, s:s, s:s, s:s}", "shadow",
+		    q->shadow[0] ? q->shadow : "?", "serial", q->serial, "account", q->account,
+		    "op", c != NULL ? pol_op_name(c->op) : "unclassified", "names", names_json(c),
+		    "nonce_hash", q->nonce_hash, "url", q->url, "decision", "deny", "code", code,
+		    "reason", detail);
+		if (rec != NULL && extra != NULL)
+			json_object_update(rec, extra);
+		kp_audit(kp, "sign", rec);
+	}
+	json_decref(extra);
 	metrics_add(kp->m, "shadowvault_denials_total", 1, "reason", code, NULL);
 	return kp_problem(status, code, title, detail, retry_after);
+}
+
+static json_t *
+deny(struct kp *kp, const struct sreq *q, const struct cls_result *c, int status, const char *code,
+    const char *detail, int retry_after)
+{
+	return deny_x(kp, q, c, status, code, detail, retry_after, 1, NULL);
+}
+
+/*
+ * A refusal for the rate limit.  A shadow hammering the vault must not be
+ * able to fill the audit disk (a full one fails every signature closed), so
+ * these are recorded at most once every KP_LIMITED_EVERY seconds per shadow;
+ * a record carries how many were refused unrecorded since the one before.
+ */
+static json_t *
+limited(struct kp *kp, struct kp_rate *r, const struct sreq *q, int wait)
+{
+	static const char detail[] = "signature rate limit of this shadow reached";
+	double now = metrics_now();
+	json_t *extra;
+
+	if (r != NULL && now - r->recorded < KP_LIMITED_EVERY) {
+		r->unrecorded++;
+		return deny_x(kp, q, NULL, 429, "rate-limited", detail, wait, 0, NULL);
+	}
+	extra = json_pack("{s:I}", "unrecorded", (json_int_t)(r ? r->unrecorded : 0));
+	if (r != NULL) {
+		r->recorded = now;
+		r->unrecorded = 0;
+	}
+	return deny_x(kp, q, NULL, 429, "rate-limited", detail, wait, 1, extra);
 }
 
 /* The protected header the vault builds itself: alg, kid, nonce, url. */
@@ -470,13 +523,18 @@ kp_sign(struct kp *kp, const json_t *req)
 	struct cls_account ca;
 	struct cls_result c;
 	struct kp_account *a;
+	struct kp_rate *rt;
 	struct sreq q;
+	char bad[SV_ERRMSG_MAX] = "";
 	json_t *resp;
 	int r, wait;
 
 	memset(&c, 0, sizeof(c));
-	if ((r = parse_sreq(req, &q)) != 0) {
-		resp = deny(kp, &q, NULL, 400, "malformed", sv_errmsg(r), 0);
+	if ((r = parse_sreq(req, &q)) != 0)
+		snprintf(bad, sizeof(bad), "%s", sv_errmsg(r));
+	/* Who it is first (netproc took the serial from the verified certificate). */
+	if (q.serial == NULL || strlen(q.serial) > SERIAL_MAX) {
+		resp = deny(kp, &q, NULL, 400, "malformed", bad, 0);
 		goto out;
 	}
 	if (kp_shadow(kp, q.serial, q.shadow) != 0) {
@@ -484,15 +542,17 @@ kp_sign(struct kp *kp, const json_t *req)
 		    deny(kp, &q, NULL, 403, "revoked", "client certificate revoked or unknown", 0);
 		goto out;
 	}
-	if ((a = kp_account(kp, q.account)) == NULL) {
-		resp = deny(kp, &q, NULL, 404, "unknown-account", sv_errmsg(SV_ENOTFOUND), 0);
+	/* Then its rate limit, before anything else that would be audited. */
+	if (!rate_ok(kp, q.shadow, &wait, &rt)) {
+		resp = limited(kp, rt, &q, wait);
 		goto out;
 	}
-	if (!rate_ok(kp, q.shadow, &wait)) {
-		resp = deny(kp, &q, NULL, 429, "rate-limited",
-		    "signature rate limit of this shadow "
-		    "reached",
-		    wait);
+	if (r != 0) {
+		resp = deny(kp, &q, NULL, 400, "malformed", bad, 0);
+		goto out;
+	}
+	if ((a = kp_account(kp, q.account)) == NULL) {
+		resp = deny(kp, &q, NULL, 404, "unknown-account", sv_errmsg(SV_ENOTFOUND), 0);
 		goto out;
 	}
 	cls_fill(kp, a, &ca);

@@ -155,6 +155,17 @@ curl -s -D "$T/h" -o /dev/null --cacert "$VD_CA" --cert "$T/sh-web3/identity/cer
 	-H 'Content-Type: application/json' --data-binary '{"url":"'"${NEW_ORDER%/*}"'/order/r4","nonce":"r4","payload":""}' \
 	"$VD_API/v1/acme/accounts/le/sign"
 grep -qi '^retry-after: [0-9]' "$T/h" && pass "429 carries Retry-After" || fail "no Retry-After"
+# Hammering past the limit: every refusal is counted, but audited at most once a second per
+# shadow, each record saying how many went unrecorded before it (r3, r4, 20 more, 1 later: 23).
+for i in $(seq 20); do vd_sign web3 le "${NEW_ORDER%/*}/order/h$i" "h$i" ''; echo "$CODE"; done >"$T/hammer"
+sleep 1.1
+vd_sign web3 le "${NEW_ORDER%/*}/order/h21" h21 ''
+read -r NREC NUNREC < <("$PY" -c 'import json, sys
+recs = [r for r in map(json.loads, filter(str.strip, open(sys.argv[1]))) if r.get("shadow") == "web3" and r.get("code") == "rate-limited"]
+print(len(recs), sum(r.get("unrecorded", 0) for r in recs))' "$VDIR/state/audit.log")
+[ "$(sort -u "$T/hammer")" = 429 ] && [ "$CODE" = 429 ] && [ "$NREC" -le 5 ] && [ $((NREC + NUNREC)) = 23 ] \
+	&& pass "23 rate-limited refusals: $NREC audit records, $NUNREC counted in them" \
+	|| fail "rate-limited refusals: codes $(sort -u "$T/hammer" | tr '\n' ' ')$CODE, $NREC records, $NUNREC unrecorded"
 
 # Metrics (counted since the key process last started) and the audit trail.
 curl -s --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" --key "$T/sh-web1/identity/key.pem" "$VD_API/metrics" >"$T/metrics"
