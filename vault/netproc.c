@@ -899,7 +899,7 @@ setup(struct np *np, const struct vaultd_fds *fds)
 	if ((r = lguard_fit_nofile(&max, NP_FD_RESERVE)) < 0)
 		return r;
 	if (r > 0)
-		sv_warn("limits.max_connections lowered from %d to %zu: the open-file limit "
+		sv_info("limits.max_connections lowered from %d to %zu: the open-file limit "
 			"allows no more",
 		    np->cfg->max_connections, max);
 	if (conn_idx < 0)
