@@ -7,7 +7,7 @@
 # rest in the listen queue, burns no CPU meanwhile (libevent alone would retry
 # the failing accept() in a loop), cuts the idle ones after
 # limits.request_timeout, and serves again by itself.  The admin socket has a
-# cap of its own.
+# cap of its own, and refuses bad frames without harm.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
 
@@ -125,6 +125,22 @@ grep -q "connected 80" "$T/admin.out" && grep -q "64 connections open (admin soc
 [ $((t1 - t0)) -lt 30 ] && pass "key process idle at the admin cap ($((t1 - t0)) ticks in 1 s)" || fail "key process busy: $((t1 - t0)) ticks"
 kill "$FLOOD"
 wait "$FLOOD" 2>/dev/null
+# Bad admin frames: an announced 2 GiB request ends that connection; a frame that is not a
+# JSON object gets an error answer on a connection that stays usable.
+"$PY" - "$VDIR/state/admin.sock" >"$T/adminbad.out" 2>&1 <<'PY'
+import json, socket, struct, sys
+def conn():
+    s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1]); return s
+def answer(s):
+    n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+    return json.loads(s.recv(n, socket.MSG_WAITALL))
+s = conn(); s.sendall(struct.pack(">I", 0x7fffffff)); print("huge:", "closed" if s.recv(1) == b"" else "open")
+s = conn()
+for body in (b"[1,2]", b"\xff{not json"):
+    s.sendall(struct.pack(">I", len(body)) + body); a = answer(s); print("bad:", a.get("ok"), a.get("error"))
+PY
+grep -q "^huge: closed" "$T/adminbad.out" && [ "$(grep -c '^bad: False admin request is not a JSON object' "$T/adminbad.out")" = 2 ] \
+	&& pass "admin socket: oversized frame closed, non-object frames answered with an error" || fail "admin frames: $(cat "$T/adminbad.out")"
 run "$VC" -c "$VCONF" status
 [ "$RC" = 0 ] && pass "vaultctl status once they are gone" || { fail "vaultctl status: $RC"; cat "$T/err"; }
 vd_sanitizer_check
