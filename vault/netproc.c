@@ -906,6 +906,7 @@ setup(struct np *np, const struct vaultd_fds *fds)
 		conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
 	np->npend_max = (size_t)np->cfg->max_pending;
 	np->tlskey.fd = vconf_tls_in_token(np->cfg) ? fds->tls : -1;
+	np->tlskey.per_second = np->cfg->tls_signs_per_second;
 	if (np->tlskey.fd < 0)
 		close(fds->tls);
 	if ((np->pend = calloc(np->npend_max, sizeof(*np->pend))) == NULL ||

@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 
 #include "b64.h"
+#include "clock.h"
 #include "ecsign.h"
 #include "ipc.h"
 #include "log.h"
@@ -79,8 +80,19 @@ tls_sign(void *ctx, const uint8_t *dgst, size_t dlen, uint8_t *sig, size_t *sigl
 	const char *sb;
 	json_t *j = NULL;
 	size_t rl;
-	int r = SV_EIO;
+	int r = SV_EIO, wait;
+	double now = sv_mono_now();
 
+	if (!sv_bucket_take(&k->rate, k->per_second, k->per_second, now, &wait)) {
+		if (k->warned < 0 || now - k->warned >= 60) {
+			sv_warn(
+			    "more TLS handshakes than limits.tls_signs_per_second (%g): refusing "
+			    "handshakes for now",
+			    k->per_second);
+			k->warned = now;
+		}
+		return SV_EBUSY;
+	}
 	if (tls_exchange(k, dgst, dlen, &m) == 0 && ipc_json(&m, &j) == 0 &&
 	    (sb = json_string_value(json_object_get(j, "sig"))) != NULL &&
 	    b64u_decode(sb, strlen(sb), *siglen, &raw, &rl) == 0) {
@@ -108,6 +120,8 @@ np_tlskey_use(SSL_CTX *ctx, const char *key_file, struct np_tlskey *k)
 	if ((cert = SSL_CTX_get0_certificate(ctx)) == NULL ||
 	    ecsign_pkey(X509_get0_pubkey(cert), tls_sign, k, NULL, &key) != 0)
 		return 0;
+	sv_bucket_init(&k->rate, k->per_second, sv_mono_now());
+	k->warned = -1;
 	ok = SSL_CTX_use_PrivateKey(ctx, key);
 	EVP_PKEY_free(key);
 	return ok;

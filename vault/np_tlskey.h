@@ -12,11 +12,22 @@
 
 #include <openssl/ssl.h>
 
+#include "bucket.h"
+
 #define NP_TLS_WAIT_MS 5000 /* the key process's answer to a TLS signature */
 
+/*
+ * Every handshake, even one that will fail for want of a client certificate,
+ * costs a signature in the key process and holds netproc's loop until it
+ * comes back: at most per_second of them (limits.tls_signs_per_second, with
+ * bursts of as many); past that, handshakes fail until the bucket refills.
+ */
 struct np_tlskey {
-	int fd;	     /* the TLS channel to the key process, or -1: key_file */
-	uint32_t id; /* of the last request */
+	int fd;		   /* the TLS channel to the key process, or -1: key_file */
+	uint32_t id;	   /* of the last request */
+	double per_second; /* set by the caller before np_tlskey_use() */
+	struct sv_bucket rate;
+	double warned; /* when the limit was last logged, or < 0 */
 };
 
 /* SSL_CTX_use_PrivateKey* for ctx's certificate: 1 on success, as OpenSSL. */

@@ -51,6 +51,7 @@ struct vconf {
 	int max_pending;			  /* requests in flight to the key process */
 	int max_connections;			  /* open client connections in netproc */
 	int enroll_per_minute;			  /* enrolment attempts, all clients together */
+	int tls_signs_per_second;		  /* handshake signatures by the key process */
 	int request_timeout;			  /* seconds */
 	int sandbox;				  /* seccomp filter in netproc */
 	char *metrics_allow[VCONF_MAX_TLS_NAMES]; /* peer addresses allowed to GET /metrics */

@@ -2,7 +2,8 @@
 # The vault's TLS key kept in the token (tls.key is a pkcs11: URI): vaultctl
 # init makes it there and has the shadow CA certify it; the network process,
 # which holds no PKCS#11 session, gets every handshake signature from the key
-# process.  Shadows enrol and are served as with a key file.
+# process.  Shadows enrol and are served as with a key file.  A handshake
+# flood is held to limits.tls_signs_per_second.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
 vd_setup 'tls = { key = "pkcs11:token=shadowvault;object=vault.tls@v1"; };'
@@ -30,6 +31,25 @@ expect_code 200 "20 more handshakes"
 curl -s --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" --key "$T/sh-web1/identity/key.pem" \
 	"$VD_API/metrics" | grep -q 'shadowvault_http_requests_total{endpoint="health",status="200"}' \
 	&& pass "metrics over the same" || fail "metrics"
+
+# A handshake flood: every handshake costs a signature in the key process, so at most
+# limits.tls_signs_per_second (here 5, bursts of 5) are made; the rest fail, and the
+# service is back a second later.
+vd_stop
+vd_config 'tls = { key = "pkcs11:token=shadowvault;object=vault.tls@v1"; }; limits = { tls_signs_per_second = 5; };'
+vd_start || { t_done; exit 1; }
+T0=$(date +%s%N)
+seq 30 | xargs -P 10 -I{} curl -s -o /dev/null -w '%{http_code}\n' --cacert "$VD_CA" "$VD_ENROLL/v1/health" >"$T/flood.codes"
+MS=$((($(date +%s%N) - T0) / 1000000))
+OK=$(grep -c '^200$' "$T/flood.codes")
+BAD=$(grep -c '^000$' "$T/flood.codes")
+MAX=$((5 + 5 * (MS / 1000 + 1))) # the burst, and 5 a second for as long as it took
+[ "$OK" -ge 1 ] && [ "$OK" -le "$MAX" ] && [ "$MAX" -lt 30 ] && [ $((OK + BAD)) = 30 ] \
+	&& pass "30 handshakes in $MS ms: $OK served (at most $MAX), $BAD refused" || fail "handshake limit in $MS ms: $(sort "$T/flood.codes" | uniq -c | tr '\n' ' ')"
+[ "$(grep -c "more TLS handshakes than limits.tls_signs_per_second" "$T/vaultd.log")" = 1 ] \
+	&& pass "the limit is logged once" || fail "limit log lines: $(grep -c "tls_signs_per_second" "$T/vaultd.log")"
+sleep 1.5
+[ "$(vd_health)" = 200 ] && pass "handshakes again a second later" || fail "no handshake after the flood"
 vd_stop
 vd_sanitizer_check
 t_done
