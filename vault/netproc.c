@@ -13,162 +13,29 @@
  * the key process decides.  netproc holds no PIN, no PKCS#11 session and no
  * database handle; after start-up it drops privileges and installs a
  * seccomp filter.  Revocations pushed by the key process also cut open
- * connections of the revoked certificates.
+ * connections of the revoked certificates.  TLS contexts, certificates and
+ * connections are in np_tls.c, the TLS key in np_tlskey.c.
  */
-#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
-#include "b64.h"
-#include "bucket.h"
 #include "ipc.h"
-#include "lguard.h"
 #include "log.h"
-#include "metrics.h"
 #include "names.h"
-#include "np_tlskey.h"
+#include "np_int.h"
 #include "sandbox.h"
 #include "sv_err.h"
 #include "vaultd.h"
-
-#define NP_BODY_MAX	  (128 * 1024) /* request bodies */
-#define NP_HEADERS_MAX	  (16 * 1024)
-#define NP_URL_MAX	  2048
-#define NP_NONCE_MAX	  256
-#define NP_PAYLOAD_B64MAX (88 * 1024) /* base64url of a 64 KiB payload */
-#define NP_TOKEN_MAX	  128
-#define NP_REVOKED_MAX	  100000
-#define NP_FD_RESERVE	  64 /* descriptors besides connections (listeners, IPC, epoll) */
-#define PROBLEM_BASE	  "tag:shadowvault.org,2026:problem:"
-
-struct np_conn {
-	struct np *np;
-	SSL *ssl;
-	struct bufferevent *bev;
-	struct event *deadline; /* for a complete request: see deadline_arm() */
-	struct np_conn *prev, *next;
-};
-
-struct np_pending {
-	uint32_t id; /* 0: free slot */
-	struct evhttp_request *req;
-	const char *endpoint;
-	double t0;
-};
-
-struct np {
-	struct event_base *base;
-	const struct vconf *cfg;
-	SSL_CTX *mtls, *tls;
-	struct evhttp *api, *enroll;
-	struct bufferevent *key;
-	struct metrics *m;
-	struct event *ev_term;
-	struct np_tlskey tlskey; /* the TLS key: a file, or signatures by the key process */
-	char **revoked;		 /* sorted serials */
-	size_t nrevoked;
-	struct np_conn *conns;
-	struct lguard *guard;	      /* limits.max_connections; no spinning when accept() fails */
-	struct sv_bucket enroll_rate; /* limits.enroll_per_minute, for all clients together */
-	struct np_pending *pend;
-	size_t npend_max, npending;
-	uint32_t next_id;
-	int draining;
-};
-
-static int conn_idx = -1;
-
-/* The connection a request came on (NULL if it is gone). */
-static struct np_conn *
-conn_of(struct evhttp_request *req)
-{
-	struct evhttp_connection *ec = evhttp_request_get_connection(req);
-	struct bufferevent *bev = ec ? evhttp_connection_get_bufferevent(ec) : NULL;
-	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-
-	return ssl ? SSL_get_ex_data(ssl, conn_idx) : NULL;
-}
-
-/*
- * From its accept (TLS handshake included) and again from each answer, a
- * client has limits.request_timeout seconds to deliver a complete request.
- * evhttp's own timeout starts again with every byte read: a client sending
- * a byte now and then would keep its connection, and a place among
- * limits.max_connections, for ever.
- */
-static void
-deadline_arm(struct np_conn *c, int on)
-{
-	struct timeval t;
-
-	if (c == NULL)
-		return;
-	t.tv_sec = c->np->cfg->request_timeout;
-	t.tv_usec = 0;
-	if (on)
-		evtimer_add(c->deadline, &t);
-	else
-		evtimer_del(c->deadline);
-}
-
-static void
-on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	struct np_conn *c = arg;
-	evutil_socket_t s = c->bev ? bufferevent_getfd(c->bev) : -1;
-
-	metrics_add(c->np->m, "shadowvault_request_deadline_total", 1, NULL);
-	if (s >= 0)
-		shutdown(s, SHUT_RDWR); /* evhttp sees the end and frees the connection */
-}
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int
-is_revoked(struct np *np, const char *serial)
-{
-	const char *k = serial;
-
-	return np->nrevoked > 0 &&
-	    bsearch(&k, np->revoked, np->nrevoked, sizeof(char *), cmp_str) != NULL;
-}
-
-/* Serial of a certificate as lower-case hex (the key process uses the same form). */
-static void
-serial_hex(X509 *x, char *buf, size_t n)
-{
-	const ASN1_INTEGER *s = X509_get0_serialNumber(x);
-	BIGNUM *bn = ASN1_INTEGER_to_BN(s, NULL);
-	char *hex = bn ? BN_bn2hex(bn) : NULL;
-	size_t i;
-
-	snprintf(buf, n, "%s", hex ? hex : "");
-	for (i = 0; buf[i]; i++)
-		if (buf[i] >= 'A' && buf[i] <= 'F')
-			buf[i] = (char)(buf[i] - 'A' + 'a');
-	OPENSSL_free(hex);
-	BN_free(bn);
-}
 
 /* ------------------------------------------------------------------ */
 /* Answers */
@@ -196,7 +63,7 @@ send_reply(struct evhttp_request *req, int status, struct evbuffer *body)
 	struct evhttp_connection *ec = evhttp_request_get_connection(req);
 	struct bufferevent *bev = ec ? evhttp_connection_get_bufferevent(ec) : NULL;
 
-	deadline_arm(conn_of(req), 1); /* for the next request on this connection */
+	np_deadline_arm(np_conn_of(req), 1); /* for the next request on this connection */
 	evhttp_send_reply(req, status, NULL, body);
 	if (bev != NULL)
 		evbuffer_pullup(bufferevent_get_output(bev), -1);
@@ -350,8 +217,6 @@ pending_done(struct np *np, struct np_pending *p)
 	np->npending--;
 }
 
-static void np_peers(struct np *np, const json_t *msg);
-
 static void
 on_key_read(struct bufferevent *bev, void *arg)
 {
@@ -414,66 +279,6 @@ on_key_event(struct bufferevent *bev, short what, void *arg)
 }
 
 /* ------------------------------------------------------------------ */
-/* Revocation */
-
-static void
-cut_revoked(struct np *np)
-{
-	char serial[80];
-	struct np_conn *c;
-	X509 *peer;
-
-	for (c = np->conns; c != NULL; c = c->next) {
-		if ((peer = SSL_get0_peer_certificate(c->ssl)) == NULL)
-			continue;
-		serial_hex(peer, serial, sizeof(serial));
-		if (is_revoked(np, serial)) {
-			sv_info("closing a connection of revoked certificate %s", serial);
-			shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
-		}
-	}
-}
-
-/* {ca: PEM, revoked: [serials]} from the key process. */
-static void
-np_peers(struct np *np, const json_t *msg)
-{
-	const char *pem = json_string_value(json_object_get(msg, "ca"));
-	const json_t *rev = json_object_get(msg, "revoked"), *v;
-	X509_STORE *store;
-	BIO *bio;
-	X509 *ca;
-	size_t i, n = json_array_size(rev);
-
-	bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
-	ca = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-	BIO_free(bio);
-	if (ca == NULL || n > NP_REVOKED_MAX || (store = X509_STORE_new()) == NULL) {
-		sv_err("keyproc sent an unusable peer list");
-		X509_free(ca);
-		return;
-	}
-	X509_STORE_add_cert(store, ca);
-	X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
-	X509_free(ca);
-	SSL_CTX_set_cert_store(np->mtls, store);
-	for (i = 0; i < np->nrevoked; i++)
-		free(np->revoked[i]);
-	free(np->revoked);
-	np->revoked = calloc(n + 1, sizeof(char *));
-	np->nrevoked = 0;
-	json_array_foreach(rev, i, v)
-	{
-		char *d;
-
-		if (np->revoked && json_is_string(v) && (d = strdup(json_string_value(v))) != NULL)
-			np->revoked[np->nrevoked++] = d;
-	}
-	qsort(np->revoked, np->nrevoked, sizeof(char *), cmp_str);
-	cut_revoked(np);
-}
-
-/* ------------------------------------------------------------------ */
 /* Request handling */
 
 /* The body as a JSON object (POST, application/json); NULL after answering. */
@@ -527,24 +332,6 @@ exact_strings(
 		}
 	}
 	return 0;
-}
-
-/* The verified client certificate's serial and CN; 0 or -1. */
-static int
-peer_identity(struct evhttp_request *req, char *serial, size_t sn, char *cn, size_t cnn)
-{
-	struct evhttp_connection *ec = evhttp_request_get_connection(req);
-	struct bufferevent *bev = ec ? evhttp_connection_get_bufferevent(ec) : NULL;
-	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
-
-	if (peer == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
-		return -1;
-	serial_hex(peer, serial, sn);
-	if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, (int)cnn) <
-	    0)
-		cn[0] = '\0';
-	return serial[0] ? 0 : -1;
 }
 
 static void
@@ -629,7 +416,7 @@ route_api(struct evhttp_request *req, void *arg)
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	char serial[80], cn[SV_NAME_MAX + 1];
 
-	deadline_arm(conn_of(req), 0); /* the request is complete */
+	np_deadline_arm(np_conn_of(req), 0); /* the request is complete */
 	if (path == NULL)
 		path = "";
 	if (np->draining) {
@@ -637,7 +424,7 @@ route_api(struct evhttp_request *req, void *arg)
 		    "the vault is stopping", 5);
 		return;
 	}
-	if (peer_identity(req, serial, sizeof(serial), cn, sizeof(cn)) != 0) {
+	if (np_peer_identity(req, serial, sizeof(serial), cn, sizeof(cn)) != 0) {
 		problem(np, req, "other", 401, "unauthenticated", "Unauthenticated",
 		    "a client certificate from the vault's shadow CA is required", 0);
 		return;
@@ -691,7 +478,7 @@ route_enroll(struct evhttp_request *req, void *arg)
 	struct np *np = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 
-	deadline_arm(conn_of(req), 0); /* the request is complete */
+	np_deadline_arm(np_conn_of(req), 0); /* the request is complete */
 	if (path == NULL)
 		path = "";
 	if (np->draining)
@@ -707,130 +494,7 @@ route_enroll(struct evhttp_request *req, void *arg)
 }
 
 /* ------------------------------------------------------------------ */
-/* TLS */
-
-/* Called by OpenSSL when an SSL is freed: forget its connection. */
-static void
-conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
-{
-	struct np_conn *c = ptr;
-
-	if (c == NULL)
-		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		c->np->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	if (c->np->guard != NULL) /* NULL in teardown */
-		lguard_closed(c->np->guard);
-	if (c->deadline != NULL)
-		event_free(c->deadline);
-	free(c);
-}
-
-static struct bufferevent *
-new_bev(struct event_base *base, struct np *np, SSL_CTX *ctx)
-{
-	struct np_conn *c;
-	SSL *ssl;
-
-	if ((ssl = SSL_new(ctx)) == NULL)
-		return NULL;
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	c->np = np;
-	c->ssl = ssl;
-	c->next = np->conns;
-	if (np->conns)
-		np->conns->prev = c;
-	np->conns = c;
-	SSL_set_ex_data(ssl, conn_idx, c); /* freed with the SSL by conn_free() */
-	lguard_opened(np->guard);
-	if ((c->deadline = evtimer_new(base, on_deadline, c)) != NULL)
-		c->bev = bufferevent_openssl_socket_new(
-		    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		SSL_free(ssl); /* and c, by conn_free() */
-		return NULL;
-	}
-	deadline_arm(c, 1);
-	return c->bev;
-}
-
-static struct bufferevent *
-bev_api(struct event_base *base, void *arg)
-{
-	struct np *np = arg;
-
-	return new_bev(base, np, np->mtls);
-}
-
-static struct bufferevent *
-bev_enroll(struct event_base *base, void *arg)
-{
-	struct np *np = arg;
-
-	return new_bev(base, np, np->tls);
-}
-
-/* Client certificates: refuse revoked ones during the handshake. */
-static int
-verify_cb(int ok, X509_STORE_CTX *x)
-{
-	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
-	struct np *np = ssl ? SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)) : NULL;
-	char serial[80];
-
-	if (!ok || np == NULL || X509_STORE_CTX_get_error_depth(x) != 0)
-		return ok;
-	serial_hex(X509_STORE_CTX_get_current_cert(x), serial, sizeof(serial));
-	if (is_revoked(np, serial)) {
-		X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REVOKED);
-		return 0;
-	}
-	return 1;
-}
-
-static SSL_CTX *
-make_ctx(struct np *np, int mutual)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-	if (ctx == NULL)
-		return NULL;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx,
-	    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-		SSL_OP_NO_TICKET);
-	/*
-	 * No resumption: every connection is a full handshake, so every client
-	 * certificate goes through verify_cb() (revocation) again.  It is also
-	 * cheaper: OpenSSL 3.0 decodes the whole session, peer certificate
-	 * included, to make each TLS 1.3 ticket, and no client here resumes.
-	 */
-	SSL_CTX_set_num_tickets(ctx, 0);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_app_data(ctx, np);
-	if (SSL_CTX_use_certificate_chain_file(ctx, np->cfg->tls_cert) != 1 ||
-	    np_tlskey_use(ctx, np->cfg->tls_key, &np->tlskey) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
-		sv_seterr_ssl(SV_ECONFIG, "TLS certificate or key");
-		sv_preferr(SV_ECONFIG, "%s / %s", np->cfg->tls_cert, np->cfg->tls_key);
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	if (mutual) {
-		/* No CA yet: the key process sends it; until then nobody gets in. */
-		SSL_CTX_set_verify(
-		    ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
-		SSL_CTX_set_verify_depth(ctx, 1);
-	}
-	return ctx;
-}
+/* Set-up */
 
 static struct evhttp *
 make_http(struct np *np, int fd, struct bufferevent *(*bevcb)(struct event_base *, void *),
@@ -902,8 +566,8 @@ setup(struct np *np, const struct vaultd_fds *fds)
 		sv_info("limits.max_connections lowered from %d to %zu: the open-file limit "
 			"allows no more",
 		    np->cfg->max_connections, max);
-	if (conn_idx < 0)
-		conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
+	if ((r = np_tls_init()) != 0)
+		return r;
 	np->npend_max = (size_t)np->cfg->max_pending;
 	np->tlskey.fd = vconf_tls_in_token(np->cfg) ? fds->tls : -1;
 	np->tlskey.per_second = np->cfg->tls_signs_per_second;
@@ -917,10 +581,10 @@ setup(struct np *np, const struct vaultd_fds *fds)
 	if ((r = lguard_new(np->base, max, "limits.max_connections", on_pause, np, &np->guard)) !=
 	    0)
 		return r;
-	if ((np->mtls = make_ctx(np, 1)) == NULL || (np->tls = make_ctx(np, 0)) == NULL)
+	if ((np->mtls = np_make_ctx(np, 1)) == NULL || (np->tls = np_make_ctx(np, 0)) == NULL)
 		return SV_ECONFIG;
-	if ((np->api = make_http(np, fds->listen, bev_api, route_api)) == NULL ||
-	    (np->enroll = make_http(np, fds->enroll, bev_enroll, route_enroll)) == NULL)
+	if ((np->api = make_http(np, fds->listen, np_bev_api, route_api)) == NULL ||
+	    (np->enroll = make_http(np, fds->enroll, np_bev_enroll, route_enroll)) == NULL)
 		return sv_seterr(SV_EIO, "cannot serve the listening sockets");
 	if ((np->key = bufferevent_socket_new(np->base, fds->ipc, BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		return SV_ENOMEM;

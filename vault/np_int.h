@@ -1,0 +1,82 @@
+/*
+ * Internals of vaultd's network process shared by netproc.c (set-up, the key
+ * process channel, HTTP routes) and np_tls.c (TLS contexts, client
+ * certificates and revocation, connections and their request deadline).
+ */
+#ifndef SV_NP_INT_H
+#define SV_NP_INT_H
+
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <openssl/ssl.h>
+
+#include "bucket.h"
+#include "lguard.h"
+#include "metrics.h"
+#include "np_tlskey.h"
+#include "vconf.h"
+
+#define NP_BODY_MAX	  (128 * 1024) /* request bodies */
+#define NP_HEADERS_MAX	  (16 * 1024)
+#define NP_URL_MAX	  2048
+#define NP_NONCE_MAX	  256
+#define NP_PAYLOAD_B64MAX (88 * 1024) /* base64url of a 64 KiB payload */
+#define NP_TOKEN_MAX	  128
+#define NP_REVOKED_MAX	  100000
+#define NP_FD_RESERVE	  64 /* descriptors besides connections (listeners, IPC, epoll) */
+#define PROBLEM_BASE	  "tag:shadowvault.org,2026:problem:"
+
+struct np_conn {
+	struct np *np;
+	SSL *ssl;
+	struct bufferevent *bev;
+	struct event *deadline; /* for a complete request: see np_deadline_arm() */
+	struct np_conn *prev, *next;
+};
+
+struct np_pending {
+	uint32_t id; /* 0: free slot */
+	struct evhttp_request *req;
+	const char *endpoint;
+	double t0;
+};
+
+struct np {
+	struct event_base *base;
+	const struct vconf *cfg;
+	SSL_CTX *mtls, *tls;
+	struct evhttp *api, *enroll;
+	struct bufferevent *key;
+	struct metrics *m;
+	struct event *ev_term;
+	struct np_tlskey tlskey; /* the TLS key: a file, or signatures by the key process */
+	char **revoked;		 /* sorted serials */
+	size_t nrevoked;
+	struct np_conn *conns;
+	struct lguard *guard;	      /* limits.max_connections; no spinning when accept() fails */
+	struct sv_bucket enroll_rate; /* limits.enroll_per_minute, for all clients together */
+	struct np_pending *pend;
+	size_t npend_max, npending;
+	uint32_t next_id;
+	int draining;
+};
+
+/* np_tls.c */
+int np_tls_init(void); /* once, before the first connection: 0 or SV_ENOMEM */
+SSL_CTX *np_make_ctx(struct np *np, int mutual);
+struct bufferevent *np_bev_api(struct event_base *base, void *np);
+struct bufferevent *np_bev_enroll(struct event_base *base, void *np);
+/* The connection a request came on (NULL if it is gone). */
+struct np_conn *np_conn_of(struct evhttp_request *req);
+/* Start (on 1) or stop the connection's request deadline; c may be NULL. */
+void np_deadline_arm(struct np_conn *c, int on);
+/* The verified client certificate's serial (hex) and CN: 0, or -1 if none. */
+int np_peer_identity(struct evhttp_request *req, char *serial, size_t sn, char *cn, size_t cnn);
+/* {ca: PEM, revoked: [serials]} from the key process: trust it, cut revoked connections. */
+void np_peers(struct np *np, const json_t *msg);
+
+#endif

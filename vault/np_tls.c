@@ -1,0 +1,303 @@
+/*
+ * np_tls: the network process's TLS side (see np_int.h).  Server contexts
+ * (TLS 1.2 or later, no resumption), the client certificate check against
+ * the shadow CA and the revoked serials the key process pushes (open
+ * connections of a revoked certificate are cut), one record per connection
+ * (for revocation, the connection cap and the request deadline).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "np_int.h"
+#include "sv_err.h"
+
+static int conn_idx = -1;
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+is_revoked(struct np *np, const char *serial)
+{
+	const char *k = serial;
+
+	return np->nrevoked > 0 &&
+	    bsearch(&k, np->revoked, np->nrevoked, sizeof(char *), cmp_str) != NULL;
+}
+
+/* Serial of a certificate as lower-case hex (the key process uses the same form). */
+static void
+serial_hex(X509 *x, char *buf, size_t n)
+{
+	const ASN1_INTEGER *s = X509_get0_serialNumber(x);
+	BIGNUM *bn = ASN1_INTEGER_to_BN(s, NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	size_t i;
+
+	snprintf(buf, n, "%s", hex ? hex : "");
+	for (i = 0; buf[i]; i++)
+		if (buf[i] >= 'A' && buf[i] <= 'F')
+			buf[i] = (char)(buf[i] - 'A' + 'a');
+	OPENSSL_free(hex);
+	BN_free(bn);
+}
+
+/* The connection a request came on (NULL if it is gone). */
+struct np_conn *
+np_conn_of(struct evhttp_request *req)
+{
+	struct evhttp_connection *ec = evhttp_request_get_connection(req);
+	struct bufferevent *bev = ec ? evhttp_connection_get_bufferevent(ec) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	return ssl ? SSL_get_ex_data(ssl, conn_idx) : NULL;
+}
+
+/*
+ * From its accept (TLS handshake included) and again from each answer, a
+ * client has limits.request_timeout seconds to deliver a complete request.
+ * evhttp's own timeout starts again with every byte read: a client sending
+ * a byte now and then would keep its connection, and a place among
+ * limits.max_connections, for ever.
+ */
+void
+np_deadline_arm(struct np_conn *c, int on)
+{
+	struct timeval t;
+
+	if (c == NULL)
+		return;
+	t.tv_sec = c->np->cfg->request_timeout;
+	t.tv_usec = 0;
+	if (on)
+		evtimer_add(c->deadline, &t);
+	else
+		evtimer_del(c->deadline);
+}
+
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct np_conn *c = arg;
+	evutil_socket_t s = c->bev ? bufferevent_getfd(c->bev) : -1;
+
+	metrics_add(c->np->m, "shadowvault_request_deadline_total", 1, NULL);
+	if (s >= 0)
+		shutdown(s, SHUT_RDWR); /* evhttp sees the end and frees the connection */
+}
+
+static void
+cut_revoked(struct np *np)
+{
+	char serial[80];
+	struct np_conn *c;
+	X509 *peer;
+
+	for (c = np->conns; c != NULL; c = c->next) {
+		if ((peer = SSL_get0_peer_certificate(c->ssl)) == NULL)
+			continue;
+		serial_hex(peer, serial, sizeof(serial));
+		if (is_revoked(np, serial)) {
+			sv_info("closing a connection of revoked certificate %s", serial);
+			shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+		}
+	}
+}
+
+/* {ca: PEM, revoked: [serials]} from the key process. */
+void
+np_peers(struct np *np, const json_t *msg)
+{
+	const char *pem = json_string_value(json_object_get(msg, "ca"));
+	const json_t *rev = json_object_get(msg, "revoked"), *v;
+	X509_STORE *store;
+	BIO *bio;
+	X509 *ca;
+	size_t i, n = json_array_size(rev);
+
+	bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	ca = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	if (ca == NULL || n > NP_REVOKED_MAX || (store = X509_STORE_new()) == NULL) {
+		sv_err("keyproc sent an unusable peer list");
+		X509_free(ca);
+		return;
+	}
+	X509_STORE_add_cert(store, ca);
+	X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
+	X509_free(ca);
+	SSL_CTX_set_cert_store(np->mtls, store);
+	for (i = 0; i < np->nrevoked; i++)
+		free(np->revoked[i]);
+	free(np->revoked);
+	np->revoked = calloc(n + 1, sizeof(char *));
+	np->nrevoked = 0;
+	json_array_foreach(rev, i, v)
+	{
+		char *d;
+
+		if (np->revoked && json_is_string(v) && (d = strdup(json_string_value(v))) != NULL)
+			np->revoked[np->nrevoked++] = d;
+	}
+	qsort(np->revoked, np->nrevoked, sizeof(char *), cmp_str);
+	cut_revoked(np);
+}
+
+/* The verified client certificate's serial and CN; 0 or -1. */
+int
+np_peer_identity(struct evhttp_request *req, char *serial, size_t sn, char *cn, size_t cnn)
+{
+	struct evhttp_connection *ec = evhttp_request_get_connection(req);
+	struct bufferevent *bev = ec ? evhttp_connection_get_bufferevent(ec) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+
+	if (peer == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+		return -1;
+	serial_hex(peer, serial, sn);
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, (int)cnn) <
+	    0)
+		cn[0] = '\0';
+	return serial[0] ? 0 : -1;
+}
+
+/* Called by OpenSSL when an SSL is freed: forget its connection. */
+static void
+conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct np_conn *c = ptr;
+
+	if (c == NULL)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->np->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->np->guard != NULL) /* NULL in teardown */
+		lguard_closed(c->np->guard);
+	if (c->deadline != NULL)
+		event_free(c->deadline);
+	free(c);
+}
+
+static struct bufferevent *
+new_bev(struct event_base *base, struct np *np, SSL_CTX *ctx)
+{
+	struct np_conn *c;
+	SSL *ssl;
+
+	if ((ssl = SSL_new(ctx)) == NULL)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	c->np = np;
+	c->ssl = ssl;
+	c->next = np->conns;
+	if (np->conns)
+		np->conns->prev = c;
+	np->conns = c;
+	SSL_set_ex_data(ssl, conn_idx, c); /* freed with the SSL by conn_free() */
+	lguard_opened(np->guard);
+	if ((c->deadline = evtimer_new(base, on_deadline, c)) != NULL)
+		c->bev = bufferevent_openssl_socket_new(
+		    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		SSL_free(ssl); /* and c, by conn_free() */
+		return NULL;
+	}
+	np_deadline_arm(c, 1);
+	return c->bev;
+}
+
+struct bufferevent *
+np_bev_api(struct event_base *base, void *arg)
+{
+	struct np *np = arg;
+
+	return new_bev(base, np, np->mtls);
+}
+
+struct bufferevent *
+np_bev_enroll(struct event_base *base, void *arg)
+{
+	struct np *np = arg;
+
+	return new_bev(base, np, np->tls);
+}
+
+/* Client certificates: refuse revoked ones during the handshake. */
+static int
+verify_cb(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct np *np = ssl ? SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)) : NULL;
+	char serial[80];
+
+	if (!ok || np == NULL || X509_STORE_CTX_get_error_depth(x) != 0)
+		return ok;
+	serial_hex(X509_STORE_CTX_get_current_cert(x), serial, sizeof(serial));
+	if (is_revoked(np, serial)) {
+		X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REVOKED);
+		return 0;
+	}
+	return 1;
+}
+
+SSL_CTX *
+np_make_ctx(struct np *np, int mutual)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx,
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+		SSL_OP_NO_TICKET);
+	/*
+	 * No resumption: every connection is a full handshake, so every client
+	 * certificate goes through verify_cb() (revocation) again.  It is also
+	 * cheaper: OpenSSL 3.0 decodes the whole session, peer certificate
+	 * included, to make each TLS 1.3 ticket, and no client here resumes.
+	 */
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_app_data(ctx, np);
+	if (SSL_CTX_use_certificate_chain_file(ctx, np->cfg->tls_cert) != 1 ||
+	    np_tlskey_use(ctx, np->cfg->tls_key, &np->tlskey) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		sv_seterr_ssl(SV_ECONFIG, "TLS certificate or key");
+		sv_preferr(SV_ECONFIG, "%s / %s", np->cfg->tls_cert, np->cfg->tls_key);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (mutual) {
+		/* No CA yet: the key process sends it; until then nobody gets in. */
+		SSL_CTX_set_verify(
+		    ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+		SSL_CTX_set_verify_depth(ctx, 1);
+	}
+	return ctx;
+}
+
+int
+np_tls_init(void)
+{
+	if (conn_idx < 0)
+		conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
+	return conn_idx < 0 ? SV_ENOMEM : 0;
+}
