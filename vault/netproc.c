@@ -167,6 +167,33 @@ answer_metrics(struct np *np, struct evhttp_request *req, const json_t *body)
 	free(mine);
 }
 
+/*
+ * /v1/health is open to anyone on the enrolment port: answered again from
+ * the key process's last answer for NP_HEALTH_TTL seconds, so that a flood
+ * of them does not reach the key process.
+ */
+static void
+health_keep(struct np *np, int status, const json_t *body)
+{
+	free(np->health.body);
+	np->health.body = json_dumps(body, JSON_COMPACT);
+	np->health.status = status;
+	np->health.at = metrics_now();
+}
+
+static void
+health(struct np *np, struct evhttp_request *req)
+{
+	double now = metrics_now();
+
+	if (np->health.body == NULL || now - np->health.at >= NP_HEALTH_TTL) {
+		forward(np, req, "health", IPC_HEALTH, json_object());
+		return;
+	}
+	reply(req, np->health.status, "application/json", np->health.body, strlen(np->health.body));
+	count(np, "health", np->health.status, 0); /* no key process round trip */
+}
+
 /* Content-Type of a successful answer's body: a signature is a JWS. */
 static const char *
 body_type(const struct np_pending *p, int status)
@@ -191,6 +218,8 @@ answer(struct np *np, struct np_pending *p, const json_t *resp)
 		snprintf(buf, sizeof(buf), "%d", ra);
 		evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", buf);
 	}
+	if (prob == NULL && strcmp(p->endpoint, "health") == 0)
+		health_keep(np, status, json_object_get(resp, "body"));
 	if (prob != NULL)
 		reply_json(p->req, status, "application/problem+json", prob);
 	else if (strcmp(p->endpoint, "metrics") == 0)
@@ -430,7 +459,7 @@ route_api(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (strcmp(path, "/v1/health") == 0)
-		forward(np, req, "health", IPC_HEALTH, json_object());
+		health(np, req);
 	else if (strcmp(path, "/metrics") == 0 && metrics_allowed(np, req))
 		forward(np, req, "metrics", IPC_METRICS, json_object());
 	else if (strncmp(path, "/v1/acme/accounts/", 18) == 0)
@@ -487,7 +516,7 @@ route_enroll(struct evhttp_request *req, void *arg)
 	else if (strcmp(path, "/v1/enroll") == 0)
 		do_enroll(np, req);
 	else if (strcmp(path, "/v1/health") == 0)
-		forward(np, req, "health", IPC_HEALTH, json_object());
+		health(np, req);
 	else
 		problem(np, req, "other", 404, "not-found", "Not found",
 		    "this port serves only /v1/enroll and /v1/health", 0);
@@ -623,6 +652,7 @@ teardown(struct np *np)
 		free(np->revoked[i]);
 	free(np->revoked);
 	free(np->pend);
+	free(np->health.body);
 	metrics_free(np->m);
 }
 

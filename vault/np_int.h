@@ -27,7 +27,8 @@
 #define NP_PAYLOAD_B64MAX (88 * 1024) /* base64url of a 64 KiB payload */
 #define NP_TOKEN_MAX	  128
 #define NP_REVOKED_MAX	  100000
-#define NP_FD_RESERVE	  64 /* descriptors besides connections (listeners, IPC, epoll) */
+#define NP_FD_RESERVE	  64   /* descriptors besides connections (listeners, IPC, epoll) */
+#define NP_HEALTH_TTL	  0.25 /* seconds a /v1/health answer is served again */
 #define PROBLEM_BASE	  "tag:shadowvault.org,2026:problem:"
 
 struct np_conn {
@@ -59,6 +60,11 @@ struct np {
 	struct np_conn *conns;
 	struct lguard *guard;	      /* limits.max_connections; no spinning when accept() fails */
 	struct sv_bucket enroll_rate; /* limits.enroll_per_minute, for all clients together */
+	struct {
+		int status;
+		char *body; /* NULL: none yet */
+		double at;
+	} health; /* the key process's last /v1/health answer */
 	struct np_pending *pend;
 	size_t npend_max, npending;
 	uint32_t next_id;

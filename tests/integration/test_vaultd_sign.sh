@@ -167,6 +167,25 @@ print(len(recs), sum(r.get("unrecorded", 0) for r in recs))' "$VDIR/state/audit.
 	&& pass "23 rate-limited refusals: $NREC audit records, $NUNREC counted in them" \
 	|| fail "rate-limited refusals: codes $(sort -u "$T/hammer" | tr '\n' ' ')$CODE, $NREC records, $NUNREC unrecorded"
 
+# /v1/health is open to anyone on the enrolment port: 50 in a row on one connection are all
+# answered, but reach the key process only when the last answer is over 0.25 s old.
+mcount() {
+	curl -s --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" --key "$T/sh-web1/identity/key.pem" "$VD_API/metrics" \
+		| sed -n 's/^shadowvault_http_request_seconds_count \([0-9]*\)$/\1/p'
+}
+C0=$(mcount)
+"$PY" - "$VD_ENROLL_PORT" "$VD_CA" >"$T/health50" <<'PY'
+import http.client, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2]); ctx.check_hostname = False
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ctx, timeout=10)
+for i in range(50):
+    c.request("GET", "/v1/health"); r = c.getresponse(); print(r.status, r.read().decode())
+PY
+C1=$(mcount)
+FWD=$((C1 - C0 - 1)) # the first /metrics request is counted too
+[ "$(cut -d' ' -f1 "$T/health50" | sort -u)" = 200 ] && [ "$(wc -l <"$T/health50")" = 50 ] && [ "$FWD" -ge 1 ] && [ "$FWD" -le 5 ] \
+	&& pass "50 health requests, $FWD of them to the key process" || fail "health cache: $FWD forwarded, $(cut -d' ' -f1 "$T/health50" | sort | uniq -c | tr '\n' ' ')"
+
 # Metrics (counted since the key process last started) and the audit trail.
 curl -s --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" --key "$T/sh-web1/identity/key.pem" "$VD_API/metrics" >"$T/metrics"
 grep -q 'shadowvault_signatures_total{account="le",shadow="web3"} 2' "$T/metrics" && pass "metrics: signatures by account and shadow" || fail "metrics signatures"
