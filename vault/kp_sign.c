@@ -576,12 +576,18 @@ kp_account_info(struct kp *kp, const json_t *req)
 	char shadow[SV_NAME_MAX + 1];
 	struct pol_decision d;
 	struct kp_account *a;
+	struct kp_rate *rt;
+	int wait;
 
 	if (serial == NULL || name == NULL || strlen(serial) > SERIAL_MAX)
 		return kp_problem(400, "malformed", "Bad request", "serial and account needed", 0);
 	if (kp_shadow(kp, serial, shadow) != 0)
 		return kp_problem(
 		    403, "revoked", "Forbidden", "client certificate revoked or unknown", 0);
+	/* The same bucket as its signing requests (this answer is not audited). */
+	if (!rate_ok(kp, shadow, &wait, &rt))
+		return kp_problem(429, "rate-limited", "Too many requests",
+		    "request rate limit of this shadow reached", wait);
 	if (pol_eval_account(kp->pol, shadow, name, &d) != 0 || !d.allow)
 		return kp_problem(403, d.code, "Forbidden", d.reason, 0);
 	if ((a = kp_account(kp, name)) == NULL)

@@ -166,6 +166,8 @@ print(len(recs), sum(r.get("unrecorded", 0) for r in recs))' "$VDIR/state/audit.
 [ "$(sort -u "$T/hammer")" = 429 ] && [ "$CODE" = 429 ] && [ "$NREC" -le 5 ] && [ $((NREC + NUNREC)) = 23 ] \
 	&& pass "23 rate-limited refusals: $NREC audit records, $NUNREC counted in them" \
 	|| fail "rate-limited refusals: codes $(sort -u "$T/hammer" | tr '\n' ' ')$CODE, $NREC records, $NUNREC unrecorded"
+vd_api web3 GET /v1/acme/accounts/le
+expect_code 429 "account information takes from the same bucket"
 
 # /v1/health is open to anyone on the enrolment port: 50 in a row on one connection are all
 # answered, but reach the key process only when the last answer is over 0.25 s old.
