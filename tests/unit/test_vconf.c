@@ -109,6 +109,34 @@ test_errors(void **state)
 	assert_non_null(strstr(sv_errmsg(SV_ECONFIG), "/nonexistent/v.conf: No such file"));
 }
 
+/* The shipped example loads, and its limits are the defaults it claims to show. */
+static void
+test_example(void **state)
+{
+	struct vconf ex, def;
+
+	assert_ok(vconf_load(SV_SOURCE_DIR "/etc/vaultd.conf.example", &ex));
+	assert_ok(vconf_load(NULL, &def));
+	assert_int_equal(ex.max_pending, def.max_pending);
+	assert_int_equal(ex.max_connections, def.max_connections);
+	assert_int_equal(ex.enroll_per_minute, def.enroll_per_minute);
+	assert_int_equal(ex.tls_signs_per_second, def.tls_signs_per_second);
+	assert_int_equal(ex.request_timeout, def.request_timeout);
+	assert_int_equal(def.max_connections, 4096);
+	assert_int_equal(def.enroll_per_minute, 60);
+	assert_int_equal(def.tls_signs_per_second, 200);
+	vconf_free(&ex);
+	vconf_free(&def);
+	/* Out of range: refused with the place. */
+	assert_sverr(
+	    load("l.conf", "state_dir = \"x\";\nlimits = {\n  max_connections = 0;\n};\n", &ex),
+	    SV_ECONFIG);
+	assert_non_null(strstr(sv_errmsg(SV_ECONFIG), "l.conf:3"));
+	assert_sverr(
+	    load("l.conf", "state_dir = \"x\";\nlimits = { enroll_per_minute = -1; };\n", &ex),
+	    SV_ECONFIG);
+}
+
 int
 main(void)
 {
@@ -116,6 +144,7 @@ main(void)
 		cmocka_unit_test(test_embedded),
 		cmocka_unit_test(test_relative_and_include),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_example),
 	};
 
 	return cmocka_run_group_tests_name("vconf", tests, setup, teardown);
