@@ -337,14 +337,13 @@ static json_t *
 deny_x(struct kp *kp, const struct sreq *q, const struct cls_result *c, int status,
     const char *code, const char *detail, int retry_after, int audit, json_t *extra)
 {
-	json_t *rec;
-
 	static const char *const titles[] = { "Bad request", "Forbidden", "Not found",
 		"Too many requests" };
 	const char *title = status == 400 ? titles[0]
 	    : status == 403		  ? titles[1]
 	    : status == 404		  ? titles[2]
 					  : titles[3];
+	json_t *rec;
 
 	if (audit) {
 		rec = json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:s, s:s?, s:s, s:s, s:s}", "shadow",
