@@ -168,9 +168,9 @@ answer_metrics(struct np *np, struct evhttp_request *req, const json_t *body)
 }
 
 /*
- * /v1/health is open to anyone on the enrolment port: answered again from
- * the key process's last answer for NP_HEALTH_TTL seconds, so that a flood
- * of them does not reach the key process.
+ * /v1/health is open to anyone on the enrolment port: there it is answered
+ * again from the key process's last answer for NP_HEALTH_TTL seconds, so
+ * that a flood of them does not reach the key process.
  */
 static void
 health_keep(struct np *np, int status, const json_t *body)
@@ -458,8 +458,13 @@ route_api(struct evhttp_request *req, void *arg)
 		    "a client certificate from the vault's shadow CA is required", 0);
 		return;
 	}
+	/*
+	 * Through the key process, not from the cache: its answer comes after
+	 * any revocation it pushed, so a revoked shadow's open connection is cut
+	 * before it is answered.
+	 */
 	if (strcmp(path, "/v1/health") == 0)
-		health(np, req);
+		forward(np, req, "health", IPC_HEALTH, json_object());
 	else if (strcmp(path, "/metrics") == 0 && metrics_allowed(np, req))
 		forward(np, req, "metrics", IPC_METRICS, json_object());
 	else if (strncmp(path, "/v1/acme/accounts/", 18) == 0)
