@@ -16,4 +16,18 @@ sv_mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/*
+ * For "at most once every so often" (a warning, an audit record): 1, and
+ * *last set to now, if every seconds have passed since *last or *last is
+ * negative (never); else 0.
+ */
+static inline int
+sv_due(double *last, double now, double every)
+{
+	if (*last >= 0 && now - *last < every)
+		return 0;
+	*last = now;
+	return 1;
+}
+
 #endif

@@ -26,6 +26,7 @@
 #include <openssl/pem.h>
 
 #include "b64.h"
+#include "clock.h"
 #include "fileio.h"
 #include "ipc.h"
 #include "keyproc.h"
@@ -357,12 +358,10 @@ checkpoint(struct kp *kp)
 static void
 prune_nonces(struct kp *kp)
 {
-	double now = metrics_now();
 	int n = 0;
 
-	if (now - kp->last_prune < KP_PRUNE_EVERY)
+	if (!sv_due(&kp->last_prune, metrics_now(), KP_PRUNE_EVERY))
 		return;
-	kp->last_prune = now;
 	if (state_exec(kp->st, "pruning nonces", &n, "DELETE FROM nonces WHERE seen < ?1", "i",
 		(int64_t)time(NULL) - KP_NONCE_KEEP) != 0)
 		sv_warn("%s", sv_errmsg(SV_EDB));
@@ -553,8 +552,8 @@ open_all(struct kp *kp)
 	define_metrics(kp->m);
 	kp->seq_at_checkpoint = audit_seq(kp->audit);
 	kp->last_checkpoint = metrics_now();
-	kp->last_prune = -KP_PRUNE_EVERY;
-	prune_nonces(kp); /* at start, then every KP_PRUNE_EVERY seconds */
+	kp->last_prune = -1; /* never: prune at start */
+	prune_nonces(kp);    /* at start, then every KP_PRUNE_EVERY seconds */
 	kp->accts_stale = 1;
 	return 0;
 }

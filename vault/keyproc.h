@@ -47,7 +47,7 @@ struct kp_serial {
 struct kp_rate {
 	char shadow[SV_NAME_MAX + 1];
 	struct sv_bucket b;
-	double recorded;	  /* when a rate-limit refusal was last audited */
+	double recorded;	  /* when a rate-limit refusal was last audited (< 0: never) */
 	unsigned long unrecorded; /* refusals since then, not audited */
 };
 #define KP_LIMITED_EVERY 1.0 /* seconds between audited rate-limit refusals of one shadow */

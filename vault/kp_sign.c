@@ -17,6 +17,7 @@
 
 #include "b64.h"
 #include "classify.h"
+#include "clock.h"
 #include "jwk.h"
 #include "jws.h"
 #include "keyproc.h"
@@ -263,7 +264,7 @@ rate_ok(struct kp *kp, const char *shadow, int *wait, struct kp_rate **rp)
 		memset(r, 0, sizeof(*r));
 		snprintf(r->shadow, sizeof(r->shadow), "%s", shadow);
 		sv_bucket_init(&r->b, burst, now);
-		r->recorded = -KP_LIMITED_EVERY;
+		r->recorded = -1; /* never */
 	}
 	*rp = r;
 	return sv_bucket_take(&r->b, rate, burst, now, wait);
@@ -377,18 +378,15 @@ static json_t *
 limited(struct kp *kp, struct kp_rate *r, const struct sreq *q, int wait)
 {
 	static const char detail[] = "signature rate limit of this shadow reached";
-	double now = metrics_now();
 	json_t *extra;
 
-	if (r != NULL && now - r->recorded < KP_LIMITED_EVERY) {
+	if (r != NULL && !sv_due(&r->recorded, metrics_now(), KP_LIMITED_EVERY)) {
 		r->unrecorded++;
 		return deny_x(kp, q, NULL, 429, "rate-limited", detail, wait, 0, NULL);
 	}
 	extra = json_pack("{s:I}", "unrecorded", (json_int_t)(r ? r->unrecorded : 0));
-	if (r != NULL) {
-		r->recorded = now;
+	if (r != NULL)
 		r->unrecorded = 0;
-	}
 	return deny_x(kp, q, NULL, 429, "rate-limited", detail, wait, 1, extra);
 }
 

@@ -77,12 +77,11 @@ on_accept_error(struct evconnlistener *l, void *unused)
 	return;
 found:
 	g->errors++;
-	if (g->warned_err < 0 || now - g->warned_err >= WARN_EVERY) {
+	if (sv_due(&g->warned_err, now, WARN_EVERY)) {
 		sv_warn("accept: %s: not accepting connections for %d ms (%lu failure%s since the "
 			"last report; %zu connections open, %s %zu)",
 		    strerror(err), LGUARD_BACKOFF_MS, g->errors, g->errors == 1 ? "" : "s", g->open,
 		    g->what, g->max);
-		g->warned_err = now;
 		g->errors = 0;
 	}
 	g->backoff = 1;
@@ -149,17 +148,12 @@ lguard_add(struct lguard *g, struct evconnlistener *l)
 void
 lguard_opened(struct lguard *g)
 {
-	double now;
-
 	g->open++;
 	if (g->open < g->max)
 		return;
-	now = sv_mono_now();
-	if (g->warned_cap < 0 || now - g->warned_cap >= WARN_EVERY) {
+	if (sv_due(&g->warned_cap, sv_mono_now(), WARN_EVERY))
 		sv_warn("%zu connections open (%s): new ones wait in the listen queue", g->open,
 		    g->what);
-		g->warned_cap = now;
-	}
 	update(g, "max_connections");
 }
 

@@ -84,13 +84,11 @@ tls_sign(void *ctx, const uint8_t *dgst, size_t dlen, uint8_t *sig, size_t *sigl
 	double now = sv_mono_now();
 
 	if (!sv_bucket_take(&k->rate, k->per_second, k->per_second, now, &wait)) {
-		if (k->warned < 0 || now - k->warned >= 60) {
+		if (sv_due(&k->warned, now, 60))
 			sv_warn(
 			    "more TLS handshakes than limits.tls_signs_per_second (%g): refusing "
 			    "handshakes for now",
 			    k->per_second);
-			k->warned = now;
-		}
 		return SV_EBUSY;
 	}
 	if (tls_exchange(k, dgst, dlen, &m) == 0 && ipc_json(&m, &j) == 0 &&
