@@ -170,15 +170,17 @@ answer_metrics(struct np *np, struct evhttp_request *req, const json_t *body)
 /*
  * /v1/health is open to anyone on the enrolment port: there it is answered
  * again from the key process's last answer for NP_HEALTH_TTL seconds, so
- * that a flood of them does not reach the key process.
+ * that a flood of them does not reach the key process.  Keep that answer,
+ * serialised once for both uses: 0, or -1 (nothing kept) without memory.
  */
-static void
+static int
 health_keep(struct np *np, int status, const json_t *body)
 {
 	free(np->health.body);
 	np->health.body = json_dumps(body, JSON_COMPACT);
 	np->health.status = status;
 	np->health.at = metrics_now();
+	return np->health.body != NULL ? 0 : -1;
 }
 
 static void
@@ -218,10 +220,11 @@ answer(struct np *np, struct np_pending *p, const json_t *resp)
 		snprintf(buf, sizeof(buf), "%d", ra);
 		evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", buf);
 	}
-	if (prob == NULL && strcmp(p->endpoint, "health") == 0)
-		health_keep(np, status, json_object_get(resp, "body"));
 	if (prob != NULL)
 		reply_json(p->req, status, "application/problem+json", prob);
+	else if (strcmp(p->endpoint, "health") == 0 &&
+	    health_keep(np, status, json_object_get(resp, "body")) == 0)
+		reply(p->req, status, "application/json", np->health.body, strlen(np->health.body));
 	else if (strcmp(p->endpoint, "metrics") == 0)
 		answer_metrics(np, p->req, json_object_get(resp, "body"));
 	else
