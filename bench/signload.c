@@ -1,26 +1,32 @@
 /*
  * bench/signload: load generator for vaultd's signing endpoint (used by
- * bench/vaultd_sign.sh).  N client threads, each with its own libcurl easy
- * handle reused for every request (one keep-alive mutual-TLS connection per
- * client), POST {"url", "nonce", "payload"} to the sign URL as fast as the
- * answers come back: after --warmup W seconds it records the latency of every
- * request that starts and ends inside the next --seconds S, then prints the
- * requests per second, p50 and p99 latency, and a "RESULT key=value ..."
- * line for scripts.  Every answer must be HTTP 200 with a JWS in it; any
- * other answer or transport error is counted, the first few are shown, and
- * the exit status is 1 if there was any.
+ * bench/vaultd_sign.sh).  N clients, each one keep-alive mutual-TLS
+ * connection with one request in flight, POST {"url", "nonce", "payload"} to
+ * the sign URL as fast as the answers come back: after --warmup W seconds it
+ * records the latency of every request that starts and ends inside the next
+ * --seconds S, then prints the requests per second, p50 and p99 latency, its
+ * own CPU time, and a "RESULT key=value ..." line for scripts.  Every answer
+ * must be HTTP 200 with a JWS in it; any other answer or transport error is
+ * counted, the first few are shown, and the exit status is 1 if there was any.
+ *
+ * Two engines: libevent (default; sl_event.c: libevent's HTTP client over
+ * OpenSSL bufferevents, every connection on --threads event loops) and curl
+ * (here: a thread and a libcurl easy handle per client).  The load generator
+ * shares the machine with the vault it measures; the libevent engine takes
+ * less CPU per request.
  *
  * Nonces are PREFIX-THREAD-COUNTER (base64url characters only), unique per
  * run as long as PREFIX is: the vault signs each nonce at most once.  Client
  * i uses the i-th --cert/--key pair (modulo their number), so several
  * shadows can share the load (each has its own rate limit).
  *
- * It touches only the files named on the command line (read by libcurl) and
- * the network; nothing is written.
+ * It touches only the files named on the command line (read by OpenSSL or
+ * libcurl) and the network; nothing is written.
  *
  * usage: signload --url SIGN_URL --cacert F --cert F --key F [--cert F --key F ...]
  *                 --acme-url URL --payload JSON [--clients N] [--seconds S]
- *                 [--warmup W] [--nonce-prefix P]
+ *                 [--warmup W] [--nonce-prefix P] [--engine libevent|curl]
+ *                 [--threads T]
  */
 #include <getopt.h>
 #include <math.h>
@@ -39,22 +45,8 @@
 #include "b64.h"
 #include "log.h"
 #include "lat.h"
+#include "signload.h"
 #include "sv_err.h"
-
-#define SL_CLIENTS    256	  /* --clients limit */
-#define SL_IDS	      64	  /* --cert/--key pairs */
-#define SL_BODY_MAX   (64 * 1024) /* answer bytes kept per request */
-#define SL_PREFIX_MAX 64
-#define SL_SHOW_ERRS  3	  /* errors shown per client */
-#define SL_GIVE_UP    100 /* errors after which a client stops */
-
-struct opts {
-	const char *url, *cacert, *acme_url, *payload_json, *prefix;
-	const char *cert[SL_IDS], *key[SL_IDS];
-	int ncert, nkey, clients;
-	double seconds, warmup;
-	char *payload_b64;
-};
 
 struct client {
 	const struct opts *o;
@@ -64,9 +56,7 @@ struct client {
 	char body[SL_BODY_MAX];
 	size_t blen;
 	int truncated;
-	struct lat lat; /* microseconds, one per request in the window */
-	unsigned long ok, errors, shown;
-	long connects;
+	struct tally *t;
 	char cerr[CURL_ERROR_SIZE];
 };
 
@@ -113,44 +103,60 @@ client_setup(struct client *cl, struct curl_slist *hdrs)
 	return 0;
 }
 
-/* The request body with a fresh nonce; caller frees.  NULL if out of memory. */
-static char *
-make_body(struct client *cl, unsigned long seq)
+char *
+sl_make_body(const struct opts *o, int idx, unsigned long seq)
 {
 	char nonce[SL_PREFIX_MAX + 48];
 	json_t *j;
 	char *s;
 
-	snprintf(nonce, sizeof(nonce), "%s-%d-%lu", cl->o->prefix, cl->idx, seq);
-	j = json_pack("{s:s, s:s, s:s}", "url", cl->o->acme_url, "nonce", nonce, "payload",
-	    cl->o->payload_b64);
+	snprintf(nonce, sizeof(nonce), "%s-%d-%lu", o->prefix, idx, seq);
+	j = json_pack(
+	    "{s:s, s:s, s:s}", "url", o->acme_url, "nonce", nonce, "payload", o->payload_b64);
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	return s;
+}
+
+void
+sl_bad(struct tally *t, int idx, const char *what, const char *body, size_t blen)
+{
+	char esc[512];
+
+	t->errors++;
+	if (t->shown++ >= SL_SHOW_ERRS)
+		return;
+	fprintf(stderr, "signload: client %d: %s%s%s\n", idx, what, blen ? ": " : "",
+	    blen ? sv_escape(body, blen, esc, sizeof(esc)) : "");
+}
+
+int
+sl_good(long status, const char *body, size_t blen)
+{
+	static const char sig[] = "\"signature\"";
+
+	return status == 200 && memmem(body, blen, sig, sizeof(sig) - 1) != NULL;
 }
 
 /* Count and (the first few times) show a failed request. */
 static void
 bad_answer(struct client *cl, CURLcode cc, long status)
 {
-	char esc[512];
+	char what[CURL_ERROR_SIZE + 128];
 
-	cl->errors++;
-	if (cl->shown++ >= SL_SHOW_ERRS)
-		return;
 	if (cc != CURLE_OK)
-		fprintf(stderr, "signload: client %d: %s: %s\n", cl->idx, curl_easy_strerror(cc),
-		    cl->cerr);
+		snprintf(what, sizeof(what), "%s: %s", curl_easy_strerror(cc), cl->cerr);
 	else
-		fprintf(stderr, "signload: client %d: HTTP %ld: %s\n", cl->idx, status,
-		    sv_escape(cl->body, cl->blen, esc, sizeof(esc)));
+		snprintf(what, sizeof(what), "HTTP %ld%s", status,
+		    cl->truncated ? " (answer too long)" : "");
+	sl_bad(cl->t, cl->idx, what, cl->body, cc == CURLE_OK ? cl->blen : 0);
 }
 
 /* One request; 0 if it was a 200 carrying a JWS, else -1 (counted). */
 static int
 one_request(struct client *cl, unsigned long seq)
 {
-	char *body = make_body(cl, seq);
+	char *body = sl_make_body(cl->o, cl->idx, seq);
 	long status = 0;
 	CURLcode cc;
 
@@ -167,8 +173,7 @@ one_request(struct client *cl, unsigned long seq)
 	free(body);
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(cl->c, CURLINFO_RESPONSE_CODE, &status);
-	if (cc != CURLE_OK || status != 200 || cl->truncated ||
-	    strstr(cl->body, "\"signature\"") == NULL) {
+	if (cc != CURLE_OK || cl->truncated || !sl_good(status, cl->body, cl->blen)) {
 		bad_answer(cl, cc, status);
 		return -1;
 	}
@@ -183,15 +188,15 @@ client_run(void *arg)
 	double t0, t1;
 	long nc;
 
-	while ((t0 = lat_now()) < cl->t_end && cl->errors < SL_GIVE_UP) {
+	while ((t0 = lat_now()) < cl->t_end && cl->t->errors < SL_GIVE_UP) {
 		if (one_request(cl, seq++) != 0)
 			continue;
 		t1 = lat_now();
 		if (curl_easy_getinfo(cl->c, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK)
-			cl->connects += nc;
+			cl->t->connects += nc;
 		if (t0 >= cl->t_start && t1 <= cl->t_end) {
-			cl->ok++;
-			if (lat_add(&cl->lat, (t1 - t0) * 1e6) != 0)
+			cl->t->ok++;
+			if (lat_add(&cl->t->lat, (t1 - t0) * 1e6) != 0)
 				bad_answer(cl, CURLE_OUT_OF_MEMORY, 0);
 		}
 	}
@@ -200,7 +205,7 @@ client_run(void *arg)
 
 /* Sum up the clients, print the summary; 0 if every answer was good. */
 static int
-report(const struct opts *o, const struct client *cl)
+report(const struct opts *o, const struct tally *t)
 {
 	unsigned long ok = 0, errors = 0;
 	long connects = 0;
@@ -210,10 +215,10 @@ report(const struct opts *o, const struct client *cl)
 	int k, oom = 0;
 
 	for (k = 0; k < o->clients; k++) {
-		ok += cl[k].ok;
-		errors += cl[k].errors;
-		connects += cl[k].connects;
-		oom |= lat_merge(&all, &cl[k].lat);
+		ok += t[k].ok;
+		errors += t[k].errors;
+		connects += t[k].connects;
+		oom |= lat_merge(&all, &t[k].lat);
 	}
 	if (oom) {
 		lat_free(&all);
@@ -224,8 +229,9 @@ report(const struct opts *o, const struct client *cl)
 	p99 = lat_pct(&all, 0.99);
 	lat_free(&all);
 	rate = (double)ok / o->seconds;
-	printf("# signload: %d client%s, %.1f s after %.1f s warm-up, %s\n", o->clients,
-	    o->clients > 1 ? "s" : "", o->seconds, o->warmup, o->url);
+	printf("# signload: %d client%s, %.1f s after %.1f s warm-up, %s, %s engine\n", o->clients,
+	    o->clients > 1 ? "s" : "", o->seconds, o->warmup, o->url,
+	    o->engine == SL_CURL ? "libcurl" : "libevent");
 	printf("%d client%s: %.0f req/s, p50 %.2f ms, p99 %.2f ms (%lu ok in the window, %lu "
 	       "errors, %ld TLS connections)\n",
 	    o->clients, o->clients > 1 ? "s" : "", rate, p50 / 1e3, p99 / 1e3, ok, errors,
@@ -243,14 +249,14 @@ report(const struct opts *o, const struct client *cl)
 	return errors > 0 || ok == 0;
 }
 
+/* The libcurl engine: a thread and an easy handle per client. */
 static int
-run_clients(const struct opts *o)
+run_curl(const struct opts *o, double start, struct tally *t)
 {
 	struct curl_slist *hdrs = NULL, *h2;
 	struct client *cl = calloc((size_t)o->clients, sizeof(*cl));
-	pthread_t t[SL_CLIENTS];
-	double start;
-	int k, started = 0, r = 1;
+	pthread_t th[SL_CLIENTS];
+	int k, started = 0, r = -1;
 
 	hdrs = curl_slist_append(NULL, "Content-Type: application/json");
 	/* No "Expect: 100-continue" round trip for the (small) bodies. */
@@ -263,30 +269,48 @@ run_clients(const struct opts *o)
 	for (k = 0; k < o->clients; k++) {
 		cl[k].o = o;
 		cl[k].idx = k;
+		cl[k].t = &t[k];
 		if (client_setup(&cl[k], hdrs) != 0) {
 			fprintf(stderr, "signload: cannot set up a libcurl handle\n");
 			goto out;
 		}
 	}
-	start = lat_now() + o->warmup;
 	for (k = 0; k < o->clients; k++) {
 		cl[k].t_start = start;
 		cl[k].t_end = start + o->seconds;
-		if (pthread_create(&t[k], NULL, client_run, &cl[k]) != 0)
+		if (pthread_create(&th[k], NULL, client_run, &cl[k]) != 0)
 			break;
 		started++;
 	}
 	for (k = 0; k < started; k++)
-		pthread_join(t[k], NULL);
-	r = started == o->clients ? report(o, cl) : 1;
+		pthread_join(th[k], NULL);
+	r = started == o->clients ? 0 : -1;
 out:
-	for (k = 0; cl != NULL && k < o->clients; k++) {
+	for (k = 0; cl != NULL && k < o->clients; k++)
 		if (cl[k].c != NULL)
 			curl_easy_cleanup(cl[k].c);
-		lat_free(&cl[k].lat);
-	}
 	free(cl);
 	curl_slist_free_all(hdrs);
+	return r;
+}
+
+static int
+run_clients(const struct opts *o)
+{
+	struct tally *t = calloc((size_t)o->clients, sizeof(*t));
+	double start = lat_now() + o->warmup;
+	int k, r = 1;
+
+	if (t == NULL) {
+		fprintf(stderr, "signload: out of memory\n");
+		return 1;
+	}
+	if ((o->engine == SL_CURL ? run_curl(o, start, t)
+				  : sl_event_run(o, start, start + o->seconds, t)) == 0)
+		r = report(o, t);
+	for (k = 0; k < o->clients; k++)
+		lat_free(&t[k].lat);
+	free(t);
 	return r;
 }
 
@@ -296,7 +320,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: signload --url SIGN_URL --cacert F --cert F --key F [--cert F --key F ...]\n"
 	    "                --acme-url URL --payload JSON [--clients N] [--seconds S]\n"
-	    "                [--warmup W] [--nonce-prefix P]\n");
+	    "                [--warmup W] [--nonce-prefix P] [--engine libevent|curl]\n"
+	    "                [--threads T]\n");
 	return 2;
 }
 
@@ -347,6 +372,17 @@ parse_opt(int ch, struct opts *o)
 	case 'x':
 		o->prefix = optarg;
 		break;
+	case 'e':
+		if (strcmp(optarg, "libevent") == 0)
+			o->engine = SL_LIBEVENT;
+		else if (strcmp(optarg, "curl") == 0)
+			o->engine = SL_CURL;
+		else
+			return usage();
+		break;
+	case 't':
+		o->threads = atoi(optarg);
+		break;
 	default:
 		return usage();
 	}
@@ -364,13 +400,17 @@ parse_args(int argc, char **argv, struct opts *o, char *defprefix, size_t dn)
 		{ "clients", required_argument, NULL, 'n' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "warmup", required_argument, NULL, 'w' },
-		{ "nonce-prefix", required_argument, NULL, 'x' }, { NULL, 0, NULL, 0 } };
+		{ "nonce-prefix", required_argument, NULL, 'x' },
+		{ "engine", required_argument, NULL, 'e' },
+		{ "threads", required_argument, NULL, 't' }, { NULL, 0, NULL, 0 } };
 	int ch;
 
 	memset(o, 0, sizeof(*o));
 	o->clients = 1;
 	o->seconds = 5;
 	o->warmup = 0.5;
+	o->threads = 1;
+	o->engine = SL_LIBEVENT;
 	snprintf(defprefix, dn, "sl%lx%lx", (unsigned long)getpid(), (unsigned long)time(NULL));
 	o->prefix = defprefix;
 	while ((ch = getopt_long(argc, argv, "", lopts, NULL)) != -1)
@@ -379,12 +419,13 @@ parse_args(int argc, char **argv, struct opts *o, char *defprefix, size_t dn)
 	if (optind != argc || o->url == NULL || o->cacert == NULL || o->ncert == 0 ||
 	    o->ncert != o->nkey || o->acme_url == NULL || o->payload_json == NULL)
 		return usage();
-	if (o->clients < 1 || o->clients > SL_CLIENTS || !(o->seconds > 0) || !(o->warmup >= 0) ||
+	if (o->clients < 1 || o->clients > SL_CLIENTS || o->threads < 1 ||
+	    o->threads > SL_THREADS || !(o->seconds > 0) || !(o->warmup >= 0) ||
 	    !valid_prefix(o->prefix)) {
 		fprintf(stderr,
-		    "signload: --clients 1..%d, --seconds > 0, --warmup >= 0, --nonce-prefix "
-		    "1..%d base64url characters\n",
-		    SL_CLIENTS, SL_PREFIX_MAX);
+		    "signload: --clients 1..%d, --threads 1..%d, --seconds > 0, --warmup >= 0, "
+		    "--nonce-prefix 1..%d base64url characters\n",
+		    SL_CLIENTS, SL_THREADS, SL_PREFIX_MAX);
 		return 2;
 	}
 	return 0;
