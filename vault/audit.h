@@ -84,6 +84,10 @@
 #define AUDIT_RECORD_MAX 16384
 /* Largest batch of queued, uncommitted records in bytes. */
 #define AUDIT_BATCH_MAX (4u << 20)
+/* Disk the writer allocates ahead of the log's end, the file's length left
+ * alone (fallocate FALLOC_FL_KEEP_SIZE): `du` shows up to this much more than
+ * `ls`, and a disk filled by others stops the log only once it is used up. */
+#define AUDIT_RESERVE (256 * 1024)
 /* Longest checkpoint key id in bytes. */
 #define AUDIT_KEYID_MAX 128
 /* Largest head file in bytes. */

@@ -8,6 +8,9 @@
 . "$(dirname "$0")/vaultd.sh"
 PEB=$(dirname "$0")/pebble.sh
 
+# The tmpfs is no larger than the disk the audit writer allocates ahead
+# (AUDIT_RESERVE, 256 KiB): that reserve cannot be made here, so filling the
+# disk reaches the log at once.
 MNT=$T/mnt
 mkdir -p "$MNT"
 trap 'umount "$MNT" 2>/dev/null; bash "$PEB" stop "$T/pebble" >/dev/null 2>&1; t_cleanup' EXIT

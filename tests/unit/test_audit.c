@@ -4,11 +4,12 @@
  * with the documented prev hashes recomputed here; repair of a partial last
  * line and refusal of damaged tails; open errors and the lock; reserved and
  * oversized fields and the batch cap; commit failure roll-back through the
- * test hook; the commit in two halves and its one sync thread; checkpoint
- * errors; 10,000 records.  The verifier has its own suite,
- * test_audit_verify.c.
+ * test hook; disk allocated ahead of the log; the commit in two halves and its one sync thread;
+ * checkpoint errors; 10,000 records.  The verifier has its own suite, test_audit_verify.c.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit_fixture.h"
@@ -356,6 +357,62 @@ test_commit_failure(void **state)
 	audit_close(a);
 }
 
+/* Bytes of disk allocated to path. */
+static off_t
+disk_bytes(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (off_t)st.st_blocks * 512;
+}
+
+/*
+ * The writer allocates AUDIT_RESERVE bytes of disk ahead of the log's end,
+ * again after a cut back, and the file's length stays that of its records.
+ */
+static void
+test_reserve(void **state)
+{
+	struct fx *f = *state;
+	struct audit *a;
+	char probe[80];
+	int fd, i;
+
+	/* Only where the file system can allocate ahead (ext4, xfs, tmpfs can). */
+	snprintf(probe, sizeof(probe), "%s/probe", f->dir);
+	fd = open(probe, O_CREAT | O_RDWR, 0600);
+	assert_true(fd >= 0);
+	i = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, AUDIT_RESERVE);
+	close(fd);
+	if (i != 0) {
+		print_message(
+		    "no fallocate(KEEP_SIZE) here (%s): nothing to check\n", strerror(errno));
+		skip();
+	}
+	assert_ok(audit_open(f->log, &a));
+	for (i = 1; i <= 3; i++)
+		add_rec(a, i);
+	assert_ok(audit_commit(a));
+	assert_true(disk_bytes(f->log) >= file_size(f->log) + AUDIT_RESERVE);
+	expect_ok(f->log, f->pk, 3, 0); /* the length is the records' */
+
+	/* A failed write is cut back, which frees the reserve; the next commit makes it again. */
+	fail_commit(f, a, AUDIT_FAIL_WRITE, ENOSPC, "No space left");
+	assert_true(disk_bytes(f->log) < file_size(f->log) + AUDIT_RESERVE);
+	add_rec(a, 4);
+	assert_ok(audit_commit(a));
+	assert_true(disk_bytes(f->log) >= file_size(f->log) + AUDIT_RESERVE);
+	audit_close(a);
+
+	assert_ok(audit_open(f->log, &a)); /* reopening reads the length, not the disk */
+	assert_int_equal(audit_seq(a), 4);
+	add_rec(a, 5);
+	assert_ok(audit_commit(a));
+	audit_close(a);
+	expect_ok(f->log, f->pk, 5, 0);
+}
+
 /* Threads of this process (/proc/self/status). */
 static int
 thread_count(void)
@@ -514,6 +571,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_size_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_records, setup, teardown),
