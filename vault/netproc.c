@@ -566,6 +566,9 @@ define_metrics(struct metrics *m)
 	metrics_define(m, "shadowvault_request_deadline_total", "counter",
 	    "Connections closed for not delivering a complete request within "
 	    "limits.request_timeout");
+	metrics_define(m, "shadowvault_address_limit_total", "counter",
+	    "Connections closed at once because their address already held "
+	    "limits.max_connections_per_address");
 	metrics_define(m, "shadowvault_accept_paused_total", "counter",
 	    "Times netproc stopped accepting connections, by reason (max_connections, "
 	    "accept_error)");
@@ -616,8 +619,10 @@ setup(struct np *np, const struct vaultd_fds *fds)
 	define_metrics(np->m);
 	sv_bucket_init(&np->enroll_rate, np->cfg->enroll_per_minute, metrics_now());
 	if ((r = lguard_new(np->base, max, "limits.max_connections", on_pause, np, &np->guard)) !=
-	    0)
+		0 ||
+	    (r = peercount_new(max, &np->peers)) != 0)
 		return r;
+	np->warned_peer = -1;
 	if ((np->mtls = np_make_ctx(np, 1)) == NULL || (np->tls = np_make_ctx(np, 0)) == NULL)
 		return SV_ECONFIG;
 	if ((np->api = make_http(np, fds->listen, np_bev_api, route_api)) == NULL ||
@@ -661,6 +666,7 @@ teardown(struct np *np)
 	free(np->revoked);
 	free(np->pend);
 	free(np->health.body);
+	peercount_free(np->peers); /* after evhttp_free(): closing connections count down */
 	metrics_free(np->m);
 }
 

@@ -18,6 +18,7 @@
 #include "lguard.h"
 #include "metrics.h"
 #include "np_tlskey.h"
+#include "peercount.h"
 #include "vconf.h"
 
 #define NP_BODY_MAX	  (128 * 1024) /* request bodies */
@@ -36,6 +37,9 @@ struct np_conn {
 	SSL *ssl;
 	struct bufferevent *bev;
 	struct event *deadline; /* for a complete request: see np_deadline_arm() */
+	struct event *admit;	/* counts the peer address once the socket is set */
+	struct peer_key peer;
+	int counted; /* peer is counted in np->peers */
 	struct np_conn *prev, *next;
 };
 
@@ -59,6 +63,8 @@ struct np {
 	size_t nrevoked;
 	struct np_conn *conns;
 	struct lguard *guard;	      /* limits.max_connections; no spinning when accept() fails */
+	struct peercount *peers;      /* open connections per address */
+	double warned_peer;	      /* when the per-address limit was last logged */
 	struct sv_bucket enroll_rate; /* limits.enroll_per_minute, for all clients together */
 	struct {
 		int status;

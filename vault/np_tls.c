@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "clock.h"
 #include "log.h"
 #include "np_int.h"
 #include "sv_err.h"
@@ -171,6 +172,43 @@ np_peer_identity(struct evhttp_request *req, char *serial, size_t sn, char *cn, 
 	return serial[0] ? 0 : -1;
 }
 
+/*
+ * limits.max_connections_per_address: count the connection's peer address
+ * (its socket is set once evhttp's accept path returns, before this runs) and
+ * cut the connection at once if that address already holds the limit.
+ */
+static void
+on_admit(evutil_socket_t unused, short what, void *arg)
+{
+	struct np_conn *c = arg;
+	struct np *np = c->np;
+	evutil_socket_t s = c->bev ? bufferevent_getfd(c->bev) : -1;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char a[PEERCOUNT_TEXT_MAX];
+	size_t n;
+
+	if (s < 0 || getpeername(s, (struct sockaddr *)&ss, &len) != 0 ||
+	    peercount_key((struct sockaddr *)&ss, len, &c->peer) != 0)
+		return; /* gone already, or not an IP socket: nothing to count */
+	if ((n = peercount_inc(np->peers, &c->peer)) == 0) {
+		sv_err("connection table: out of memory: closing a new connection");
+		shutdown(s, SHUT_RDWR);
+		return;
+	}
+	c->counted = 1;
+	if (n <= (size_t)np->cfg->max_connections_per_address)
+		return;
+	metrics_add(np->m, "shadowvault_address_limit_total", 1, NULL);
+	if (sv_due(&np->warned_peer, sv_mono_now(), 60.0)) {
+		peercount_fmt(&c->peer, a, sizeof(a));
+		sv_warn("%s holds %zu connections: closing new ones past "
+			"limits.max_connections_per_address (%d; logged once a minute)",
+		    a, n - 1, np->cfg->max_connections_per_address);
+	}
+	shutdown(s, SHUT_RDWR); /* evhttp sees the end and frees the connection */
+}
+
 /* Called by OpenSSL when an SSL is freed: forget its connection. */
 static void
 conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
@@ -187,8 +225,12 @@ conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void 
 		c->next->prev = c->prev;
 	if (c->np->guard != NULL) /* NULL in teardown */
 		lguard_closed(c->np->guard);
+	if (c->counted)
+		peercount_dec(c->np->peers, &c->peer);
 	if (c->deadline != NULL)
 		event_free(c->deadline);
+	if (c->admit != NULL)
+		event_free(c->admit);
 	free(c);
 }
 
@@ -212,7 +254,8 @@ new_bev(struct event_base *base, struct np *np, SSL_CTX *ctx)
 	np->conns = c;
 	SSL_set_ex_data(ssl, conn_idx, c); /* freed with the SSL by conn_free() */
 	lguard_opened(np->guard);
-	if ((c->deadline = evtimer_new(base, on_deadline, c)) != NULL)
+	if ((c->deadline = evtimer_new(base, on_deadline, c)) != NULL &&
+	    (c->admit = evtimer_new(base, on_admit, c)) != NULL)
 		c->bev = bufferevent_openssl_socket_new(
 		    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
@@ -220,6 +263,7 @@ new_bev(struct event_base *base, struct np *np, SSL_CTX *ctx)
 		return NULL;
 	}
 	np_deadline_arm(c, 1);
+	event_active(c->admit, EV_TIMEOUT, 0); /* after evhttp has set the socket */
 	return c->bev;
 }
 

@@ -38,6 +38,7 @@ static const struct conf_key audit_keys[] = {
 static const struct conf_key limit_keys[] = {
 	{ "max_pending", CONF_INT, 0, NULL },
 	{ "max_connections", CONF_INT, 0, NULL },
+	{ "max_connections_per_address", CONF_INT, 0, NULL },
 	{ "enroll_per_minute", CONF_INT, 0, NULL },
 	{ "tls_signs_per_second", CONF_INT, 0, NULL },
 	{ "request_timeout", CONF_INT, 0, NULL },
@@ -168,6 +169,7 @@ defaults(struct vconf *c)
 	c->shadow_cert_days = 365;
 	c->max_pending = 1024;
 	c->max_connections = 4096;
+	c->max_connections_per_address = 256;
 	c->enroll_per_minute = 60;
 	c->tls_signs_per_second = 200;
 	c->request_timeout = 30;
@@ -290,6 +292,8 @@ load_vaultd(const config_setting_t *root, const char *base, struct vconf *c)
 	    (r = get_int(aud, "checkpoint_seconds", 1, 86400, &c->audit_checkpoint_seconds)) != 0 ||
 	    (r = get_int(lim, "max_pending", 1, 1000000, &c->max_pending)) != 0 ||
 	    (r = get_int(lim, "max_connections", 1, 1000000, &c->max_connections)) != 0 ||
+	    (r = get_int(lim, "max_connections_per_address", 1, 1000000,
+		 &c->max_connections_per_address)) != 0 ||
 	    (r = get_int(lim, "enroll_per_minute", 1, 100000, &c->enroll_per_minute)) != 0 ||
 	    (r = get_int(lim, "tls_signs_per_second", 1, 100000, &c->tls_signs_per_second)) != 0 ||
 	    (r = get_int(lim, "request_timeout", 1, 3600, &c->request_timeout)) != 0 ||

@@ -50,6 +50,7 @@ struct vconf {
 	int shadow_cert_days;
 	int max_pending;			  /* requests in flight to the key process */
 	int max_connections;			  /* open client connections in netproc */
+	int max_connections_per_address;	  /* of those, from one address (IPv6: /64) */
 	int enroll_per_minute;			  /* enrolment attempts, all clients together */
 	int tls_signs_per_second;		  /* handshake signatures by the key process */
 	int request_timeout;			  /* seconds */

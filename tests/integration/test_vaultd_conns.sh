@@ -7,7 +7,8 @@
 # rest in the listen queue, burns no CPU meanwhile (libevent alone would retry
 # the failing accept() in a loop), cuts the idle ones after
 # limits.request_timeout, and serves again by itself.  The admin socket has a
-# cap of its own, and refuses bad frames without harm.
+# cap of its own, and refuses bad frames without harm.  One address cannot
+# hold more than limits.max_connections_per_address.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
 
@@ -61,17 +62,20 @@ PY
 grep -Eq "^cut \[\(0, [2-6]\.[0-9]\), \(1, [2-6]\.[0-9]\)\]" "$T/drip.out" \
 	&& pass "slow-drip clients cut after the request deadline: $(cat "$T/drip.out")" || fail "slow drip: $(cat "$T/drip.out")"
 
-# hold TARGET N OUT: N connections that never send a byte, to 127.0.0.1:TARGET or to
-# the unix socket TARGET, held until $FLOOD is killed; returns once they are made.
+# hold TARGET N OUT [SRC]: N connections that never send a byte, to 127.0.0.1:TARGET (from
+# the address SRC if given) or to the unix socket TARGET, held until $FLOOD is killed;
+# returns once they are made.
 hold() {
-	"$PY" - "$1" "$2" >"$3" 2>&1 <<'PY' &
+	"$PY" - "$1" "$2" "${4:-}" >"$3" 2>&1 <<'PY' &
 import socket, sys, time
-target, n = sys.argv[1], int(sys.argv[2])
+target, n, src = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 unix = "/" in target
 socks = []
 for i in range(n):
     s = socket.socket(socket.AF_UNIX if unix else socket.AF_INET)
     s.settimeout(5)
+    if src:
+        s.bind((src, 0))
     s.connect(target if unix else ("127.0.0.1", int(target)))
     socks.append(s)
 print("connected", len(socks), flush=True)
@@ -137,6 +141,50 @@ grep -q "^huge: closed" "$T/adminbad.out" && [ "$(grep -c '^bad: False admin req
 	&& pass "admin socket: oversized frame closed, non-object frames answered with an error" || fail "admin frames: $(cat "$T/adminbad.out")"
 run "$VC" -c "$VCONF" status
 [ "$RC" = 0 ] && pass "vaultctl status once they are gone" || { fail "vaultctl status: $RC"; cat "$T/err"; }
+vd_sanitizer_check
+vd_stop
+
+# Per address (limits.max_connections_per_address, here 10): a client at 127.0.0.2 holding
+# 10 silent connections gets its next ones closed at once, on either port, while clients
+# at other addresses are served; once its connections close it is served again.
+vd_config 'limits = { max_connections_per_address = 10; };'
+vd_start || { t_done; exit 1; }
+vd_enroll web1 && pass "enrol web1 (to read /metrics)" || fail "enrol web1"
+# probe PORT SRC: "cut" if vaultd closes a new connection from SRC within 2 s, else "open".
+probe() {
+	"$PY" - "$1" "$2" <<'PY'
+import socket, sys
+s = socket.socket(); s.bind((sys.argv[2], 0)); s.settimeout(2)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+try:
+    print("cut" if s.recv(1) == b"" else "data")
+except ConnectionResetError:
+    print("cut")
+except socket.timeout:
+    print("open")
+PY
+}
+[ "$(probe "$VD_ENROLL_PORT" 127.0.0.2)" = open ] && pass "a connection from 127.0.0.2 stays open below the limit" \
+	|| fail "a first connection from 127.0.0.2 was cut"
+hold "$VD_ENROLL_PORT" 10 "$T/peer.out" 127.0.0.2
+grep -q "connected 10" "$T/peer.out" && pass "127.0.0.2 holds 10 connections" || fail "hold: $(cat "$T/peer.out")"
+sleep 0.3
+P1=$(probe "$VD_ENROLL_PORT" 127.0.0.2) P2=$(probe "$VD_API_PORT" 127.0.0.2)
+[ "$P1 $P2" = "cut cut" ] && pass "its 11th connection is closed at once, on both ports" || fail "past the limit: $P1 $P2"
+[ "$(probe "$VD_ENROLL_PORT" 127.0.0.3)" = open ] && pass "127.0.0.3 is not limited by 127.0.0.2's connections" \
+	|| fail "127.0.0.3 was cut"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$VD_CA" "$VD_ENROLL/v1/health")
+[ "$CODE" = 200 ] && pass "health from 127.0.0.1 meanwhile" || fail "health from 127.0.0.1: $CODE"
+[ "$(grep -c "127.0.0.2 holds 10 connections: closing new ones past limits.max_connections_per_address (10" "$T/vaultd.log")" = 1 ] \
+	&& pass "the limit is logged once, with the address" || { fail "per-address log lines"; grep 'per_address' "$T/vaultd.log"; }
+curl -s --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" --key "$T/sh-web1/identity/key.pem" "$VD_API/metrics" >"$T/metrics"
+grep -q '^shadowvault_address_limit_total 2$' "$T/metrics" && pass "metrics: 2 connections closed by the per-address limit" \
+	|| fail "metrics: $(grep address_limit "$T/metrics")"
+kill "$FLOOD"
+wait "$FLOOD" 2>/dev/null
+sleep 0.3
+CODE=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 --cacert "$VD_CA" "$VD_ENROLL/v1/health")
+[ "$CODE" = 200 ] && pass "127.0.0.2 is served again once its connections are gone" || fail "health from 127.0.0.2: $CODE"
 vd_sanitizer_check
 vd_stop
 t_done
