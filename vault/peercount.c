@@ -1,29 +1,21 @@
 /*
- * peercount: open connections per client address (see peercount.h).  A
- * chained hash table; an entry lives while its address has a connection.
+ * peercount: open connections per client address (see peercount.h), in an
+ * hmap; an entry lives while its address has a connection.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
+#include "hmap.h"
 #include "peercount.h"
 #include "sv_err.h"
 
-struct entry {
-	struct peer_key k;
-	size_t n;
-	struct entry *next;
-};
-
+/* A count is kept as the map's value itself (never 0: an entry goes at 0). */
 struct peercount {
-	struct entry **b;
-	size_t nb; /* a power of two */
-	size_t size;
-	uint8_t key[crypto_shorthash_KEYBYTES];
+	struct hmap *m;
 };
 
 int
@@ -32,34 +24,20 @@ peercount_new(size_t max_entries, struct peercount **out)
 	struct peercount *pc = calloc(1, sizeof(*pc));
 
 	*out = NULL;
-	if (pc == NULL || sodium_init() < 0)
-		goto fail;
-	for (pc->nb = 64; pc->nb < max_entries && pc->nb < ((size_t)1 << 20); pc->nb <<= 1)
-		;
-	if ((pc->b = calloc(pc->nb, sizeof(*pc->b))) == NULL)
-		goto fail;
-	crypto_shorthash_keygen(pc->key);
+	if (pc == NULL || hmap_new(max_entries, &pc->m) != 0) {
+		free(pc);
+		return sv_seterr(SV_ENOMEM, "connection table: out of memory");
+	}
 	*out = pc;
 	return 0;
-fail:
-	free(pc);
-	return sv_seterr(SV_ENOMEM, "connection table: out of memory");
 }
 
 void
 peercount_free(struct peercount *pc)
 {
-	struct entry *e, *next;
-	size_t i;
-
 	if (pc == NULL)
 		return;
-	for (i = 0; i < pc->nb; i++)
-		for (e = pc->b[i]; e != NULL; e = next) {
-			next = e->next;
-			free(e);
-		}
-	free(pc->b);
+	hmap_free(pc->m, NULL);
 	free(pc);
 }
 
@@ -89,61 +67,35 @@ peercount_key(const struct sockaddr *sa, socklen_t len, struct peer_key *k)
 	return -1;
 }
 
-static struct entry **
-slot(const struct peercount *pc, const struct peer_key *k)
+size_t
+peercount_get(const struct peercount *pc, const struct peer_key *k)
 {
-	uint8_t h[crypto_shorthash_BYTES];
-	uint64_t v;
-	struct entry **p;
-
-	crypto_shorthash(h, k->b, sizeof(k->b), pc->key);
-	memcpy(&v, h, sizeof(v));
-	for (p = &pc->b[v & (pc->nb - 1)]; *p != NULL; p = &(*p)->next)
-		if (memcmp((*p)->k.b, k->b, sizeof(k->b)) == 0)
-			break;
-	return p;
+	return (size_t)(uintptr_t)hmap_get(pc->m, k->b, sizeof(k->b));
 }
 
 size_t
 peercount_inc(struct peercount *pc, const struct peer_key *k)
 {
-	struct entry **p = slot(pc, k);
+	size_t n = peercount_get(pc, k) + 1;
 
-	if (*p == NULL) {
-		if ((*p = calloc(1, sizeof(**p))) == NULL)
-			return 0;
-		(*p)->k = *k;
-		pc->size++;
-	}
-	return ++(*p)->n;
+	return hmap_put(pc->m, k->b, sizeof(k->b), (void *)(uintptr_t)n) == 0 ? n : 0;
 }
 
 void
 peercount_dec(struct peercount *pc, const struct peer_key *k)
 {
-	struct entry **p = slot(pc, k), *e = *p;
+	size_t n = peercount_get(pc, k);
 
-	if (e == NULL)
-		return;
-	if (--e->n == 0) {
-		*p = e->next;
-		free(e);
-		pc->size--;
-	}
-}
-
-size_t
-peercount_get(const struct peercount *pc, const struct peer_key *k)
-{
-	struct entry **p = slot(pc, k);
-
-	return *p ? (*p)->n : 0;
+	if (n == 1)
+		hmap_del(pc->m, k->b, sizeof(k->b));
+	else if (n > 1)
+		hmap_put(pc->m, k->b, sizeof(k->b), (void *)(uintptr_t)(n - 1)); /* no allocation */
 }
 
 size_t
 peercount_size(const struct peercount *pc)
 {
-	return pc->size;
+	return hmap_size(pc->m);
 }
 
 void

@@ -4,9 +4,9 @@
  *
  * An address is an IPv4 address, or the /64 prefix of an IPv6 address (one
  * host usually holds a whole /64); an IPv4-mapped IPv6 address counts as its
- * IPv4 address.  The table is keyed with SipHash under a random key, so a
- * client choosing its addresses cannot make lookups slow.  Single-threaded:
- * one event loop owns a table.
+ * IPv4 address.  The table is an hmap (common/hmap.h: SipHash under a random
+ * key, so a client choosing its addresses cannot make lookups slow).
+ * Single-threaded: one event loop owns a table.
  */
 #ifndef SV_PEERCOUNT_H
 #define SV_PEERCOUNT_H

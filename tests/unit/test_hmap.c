@@ -1,0 +1,116 @@
+/*
+ * common/hmap: put, get, replace, delete and clear; binary keys (NUL bytes,
+ * the empty key, keys that are prefixes of each other); growth far past the
+ * size hint with every entry still found; values freed exactly once.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "hmap.h"
+#include "sv_err.h"
+
+static int freed;
+
+static void
+count_free(void *v)
+{
+	freed++;
+	free(v);
+}
+
+static void
+test_basic(void **state)
+{
+	struct hmap *m;
+	int a = 1, b = 2, c = 3;
+
+	assert_int_equal(hmap_new(0, &m), 0);
+	assert_null(hmap_get(m, "web1", 4));
+	assert_int_equal(hmap_put(m, "web1", 4, &a), 0);
+	assert_int_equal(hmap_put(m, "web10", 5, &b), 0); /* "web1" is its prefix */
+	assert_ptr_equal(hmap_get(m, "web1", 4), &a);
+	assert_ptr_equal(hmap_get(m, "web10", 5), &b);
+	assert_null(hmap_get(m, "web", 3));
+	assert_int_equal(hmap_size(m), 2);
+	assert_int_equal(hmap_put(m, "web1", 4, &c), 0); /* replaces */
+	assert_ptr_equal(hmap_get(m, "web1", 4), &c);
+	assert_int_equal(hmap_size(m), 2);
+	assert_int_equal(hmap_put(m, "x", 1, NULL), SV_EINVAL);
+	assert_null(hmap_get(m, "x", 1));
+	/* Binary keys: NUL bytes count, and so does the empty key. */
+	assert_int_equal(hmap_put(m, "a\0b", 3, &a), 0);
+	assert_int_equal(hmap_put(m, "a\0c", 3, &b), 0);
+	assert_int_equal(hmap_put(m, "", 0, &c), 0);
+	assert_ptr_equal(hmap_get(m, "a\0b", 3), &a);
+	assert_ptr_equal(hmap_get(m, "a\0c", 3), &b);
+	assert_ptr_equal(hmap_get(m, "", 0), &c);
+	assert_null(hmap_get(m, "a", 1));
+	assert_ptr_equal(hmap_del(m, "a\0b", 3), &a);
+	assert_null(hmap_del(m, "a\0b", 3));
+	assert_null(hmap_get(m, "a\0b", 3));
+	assert_ptr_equal(hmap_get(m, "a\0c", 3), &b);
+	assert_int_equal(hmap_size(m), 4);
+	hmap_clear(m, NULL);
+	assert_int_equal(hmap_size(m), 0);
+	assert_null(hmap_get(m, "web1", 4));
+	assert_int_equal(hmap_put(m, "web1", 4, &a), 0); /* usable after a clear */
+	assert_ptr_equal(hmap_get(m, "web1", 4), &a);
+	hmap_free(m, NULL);
+	hmap_free(NULL, NULL);
+}
+
+/* 100,000 entries in a map sized for 1: all found, deletions exact, values freed once. */
+static void
+test_growth(void **state)
+{
+	struct hmap *m;
+	char k[32];
+	int i, *v;
+
+	assert_int_equal(hmap_new(1, &m), 0);
+	for (i = 0; i < 100000; i++) {
+		snprintf(k, sizeof(k), "shadow-%d", i);
+		v = malloc(sizeof(*v));
+		assert_non_null(v);
+		*v = i;
+		assert_int_equal(hmap_put(m, k, strlen(k), v), 0);
+	}
+	assert_int_equal(hmap_size(m), 100000);
+	for (i = 0; i < 100000; i++) {
+		snprintf(k, sizeof(k), "shadow-%d", i);
+		v = hmap_get(m, k, strlen(k));
+		assert_non_null(v);
+		assert_int_equal(*v, i);
+		if (i % 3 == 0)
+			free(hmap_del(m, k, strlen(k)));
+	}
+	assert_int_equal(hmap_size(m), 100000 - 33334);
+	for (i = 0; i < 100000; i++) {
+		snprintf(k, sizeof(k), "shadow-%d", i);
+		v = hmap_get(m, k, strlen(k));
+		if (i % 3 == 0)
+			assert_null(v);
+		else
+			assert_int_equal(*v, i);
+	}
+	freed = 0;
+	hmap_free(m, count_free);
+	assert_int_equal(freed, 100000 - 33334);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_growth),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
