@@ -607,8 +607,8 @@ close_all(struct kp *kp)
 	}
 	kp_nonces_free(kp);
 	kp_accounts_reset(kp);
-	free(kp->rates);
-	free(kp->serials);
+	hmap_free(kp->rates, free);
+	hmap_free(kp->serials, free);
 	if (kp->ev_hup)
 		event_free(kp->ev_hup);
 	if (kp->ev_term)

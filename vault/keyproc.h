@@ -18,6 +18,7 @@
 #include "accounts.h"
 #include "audit.h"
 #include "bucket.h"
+#include "hmap.h"
 #include "hsm.h"
 #include "keystore.h"
 #include "lguard.h"
@@ -37,11 +38,7 @@ struct kp_account {
 	int loaded;
 };
 
-/* Certificate serial -> active shadow, filled from the database on a miss. */
-struct kp_serial {
-	char serial[66];
-	char shadow[SV_NAME_MAX + 1];
-};
+/* Certificate serials cached (-> active shadow); past this the cache starts afresh. */
 #define KP_SERIALS_MAX 4096
 
 struct kp_rate {
@@ -82,11 +79,10 @@ struct kp {
 	size_t nthumbs;
 	int accts_stale; /* reload before the next use */
 
-	struct kp_rate *rates;
-	size_t nrates;
-
-	struct kp_serial *serials;
-	size_t nserials;
+	/* Looked up for every request: hash maps, so the cost does not grow with the shadows. */
+	struct hmap *rates; /* shadow name -> struct kp_rate * */
+	struct hmap
+	    *serials; /* certificate serial -> active shadow's name (char *), from the database */
 
 	struct kp_nonces *nonces; /* signed since the last flush (kp_nonce.c) */
 

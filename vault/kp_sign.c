@@ -201,34 +201,30 @@ kp_account(struct kp *kp, const char *name)
 void
 kp_shadows_reset(struct kp *kp)
 {
-	kp->nserials = 0;
+	if (kp->serials != NULL)
+		hmap_clear(kp->serials, free);
 }
 
 int
 kp_shadow(struct kp *kp, const char *serial, char *name)
 {
-	struct kp_serial *e;
-	size_t i;
+	const char *cached = kp->serials ? hmap_get(kp->serials, serial, strlen(serial)) : NULL;
+	char *copy;
 	int r;
 
-	for (i = 0; i < kp->nserials; i++) {
-		if (strcmp(kp->serials[i].serial, serial) == 0) {
-			memcpy(name, kp->serials[i].shadow, sizeof(kp->serials[i].shadow));
-			return 0;
-		}
+	if (cached != NULL) {
+		snprintf(name, SV_NAME_MAX + 1, "%s", cached);
+		return 0;
 	}
 	if ((r = shadows_by_serial(kp->st, serial, name)) != 0)
 		return r;
-	if (strlen(serial) >= sizeof(e->serial))
-		return 0;
-	if (kp->serials == NULL &&
-	    (kp->serials = calloc(KP_SERIALS_MAX, sizeof(*kp->serials))) == NULL)
+	if (kp->serials == NULL && hmap_new(KP_SERIALS_MAX, &kp->serials) != 0)
 		return 0; /* works uncached */
-	if (kp->nserials == KP_SERIALS_MAX)
-		kp->nserials = 0;
-	e = &kp->serials[kp->nserials++];
-	snprintf(e->serial, sizeof(e->serial), "%s", serial);
-	snprintf(e->shadow, sizeof(e->shadow), "%s", name);
+	if (hmap_size(kp->serials) >= KP_SERIALS_MAX)
+		hmap_clear(kp->serials, free);
+	if ((copy = strdup(name)) != NULL &&
+	    hmap_put(kp->serials, serial, strlen(serial), copy) != 0)
+		free(copy);
 	return 0;
 }
 
@@ -242,9 +238,8 @@ static int
 rate_ok(struct kp *kp, const char *shadow, int *wait, struct kp_rate **rp)
 {
 	unsigned per_minute = POL_RATE_PER_MINUTE, burst = POL_RATE_BURST;
-	struct kp_rate *r = NULL, *nr;
+	struct kp_rate *r;
 	double now = metrics_now(), rate;
-	size_t i;
 
 	*wait = 0;
 	*rp = NULL;
@@ -253,18 +248,18 @@ rate_ok(struct kp *kp, const char *shadow, int *wait, struct kp_rate **rp)
 		burst = POL_RATE_BURST;
 	}
 	rate = per_minute / 60.0;
-	for (i = 0; i < kp->nrates && r == NULL; i++)
-		if (strcmp(kp->rates[i].shadow, shadow) == 0)
-			r = &kp->rates[i];
-	if (r == NULL) {
-		if ((nr = realloc(kp->rates, (kp->nrates + 1) * sizeof(*nr))) == NULL)
+	if (kp->rates == NULL && hmap_new(0, &kp->rates) != 0)
+		return 0;
+	if ((r = hmap_get(kp->rates, shadow, strlen(shadow))) == NULL) {
+		if ((r = calloc(1, sizeof(*r))) == NULL)
 			return 0;
-		kp->rates = nr;
-		r = &kp->rates[kp->nrates++];
-		memset(r, 0, sizeof(*r));
 		snprintf(r->shadow, sizeof(r->shadow), "%s", shadow);
 		sv_bucket_init(&r->b, burst, now);
 		r->recorded = -1; /* never */
+		if (hmap_put(kp->rates, shadow, strlen(shadow), r) != 0) {
+			free(r);
+			return 0;
+		}
 	}
 	*rp = r;
 	return sv_bucket_take(&r->b, rate, burst, now, wait);
