@@ -146,7 +146,7 @@ setup() {
 	# shellcheck disable=SC1091 # written by pebble.sh start
 	. "$T/pebble/env"
 	# The product's audit defaults (checkpoint every 1000 records or 300 s).
-	vd_setup 'audit = { checkpoint_records = 1000; checkpoint_seconds = 300; };'
+	vd_setup 'audit = { checkpoint_records = 1000; checkpoint_seconds = 300; }; limits = { enroll_per_minute_per_address = 1000; enroll_per_minute = 1000; };'
 	{
 		echo "shadows = {"
 		for s in $all; do

@@ -76,6 +76,30 @@ hmap_clear(struct hmap *m, void (*free_val)(void *))
 	m->size = 0;
 }
 
+size_t
+hmap_remove_if(
+    struct hmap *m, int (*pred)(void *val, void *arg), void *arg, void (*free_val)(void *))
+{
+	struct hent **p, *e;
+	size_t i, n = 0;
+
+	for (i = 0; i < m->nb; i++) {
+		for (p = &m->b[i]; (e = *p) != NULL;) {
+			if (!pred(e->val, arg)) {
+				p = &e->next;
+				continue;
+			}
+			*p = e->next;
+			if (free_val != NULL)
+				free_val(e->val);
+			free(e);
+			n++;
+		}
+	}
+	m->size -= n;
+	return n;
+}
+
 void
 hmap_free(struct hmap *m, void (*free_val)(void *))
 {

@@ -30,6 +30,11 @@ int hmap_put(struct hmap *m, const void *key, size_t klen, void *val);
 /* Remove key: its value, or NULL if it was not there. */
 void *hmap_del(struct hmap *m, const void *key, size_t klen);
 
+/* Remove the entries whose value pred() says 1 to (freeing each with free_val
+ * unless it is NULL): how many went. */
+size_t hmap_remove_if(
+    struct hmap *m, int (*pred)(void *val, void *arg), void *arg, void (*free_val)(void *));
+
 /* Remove every entry, freeing each value with free_val unless it is NULL. */
 void hmap_clear(struct hmap *m, void (*free_val)(void *));
 

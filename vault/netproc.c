@@ -479,6 +479,50 @@ route_api(struct evhttp_request *req, void *arg)
 		problem(np, req, "other", 404, "not-found", "Not found", "no such resource", 0);
 }
 
+/* A bucket that has refilled by now holds nothing a fresh one would not. */
+static int
+bucket_full(void *val, void *arg)
+{
+	const struct np *np = arg;
+	const struct sv_bucket *b = val;
+	double rate = np->cfg->enroll_per_minute_per_address / 60.0;
+
+	return b->tokens + (metrics_now() - b->last) * rate >=
+	    np->cfg->enroll_per_minute_per_address;
+}
+
+/*
+ * limits.enroll_per_minute_per_address: 1 if the request's address may make
+ * an enrolment attempt now, else 0 and *wait.  At most NP_ENROLL_ADDRS
+ * addresses are tracked: past that, the refilled ones are dropped, and if
+ * none has refilled a new address is not limited by address (the limit for
+ * all clients together still is).
+ */
+static int
+enroll_addr_ok(struct np *np, struct evhttp_request *req, int *wait)
+{
+	const struct np_conn *c = np_conn_of(req);
+	unsigned per_minute = (unsigned)np->cfg->enroll_per_minute_per_address;
+	struct sv_bucket *b;
+
+	*wait = 0;
+	if (c == NULL || !c->counted || np->enroll_addrs == NULL)
+		return 1;
+	if ((b = hmap_get(np->enroll_addrs, c->peer.b, sizeof(c->peer.b))) == NULL) {
+		if (hmap_size(np->enroll_addrs) >= NP_ENROLL_ADDRS &&
+		    hmap_remove_if(np->enroll_addrs, bucket_full, np, free) == 0)
+			return 1;
+		if ((b = malloc(sizeof(*b))) == NULL)
+			return 1;
+		sv_bucket_init(b, per_minute, metrics_now());
+		if (hmap_put(np->enroll_addrs, c->peer.b, sizeof(c->peer.b), b) != 0) {
+			free(b);
+			return 1;
+		}
+	}
+	return sv_bucket_take(b, per_minute / 60.0, per_minute, metrics_now(), wait);
+}
+
 static void
 do_enroll(struct np *np, struct evhttp_request *req)
 {
@@ -492,7 +536,18 @@ do_enroll(struct np *np, struct evhttp_request *req)
 		problem(np, req, "enroll", 405, "method", "Method not allowed", "use POST", 0);
 		return;
 	}
-	/* Each attempt costs an audit record: unauthenticated ones must not fill the disk. */
+	/*
+	 * Each attempt costs an audit record: unauthenticated ones must not fill
+	 * the disk.  The address's own limit comes first, so that one client's
+	 * flood does not spend the limit for all.
+	 */
+	if (!enroll_addr_ok(np, req, &wait)) {
+		problem(np, req, "enroll", 429, "rate-limited", "Too many requests",
+		    "too many enrolment attempts from this address "
+		    "(limits.enroll_per_minute_per_address); retry later",
+		    wait);
+		return;
+	}
 	if (!sv_bucket_take(&np->enroll_rate, np->cfg->enroll_per_minute / 60.0,
 		np->cfg->enroll_per_minute, metrics_now(), &wait)) {
 		problem(np, req, "enroll", 429, "rate-limited", "Too many requests",
@@ -620,7 +675,8 @@ setup(struct np *np, const struct vaultd_fds *fds)
 	sv_bucket_init(&np->enroll_rate, np->cfg->enroll_per_minute, metrics_now());
 	if ((r = lguard_new(np->base, max, "limits.max_connections", on_pause, np, &np->guard)) !=
 		0 ||
-	    (r = peercount_new(max, &np->peers)) != 0)
+	    (r = peercount_new(max, &np->peers)) != 0 ||
+	    (r = hmap_new(NP_ENROLL_ADDRS, &np->enroll_addrs)) != 0)
 		return r;
 	np->warned_peer = -1;
 	if ((np->mtls = np_make_ctx(np, 1)) == NULL || (np->tls = np_make_ctx(np, 0)) == NULL)
@@ -667,6 +723,7 @@ teardown(struct np *np)
 	free(np->pend);
 	free(np->health.body);
 	peercount_free(np->peers); /* after evhttp_free(): closing connections count down */
+	hmap_free(np->enroll_addrs, free);
 	metrics_free(np->m);
 }
 

@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "bucket.h"
+#include "hmap.h"
 #include "lguard.h"
 #include "metrics.h"
 #include "np_tlskey.h"
@@ -30,6 +31,7 @@
 #define NP_REVOKED_MAX	  100000
 #define NP_FD_RESERVE	  64   /* descriptors besides connections (listeners, IPC, epoll) */
 #define NP_HEALTH_TTL	  0.25 /* seconds a /v1/health answer is served again */
+#define NP_ENROLL_ADDRS	  4096 /* addresses with a recent enrolment attempt, tracked */
 #define PROBLEM_BASE	  "tag:shadowvault.org,2026:problem:"
 
 struct np_conn {
@@ -66,6 +68,7 @@ struct np {
 	struct peercount *peers;      /* open connections per address */
 	double warned_peer;	      /* when the per-address limit was last logged */
 	struct sv_bucket enroll_rate; /* limits.enroll_per_minute, for all clients together */
+	struct hmap *enroll_addrs;    /* struct peer_key -> struct sv_bucket *: ..._per_address */
 	struct {
 		int status;
 		char *body; /* NULL: none yet */

@@ -40,6 +40,7 @@ static const struct conf_key limit_keys[] = {
 	{ "max_connections", CONF_INT, 0, NULL },
 	{ "max_connections_per_address", CONF_INT, 0, NULL },
 	{ "enroll_per_minute", CONF_INT, 0, NULL },
+	{ "enroll_per_minute_per_address", CONF_INT, 0, NULL },
 	{ "tls_signs_per_second", CONF_INT, 0, NULL },
 	{ "request_timeout", CONF_INT, 0, NULL },
 	{ NULL, 0, 0, NULL },
@@ -171,6 +172,7 @@ defaults(struct vconf *c)
 	c->max_connections = 4096;
 	c->max_connections_per_address = 256;
 	c->enroll_per_minute = 60;
+	c->enroll_per_minute_per_address = 20;
 	c->tls_signs_per_second = 200;
 	c->request_timeout = 30;
 	c->sandbox = 1;
@@ -295,6 +297,8 @@ load_vaultd(const config_setting_t *root, const char *base, struct vconf *c)
 	    (r = get_int(lim, "max_connections_per_address", 1, 1000000,
 		 &c->max_connections_per_address)) != 0 ||
 	    (r = get_int(lim, "enroll_per_minute", 1, 100000, &c->enroll_per_minute)) != 0 ||
+	    (r = get_int(lim, "enroll_per_minute_per_address", 1, 100000,
+		 &c->enroll_per_minute_per_address)) != 0 ||
 	    (r = get_int(lim, "tls_signs_per_second", 1, 100000, &c->tls_signs_per_second)) != 0 ||
 	    (r = get_int(lim, "request_timeout", 1, 3600, &c->request_timeout)) != 0 ||
 	    (r = get_int(root, "shadow_cert_days", 1, 3650, &c->shadow_cert_days)) != 0 ||

@@ -52,6 +52,7 @@ struct vconf {
 	int max_connections;			  /* open client connections in netproc */
 	int max_connections_per_address;	  /* of those, from one address (IPv6: /64) */
 	int enroll_per_minute;			  /* enrolment attempts, all clients together */
+	int enroll_per_minute_per_address;	  /* of those, from one address (IPv6: /64) */
 	int tls_signs_per_second;		  /* handshake signatures by the key process */
 	int request_timeout;			  /* seconds */
 	int sandbox;				  /* seccomp filter in netproc */

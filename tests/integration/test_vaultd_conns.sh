@@ -147,7 +147,7 @@ vd_stop
 # Per address (limits.max_connections_per_address, here 10): a client at 127.0.0.2 holding
 # 10 silent connections gets its next ones closed at once, on either port, while clients
 # at other addresses are served; once its connections close it is served again.
-vd_config 'limits = { max_connections_per_address = 10; };'
+vd_config 'limits = { max_connections_per_address = 10; enroll_per_minute_per_address = 2; };'
 vd_start || { t_done; exit 1; }
 vd_enroll web1 && pass "enrol web1 (to read /metrics)" || fail "enrol web1"
 # probe PORT SRC: "cut" if vaultd closes a new connection from SRC within 2 s, else "open".
@@ -185,6 +185,23 @@ wait "$FLOOD" 2>/dev/null
 sleep 0.3
 CODE=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 --cacert "$VD_CA" "$VD_ENROLL/v1/health")
 [ "$CODE" = 200 ] && pass "127.0.0.2 is served again once its connections are gone" || fail "health from 127.0.0.2: $CODE"
+
+# Enrolment attempts per address (here 2 a minute): 127.0.0.2's third is refused before the
+# key process sees it, and 127.0.0.3 still gets its attempts judged.
+enroll_from() { # SRC N: enrolment attempt N with a made-up token from address SRC; prints the code
+	curl -s -o "$T/enrA$2" -w '%{http_code} ' --interface "$1" --cacert "$VD_CA" -H 'Content-Type: application/json' \
+		-d "{\"token\":\"wrongA$2\",\"csr\":\"x\",\"box_public_key\":\"$KEY\"}" "$VD_ENROLL/v1/enroll"
+}
+denials() { # enrolment refusals in the audit log
+	"$PY" -c 'import json, sys
+print(sum(1 for l in open(sys.argv[1]) if l.strip() and json.loads(l).get("type") == "enroll" and json.loads(l).get("decision") == "deny"))' "$VDIR/state/audit.log"
+}
+N0=$(denials)
+A=$(enroll_from 127.0.0.2 1; enroll_from 127.0.0.2 2; enroll_from 127.0.0.2 3; enroll_from 127.0.0.3 4; enroll_from 127.0.0.3 5)
+[ "$A" = "403 403 429 403 403 " ] && grep -q 'enroll_per_minute_per_address' "$T/enrA3" \
+	&& pass "enrolment per address: 127.0.0.2 judged twice then 429, 127.0.0.3 judged" || fail "enrolment per address: $A $(cat "$T/enrA3")"
+[ $(($(denials) - N0)) = 4 ] && pass "the 4 judged attempts are in the audit log, the refused one is not" \
+	|| fail "enrolment refusals audited: $(($(denials) - N0))"
 vd_sanitizer_check
 vd_stop
 t_done

@@ -1,7 +1,8 @@
 /*
  * common/hmap: put, get, replace, delete and clear; binary keys (NUL bytes,
  * the empty key, keys that are prefixes of each other); growth far past the
- * size hint with every entry still found; values freed exactly once.
+ * size hint with every entry still found; removal by predicate; values freed
+ * exactly once.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,6 +66,47 @@ test_basic(void **state)
 	hmap_free(NULL, NULL);
 }
 
+static int
+is_even(void *val, void *arg)
+{
+	int *seen = arg;
+
+	(*seen)++;
+	return *(int *)val % 2 == 0;
+}
+
+/* hmap_remove_if: exactly the entries the predicate picks, each value freed once. */
+static void
+test_remove_if(void **state)
+{
+	struct hmap *m;
+	char k[16];
+	int i, *v, seen = 0;
+
+	assert_int_equal(hmap_new(4, &m), 0);
+	for (i = 0; i < 1000; i++) {
+		snprintf(k, sizeof(k), "k%d", i);
+		assert_non_null(v = malloc(sizeof(*v)));
+		*v = i;
+		assert_int_equal(hmap_put(m, k, strlen(k), v), 0);
+	}
+	freed = 0;
+	assert_int_equal(hmap_remove_if(m, is_even, &seen, count_free), 500);
+	assert_int_equal(seen, 1000);
+	assert_int_equal(freed, 500);
+	assert_int_equal(hmap_size(m), 500);
+	for (i = 0; i < 1000; i++) {
+		snprintf(k, sizeof(k), "k%d", i);
+		v = hmap_get(m, k, strlen(k));
+		if (i % 2 == 0)
+			assert_null(v);
+		else
+			assert_int_equal(*v, i);
+	}
+	assert_int_equal(hmap_remove_if(m, is_even, &seen, count_free), 0);
+	hmap_free(m, free);
+}
+
 /* 100,000 entries in a map sized for 1: all found, deletions exact, values freed once. */
 static void
 test_growth(void **state)
@@ -110,6 +152,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_basic),
 		cmocka_unit_test(test_growth),
+		cmocka_unit_test(test_remove_if),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

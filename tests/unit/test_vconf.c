@@ -121,11 +121,13 @@ test_example(void **state)
 	assert_int_equal(ex.max_connections, def.max_connections);
 	assert_int_equal(ex.max_connections_per_address, def.max_connections_per_address);
 	assert_int_equal(ex.enroll_per_minute, def.enroll_per_minute);
+	assert_int_equal(ex.enroll_per_minute_per_address, def.enroll_per_minute_per_address);
 	assert_int_equal(ex.tls_signs_per_second, def.tls_signs_per_second);
 	assert_int_equal(ex.request_timeout, def.request_timeout);
 	assert_int_equal(def.max_connections, 4096);
 	assert_int_equal(def.max_connections_per_address, 256);
 	assert_int_equal(def.enroll_per_minute, 60);
+	assert_int_equal(def.enroll_per_minute_per_address, 20);
 	assert_int_equal(def.tls_signs_per_second, 200);
 	vconf_free(&ex);
 	vconf_free(&def);
