@@ -76,6 +76,17 @@ hmap_clear(struct hmap *m, void (*free_val)(void *))
 	m->size = 0;
 }
 
+void
+hmap_each(const struct hmap *m, void (*fn)(void *val, void *arg), void *arg)
+{
+	const struct hent *e;
+	size_t i;
+
+	for (i = 0; i < m->nb; i++)
+		for (e = m->b[i]; e != NULL; e = e->next)
+			fn(e->val, arg);
+}
+
 size_t
 hmap_remove_if(
     struct hmap *m, int (*pred)(void *val, void *arg), void *arg, void (*free_val)(void *))

@@ -30,6 +30,9 @@ int hmap_put(struct hmap *m, const void *key, size_t klen, void *val);
 /* Remove key: its value, or NULL if it was not there. */
 void *hmap_del(struct hmap *m, const void *key, size_t klen);
 
+/* Call fn with each value, in no particular order; fn must not change the map. */
+void hmap_each(const struct hmap *m, void (*fn)(void *val, void *arg), void *arg);
+
 /* Remove the entries whose value pred() says 1 to (freeing each with free_val
  * unless it is NULL): how many went. */
 size_t hmap_remove_if(

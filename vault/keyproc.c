@@ -376,6 +376,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	uint64_t since = audit_seq(kp->audit) - kp->seq_at_checkpoint;
 
 	kp_nonce_flush(kp);
+	kp_rates_flush(kp);
 	prune_nonces(kp);
 	if (since >= (uint64_t)kp->cfg->audit_checkpoint_records ||
 	    (since > 0 && metrics_now() - kp->last_checkpoint >= kp->cfg->audit_checkpoint_seconds))
@@ -545,7 +546,8 @@ open_all(struct kp *kp)
 	kp->audit_key = k.hk;
 	if ((r = audit_open(kp->cfg->audit_file, &kp->audit)) != 0 ||
 	    (r = recover_nonces(kp)) != 0 || (r = kp_nonces_init(kp)) != 0 ||
-	    (r = pol_load_file(kp->cfg->policy_file, &kp->pol)) != 0)
+	    (r = pol_load_file(kp->cfg->policy_file, &kp->pol)) != 0 ||
+	    (r = kp_rates_load(kp)) != 0)
 		return r;
 	if ((kp->m = metrics_new()) == NULL)
 		return SV_ENOMEM;
@@ -600,6 +602,7 @@ close_all(struct kp *kp)
 		if (kp->st != NULL && state_durable(kp->st, 1) == 0) {
 			/* Nonces written, database current: no recovery scan next start. */
 			kp_nonce_flush(kp);
+			kp_rates_flush(kp);
 			if (state_begin(kp->st) == 0 &&
 			    (kp_mark_seq(kp, kp_nonce_floor(kp)) != 0 || state_commit(kp->st) != 0))
 				state_rollback(kp->st);

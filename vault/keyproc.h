@@ -44,6 +44,7 @@ struct kp_account {
 struct kp_rate {
 	char shadow[SV_NAME_MAX + 1];
 	struct sv_bucket b;
+	int dirty;		  /* changed since kp_rates_flush() */
 	double recorded;	  /* when a rate-limit refusal was last audited (< 0: never) */
 	unsigned long unrecorded; /* refusals since then, not audited */
 };
@@ -170,5 +171,17 @@ size_t kp_nonce_pending(const struct kp *kp);
 uint64_t kp_nonce_floor(const struct kp *kp);
 /* Record seq as that point ('nonce_seq') in the open state transaction. */
 int kp_mark_seq(struct kp *kp, uint64_t seq);
+
+/*
+ * Per-shadow rate limits (kp_rate.c).  kp_rate_take: a token for the
+ * shadow's request, 1 if it may go now, else 0 and *wait seconds; *rp is its
+ * entry (NULL: no memory).  A shadow without a policy gets the policy
+ * language's default, so that its refusals, each an audit record, are bounded
+ * too.  The buckets are kept in the state database: kp_rates_load at start,
+ * kp_rates_flush (the changed ones) every second and at shutdown.
+ */
+int kp_rate_take(struct kp *kp, const char *shadow, int *wait, struct kp_rate **rp);
+int kp_rates_load(struct kp *kp);
+int kp_rates_flush(struct kp *kp);
 
 #endif

@@ -228,43 +228,6 @@ kp_shadow(struct kp *kp, const char *serial, char *name)
 	return 0;
 }
 
-/*
- * Token bucket per shadow, for every request it sends (malformed ones too):
- * 1 if it may go now, else 0 and *wait seconds; *rp is its entry (NULL: no
- * memory).  A shadow without a policy gets the policy language's default,
- * so that its refusals, each an audit record, are bounded too.
- */
-static int
-rate_ok(struct kp *kp, const char *shadow, int *wait, struct kp_rate **rp)
-{
-	unsigned per_minute = POL_RATE_PER_MINUTE, burst = POL_RATE_BURST;
-	struct kp_rate *r;
-	double now = metrics_now(), rate;
-
-	*wait = 0;
-	*rp = NULL;
-	if (pol_rate(kp->pol, shadow, &per_minute, &burst) != 0) {
-		per_minute = POL_RATE_PER_MINUTE;
-		burst = POL_RATE_BURST;
-	}
-	rate = per_minute / 60.0;
-	if (kp->rates == NULL && hmap_new(0, &kp->rates) != 0)
-		return 0;
-	if ((r = hmap_get(kp->rates, shadow, strlen(shadow))) == NULL) {
-		if ((r = calloc(1, sizeof(*r))) == NULL)
-			return 0;
-		snprintf(r->shadow, sizeof(r->shadow), "%s", shadow);
-		sv_bucket_init(&r->b, burst, now);
-		r->recorded = -1; /* never */
-		if (hmap_put(kp->rates, shadow, strlen(shadow), r) != 0) {
-			free(r);
-			return 0;
-		}
-	}
-	*rp = r;
-	return sv_bucket_take(&r->b, rate, burst, now, wait);
-}
-
 /* 1 if the nonce was never signed (and remember it), 0 if it was (or *err). */
 static int
 nonce_fresh(struct kp *kp, const char *nonce, int *err)
@@ -535,7 +498,7 @@ kp_sign(struct kp *kp, const json_t *req)
 		goto out;
 	}
 	/* Then its rate limit, before anything else that would be audited. */
-	if (!rate_ok(kp, q.shadow, &wait, &rt)) {
+	if (!kp_rate_take(kp, q.shadow, &wait, &rt)) {
 		resp = limited(kp, rt, &q, wait);
 		goto out;
 	}
@@ -577,7 +540,7 @@ kp_account_info(struct kp *kp, const json_t *req)
 		return kp_problem(
 		    403, "revoked", "Forbidden", "client certificate revoked or unknown", 0);
 	/* The same bucket as its signing requests (this answer is not audited). */
-	if (!rate_ok(kp, shadow, &wait, &rt))
+	if (!kp_rate_take(kp, shadow, &wait, &rt))
 		return kp_problem(429, "rate-limited", "Too many requests",
 		    "request rate limit of this shadow reached", wait);
 	if (pol_eval_account(kp->pol, shadow, name, &d) != 0 || !d.allow)

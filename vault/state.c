@@ -83,6 +83,11 @@ static const char *const migrations[] = {
 	"ALTER TABLE keys_v3 RENAME TO keys;"
 	"CREATE UNIQUE INDEX keys_current ON keys (name) WHERE state = 'current';"
 	"CREATE UNIQUE INDEX keys_pending ON keys (name) WHERE state = 'pending';",
+	/* 3 -> 4: per-shadow rate-limit buckets that have not refilled (vault/kp_rate.c). */
+	"CREATE TABLE rate_buckets ("
+	" shadow TEXT PRIMARY KEY,"
+	" millitokens INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

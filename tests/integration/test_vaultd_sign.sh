@@ -18,6 +18,7 @@ shadows = {
   web1 = { accounts = [ "le" ]; names = [ "master.test", "*.master.test" ]; };
   web2 = { accounts = [ "le" ]; names = [ "other.test" ]; operations = [ "new-order", "fetch" ]; };
   web3 = { accounts = [ "le" ]; names = [ "rate.test" ]; rate = { per_minute = 1; burst = 2; }; };
+  web4 = { accounts = [ "le" ]; names = [ "rate.test" ]; rate = { per_minute = 1; burst = 3; }; };
 };
 POL
 vd_start || { t_done; exit 1; }
@@ -29,7 +30,7 @@ expect_rc 6 "a key cannot serve two accounts" "$VC" -c "$VCONF" account register
 	--directory "$PEBBLE_URL" --key le --ca-file "$PEBBLE_CA" --agree-tos
 expect_rc 0 "account show" "$VC" -c "$VCONF" account show le
 expect_out "accounturi=https://127.0.0.1" "account show prints the CAA record"
-for s in web1 web2 web3; do
+for s in web1 web2 web3 web4; do
 	vd_enroll "$s" && pass "enrol $s" || fail "enrol $s"
 done
 
@@ -258,6 +259,24 @@ done
 vd_sign web1 le "$NEW_ORDER" "$N3" "$ORDER"
 expect_code 403 "after the key process was killed, that nonce is still refused"
 expect_problem nonce-replay "refused as a replay after the restart"
+# Rate limits outlive the key process: web4 spends its burst of 3 (1 a minute), the buckets
+# reach the database within a second, and after the key process is killed the new one
+# still refuses web4 (a fresh bucket would allow 3 more).
+for i in 1 2 3 4; do vd_sign web4 le "${NEW_ORDER%/*}/order/k$i" "k$i" ''; echo "$CODE"; done >"$T/web4"
+[ "$(tr '\n' ' ' <"$T/web4")" = "200 200 200 429 " ] && pass "web4 spent its burst of 3" || fail "web4: $(tr '\n' ' ' <"$T/web4")"
+sleep 1.5
+[ "$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM rate_buckets WHERE shadow = 'web4'")" = 1 ] \
+	&& pass "its bucket is in the state database" || fail "no rate_buckets row for web4"
+old=$(vd_child keyproc)
+kill -9 "$old"
+for i in $(seq 60); do
+	sleep 0.1
+	new=$(vd_child keyproc) && [ "$new" != "$old" ] && [ "$(vd_health)" = 200 ] && break
+done
+vd_sign web4 le "${NEW_ORDER%/*}/order/k5" k5 ''
+expect_code 429 "after the key process was killed, web4 is still rate limited"
+grep -q "rate limits of [0-9]* shadows* carried over" "$T/vaultd.log" && pass "the carried-over buckets are logged" \
+	|| fail "no carry-over log line"
 vd_stop
 old_rows=$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM nonces WHERE hash = zeroblob(31) || X'01'")
 new_rows=$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM nonces WHERE hash = zeroblob(31) || X'02'")

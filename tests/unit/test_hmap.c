@@ -1,8 +1,8 @@
 /*
  * common/hmap: put, get, replace, delete and clear; binary keys (NUL bytes,
  * the empty key, keys that are prefixes of each other); growth far past the
- * size hint with every entry still found; removal by predicate; values freed
- * exactly once.
+ * size hint with every entry still found; removal by predicate and a walk
+ * over every value; values freed exactly once.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,7 +75,14 @@ is_even(void *val, void *arg)
 	return *(int *)val % 2 == 0;
 }
 
-/* hmap_remove_if: exactly the entries the predicate picks, each value freed once. */
+static void
+add_up(void *val, void *arg)
+{
+	*(int *)arg += *(int *)val;
+}
+
+/* hmap_remove_if: exactly the entries the predicate picks, each value freed once;
+ * hmap_each: every value left, once. */
 static void
 test_remove_if(void **state)
 {
@@ -104,6 +111,9 @@ test_remove_if(void **state)
 			assert_int_equal(*v, i);
 	}
 	assert_int_equal(hmap_remove_if(m, is_even, &seen, count_free), 0);
+	seen = 0;
+	hmap_each(m, add_up, &seen); /* every value once: the odd numbers below 1000 */
+	assert_int_equal(seen, 250000);
 	hmap_free(m, free);
 }
 
