@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The shadow client against real faults, with Pebble, vaultd and SoftHSM2:
 # dns-01 through a hook (pebble-challtestsrv's DNS), webroot http-01, the
-# deploy hook only on change, renew only what is due; and a CA unreachable,
+# deploy hook only on change, renew only what is due (and warns when the
+# vault identity nears its expiry); and a CA unreachable,
 # the vault unreachable, a vault denial and a failing challenge each give a
 # clear error and leave the installed certificate untouched.
 . "$(dirname "$0")/lib.sh"
@@ -12,7 +13,8 @@ trap 'bash "$PEB" stop "$T/pebble" >/dev/null 2>&1; t_cleanup' EXIT
 bash "$PEB" start "$T/pebble" --authz-reuse 0 --nonce-reject 20 --alternate-roots 1 >"$T/p.out" 2>&1 || { cat "$T/p.out"; fail "pebble"; t_done; exit 1; }
 . "$T/pebble/env"
 
-vd_setup
+# Identity certificates valid 20 days: inside the 30 days in which renew and status warn.
+vd_setup 'shadow_cert_days = 20;'
 cat >"$VDIR/state/policies.conf" <<POL
 shadows = {
   web = { accounts = [ "le" ]; names = [ "a.test", "b.test", "c.test", "d.test", "*.w.test" ];
@@ -103,6 +105,8 @@ kill "$WWW"; wait "$WWW" 2>/dev/null
 # renew: nothing due -> nothing changes, no hook.
 S renew
 [ "$RC" = 0 ] && grep -q "0 renewed, 0 failed" "$T/out" && pass "renew: nothing due" || { fail "renew idle: $RC"; cat "$T/out" "$T/err"; }
+grep -Eq "warning: this server's vault identity certificate expires on 20[0-9-]{8}T[0-9:]{5}Z \(in 1[89] days\): have it enrolled again" "$T/err" \
+	&& pass "renew warns that the vault identity expires within 30 days" || { fail "no identity warning"; cat "$T/err"; }
 same a.test && pass "renew left a.test alone" || fail "a.test changed"
 [ "$(wc -l <"$T/hook.log")" = 1 ] && pass "deploy hook did not run without a change" || fail "hook ran again"
 # A certificate inside its renewal window (forged to expire tomorrow) is renewed; others are not.
@@ -182,6 +186,8 @@ run "$SH" -c "$T/long.conf" --state-dir "$T/sh-web" status
 	&& pass "an over-long setting: exit 3 with file and line" || { fail "long setting: exit $RC"; cat "$T/err"; }
 S status
 grep -q "^a.test" "$T/out" && grep -q "^_.w.test" "$T/out" && pass "status lists the lineages" || { fail "status"; cat "$T/out"; }
+grep -Eq "^vault identity: expires 20[0-9-]{8}T[0-9:]{5}Z \(1[89] days left\)$" "$T/out" && pass "status shows the vault identity's expiry" \
+	|| { fail "status identity"; cat "$T/out"; }
 S --json status
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {x["name"] for x in d} >= {"a.test","b.test","d.test","_.w.test"}' "$T/out" \
 	&& pass "status --json" || fail "status json"

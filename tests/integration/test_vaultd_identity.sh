@@ -95,6 +95,13 @@ vd_api web1 GET /v1/health
 expect_code 200 "other shadows are unaffected"
 expect_rc 0 "shadow list" "$VC" -c "$VCONF" shadow list
 grep -q '^web2  *revoked' "$T/out" && pass "web2 listed as revoked" || fail "shadow list state"
+# Enrolled again the documented way (a new certificate before the old one expires): add the
+# revoked shadow again and enrol with the new token and --force.
+TOK2=$("$VC" -c "$VCONF" --json shadow add web2 | json_get /dev/stdin '["token"]')
+expect_rc 0 "a revoked shadow enrols again with a new token (--force)" \
+	"$SH" -q --state-dir "$T/sh-web2" enroll --vault "$VD_ENROLL" --token "$TOK2" --ca "$VD_CA" --force
+vd_api web2 GET /v1/health
+expect_code 200 "web2 is served again with its new certificate"
 expect_rc 5 "revoking an unknown shadow" "$VC" -c "$VCONF" shadow revoke nosuch
 vd_stop
 vd_sanitizer_check
