@@ -204,6 +204,8 @@ dispatch(struct kp *kp, const struct ipc_msg *m)
 		resp = kp_sign(kp, req);
 	else if (m->type == IPC_ACCOUNT)
 		resp = kp_account_info(kp, req);
+	else if (m->type == IPC_RENEW)
+		resp = kp_renew(kp, req);
 	else
 		resp = kp_enroll(kp, req);
 	json_decref(req);
@@ -464,6 +466,8 @@ define_metrics(struct metrics *m)
 	metrics_define(m, "shadowvault_denials_total", "counter", "Requests refused, by reason");
 	metrics_define(
 	    m, "shadowvault_enrollments_total", "counter", "Shadow enrolments, by result");
+	metrics_define(m, "shadowvault_renewals_total", "counter",
+	    "Shadow client certificates renewed by the shadows, by result");
 	metrics_define(m, "shadowvault_hsm_sign_seconds", "histogram", "Latency of HSM signing");
 	metrics_define(m, "shadowvault_audit_commit_seconds", "histogram",
 	    "Latency of writing and syncing a batch of audit records");

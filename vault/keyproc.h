@@ -38,6 +38,7 @@ struct kp_account {
 	int loaded;
 };
 
+#define KP_SERIAL_MAX 64 /* hex digits of a certificate serial from netproc */
 /* Certificate serials cached (-> active shadow); past this the cache starts afresh. */
 #define KP_SERIALS_MAX 4096
 
@@ -132,6 +133,13 @@ json_t *kp_sign_pending(struct kp *kp, struct kp_pending *p);
 void kp_pending_free(struct kp_pending *p);
 json_t *kp_account_info(struct kp *kp, const json_t *req);
 json_t *kp_enroll(struct kp *kp, const json_t *req);
+/*
+ * A new client certificate for the shadow holding certificate serial, in the
+ * last KP_RENEW_DAYS of that one's validity (the old one stays valid until it
+ * expires; an earlier renewal of the same certificate is revoked).
+ */
+#define KP_RENEW_DAYS 30
+json_t *kp_renew(struct kp *kp, const json_t *req);
 
 /* Accounts cache: find by name (loading it if needed); NULL with a detail if absent. */
 struct kp_account *kp_account(struct kp *kp, const char *name);
@@ -181,6 +189,12 @@ int kp_mark_seq(struct kp *kp, uint64_t seq);
  * kp_rates_flush (the changed ones) every second and at shutdown.
  */
 int kp_rate_take(struct kp *kp, const char *shadow, int *wait, struct kp_rate **rp);
+/*
+ * For requests whose refusals are not audited: the active shadow holding
+ * certificate serial, past its rate limit (NULL, shadow filled), or the
+ * refusal to answer (403 revoked or unknown, 429).
+ */
+json_t *kp_shadow_admit(struct kp *kp, const char *serial, char *shadow);
 int kp_rates_load(struct kp *kp);
 int kp_rates_flush(struct kp *kp);
 

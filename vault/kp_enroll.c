@@ -1,5 +1,5 @@
 /*
- * kp_enroll: shadow enrolment in the key process.  A shadow presents its
+ * kp_enroll: shadow enrolment and renewal in the key process.  A shadow presents its
  * one-time token, a CSR for the TLS key it made itself and its X25519 box
  * public key; the key process checks the token (unused, unexpired, shadow
  * pending), issues a client certificate from the shadow CA (signed in the
@@ -68,9 +68,10 @@ not_after(const X509 *x)
 	return (int64_t)timegm(&tm);
 }
 
-/* Issue and record; on success *cert is the new certificate. */
+/* A client certificate for shadow name from the CSR's key (nothing else of it). */
 static int
-issue(struct kp *kp, const struct ereq *e, const char *name, X509 **cert, char *serial, char *fpr)
+make_cert(
+    struct kp *kp, const char *csr_pem, const char *name, X509 **cert, char *serial, char *fpr)
 {
 	struct sca_profile p;
 	X509_REQ *csr = NULL;
@@ -81,15 +82,28 @@ issue(struct kp *kp, const struct ereq *e, const char *name, X509 **cert, char *
 	p.cn = name;
 	p.days = kp->cfg->shadow_cert_days;
 	p.server = 0;
-	if ((r = sca_csr_parse((const uint8_t *)e->csr, strlen(e->csr), &csr)) != 0)
+	if ((r = sca_csr_parse((const uint8_t *)csr_pem, strlen(csr_pem), &csr)) != 0)
 		return r;
 	r = sca_issue(kp->ca_priv, kp->ca, csr, &p, cert);
 	X509_REQ_free(csr);
-	if (r != 0)
+	if (r == 0 &&
+	    ((r = sca_serial_hex(*cert, serial, SCA_HEX_MAX)) != 0 ||
+		(r = sca_fingerprint(*cert, fpr, SCA_HEX_MAX)) != 0)) {
+		X509_free(*cert);
+		*cert = NULL;
+	}
+	return r;
+}
+
+/* Issue and record; on success *cert is the new certificate. */
+static int
+issue(struct kp *kp, const struct ereq *e, const char *name, X509 **cert, char *serial, char *fpr)
+{
+	int r;
+
+	if ((r = make_cert(kp, e->csr, name, cert, serial, fpr)) != 0)
 		return r;
-	if ((r = sca_serial_hex(*cert, serial, SCA_HEX_MAX)) != 0 ||
-	    (r = sca_fingerprint(*cert, fpr, SCA_HEX_MAX)) != 0 ||
-	    (r = shadows_enrolled(
+	if ((r = shadows_enrolled(
 		 kp->st, e->token, name, e->box_pk, serial, fpr, not_after(*cert))) != 0) {
 		X509_free(*cert);
 		*cert = NULL;
@@ -151,6 +165,72 @@ out:
 	free(ca);
 	X509_free(cert);
 	free(e.box_pk);
+	return resp;
+}
+
+/* A renewal refused (audited: it passed the shadow's rate limit). */
+static json_t *
+refuse_renew(struct kp *kp, int status, const char *code, const char *detail, const char *shadow,
+    const char *serial)
+{
+	kp_audit(kp, "renew",
+	    json_pack("{s:s, s:s, s:s, s:s, s:s}", "shadow", shadow, "replaces", serial, "decision",
+		"deny", "code", code, "reason", detail));
+	metrics_add(kp->m, "shadowvault_renewals_total", 1, "result", code, NULL);
+	return kp_problem(status, code, status == 400 ? "Bad request" : "Forbidden", detail, 0);
+}
+
+json_t *
+kp_renew(struct kp *kp, const json_t *req)
+{
+	const char *serial = json_string_value(json_object_get(req, "serial"));
+	const char *csr = json_string_value(json_object_get(req, "csr"));
+	char name[SV_NAME_MAX + 1], nserial[SCA_HEX_MAX], fpr[SCA_HEX_MAX], detail[128];
+	int64_t old_na, now = (int64_t)time(NULL);
+	X509 *cert = NULL;
+	char *pem = NULL;
+	json_t *resp;
+	int r, nrev = 0;
+
+	if (serial == NULL || csr == NULL || strlen(serial) > KP_SERIAL_MAX ||
+	    strlen(csr) > SCA_PEM_MAX)
+		return kp_problem(
+		    400, "malformed", "Bad request", "renewal needs serial and csr", 0);
+	/* The shadow's bucket bounds what it can make the vault write: past it, no record. */
+	if ((resp = kp_shadow_admit(kp, serial, name)) != NULL)
+		return resp;
+	if ((r = kp_txn(kp)) != 0 || (r = shadows_cert_expiry(kp->st, serial, &old_na)) != 0)
+		return kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);
+	if (old_na - now > (int64_t)KP_RENEW_DAYS * 86400) {
+		snprintf(detail, sizeof(detail),
+		    "this certificate can be renewed in its last %d days, from %lld", KP_RENEW_DAYS,
+		    (long long)(old_na - (int64_t)KP_RENEW_DAYS * 86400));
+		return refuse_renew(kp, 403, "too-early", detail, name, serial);
+	}
+	if ((r = make_cert(kp, csr, name, &cert, nserial, fpr)) != 0)
+		return refuse_renew(kp,
+		    r == SV_EINVAL || r == SV_EDENIED || r == SV_ETOOBIG ? 400 : 500, "bad-csr",
+		    sv_errmsg(r), name, serial);
+	if ((r = shadows_renewed(kp->st, name, serial, nserial, fpr, not_after(cert), &nrev)) !=
+		0 ||
+	    (r = sca_cert_pem(cert, &pem)) != 0) {
+		resp = kp_problem(500, "internal", "Internal error", sv_errmsg(r), 0);
+		goto out;
+	}
+	kp_shadows_reset(kp);
+	if (nrev > 0)
+		kp_push_peers(kp); /* an earlier renewal of the same certificate is revoked */
+	kp_audit(kp, "renew",
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "shadow", name, "serial", nserial,
+		"replaces", serial, "fingerprint", fpr, "decision", "allow", "revoked", nrev));
+	metrics_add(kp->m, "shadowvault_renewals_total", 1, "result", "ok", NULL);
+	sv_info("shadow %s renewed its certificate %s as %s", name, serial, nserial);
+	resp = kp_ok(201,
+	    json_pack("{s:s, s:s, s:I}", "certificate", pem, "serial", nserial, "not_after",
+		(json_int_t)not_after(cert)));
+out:
+	free(pem);
+	X509_free(cert);
 	return resp;
 }
 

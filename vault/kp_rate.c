@@ -78,6 +78,21 @@ kp_rate_take(struct kp *kp, const char *shadow, int *wait, struct kp_rate **rp)
 	return sv_bucket_take(&r->b, rate, burst, now, wait);
 }
 
+json_t *
+kp_shadow_admit(struct kp *kp, const char *serial, char *shadow)
+{
+	struct kp_rate *rt;
+	int wait;
+
+	if (kp_shadow(kp, serial, shadow) != 0)
+		return kp_problem(
+		    403, "revoked", "Forbidden", "client certificate revoked or unknown", 0);
+	if (!kp_rate_take(kp, shadow, &wait, &rt))
+		return kp_problem(429, "rate-limited", "Too many requests",
+		    "request rate limit of this shadow reached", wait);
+	return NULL;
+}
+
 static int64_t
 wall_ms(void)
 {

@@ -25,8 +25,7 @@
 #include "shadows.h"
 #include "sv_err.h"
 
-#define NONCE_MAX  256
-#define SERIAL_MAX 64
+#define NONCE_MAX 256
 
 /* Every field a sign request needs, borrowed from the request JSON. */
 struct sreq {
@@ -260,7 +259,7 @@ parse_sreq(const json_t *req, struct sreq *q)
 	q->url = json_string_value(json_object_get(req, "url"));
 	q->nonce = json_string_value(json_object_get(req, "nonce"));
 	q->payload_b64 = json_string_value(json_object_get(req, "payload"));
-	if (q->serial == NULL || strlen(q->serial) > SERIAL_MAX || q->account == NULL ||
+	if (q->serial == NULL || strlen(q->serial) > KP_SERIAL_MAX || q->account == NULL ||
 	    q->url == NULL || q->nonce == NULL || q->payload_b64 == NULL)
 		return sv_seterr(SV_EINVAL, "request needs serial, account, url, nonce, payload");
 	if (sv_name_check(q->account, "account name") != 0)
@@ -488,7 +487,7 @@ kp_sign(struct kp *kp, const json_t *req)
 	if ((r = parse_sreq(req, &q)) != 0)
 		snprintf(bad, sizeof(bad), "%s", sv_errmsg(r));
 	/* Who it is first (netproc took the serial from the verified certificate). */
-	if (q.serial == NULL || strlen(q.serial) > SERIAL_MAX) {
+	if (q.serial == NULL || strlen(q.serial) > KP_SERIAL_MAX) {
 		resp = deny(kp, &q, NULL, 400, "malformed", bad, 0);
 		goto out;
 	}
@@ -531,18 +530,13 @@ kp_account_info(struct kp *kp, const json_t *req)
 	char shadow[SV_NAME_MAX + 1];
 	struct pol_decision d;
 	struct kp_account *a;
-	struct kp_rate *rt;
-	int wait;
+	json_t *refused;
 
-	if (serial == NULL || name == NULL || strlen(serial) > SERIAL_MAX)
+	if (serial == NULL || name == NULL || strlen(serial) > KP_SERIAL_MAX)
 		return kp_problem(400, "malformed", "Bad request", "serial and account needed", 0);
-	if (kp_shadow(kp, serial, shadow) != 0)
-		return kp_problem(
-		    403, "revoked", "Forbidden", "client certificate revoked or unknown", 0);
 	/* The same bucket as its signing requests (this answer is not audited). */
-	if (!kp_rate_take(kp, shadow, &wait, &rt))
-		return kp_problem(429, "rate-limited", "Too many requests",
-		    "request rate limit of this shadow reached", wait);
+	if ((refused = kp_shadow_admit(kp, serial, shadow)) != NULL)
+		return refused;
 	if (pol_eval_account(kp->pol, shadow, name, &d) != 0 || !d.allow)
 		return kp_problem(403, d.code, "Forbidden", d.reason, 0);
 	if ((a = kp_account(kp, name)) == NULL)

@@ -366,31 +366,62 @@ exact_strings(
 	return 0;
 }
 
+/*
+ * The body of a POST that must hold exactly the string members keys[0..n),
+ * each within its cap; NULL once the request has been answered (405, 400 or
+ * 413).
+ */
+static json_t *
+post_body(struct np *np, struct evhttp_request *req, const char *endpoint, const char *const *keys,
+    const size_t *caps, size_t n)
+{
+	char why[96];
+	json_t *b;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		problem(np, req, endpoint, 405, "method", "Method not allowed", "use POST", 0);
+		return NULL;
+	}
+	if ((b = body_json(np, req, endpoint)) == NULL)
+		return NULL;
+	if (exact_strings(b, keys, caps, n, why, sizeof(why)) != 0) {
+		json_decref(b);
+		problem(np, req, endpoint, 400, "malformed", "Bad request", why, 0);
+		return NULL;
+	}
+	return b;
+}
+
 static void
 do_sign(struct np *np, struct evhttp_request *req, const char *account, const char *serial,
     const char *cn)
 {
 	static const char *const keys[] = { "url", "nonce", "payload" };
 	static const size_t caps[] = { NP_URL_MAX, NP_NONCE_MAX, NP_PAYLOAD_B64MAX };
-	char why[96];
 	json_t *b, *msg;
 
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		problem(np, req, "sign", 405, "method", "Method not allowed", "use POST", 0);
+	if ((b = post_body(np, req, "sign", keys, caps, 3)) == NULL)
 		return;
-	}
-	if ((b = body_json(np, req, "sign")) == NULL)
-		return;
-	if (exact_strings(b, keys, caps, 3, why, sizeof(why)) != 0) {
-		json_decref(b);
-		problem(np, req, "sign", 400, "malformed", "Bad request", why, 0);
-		return;
-	}
 	msg = json_pack("{s:s, s:s, s:s, s:O, s:O, s:O}", "serial", serial, "shadow", cn, "account",
 	    account, "url", json_object_get(b, "url"), "nonce", json_object_get(b, "nonce"),
 	    "payload", json_object_get(b, "payload"));
 	json_decref(b);
 	forward(np, req, "sign", IPC_SIGN, msg);
+}
+
+/* POST /v1/identity/renew {csr}: a new client certificate for this shadow. */
+static void
+do_renew(struct np *np, struct evhttp_request *req, const char *serial)
+{
+	static const char *const keys[] = { "csr" };
+	static const size_t caps[] = { 64 * 1024 };
+	json_t *b, *msg;
+
+	if ((b = post_body(np, req, "renew", keys, caps, 1)) == NULL)
+		return;
+	msg = json_pack("{s:s, s:O}", "serial", serial, "csr", json_object_get(b, "csr"));
+	json_decref(b);
+	forward(np, req, "renew", IPC_RENEW, msg);
 }
 
 /* 1 if the peer address is in metrics_allow. */
@@ -472,6 +503,8 @@ route_api(struct evhttp_request *req, void *arg)
 		forward(np, req, "metrics", IPC_METRICS, json_object());
 	else if (strncmp(path, "/v1/acme/accounts/", 18) == 0)
 		route_account(np, req, path + 18, serial, cn);
+	else if (strcmp(path, "/v1/identity/renew") == 0)
+		do_renew(np, req, serial);
 	else if (strncmp(path, "/v1/bundles/", 12) == 0)
 		problem(np, req, "bundles", 501, "not-implemented", "Not implemented",
 		    "key bundles are not served by this version", 0);

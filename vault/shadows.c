@@ -151,6 +151,43 @@ shadows_enrolled(struct state *st, const char *token, const char *name, const ui
 }
 
 int
+shadows_cert_expiry(struct state *st, const char *serial, int64_t *not_after)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	*not_after = 0;
+	if ((r = state_prep(
+		 st, &s, "SELECT not_after FROM shadow_certs WHERE serial = ?1", "t", serial)) != 0)
+		return r;
+	if ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		*not_after = sqlite3_column_int64(s, 0);
+		r = 0;
+	} else {
+		r = r == SQLITE_DONE ? sv_seterr(SV_ENOTFOUND, "no certificate with that serial")
+				     : state_err(st, "reading a certificate");
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+shadows_renewed(struct state *st, const char *name, const char *replaces, const char *serial,
+    const char *fingerprint, int64_t not_after, int *revoked)
+{
+	int r;
+
+	if ((r = state_exec(st, "revoking earlier renewals", revoked,
+		 "UPDATE shadow_certs SET revoked = 1 WHERE replaces = ?1 AND revoked = 0", "t",
+		 replaces)) != 0)
+		return r;
+	return state_exec(st, "recording certificate", NULL,
+	    "INSERT INTO shadow_certs (serial, shadow, fingerprint, not_after, replaces) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5)",
+	    "tttit", serial, name, fingerprint, not_after, replaces);
+}
+
+int
 shadows_revoke(struct state *st, const char *name)
 {
 	int r, n;

@@ -42,6 +42,18 @@ int shadows_token_check(struct state *st, const char *token, char *name);
 int shadows_enrolled(struct state *st, const char *token, const char *name, const uint8_t *box_pk,
     const char *serial, const char *fingerprint, int64_t not_after);
 
+/* The expiry (seconds since the epoch) of the certificate with this serial. */
+int shadows_cert_expiry(struct state *st, const char *serial, int64_t *not_after);
+
+/*
+ * Record a certificate shadow name renewed itself with certificate replaces
+ * (in the caller's transaction).  Certificates issued earlier to replace the
+ * same one are revoked (*revoked: how many), so each certificate has at most
+ * one valid successor.
+ */
+int shadows_renewed(struct state *st, const char *name, const char *replaces, const char *serial,
+    const char *fingerprint, int64_t not_after, int *revoked);
+
 /* Revoke a shadow and all its certificates.  SV_ENOTFOUND if unknown. */
 int shadows_revoke(struct state *st, const char *name);
 

@@ -31,6 +31,23 @@ grep -q "CN = web1" "$T/c.txt" && grep -q "Client Authentication" "$T/c.txt" \
 vd_api web1 GET /v1/health
 expect_code 200 "an enrolled shadow is served"
 
+# Renewing the client certificate (POST /v1/identity/renew): only in its last 30 days, so a
+# fresh 365-day one is refused (audited); a body other than {csr}, another method and a
+# client without a certificate are refused before the key process.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/r.key" -subj /CN=x -out "$T/r.csr" 2>/dev/null
+RBODY=$("$PY" -c 'import json,sys; print(json.dumps({"csr": open(sys.argv[1]).read()}))' "$T/r.csr")
+vd_api web1 POST /v1/identity/renew "$RBODY"
+expect_code 403 "renewing a fresh certificate"
+expect_problem too-early "refused as too early"
+grep -q '"type":"renew","shadow":"web1","replaces":"[0-9a-f]*","decision":"deny","code":"too-early"' "$VDIR/state/audit.log" \
+	&& pass "the refused renewal is audited" || fail "no renew record"
+vd_api web1 POST /v1/identity/renew '{"csr":"x","extra":"y"}'
+expect_code 400 "a renewal body with more than the CSR"
+vd_api web1 GET /v1/identity/renew
+expect_code 405 "renewal by GET"
+CODE=$(curl -s -o "$T/body" -w '%{http_code}' --cacert "$VD_CA" -H 'Content-Type: application/json' --data-binary "$RBODY" "$VD_API/v1/identity/renew")
+[ "$CODE" = 401 ] || [ "$CODE" = 000 ] && pass "renewal without a client certificate refused ($CODE)" || fail "renewal without a certificate: $CODE"
+
 # No resumption: every connection shows its certificate again (TLS 1.3 and 1.2).
 "$PY" - "$VD_API_PORT" "$VD_CA" "$T/sh-web1/identity" >"$T/resume.out" 2>&1 <<'PY'
 import http.client, ssl, sys
