@@ -47,59 +47,13 @@ keys_free(struct keys *k)
 }
 
 static int
-pem_of(int (*wr)(BIO *, void *), void *obj, char **out)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *data;
-	long len;
-
-	*out = NULL;
-	if (b == NULL || wr(b, obj) != 1) {
-		BIO_free(b);
-		return sv_seterr_ssl(SV_ECRYPTO, "PEM encoding");
-	}
-	len = BIO_get_mem_data(b, &data);
-	if ((*out = malloc((size_t)len + 1)) != NULL) {
-		memcpy(*out, data, (size_t)len);
-		(*out)[len] = '\0';
-	}
-	BIO_free(b);
-	return *out ? 0 : SV_ENOMEM;
-}
-
-static int
-wr_req(BIO *b, void *x)
-{
-	return PEM_write_bio_X509_REQ(b, x);
-}
-
-static int
-wr_key(BIO *b, void *k)
-{
-	return PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-}
-
-static int
 make_keys(struct keys *k)
 {
-	X509_REQ *req;
-	int r;
-
 	memset(k, 0, sizeof(*k));
 	if ((k->box_sk = sodium_malloc(crypto_box_SECRETKEYBYTES)) == NULL)
 		return SV_ENOMEM;
 	crypto_box_keypair(k->box_pk, k->box_sk);
-	if ((k->tls = EVP_EC_gen("P-256")) == NULL || (req = X509_REQ_new()) == NULL)
-		return sv_seterr_ssl(SV_ECRYPTO, "making the TLS key");
-	/* The vault names the certificate itself; the CSR only carries the key. */
-	X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
-	    (const unsigned char *)"shadow", -1, -1, 0);
-	if (X509_REQ_set_pubkey(req, k->tls) != 1 || X509_REQ_sign(req, k->tls, EVP_sha256()) <= 0)
-		r = sv_seterr_ssl(SV_ECRYPTO, "signing the CSR");
-	else
-		r = pem_of(wr_req, req, &k->csr);
-	X509_REQ_free(req);
-	return r;
+	return identity_csr(&k->tls, &k->csr);
 }
 
 /* The issued certificate must be for our key and chain to the CA we trusted. */
@@ -154,7 +108,7 @@ save(struct shadow *s, const struct keys *k, X509 *cert, const json_t *ans, cons
 
 	if ((r = api_url(enroll_url, (long)json_integer_value(json_object_get(ans, "api_port")),
 		 api, sizeof(api))) != 0 ||
-	    (r = pem_of(wr_key, k->tls, &key)) != 0 ||
+	    (r = identity_key_pem(k->tls, &key)) != 0 ||
 	    (r = b64u_encode(k->box_sk, crypto_box_SECRETKEYBYTES, &box)) != 0)
 		goto out;
 	v = json_pack("{s:O, s:O, s:s, s:s}", "name", json_object_get(ans, "name"), "serial",

@@ -45,54 +45,6 @@ asn1_time(const ASN1_TIME *t)
 	return ASN1_TIME_to_tm(t, &tm) == 1 ? timegm(&tm) : 0;
 }
 
-/*
- * This server's identity at the vault (identity/cert.pem, from enrolment):
- * its expiry, 0 if it has none or it cannot be read.  Shadows do not renew it
- * themselves: once it expires the vault refuses them until they are enrolled
- * again, so status shows it and renew warns ahead of time.
- */
-#define IDENTITY_WARN_DAYS 30
-
-static time_t
-identity_expiry(struct shadow *s)
-{
-	char path[PATH_MAX];
-	uint8_t *d = NULL;
-	size_t len;
-	BIO *b = NULL;
-	X509 *x = NULL;
-	time_t na = 0;
-
-	if (shadow_path(s, "identity/cert.pem", path, sizeof(path)) == 0 &&
-	    sv_read_file(path, 64 * 1024, &d, &len) == 0 &&
-	    (b = BIO_new_mem_buf(d, (int)len)) != NULL &&
-	    (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
-		na = asn1_time(X509_get0_notAfter(x));
-	X509_free(x);
-	BIO_free(b);
-	free(d);
-	return na;
-}
-
-static void
-identity_warn(struct shadow *s)
-{
-	time_t na = identity_expiry(s), now = time(NULL);
-	char when[32];
-	struct tm tm;
-
-	if (na == 0 || na - now > IDENTITY_WARN_DAYS * 86400)
-		return;
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%MZ", gmtime_r(&na, &tm));
-	/* Even with -q: it needs an administrator, and cron mails stderr. */
-	fprintf(stderr,
-	    "shadow: warning: this server's vault identity certificate %s %s%s%lld days): "
-	    "have it enrolled again (vaultctl shadow revoke, vaultctl shadow add, shadow "
-	    "enroll --force)\n",
-	    na <= now ? "expired on" : "expires on", when, na <= now ? " (" : " (in ",
-	    (long long)((na > now ? na - now : now - na) / 86400));
-}
-
 static int
 lineage_load(const char *out, const char *file, struct lineage *l)
 {
@@ -294,7 +246,7 @@ shadow_cmd_renew(struct shadow *s, int argc, char **argv)
 			return ch == 'h' ? SV_EXIT_OK : SV_EXIT_USAGE;
 		}
 	}
-	identity_warn(s);
+	identity_check(s, 1);
 	r = for_each(c.out, renew_one, &c);
 	if (!s->quiet && !s->json)
 		printf("renew: %d renewed, %d failed\n", c.renewed, c.failed);
@@ -347,7 +299,7 @@ shadow_cmd_status(struct shadow *s, int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "--out") == 0)
 		c.out = argv[2];
 	for_each(c.out, status_one, &c);
-	identity_warn(s);
+	identity_check(s, 0);
 	if (s->json) {
 		char *t = json_dumps(c.all, JSON_COMPACT);
 

@@ -151,7 +151,9 @@ shadow_setup(struct shadow *s, const char *config, const char *state_dir)
 		return r;
 	if (state_dir != NULL)
 		snprintf(s->state_dir, sizeof(s->state_dir), "%s", state_dir);
-	return load_enrolment(s);
+	if ((r = load_enrolment(s)) != 0)
+		return r;
+	return identity_recover(s);
 }
 
 static const struct {

@@ -79,6 +79,23 @@ void vault_resp_free(struct vault_resp *r);
 int vault_call(struct shadow *s, const char *method, const char *url, const json_t *body, int mtls,
     const char *ca_file, struct vault_resp *out);
 
+/*
+ * This server's identity at the vault (identity.c).  identity_csr: a new
+ * P-256 key and a CSR for it; identity_key_pem: the key in PEM (caller wipes
+ * and frees); identity_expiry: identity/cert.pem's notAfter (0: none);
+ * identity_recover: finish or drop a swap a crash interrupted (at start);
+ * identity_renew: a new certificate and key from the vault over the old ones;
+ * identity_check: within IDENTITY_RENEW_DAYS of the expiry, renew (if renew)
+ * or warn on stderr, even with -q.
+ */
+#define IDENTITY_RENEW_DAYS 30
+int identity_csr(EVP_PKEY **key, char **csr);
+int identity_key_pem(EVP_PKEY *key, char **out);
+time_t identity_expiry(struct shadow *s);
+int identity_recover(struct shadow *s);
+int identity_renew(struct shadow *s);
+void identity_check(struct shadow *s, int renew);
+
 int shadow_cmd_enroll(struct shadow *s, int argc, char **argv);
 int shadow_cmd_issue(struct shadow *s, int argc, char **argv);
 int shadow_cmd_renew(struct shadow *s, int argc, char **argv);

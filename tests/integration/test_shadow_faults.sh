@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The shadow client against real faults, with Pebble, vaultd and SoftHSM2:
 # dns-01 through a hook (pebble-challtestsrv's DNS), webroot http-01, the
-# deploy hook only on change, renew only what is due (and warns when the
-# vault identity nears its expiry); and a CA unreachable,
+# deploy hook only on change, renew only what is due (and the vault identity
+# in its last 30 days, swapped in as a pair, an interrupted swap finished);
+# and a CA unreachable,
 # the vault unreachable, a vault denial and a failing challenge each give a
 # clear error and leave the installed certificate untouched.
 . "$(dirname "$0")/lib.sh"
@@ -102,11 +103,23 @@ grep -q "CA said: unauthorized: .*c.test.*is invalid" "$T/err" && pass "the CA's
 [ ! -e "$L/c.test" ] && [ ! -e "$T/sh-web/archive/c.test" ] && pass "nothing installed or left for c.test" || fail "c.test installed or debris: $(ls "$T/sh-web/archive/c.test" 2>&1)"
 kill "$WWW"; wait "$WWW" 2>/dev/null
 
-# renew: nothing due -> nothing changes, no hook.
+# renew: no lineage due -> nothing changes, no hook.  The vault identity (20 days, inside
+# the last 30) is renewed: a new key and certificate, swapped in as a pair.
+ID=$T/sh-web/identity
+cp "$ID/cert.pem" "$T/idA.cert"; cp "$ID/key.pem" "$T/idA.key"
 S renew
 [ "$RC" = 0 ] && grep -q "0 renewed, 0 failed" "$T/out" && pass "renew: nothing due" || { fail "renew idle: $RC"; cat "$T/out" "$T/err"; }
-grep -Eq "warning: this server's vault identity certificate expires on 20[0-9-]{8}T[0-9:]{5}Z \(in 1[89] days\): have it enrolled again" "$T/err" \
-	&& pass "renew warns that the vault identity expires within 30 days" || { fail "no identity warning"; cat "$T/err"; }
+pair() { # CERT KEY: 0 if they belong together
+	[ "$(openssl x509 -in "$1" -noout -pubkey)" = "$(openssl pkey -in "$2" -pubout)" ]
+}
+grep -q "^vault identity renewed: certificate [0-9a-f]*$" "$T/out" && ! cmp -s "$ID/cert.pem" "$T/idA.cert" \
+	&& ! cmp -s "$ID/key.pem" "$T/idA.key" && pair "$ID/cert.pem" "$ID/key.pem" \
+	&& [ "$(stat -c %a "$ID/key.pem")" = 600 ] && [ -z "$(ls "$ID" | grep next)" ] \
+	&& pass "renew renewed the vault identity: a new key (0600) and its certificate, no debris" \
+	|| { fail "identity renewal"; cat "$T/out" "$T/err"; ls -l "$ID"; }
+openssl verify -CAfile "$ID/vault-ca.pem" "$ID/cert.pem" >/dev/null 2>&1 \
+	&& [ "$(openssl x509 -in "$ID/cert.pem" -noout -subject)" = "$(openssl x509 -in "$T/idA.cert" -noout -subject)" ] \
+	&& pass "the new certificate is from the vault's CA, for the same shadow" || fail "renewed certificate chain or subject"
 same a.test && pass "renew left a.test alone" || fail "a.test changed"
 [ "$(wc -l <"$T/hook.log")" = 1 ] && pass "deploy hook did not run without a change" || fail "hook ran again"
 # A certificate inside its renewal window (forged to expire tomorrow) is renewed; others are not.
@@ -188,6 +201,33 @@ S status
 grep -q "^a.test" "$T/out" && grep -q "^_.w.test" "$T/out" && pass "status lists the lineages" || { fail "status"; cat "$T/out"; }
 grep -Eq "^vault identity: expires 20[0-9-]{8}T[0-9:]{5}Z \(1[89] days left\)$" "$T/out" && pass "status shows the vault identity's expiry" \
 	|| { fail "status identity"; cat "$T/out"; }
+grep -Eq "warning: this server's vault identity certificate expires on 20[0-9-]{8}T[0-9:]{5}Z \(in 1[89] days\): shadow renew renews it" "$T/err" \
+	&& pass "status warns that the vault identity expires within 30 days" || { fail "no identity warning"; cat "$T/err"; }
+
+# A swap the process did not finish (killed between the two renames: new key, old
+# certificate, new certificate beside it) is finished at the next start; a certificate
+# beside the pair that does not match the key is debris and goes.
+cp "$ID/cert.pem" "$T/idB.cert"; cp "$ID/key.pem" "$T/idB.key" # renew --days 2 above renewed it too
+S renew
+cp "$ID/cert.pem" "$T/idC.cert"
+cp "$T/idC.cert" "$ID/cert.pem.next"; cp "$T/idB.cert" "$ID/cert.pem"
+S status
+cmp -s "$ID/cert.pem" "$T/idC.cert" && [ ! -e "$ID/cert.pem.next" ] && pair "$ID/cert.pem" "$ID/key.pem" \
+	&& pass "an interrupted identity swap is finished at start" || { fail "identity recovery"; ls -l "$ID"; }
+cp "$T/idB.cert" "$ID/cert.pem.next"
+S status
+cmp -s "$ID/cert.pem" "$T/idC.cert" && [ ! -e "$ID/cert.pem.next" ] && pass "a certificate.next for another key is dropped" \
+	|| { fail "identity debris"; ls -l "$ID"; }
+# Renewing the same certificate twice (the old key B used again) revokes the first renewal (C):
+# one valid successor per certificate, and a stolen old key shows by breaking the current one.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/csr.key" -subj /CN=x \
+	-out "$T/csr.pem" 2>/dev/null
+curl -s -o "$T/ren.json" -w '%{http_code}' --cacert "$ID/vault-ca.pem" --cert "$T/idB.cert" --key "$T/idB.key" \
+	-H 'Content-Type: application/json' --data-binary "$("$PY" -c 'import json,sys; print(json.dumps({"csr": open(sys.argv[1]).read()}))' "$T/csr.pem")" \
+	"$VD_API/v1/identity/renew" >"$T/ren.code"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$ID/vault-ca.pem" --cert "$ID/cert.pem" --key "$ID/key.pem" "$VD_API/v1/health")
+[ "$(cat "$T/ren.code")" = 201 ] && [ "$CODE" = 000 ] && pass "a second renewal of B revokes C, the first one" \
+	|| fail "second renewal: $(cat "$T/ren.code") $(head -c 300 "$T/ren.json"), then C: $CODE"
 S --json status
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {x["name"] for x in d} >= {"a.test","b.test","d.test","_.w.test"}' "$T/out" \
 	&& pass "status --json" || fail "status json"

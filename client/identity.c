@@ -1,0 +1,313 @@
+/*
+ * This server's identity at the vault: the TLS client key made here and the
+ * certificate the vault's shadow CA issued for it (identity/key.pem,
+ * identity/cert.pem).  Enrolment makes the first pair (enroll.c); in the last
+ * IDENTITY_RENEW_DAYS of the certificate, `shadow renew` asks the vault for
+ * a new one over the old one (POST /v1/identity/renew with a CSR for a new
+ * key) and swaps the pair in.
+ *
+ * The swap never leaves a key and a certificate that do not belong together:
+ * the new certificate, then the new key, are written beside the old ones
+ * (cert.pem.next, key.pem.next, each atomically), then key.pem.next is
+ * renamed over key.pem and cert.pem.next over cert.pem.  identity_recover()
+ * (at every start) finishes a swap a crash interrupted, or drops its debris.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sodium.h>
+
+#include "fileio.h"
+#include "shadow.h"
+#include "sv_err.h"
+
+#define ID_PEM_MAX (64 * 1024)
+
+static int
+pem_of(int (*wr)(BIO *, void *), void *obj, char **out)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data;
+	long len;
+
+	*out = NULL;
+	if (b == NULL || wr(b, obj) != 1) {
+		BIO_free(b);
+		return sv_seterr_ssl(SV_ECRYPTO, "PEM encoding");
+	}
+	len = BIO_get_mem_data(b, &data);
+	if ((*out = malloc((size_t)len + 1)) != NULL) {
+		memcpy(*out, data, (size_t)len);
+		(*out)[len] = '\0';
+	}
+	BIO_free(b);
+	return *out ? 0 : SV_ENOMEM;
+}
+
+static int
+wr_req(BIO *b, void *x)
+{
+	return PEM_write_bio_X509_REQ(b, x);
+}
+
+static int
+wr_key(BIO *b, void *k)
+{
+	return PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+}
+
+int
+identity_key_pem(EVP_PKEY *key, char **out)
+{
+	return pem_of(wr_key, key, out);
+}
+
+int
+identity_csr(EVP_PKEY **key, char **csr)
+{
+	X509_REQ *req;
+	int r;
+
+	*csr = NULL;
+	if ((*key = EVP_EC_gen("P-256")) == NULL || (req = X509_REQ_new()) == NULL)
+		return sv_seterr_ssl(SV_ECRYPTO, "making the TLS key");
+	/* The vault names the certificate itself; the CSR only carries the key. */
+	X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
+	    (const unsigned char *)"shadow", -1, -1, 0);
+	if (X509_REQ_set_pubkey(req, *key) != 1 || X509_REQ_sign(req, *key, EVP_sha256()) <= 0)
+		r = sv_seterr_ssl(SV_ECRYPTO, "signing the CSR");
+	else
+		r = pem_of(wr_req, req, csr);
+	X509_REQ_free(req);
+	return r;
+}
+
+static void *
+rd_cert(BIO *b)
+{
+	return PEM_read_bio_X509(b, NULL, NULL, NULL);
+}
+
+static void *
+rd_key(BIO *b)
+{
+	return PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+}
+
+/* The PEM object rd reads from file rel under the state directory, or NULL. */
+static void *
+load_pem(struct shadow *s, const char *rel, void *(*rd)(BIO *))
+{
+	char path[PATH_MAX];
+	uint8_t *d = NULL;
+	size_t len = 0;
+	BIO *b = NULL;
+	void *x = NULL;
+
+	if (shadow_path(s, rel, path, sizeof(path)) == 0 &&
+	    sv_read_file(path, ID_PEM_MAX, &d, &len) == 0 &&
+	    (b = BIO_new_mem_buf(d, (int)len)) != NULL)
+		x = rd(b);
+	BIO_free(b);
+	if (d != NULL) {
+		sodium_memzero(d, len); /* a key, perhaps */
+		free(d);
+	}
+	return x;
+}
+
+static X509 *
+load_cert(struct shadow *s, const char *rel)
+{
+	return load_pem(s, rel, rd_cert);
+}
+
+static time_t
+not_after(const X509 *x)
+{
+	struct tm tm;
+
+	return ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1 ? timegm(&tm) : 0;
+}
+
+time_t
+identity_expiry(struct shadow *s)
+{
+	X509 *x = load_cert(s, "identity/cert.pem");
+	time_t na = x ? not_after(x) : 0;
+
+	X509_free(x);
+	return na;
+}
+
+/* rename(from, to) under the state directory, then sync the directory. */
+static int
+rename_in(struct shadow *s, const char *from, const char *to)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	int r;
+
+	if ((r = shadow_path(s, from, a, sizeof(a))) != 0 ||
+	    (r = shadow_path(s, to, b, sizeof(b))) != 0)
+		return r;
+	if (rename(a, b) != 0)
+		return sv_seterr(SV_EIO, "renaming %s to %s: %s", a, b, strerror(errno));
+	return sv_fsync_parent(b);
+}
+
+static int
+exists_in(struct shadow *s, const char *rel)
+{
+	char p[PATH_MAX];
+
+	return shadow_path(s, rel, p, sizeof(p)) == 0 && access(p, F_OK) == 0;
+}
+
+static void
+unlink_in(struct shadow *s, const char *rel)
+{
+	char p[PATH_MAX];
+
+	if (shadow_path(s, rel, p, sizeof(p)) == 0)
+		unlink(p);
+}
+
+int
+identity_recover(struct shadow *s)
+{
+	X509 *c;
+	EVP_PKEY *k;
+	int r = 0, match;
+
+	if (!exists_in(s, "identity/cert.pem.next")) {
+		unlink_in(s, "identity/key.pem.next"); /* cannot happen in order: debris */
+		return 0;
+	}
+	if (exists_in(s, "identity/key.pem.next") &&
+	    (r = rename_in(s, "identity/key.pem.next", "identity/key.pem")) != 0)
+		return r;
+	c = load_cert(s, "identity/cert.pem.next");
+	k = load_pem(s, "identity/key.pem", rd_key);
+	match = c != NULL && k != NULL && X509_check_private_key(c, k) == 1;
+	X509_free(c);
+	EVP_PKEY_free(k);
+	if (match)
+		return rename_in(s, "identity/cert.pem.next", "identity/cert.pem");
+	unlink_in(s, "identity/cert.pem.next"); /* its key was never written */
+	return 0;
+}
+
+/* The answer must be a certificate for key, issued by the vault's CA. */
+static int
+check_renewal(struct shadow *s, const char *pem, EVP_PKEY *key, X509 **out)
+{
+	BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	X509 *ca = load_cert(s, "identity/vault-ca.pem");
+	int r = 0;
+
+	*out = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	if (*out == NULL || X509_check_private_key(*out, key) != 1)
+		r = sv_seterr(SV_EPROTO, "the vault returned no certificate for the new key");
+	else if (ca == NULL || X509_verify(*out, X509_get0_pubkey(ca)) != 1)
+		r = sv_seterr(SV_EPROTO, "the renewed certificate is not from the vault's CA");
+	X509_free(ca);
+	return r;
+}
+
+/* Write the new pair beside the old one, then swap it in (see the top). */
+static int
+install(struct shadow *s, const char *cert_pem, const char *key_pem)
+{
+	char path[PATH_MAX];
+	int r;
+
+	if ((r = shadow_path(s, "identity/cert.pem.next", path, sizeof(path))) != 0 ||
+	    (r = sv_write_file_atomic(path, cert_pem, strlen(cert_pem), 0644)) != 0 ||
+	    (r = shadow_path(s, "identity/key.pem.next", path, sizeof(path))) != 0 ||
+	    (r = sv_write_file_atomic(path, key_pem, strlen(key_pem), 0600)) != 0)
+		return r;
+	if ((r = rename_in(s, "identity/key.pem.next", "identity/key.pem")) != 0)
+		return r;
+	return rename_in(s, "identity/cert.pem.next", "identity/cert.pem");
+}
+
+int
+identity_renew(struct shadow *s)
+{
+	char url[1024], *csr = NULL, *key_pem = NULL;
+	struct vault_resp resp;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	json_t *body = NULL;
+	int r;
+
+	memset(&resp, 0, sizeof(resp));
+	if (s->api_url[0] == '\0')
+		return sv_seterr(SV_ECONFIG, "not enrolled (no vault address)");
+	snprintf(url, sizeof(url), "%s/v1/identity/renew", s->api_url);
+	if ((r = identity_csr(&key, &csr)) != 0 || (r = identity_key_pem(key, &key_pem)) != 0)
+		goto out;
+	if ((body = json_pack("{s:s}", "csr", csr)) == NULL) {
+		r = SV_ENOMEM;
+		goto out;
+	}
+	if ((r = vault_call(s, "POST", url, body, 1, s->ca_file, &resp)) != 0)
+		goto out;
+	if (resp.status != 201) {
+		r = sv_seterr(resp.status == 403 ? SV_EDENIED : SV_EPROTO,
+		    "the vault refused to renew (HTTP %ld): %s", resp.status, resp.detail);
+		goto out;
+	}
+	if ((r = check_renewal(s, json_string_value(json_object_get(resp.body, "certificate")), key,
+		 &cert)) != 0 ||
+	    (r = install(
+		 s, json_string_value(json_object_get(resp.body, "certificate")), key_pem)) != 0)
+		goto out;
+	if (!s->quiet && !s->json)
+		printf("vault identity renewed: certificate %s\n",
+		    json_string_value(json_object_get(resp.body, "serial")));
+out:
+	vault_resp_free(&resp);
+	json_decref(body);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	free(csr);
+	if (key_pem != NULL) {
+		sodium_memzero(key_pem, strlen(key_pem));
+		free(key_pem);
+	}
+	return r;
+}
+
+void
+identity_check(struct shadow *s, int renew)
+{
+	time_t na = identity_expiry(s), now = time(NULL);
+	char when[32];
+	struct tm tm;
+	int r;
+
+	if (na == 0 || na - now > IDENTITY_RENEW_DAYS * 86400)
+		return;
+	if (renew && na > now) {
+		if ((r = identity_renew(s)) == 0)
+			return;
+		fprintf(stderr, "shadow: warning: renewing the vault identity: %s\n", sv_errmsg(r));
+	}
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%MZ", gmtime_r(&na, &tm));
+	/* Even with -q: it needs attention, and cron mails stderr. */
+	fprintf(stderr,
+	    "shadow: warning: this server's vault identity certificate %s %s (%s%lld days)%s\n",
+	    na <= now ? "expired on" : "expires on", when, na <= now ? "" : "in ",
+	    (long long)((na > now ? na - now : now - na) / 86400),
+	    na <= now ? ": have it enrolled again (vaultctl shadow revoke, vaultctl shadow add, "
+			"shadow enroll --force)"
+		      : ": shadow renew renews it");
+}
