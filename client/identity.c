@@ -238,6 +238,33 @@ install(struct shadow *s, const char *cert_pem, const char *key_pem)
 	return rename_in(s, "identity/cert.pem.next", "identity/cert.pem");
 }
 
+/*
+ * Use the new identity once (GET /v1/identity): the vault then retires the
+ * certificate it replaced.  Not fatal: the next request does the same.
+ */
+static void
+confirm(struct shadow *s, const char *serial)
+{
+	struct vault_resp resp;
+	char url[1024];
+	const char *got;
+	int r;
+
+	memset(&resp, 0, sizeof(resp));
+	snprintf(url, sizeof(url), "%s/v1/identity", s->api_url);
+	r = vault_call(s, "GET", url, NULL, 1, s->ca_file, &resp);
+	got = json_string_value(json_object_get(resp.body, "serial"));
+	if (r != 0 || resp.status != 200 || got == NULL || serial == NULL ||
+	    strcmp(got, serial) != 0)
+		fprintf(stderr,
+		    "shadow: warning: the vault did not confirm the renewed identity (%s); the old "
+		    "certificate stays valid until the next request\n",
+		    r != 0		 ? sv_errmsg(r)
+			: resp.detail[0] ? resp.detail
+					 : "another certificate");
+	vault_resp_free(&resp);
+}
+
 int
 identity_renew(struct shadow *s)
 {
@@ -273,6 +300,9 @@ identity_renew(struct shadow *s)
 	if (!s->quiet && !s->json)
 		printf("vault identity renewed: certificate %s\n",
 		    json_string_value(json_object_get(resp.body, "serial")));
+	/* The kept connection was made with the old identity: the next one uses the new. */
+	vault_close(s);
+	confirm(s, json_string_value(json_object_get(resp.body, "serial")));
 out:
 	vault_resp_free(&resp);
 	json_decref(body);

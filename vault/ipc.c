@@ -20,6 +20,7 @@ static const struct ipc_rule rules[] = {
 	{ IPC_ACCOUNT, 1024, IPC_FROM_NET, "account" },
 	{ IPC_ENROLL, 96 * 1024, IPC_FROM_NET, "enroll" },
 	{ IPC_RENEW, 96 * 1024, IPC_FROM_NET, "renew" },
+	{ IPC_WHOAMI, 1024, IPC_FROM_NET, "identity" },
 	{ IPC_METRICS, 64, IPC_FROM_NET, "metrics" },
 	{ IPC_HEALTH, 64, IPC_FROM_NET, "health" },
 	{ IPC_TLS_SIGN, 256, IPC_FROM_NET, "tls-sign" },

@@ -206,6 +206,8 @@ dispatch(struct kp *kp, const struct ipc_msg *m)
 		resp = kp_account_info(kp, req);
 	else if (m->type == IPC_RENEW)
 		resp = kp_renew(kp, req);
+	else if (m->type == IPC_WHOAMI)
+		resp = kp_whoami(kp, req);
 	else
 		resp = kp_enroll(kp, req);
 	json_decref(req);

@@ -140,6 +140,9 @@ json_t *kp_enroll(struct kp *kp, const json_t *req);
  */
 #define KP_RENEW_DAYS 30
 json_t *kp_renew(struct kp *kp, const json_t *req);
+/* {shadow, serial, not_after} of the certificate a request came with (the
+ * first request with a renewed one retires the one it replaced). */
+json_t *kp_whoami(struct kp *kp, const json_t *req);
 
 /* Accounts cache: find by name (loading it if needed); NULL with a detail if absent. */
 struct kp_account *kp_account(struct kp *kp, const char *name);

@@ -234,6 +234,26 @@ out:
 	return resp;
 }
 
+json_t *
+kp_whoami(struct kp *kp, const json_t *req)
+{
+	const char *serial = json_string_value(json_object_get(req, "serial"));
+	char name[SV_NAME_MAX + 1];
+	int64_t na;
+	json_t *resp;
+	int r;
+
+	if (serial == NULL || strlen(serial) > KP_SERIAL_MAX)
+		return kp_problem(400, "malformed", "Bad request", "serial needed", 0);
+	if ((resp = kp_shadow_admit(kp, serial, name)) != NULL)
+		return resp;
+	if ((r = shadows_cert_expiry(kp->st, serial, &na)) != 0)
+		return kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);
+	return kp_ok(200,
+	    json_pack(
+		"{s:s, s:s, s:I}", "shadow", name, "serial", serial, "not_after", (json_int_t)na));
+}
+
 void
 kp_push_peers(struct kp *kp)
 {

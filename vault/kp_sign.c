@@ -204,6 +204,28 @@ kp_shadows_reset(struct kp *kp)
 		hmap_clear(kp->serials, free);
 }
 
+/*
+ * The first request made with a renewed certificate (a miss in the serial
+ * cache) retires the certificate it replaced: revoked, audited, and netproc
+ * told, so a renewal leaves one valid certificate once the shadow uses it.
+ * On a database error it is tried again at the next miss.
+ */
+static void
+retire_replaced(struct kp *kp, const char *serial, const char *name)
+{
+	char old[KP_SERIAL_MAX + 1];
+
+	if (kp_txn(kp) != 0 || shadows_retire_replaced(kp->st, serial, old, sizeof(old)) != 0 ||
+	    old[0] == '\0')
+		return;
+	kp_audit(kp, "retire",
+	    json_pack("{s:s, s:s, s:s, s:s}", "shadow", name, "serial", old, "by", serial, "reason",
+		"its renewal is in use"));
+	sv_info("shadow %s uses its renewed certificate %s: %s revoked", name, serial, old);
+	kp_shadows_reset(kp);
+	kp_push_peers(kp);
+}
+
 int
 kp_shadow(struct kp *kp, const char *serial, char *name)
 {
@@ -217,6 +239,7 @@ kp_shadow(struct kp *kp, const char *serial, char *name)
 	}
 	if ((r = shadows_by_serial(kp->st, serial, name)) != 0)
 		return r;
+	retire_replaced(kp, serial, name);
 	if (kp->serials == NULL && hmap_new(KP_SERIALS_MAX, &kp->serials) != 0)
 		return 0; /* works uncached */
 	if (hmap_size(kp->serials) >= KP_SERIALS_MAX)

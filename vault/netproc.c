@@ -505,6 +505,9 @@ route_api(struct evhttp_request *req, void *arg)
 		route_account(np, req, path + 18, serial, cn);
 	else if (strcmp(path, "/v1/identity/renew") == 0)
 		do_renew(np, req, serial);
+	else if (strcmp(path, "/v1/identity") == 0 &&
+	    evhttp_request_get_command(req) == EVHTTP_REQ_GET)
+		forward(np, req, "identity", IPC_WHOAMI, json_pack("{s:s}", "serial", serial));
 	else if (strncmp(path, "/v1/bundles/", 12) == 0)
 		problem(np, req, "bundles", 501, "not-implemented", "Not implemented",
 		    "key bundles are not served by this version", 0);

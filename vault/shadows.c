@@ -188,6 +188,29 @@ shadows_renewed(struct state *st, const char *name, const char *replaces, const 
 }
 
 int
+shadows_retire_replaced(struct state *st, const char *serial, char *old, size_t oldn)
+{
+	sqlite3_stmt *s;
+	int r, n = 0;
+
+	old[0] = '\0';
+	if ((r = state_prep(
+		 st, &s, "SELECT replaces FROM shadow_certs WHERE serial = ?1", "t", serial)) != 0)
+		return r;
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) != NULL)
+		snprintf(old, oldn, "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	if (old[0] != '\0' &&
+	    (r = state_exec(st, "retiring a replaced certificate", &n,
+		 "UPDATE shadow_certs SET revoked = 1 WHERE serial = ?1 AND revoked = 0", "t",
+		 old)) != 0)
+		return r;
+	if (n == 0)
+		old[0] = '\0';
+	return 0;
+}
+
+int
 shadows_revoke(struct state *st, const char *name)
 {
 	int r, n;

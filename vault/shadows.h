@@ -54,6 +54,13 @@ int shadows_cert_expiry(struct state *st, const char *serial, int64_t *not_after
 int shadows_renewed(struct state *st, const char *name, const char *replaces, const char *serial,
     const char *fingerprint, int64_t not_after, int *revoked);
 
+/*
+ * The certificate serial replaced, if it is still valid: revoke it (in the
+ * caller's transaction) and copy its serial to old; old is "" if there was
+ * none to revoke.
+ */
+int shadows_retire_replaced(struct state *st, const char *serial, char *old, size_t oldn);
+
 /* Revoke a shadow and all its certificates.  SV_ENOTFOUND if unknown. */
 int shadows_revoke(struct state *st, const char *name);
 

@@ -120,6 +120,18 @@ grep -q "^vault identity renewed: certificate [0-9a-f]*$" "$T/out" && ! cmp -s "
 openssl verify -CAfile "$ID/vault-ca.pem" "$ID/cert.pem" >/dev/null 2>&1 \
 	&& [ "$(openssl x509 -in "$ID/cert.pem" -noout -subject)" = "$(openssl x509 -in "$T/idA.cert" -noout -subject)" ] \
 	&& pass "the new certificate is from the vault's CA, for the same shadow" || fail "renewed certificate chain or subject"
+# shadow renew then used the new identity once (GET /v1/identity): the certificate it replaced
+# is retired at once (revoked and audited), the new one is served.
+hcode() { # CERT KEY PATH
+	curl -s -o /dev/null -w '%{http_code}' --cacert "$ID/vault-ca.pem" --cert "$1" --key "$2" "$VD_API$3"
+}
+OLD=$(hcode "$T/idA.cert" "$T/idA.key" /v1/health) NEW=$(hcode "$ID/cert.pem" "$ID/key.pem" /v1/identity)
+ASER=$(openssl x509 -in "$T/idA.cert" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+BSER=$(openssl x509 -in "$ID/cert.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+[ "$OLD $NEW" = "000 200" ] && ! grep -q "did not confirm" "$T/err" \
+	&& grep -q "\"type\":\"retire\",\"shadow\":\"web\",\"serial\":\"$ASER\",\"by\":\"$BSER\"" "$VDIR/state/audit.log" \
+	&& pass "the replaced certificate is retired once renew used the new one (audited)" \
+	|| { fail "retiring the replaced certificate: old $OLD, new $NEW"; cat "$T/err"; }
 same a.test && pass "renew left a.test alone" || fail "a.test changed"
 [ "$(wc -l <"$T/hook.log")" = 1 ] && pass "deploy hook did not run without a change" || fail "hook ran again"
 # A certificate inside its renewal window (forged to expire tomorrow) is renewed; others are not.
@@ -218,16 +230,23 @@ cp "$T/idB.cert" "$ID/cert.pem.next"
 S status
 cmp -s "$ID/cert.pem" "$T/idC.cert" && [ ! -e "$ID/cert.pem.next" ] && pass "a certificate.next for another key is dropped" \
 	|| { fail "identity debris"; ls -l "$ID"; }
-# Renewing the same certificate twice (the old key B used again) revokes the first renewal (C):
-# one valid successor per certificate, and a stolen old key shows by breaking the current one.
+# One certificate renewed twice (as if the client died before using the first renewal): the
+# first renewal is revoked, so each certificate has at most one valid successor; using the
+# second retires the certificate both replaced.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/csr.key" -subj /CN=x \
 	-out "$T/csr.pem" 2>/dev/null
-curl -s -o "$T/ren.json" -w '%{http_code}' --cacert "$ID/vault-ca.pem" --cert "$T/idB.cert" --key "$T/idB.key" \
-	-H 'Content-Type: application/json' --data-binary "$("$PY" -c 'import json,sys; print(json.dumps({"csr": open(sys.argv[1]).read()}))' "$T/csr.pem")" \
-	"$VD_API/v1/identity/renew" >"$T/ren.code"
-CODE=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$ID/vault-ca.pem" --cert "$ID/cert.pem" --key "$ID/key.pem" "$VD_API/v1/health")
-[ "$(cat "$T/ren.code")" = 201 ] && [ "$CODE" = 000 ] && pass "a second renewal of B revokes C, the first one" \
-	|| fail "second renewal: $(cat "$T/ren.code") $(head -c 300 "$T/ren.json"), then C: $CODE"
+RBODY=$("$PY" -c 'import json,sys; print(json.dumps({"csr": open(sys.argv[1]).read()}))' "$T/csr.pem")
+renew_with() { # CERT KEY N: a renewal for csr.pem made with that identity; the code, the certificate in y$N.cert
+	curl -s -o "$T/ren$3.json" -w '%{http_code}' --cacert "$ID/vault-ca.pem" --cert "$1" --key "$2" \
+		-H 'Content-Type: application/json' --data-binary "$RBODY" "$VD_API/v1/identity/renew"
+	json_get "$T/ren$3.json" '["certificate"]' >"$T/y$3.cert" 2>/dev/null
+}
+R1=$(renew_with "$ID/cert.pem" "$ID/key.pem" 1) R2=$(renew_with "$ID/cert.pem" "$ID/key.pem" 2)
+Y1=$(hcode "$T/y1.cert" "$T/csr.key" /v1/identity) Y2=$(hcode "$T/y2.cert" "$T/csr.key" /v1/identity)
+X=$(hcode "$ID/cert.pem" "$ID/key.pem" /v1/health)
+[ "$R1 $R2 $Y1 $Y2 $X" = "201 201 000 200 000" ] \
+	&& pass "renewed twice: the first renewal revoked, the second in use, the replaced one retired" \
+	|| fail "renewed twice: $R1 $R2 $Y1 $Y2 $X"
 S --json status
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {x["name"] for x in d} >= {"a.test","b.test","d.test","_.w.test"}' "$T/out" \
 	&& pass "status --json" || fail "status json"

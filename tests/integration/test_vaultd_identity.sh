@@ -31,6 +31,11 @@ grep -q "CN = web1" "$T/c.txt" && grep -q "Client Authentication" "$T/c.txt" \
 vd_api web1 GET /v1/health
 expect_code 200 "an enrolled shadow is served"
 
+vd_api web1 GET /v1/identity
+expect_code 200 "GET /v1/identity"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["shadow"] == "web1" and len(d["serial"]) >= 16 and d["not_after"] > 0' "$T/body" \
+	&& pass "it names the shadow, the certificate's serial and expiry" || fail "identity answer: $(cat "$T/body")"
+
 # Renewing the client certificate (POST /v1/identity/renew): only in its last 30 days, so a
 # fresh 365-day one is refused (audited); a body other than {csr}, another method and a
 # client without a certificate are refused before the key process.
