@@ -23,6 +23,7 @@
 #include <openssl/x509.h>
 #include <sodium.h>
 
+#include "b64.h"
 #include "fileio.h"
 #include "shadow.h"
 #include "sv_err.h"
@@ -203,6 +204,37 @@ identity_recover(struct shadow *s)
 	return 0;
 }
 
+/*
+ * Proof for the vault that the holder of the current identity asks: its key's
+ * signature over the renewal context and the CSR (base64url, caller frees).
+ * The key process checks it against the certificate, which the body carries.
+ */
+#define RENEW_CONTEXT "shadowvault identity renewal v1\n"
+
+static int
+make_proof(struct shadow *s, const char *csr, char **proof)
+{
+	EVP_PKEY *key = load_pem(s, "identity/key.pem", rd_key);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t sig[256];
+	size_t slen = sizeof(sig);
+	int r;
+
+	*proof = NULL;
+	if (key == NULL)
+		r = sv_seterr(SV_ECONFIG, "cannot read this server's identity key");
+	else if (md == NULL || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+	    EVP_DigestSignUpdate(md, RENEW_CONTEXT, strlen(RENEW_CONTEXT)) != 1 ||
+	    EVP_DigestSignUpdate(md, csr, strlen(csr)) != 1 ||
+	    EVP_DigestSignFinal(md, sig, &slen) != 1)
+		r = sv_seterr_ssl(SV_ECRYPTO, "signing the renewal with the current key");
+	else
+		r = b64u_encode(sig, slen, proof);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(key);
+	return r;
+}
+
 /* The answer must be a certificate for key, issued by the vault's CA. */
 static int
 check_renewal(struct shadow *s, const char *pem, EVP_PKEY *key, X509 **out)
@@ -268,7 +300,9 @@ confirm(struct shadow *s, const char *serial)
 int
 identity_renew(struct shadow *s)
 {
-	char url[1024], *csr = NULL, *key_pem = NULL;
+	char url[1024], path[PATH_MAX], *csr = NULL, *key_pem = NULL, *proof = NULL;
+	uint8_t *old = NULL;
+	size_t olen;
 	struct vault_resp resp;
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
@@ -279,9 +313,13 @@ identity_renew(struct shadow *s)
 	if (s->api_url[0] == '\0')
 		return sv_seterr(SV_ECONFIG, "not enrolled (no vault address)");
 	snprintf(url, sizeof(url), "%s/v1/identity/renew", s->api_url);
-	if ((r = identity_csr(&key, &csr)) != 0 || (r = identity_key_pem(key, &key_pem)) != 0)
+	if ((r = identity_csr(&key, &csr)) != 0 || (r = identity_key_pem(key, &key_pem)) != 0 ||
+	    (r = make_proof(s, csr, &proof)) != 0 ||
+	    (r = shadow_path(s, "identity/cert.pem", path, sizeof(path))) != 0 ||
+	    (r = sv_read_file(path, ID_PEM_MAX, &old, &olen)) != 0)
 		goto out;
-	if ((body = json_pack("{s:s}", "csr", csr)) == NULL) {
+	if ((body = json_pack("{s:s, s:s%, s:s}", "csr", csr, "certificate", (const char *)old,
+		 olen, "proof", proof)) == NULL) {
 		r = SV_ENOMEM;
 		goto out;
 	}
@@ -309,6 +347,8 @@ out:
 	X509_free(cert);
 	EVP_PKEY_free(key);
 	free(csr);
+	free(proof);
+	free(old);
 	if (key_pem != NULL) {
 		sodium_memzero(key_pem, strlen(key_pem));
 		free(key_pem);

@@ -19,7 +19,7 @@ static const struct ipc_rule rules[] = {
 	{ IPC_SIGN, 160 * 1024, IPC_FROM_NET, "sign" },
 	{ IPC_ACCOUNT, 1024, IPC_FROM_NET, "account" },
 	{ IPC_ENROLL, 96 * 1024, IPC_FROM_NET, "enroll" },
-	{ IPC_RENEW, 96 * 1024, IPC_FROM_NET, "renew" },
+	{ IPC_RENEW, 160 * 1024, IPC_FROM_NET, "renew" },
 	{ IPC_WHOAMI, 1024, IPC_FROM_NET, "identity" },
 	{ IPC_METRICS, 64, IPC_FROM_NET, "metrics" },
 	{ IPC_HEALTH, 64, IPC_FROM_NET, "health" },

@@ -139,6 +139,8 @@ json_t *kp_enroll(struct kp *kp, const json_t *req);
  * expires; an earlier renewal of the same certificate is revoked).
  */
 #define KP_RENEW_DAYS 30
+/* The proof of possession is a signature over this, then the CSR (PEM). */
+#define KP_RENEW_CONTEXT "shadowvault identity renewal v1\n"
 json_t *kp_renew(struct kp *kp, const json_t *req);
 /* {shadow, serial, not_after} of the certificate a request came with (the
  * first request with a renewed one retires the one it replaced). */

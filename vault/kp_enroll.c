@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include <openssl/asn1.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 
 #include "b64.h"
 #include "ipc.h"
@@ -180,27 +182,73 @@ refuse_renew(struct kp *kp, int status, const char *code, const char *detail, co
 	return kp_problem(status, code, status == 400 ? "Bad request" : "Forbidden", detail, 0);
 }
 
+/*
+ * Proof that the holder of the certificate being replaced asks: old_pem is
+ * that certificate (its serial and fingerprint as recorded), and proof a
+ * signature by its key over KP_RENEW_CONTEXT followed by the CSR.  The key
+ * process never sees the TLS handshake; without this, a compromised network
+ * process could mint certificates for any shadow.  0 or a reason in why.
+ */
+static int
+check_proof(const char *serial, const char *want_fpr, const char *old_pem, const char *proof,
+    const char *csr, char *why, size_t whyn)
+{
+	char got[SCA_HEX_MAX], fpr[SCA_HEX_MAX];
+	uint8_t *sig = NULL;
+	size_t slen;
+	X509 *old = NULL;
+	EVP_MD_CTX *md = NULL;
+	int ok = 0;
+
+	if (sca_cert_parse_pem(old_pem, strlen(old_pem), &old) != 0 ||
+	    sca_serial_hex(old, got, sizeof(got)) != 0 || strcmp(got, serial) != 0 ||
+	    sca_fingerprint(old, fpr, sizeof(fpr)) != 0 || strcmp(fpr, want_fpr) != 0)
+		snprintf(why, whyn, "certificate is not the one this request came with");
+	else if (b64u_decode(proof, strlen(proof), 256, &sig, &slen) != 0)
+		snprintf(why, whyn, "proof is not base64url");
+	else if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(old)) != 1 ||
+	    EVP_DigestVerifyUpdate(md, KP_RENEW_CONTEXT, strlen(KP_RENEW_CONTEXT)) != 1 ||
+	    EVP_DigestVerifyUpdate(md, csr, strlen(csr)) != 1 ||
+	    EVP_DigestVerifyFinal(md, sig, slen) != 1)
+		snprintf(why, whyn, "proof is not a signature by the certificate's key");
+	else
+		ok = 1;
+	ERR_clear_error();
+	EVP_MD_CTX_free(md);
+	free(sig);
+	X509_free(old);
+	return ok ? 0 : -1;
+}
+
 json_t *
 kp_renew(struct kp *kp, const json_t *req)
 {
 	const char *serial = json_string_value(json_object_get(req, "serial"));
 	const char *csr = json_string_value(json_object_get(req, "csr"));
+	const char *old_pem = json_string_value(json_object_get(req, "certificate"));
+	const char *proof = json_string_value(json_object_get(req, "proof"));
 	char name[SV_NAME_MAX + 1], nserial[SCA_HEX_MAX], fpr[SCA_HEX_MAX], detail[128];
+	char old_fpr[SCA_HEX_MAX];
 	int64_t old_na, now = (int64_t)time(NULL);
 	X509 *cert = NULL;
 	char *pem = NULL;
 	json_t *resp;
 	int r, nrev = 0;
 
-	if (serial == NULL || csr == NULL || strlen(serial) > KP_SERIAL_MAX ||
-	    strlen(csr) > SCA_PEM_MAX)
-		return kp_problem(
-		    400, "malformed", "Bad request", "renewal needs serial and csr", 0);
+	if (serial == NULL || csr == NULL || old_pem == NULL || proof == NULL ||
+	    strlen(serial) > KP_SERIAL_MAX || strlen(csr) > SCA_PEM_MAX ||
+	    strlen(old_pem) > SCA_PEM_MAX)
+		return kp_problem(400, "malformed", "Bad request",
+		    "renewal needs serial, csr, certificate and proof", 0);
 	/* The shadow's bucket bounds what it can make the vault write: past it, no record. */
 	if ((resp = kp_shadow_admit(kp, serial, name)) != NULL)
 		return resp;
-	if ((r = kp_txn(kp)) != 0 || (r = shadows_cert_expiry(kp->st, serial, &old_na)) != 0)
+	if ((r = kp_txn(kp)) != 0 ||
+	    (r = shadows_cert_info(kp->st, serial, &old_na, old_fpr, sizeof(old_fpr))) != 0)
 		return kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);
+	if (check_proof(serial, old_fpr, old_pem, proof, csr, detail, sizeof(detail)) != 0)
+		return refuse_renew(kp, 403, "bad-proof", detail, name, serial);
 	if (old_na - now > (int64_t)KP_RENEW_DAYS * 86400) {
 		snprintf(detail, sizeof(detail),
 		    "this certificate can be renewed in its last %d days, from %lld", KP_RENEW_DAYS,
@@ -238,7 +286,7 @@ json_t *
 kp_whoami(struct kp *kp, const json_t *req)
 {
 	const char *serial = json_string_value(json_object_get(req, "serial"));
-	char name[SV_NAME_MAX + 1];
+	char name[SV_NAME_MAX + 1], fpr[SCA_HEX_MAX];
 	int64_t na;
 	json_t *resp;
 	int r;
@@ -247,7 +295,7 @@ kp_whoami(struct kp *kp, const json_t *req)
 		return kp_problem(400, "malformed", "Bad request", "serial needed", 0);
 	if ((resp = kp_shadow_admit(kp, serial, name)) != NULL)
 		return resp;
-	if ((r = shadows_cert_expiry(kp->st, serial, &na)) != 0)
+	if ((r = shadows_cert_info(kp->st, serial, &na, fpr, sizeof(fpr))) != 0)
 		return kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);
 	return kp_ok(200,
 	    json_pack(

@@ -409,17 +409,18 @@ do_sign(struct np *np, struct evhttp_request *req, const char *account, const ch
 	forward(np, req, "sign", IPC_SIGN, msg);
 }
 
-/* POST /v1/identity/renew {csr}: a new client certificate for this shadow. */
+/* POST /v1/identity/renew {csr, certificate, proof}: a new client certificate for this shadow. */
 static void
 do_renew(struct np *np, struct evhttp_request *req, const char *serial)
 {
-	static const char *const keys[] = { "csr" };
-	static const size_t caps[] = { 64 * 1024 };
+	static const char *const keys[] = { "csr", "certificate", "proof" };
+	static const size_t caps[] = { 64 * 1024, 64 * 1024, 512 };
 	json_t *b, *msg;
 
-	if ((b = post_body(np, req, "renew", keys, caps, 1)) == NULL)
+	if ((b = post_body(np, req, "renew", keys, caps, 3)) == NULL)
 		return;
-	msg = json_pack("{s:s, s:O}", "serial", serial, "csr", json_object_get(b, "csr"));
+	msg = json_pack("{s:s, s:O, s:O, s:O}", "serial", serial, "csr", json_object_get(b, "csr"),
+	    "certificate", json_object_get(b, "certificate"), "proof", json_object_get(b, "proof"));
 	json_decref(b);
 	forward(np, req, "renew", IPC_RENEW, msg);
 }

@@ -151,17 +151,21 @@ shadows_enrolled(struct state *st, const char *token, const char *name, const ui
 }
 
 int
-shadows_cert_expiry(struct state *st, const char *serial, int64_t *not_after)
+shadows_cert_info(struct state *st, const char *serial, int64_t *not_after, char *fpr, size_t fprn)
 {
 	sqlite3_stmt *s;
 	int r;
 
 	*not_after = 0;
-	if ((r = state_prep(
-		 st, &s, "SELECT not_after FROM shadow_certs WHERE serial = ?1", "t", serial)) != 0)
+	fpr[0] = '\0';
+	if ((r = state_prep(st, &s,
+		 "SELECT not_after, fingerprint FROM shadow_certs WHERE serial = ?1", "t",
+		 serial)) != 0)
 		return r;
 	if ((r = sqlite3_step(s)) == SQLITE_ROW) {
 		*not_after = sqlite3_column_int64(s, 0);
+		if (sqlite3_column_text(s, 1) != NULL)
+			snprintf(fpr, fprn, "%s", (const char *)sqlite3_column_text(s, 1));
 		r = 0;
 	} else {
 		r = r == SQLITE_DONE ? sv_seterr(SV_ENOTFOUND, "no certificate with that serial")

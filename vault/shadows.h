@@ -42,8 +42,10 @@ int shadows_token_check(struct state *st, const char *token, char *name);
 int shadows_enrolled(struct state *st, const char *token, const char *name, const uint8_t *box_pk,
     const char *serial, const char *fingerprint, int64_t not_after);
 
-/* The expiry (seconds since the epoch) of the certificate with this serial. */
-int shadows_cert_expiry(struct state *st, const char *serial, int64_t *not_after);
+/* The expiry (seconds since the epoch) and fingerprint (64 hex digits and a
+ * NUL, so fprn >= 65) of the certificate with this serial. */
+int shadows_cert_info(
+    struct state *st, const char *serial, int64_t *not_after, char *fpr, size_t fprn);
 
 /*
  * Record a certificate shadow name renewed itself with certificate replaces

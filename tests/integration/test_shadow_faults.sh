@@ -235,10 +235,10 @@ cmp -s "$ID/cert.pem" "$T/idC.cert" && [ ! -e "$ID/cert.pem.next" ] && pass "a c
 # second retires the certificate both replaced.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/csr.key" -subj /CN=x \
 	-out "$T/csr.pem" 2>/dev/null
-RBODY=$("$PY" -c 'import json,sys; print(json.dumps({"csr": open(sys.argv[1]).read()}))' "$T/csr.pem")
 renew_with() { # CERT KEY N: a renewal for csr.pem made with that identity; the code, the certificate in y$N.cert
 	curl -s -o "$T/ren$3.json" -w '%{http_code}' --cacert "$ID/vault-ca.pem" --cert "$1" --key "$2" \
-		-H 'Content-Type: application/json' --data-binary "$RBODY" "$VD_API/v1/identity/renew"
+		-H 'Content-Type: application/json' --data-binary "$(renew_body "$T/csr.pem" "$1" "$2")" \
+		"$VD_API/v1/identity/renew"
 	json_get "$T/ren$3.json" '["certificate"]' >"$T/y$3.cert" 2>/dev/null
 }
 R1=$(renew_with "$ID/cert.pem" "$ID/key.pem" 1) R2=$(renew_with "$ID/cert.pem" "$ID/key.pem" 2)

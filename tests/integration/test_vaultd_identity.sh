@@ -40,14 +40,23 @@ expect_code 200 "GET /v1/identity"
 # fresh 365-day one is refused (audited); a body other than {csr}, another method and a
 # client without a certificate are refused before the key process.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/r.key" -subj /CN=x -out "$T/r.csr" 2>/dev/null
-RBODY=$("$PY" -c 'import json,sys; print(json.dumps({"csr": open(sys.argv[1]).read()}))' "$T/r.csr")
+# The request must prove it comes from the certificate's key (the key process does not see the
+# TLS handshake): a proof by another key, or another certificate than the one in use, is refused.
+vd_api web1 POST /v1/identity/renew "$(renew_body "$T/r.csr" "$T/sh-web1/identity/cert.pem" "$T/r.key")"
+expect_code 403 "a renewal whose proof is by another key"
+expect_problem bad-proof "refused as a bad proof"
+vd_api web1 POST /v1/identity/renew "$(renew_body "$T/r.csr" "$T/sh-web2/identity/cert.pem" "$T/sh-web2/identity/key.pem")"
+expect_code 403 "a renewal proved with another shadow's certificate and key"
+grep -q '"code":"bad-proof","reason":"certificate is not the one this request came with"' "$VDIR/state/audit.log" \
+	&& pass "refused as not the certificate in use" || fail "no bad-proof record for a foreign certificate"
+RBODY=$(renew_body "$T/r.csr" "$T/sh-web1/identity/cert.pem" "$T/sh-web1/identity/key.pem")
 vd_api web1 POST /v1/identity/renew "$RBODY"
 expect_code 403 "renewing a fresh certificate"
 expect_problem too-early "refused as too early"
 grep -q '"type":"renew","shadow":"web1","replaces":"[0-9a-f]*","decision":"deny","code":"too-early"' "$VDIR/state/audit.log" \
 	&& pass "the refused renewal is audited" || fail "no renew record"
-vd_api web1 POST /v1/identity/renew '{"csr":"x","extra":"y"}'
-expect_code 400 "a renewal body with more than the CSR"
+vd_api web1 POST /v1/identity/renew '{"csr":"x","certificate":"y","proof":"z","extra":"w"}'
+expect_code 400 "a renewal body with an extra member"
 vd_api web1 GET /v1/identity/renew
 expect_code 405 "renewal by GET"
 CODE=$(curl -s -o "$T/body" -w '%{http_code}' --cacert "$VD_CA" -H 'Content-Type: application/json' --data-binary "$RBODY" "$VD_API/v1/identity/renew")

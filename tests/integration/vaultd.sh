@@ -18,6 +18,15 @@ free_port() {
 
 b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
 
+# renew_body CSR CERT KEY: the JSON body of POST /v1/identity/renew for CSR, made by the
+# holder of CERT and KEY (the proof: KEY's signature over the context and the CSR).
+renew_body() {
+	local proof
+	proof=$({ printf 'shadowvault identity renewal v1\n'; cat "$1"; } | openssl dgst -sha256 -sign "$3" -binary | b64url)
+	"$PY" -c 'import json,sys; print(json.dumps({"csr": open(sys.argv[1]).read(), "certificate": open(sys.argv[2]).read(), "proof": sys.argv[3]}))' \
+		"$1" "$2" "$proof"
+}
+
 # vd_config EXTRA: (re)write the configuration; EXTRA is appended verbatim.
 vd_config() {
 	mkdir -p "$VDIR"
