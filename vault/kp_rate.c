@@ -176,13 +176,23 @@ clean(void *val, void *arg)
 	((struct kp_rate *)val)->dirty = 0;
 }
 
+static void
+count_dirty(void *val, void *arg)
+{
+	*(size_t *)arg += ((struct kp_rate *)val)->dirty != 0;
+}
+
 int
 kp_rates_flush(struct kp *kp)
 {
 	struct flush f = { kp, metrics_now(), wall_ms(), 0 };
+	size_t dirty = 0;
 
 	if (kp->rates == NULL || kp->in_txn)
 		return 0;
+	hmap_each(kp->rates, count_dirty, &dirty);
+	if (dirty == 0)
+		return 0; /* no transaction for nothing */
 	if ((f.r = state_begin(kp->st)) != 0)
 		return f.r;
 	hmap_each(kp->rates, flush_one, &f);
