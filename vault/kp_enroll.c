@@ -205,7 +205,7 @@ check_proof(const char *serial, const char *want_fpr, const char *old_pem, const
 	    sca_fingerprint(old, fpr, sizeof(fpr)) != 0 || strcmp(fpr, want_fpr) != 0)
 		snprintf(why, whyn, "certificate is not the one this request came with");
 	else if (b64u_decode(proof, strlen(proof), 256, &sig, &slen) != 0)
-		snprintf(why, whyn, "proof is not base64url");
+		snprintf(why, whyn, "proof is not base64url of at most 256 bytes");
 	else if ((md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(old)) != 1 ||
 	    EVP_DigestVerifyUpdate(md, KP_RENEW_CONTEXT, strlen(KP_RENEW_CONTEXT)) != 1 ||
