@@ -95,14 +95,7 @@ expect_code 403 "the new policy is in force"
 
 # Killing a child: the supervisor restarts the pair.
 for child in netproc keyproc; do
-	old=$(vd_child $child)
-	kill -9 "$old"
-	ok=0
-	for i in $(seq 60); do
-		sleep 0.1
-		new=$(vd_child $child) && [ "$new" != "$old" ] && [ "$(vd_health)" = 200 ] && { ok=1; break; }
-	done
-	[ $ok = 1 ] && pass "killed $child: restarted and serving again" || fail "$child not restarted"
+	vd_kill_child "$child" && pass "killed $child: restarted and serving again" || fail "$child not restarted"
 done
 grep -q "restarting the key and network processes" "$T/vaultd.log" && pass "restarts are logged" || fail "restart log"
 vd_api web1 GET /v1/health

@@ -250,12 +250,7 @@ expect_problem nonce-replay "refused as a replay"
 N3=kill$RANDOM$RANDOM
 vd_sign web1 le "$NEW_ORDER" "$N3" "$ORDER"
 expect_code 200 "a fresh nonce signed"
-old=$(vd_child keyproc)
-kill -9 "$old"
-for i in $(seq 60); do
-	sleep 0.1
-	new=$(vd_child keyproc) && [ "$new" != "$old" ] && [ "$(vd_health)" = 200 ] && break
-done
+vd_kill_child keyproc || fail "the key process was not restarted"
 vd_sign web1 le "$NEW_ORDER" "$N3" "$ORDER"
 expect_code 403 "after the key process was killed, that nonce is still refused"
 expect_problem nonce-replay "refused as a replay after the restart"
@@ -267,12 +262,7 @@ for i in 1 2 3 4; do vd_sign web4 le "${NEW_ORDER%/*}/order/k$i" "k$i" ''; echo 
 sleep 1.5
 [ "$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM rate_buckets WHERE shadow = 'web4'")" = 1 ] \
 	&& pass "its bucket is in the state database" || fail "no rate_buckets row for web4"
-old=$(vd_child keyproc)
-kill -9 "$old"
-for i in $(seq 60); do
-	sleep 0.1
-	new=$(vd_child keyproc) && [ "$new" != "$old" ] && [ "$(vd_health)" = 200 ] && break
-done
+vd_kill_child keyproc || fail "the key process was not restarted"
 vd_sign web4 le "${NEW_ORDER%/*}/order/k5" k5 ''
 expect_code 429 "after the key process was killed, web4 is still rate limited"
 grep -q "rate limits of [0-9]* shadows* carried over" "$T/vaultd.log" && pass "the carried-over buckets are logged" \

@@ -82,6 +82,19 @@ vd_child() {
 	return 1
 }
 
+# vd_kill_child CHILD: kill -9 vaultd's netproc or keyproc; 0 once the supervisor has
+# started a new pair that answers health (within 6 s), else 1.
+vd_kill_child() {
+	local old new i
+	old=$(vd_child "$1") || return 1
+	kill -9 "$old"
+	for i in $(seq 60); do
+		sleep 0.1
+		new=$(vd_child "$1") && [ "$new" != "$old" ] && [ "$(vd_health)" = 200 ] && return 0
+	done
+	return 1
+}
+
 vd_enroll() {
 	local tok
 	tok=$("$VC" -c "$VCONF" --json shadow add "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])')

@@ -66,6 +66,36 @@ test_basic(void **state)
 	hmap_free(NULL, NULL);
 }
 
+/* Entry i of a test map: key "k<i>", value a malloc'ed int i. */
+static void
+key_of(int i, char *k, size_t n)
+{
+	snprintf(k, n, "k%d", i);
+}
+
+static void
+fill(struct hmap *m, int n)
+{
+	char k[32];
+	int i, *v;
+
+	for (i = 0; i < n; i++) {
+		key_of(i, k, sizeof(k));
+		assert_non_null(v = malloc(sizeof(*v)));
+		*v = i;
+		assert_int_equal(hmap_put(m, k, strlen(k), v), 0);
+	}
+}
+
+static int *
+value_of(struct hmap *m, int i)
+{
+	char k[32];
+
+	key_of(i, k, sizeof(k));
+	return hmap_get(m, k, strlen(k));
+}
+
 static int
 is_even(void *val, void *arg)
 {
@@ -87,24 +117,17 @@ static void
 test_remove_if(void **state)
 {
 	struct hmap *m;
-	char k[16];
 	int i, *v, seen = 0;
 
 	assert_int_equal(hmap_new(4, &m), 0);
-	for (i = 0; i < 1000; i++) {
-		snprintf(k, sizeof(k), "k%d", i);
-		assert_non_null(v = malloc(sizeof(*v)));
-		*v = i;
-		assert_int_equal(hmap_put(m, k, strlen(k), v), 0);
-	}
+	fill(m, 1000);
 	freed = 0;
 	assert_int_equal(hmap_remove_if(m, is_even, &seen, count_free), 500);
 	assert_int_equal(seen, 1000);
 	assert_int_equal(freed, 500);
 	assert_int_equal(hmap_size(m), 500);
 	for (i = 0; i < 1000; i++) {
-		snprintf(k, sizeof(k), "k%d", i);
-		v = hmap_get(m, k, strlen(k));
+		v = value_of(m, i);
 		if (i % 2 == 0)
 			assert_null(v);
 		else
@@ -126,26 +149,19 @@ test_growth(void **state)
 	int i, *v;
 
 	assert_int_equal(hmap_new(1, &m), 0);
-	for (i = 0; i < 100000; i++) {
-		snprintf(k, sizeof(k), "shadow-%d", i);
-		v = malloc(sizeof(*v));
-		assert_non_null(v);
-		*v = i;
-		assert_int_equal(hmap_put(m, k, strlen(k), v), 0);
-	}
+	fill(m, 100000);
 	assert_int_equal(hmap_size(m), 100000);
 	for (i = 0; i < 100000; i++) {
-		snprintf(k, sizeof(k), "shadow-%d", i);
-		v = hmap_get(m, k, strlen(k));
+		v = value_of(m, i);
 		assert_non_null(v);
 		assert_int_equal(*v, i);
+		key_of(i, k, sizeof(k));
 		if (i % 3 == 0)
 			free(hmap_del(m, k, strlen(k)));
 	}
 	assert_int_equal(hmap_size(m), 100000 - 33334);
 	for (i = 0; i < 100000; i++) {
-		snprintf(k, sizeof(k), "shadow-%d", i);
-		v = hmap_get(m, k, strlen(k));
+		v = value_of(m, i);
 		if (i % 3 == 0)
 			assert_null(v);
 		else
