@@ -129,19 +129,19 @@ load_cert(struct shadow *s, const char *rel)
 	return load_pem(s, rel, rd_cert);
 }
 
-static time_t
-not_after(const X509 *x)
+time_t
+shadow_asn1_time(const ASN1_TIME *t)
 {
 	struct tm tm;
 
-	return ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1 ? timegm(&tm) : 0;
+	return ASN1_TIME_to_tm(t, &tm) == 1 ? timegm(&tm) : 0;
 }
 
 time_t
 identity_expiry(struct shadow *s)
 {
 	X509 *x = load_cert(s, "identity/cert.pem");
-	time_t na = x ? not_after(x) : 0;
+	time_t na = x ? shadow_asn1_time(X509_get0_notAfter(x)) : 0;
 
 	X509_free(x);
 	return na;

@@ -37,14 +37,6 @@ lineage_free(struct lineage *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static time_t
-asn1_time(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	return ASN1_TIME_to_tm(t, &tm) == 1 ? timegm(&tm) : 0;
-}
-
 static int
 lineage_load(const char *out, const char *file, struct lineage *l)
 {
@@ -73,8 +65,8 @@ lineage_load(const char *out, const char *file, struct lineage *l)
 		return sv_seterr(SV_ENOTFOUND, "%s: no certificate", path);
 	}
 	fclose(f);
-	l->not_before = asn1_time(X509_get0_notBefore(l->cert));
-	l->not_after = asn1_time(X509_get0_notAfter(l->cert));
+	l->not_before = shadow_asn1_time(X509_get0_notBefore(l->cert));
+	l->not_after = shadow_asn1_time(X509_get0_notAfter(l->cert));
 	return 0;
 }
 

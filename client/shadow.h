@@ -89,6 +89,8 @@ int vault_call(struct shadow *s, const char *method, const char *url, const json
  * or warn on stderr, even with -q.
  */
 #define IDENTITY_RENEW_DAYS 30
+/* An ASN.1 time (a certificate's notBefore/notAfter) in seconds since the epoch; 0 if invalid. */
+time_t shadow_asn1_time(const ASN1_TIME *t);
 int identity_csr(EVP_PKEY **key, char **csr);
 int identity_key_pem(EVP_PKEY *key, char **out);
 time_t identity_expiry(struct shadow *s);

@@ -18,6 +18,13 @@ sv_bucket_init(struct sv_bucket *b, double burst, double now)
 	b->last = now;
 }
 
+/* 1 if the bucket has refilled by now: it then holds nothing a new one would not. */
+static inline int
+sv_bucket_full(const struct sv_bucket *b, double rate, double burst, double now)
+{
+	return b->tokens + (now - b->last) * rate >= burst;
+}
+
 /* Take one token: 1, or 0 and *wait, the whole seconds (>= 1) until one is there. */
 static inline int
 sv_bucket_take(struct sv_bucket *b, double rate, double burst, double now, int *wait)

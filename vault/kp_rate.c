@@ -153,14 +153,13 @@ flush_one(void *val, void *arg)
 {
 	struct kp_rate *e = val;
 	struct flush *f = arg;
-	double rate, burst, refilled;
+	double rate, burst;
 	sqlite3_stmt *q;
 
 	if (!e->dirty || f->r != 0)
 		return;
 	limit_of(f->kp, e->shadow, &rate, &burst);
-	refilled = e->b.tokens + (f->now - e->b.last) * rate;
-	if (refilled >= burst) /* the same as a new bucket: no row */
+	if (sv_bucket_full(&e->b, rate, burst, f->now)) /* the same as a new bucket: no row */
 		f->r = state_hot(f->kp->st, &q, DEL_SQL, "t", e->shadow);
 	else
 		f->r = state_hot(f->kp->st, &q, PUT_SQL, "tii", e->shadow,

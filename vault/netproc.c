@@ -516,16 +516,14 @@ route_api(struct evhttp_request *req, void *arg)
 		problem(np, req, "other", 404, "not-found", "Not found", "no such resource", 0);
 }
 
-/* A bucket that has refilled by now holds nothing a fresh one would not. */
+/* For hmap_remove_if: an address's enrolment bucket that has refilled. */
 static int
 bucket_full(void *val, void *arg)
 {
 	const struct np *np = arg;
-	const struct sv_bucket *b = val;
-	double rate = np->cfg->enroll_per_minute_per_address / 60.0;
+	double per_minute = np->cfg->enroll_per_minute_per_address;
 
-	return b->tokens + (metrics_now() - b->last) * rate >=
-	    np->cfg->enroll_per_minute_per_address;
+	return sv_bucket_full(val, per_minute / 60.0, per_minute, metrics_now());
 }
 
 /*
