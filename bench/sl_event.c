@@ -29,6 +29,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "evbase.h"
 #include "signload.h"
 
 struct loop;
@@ -257,7 +258,7 @@ sl_event_run(const struct opts *o, double t_start, double t_end, struct tally *t
 		    : "/";
 		lps[k].t_start = t_start;
 		lps[k].t_end = t_end;
-		if ((lps[k].base = event_base_new()) == NULL) {
+		if ((lps[k].base = sv_event_base_new()) == NULL) {
 			fprintf(stderr, "signload: cannot create an event loop\n");
 			goto out;
 		}

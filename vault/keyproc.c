@@ -27,6 +27,7 @@
 
 #include "b64.h"
 #include "clock.h"
+#include "evbase.h"
 #include "fileio.h"
 #include "ipc.h"
 #include "keyproc.h"
@@ -572,7 +573,7 @@ start_loop(struct kp *kp, int fd, int tlsfd)
 	struct timeval one = { 1, 0 };
 	int r;
 
-	if ((kp->base = event_base_new()) == NULL)
+	if ((kp->base = sv_event_base_new()) == NULL)
 		return SV_ENOMEM;
 	kp->net = bufferevent_socket_new(kp->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (kp->net == NULL)

@@ -29,6 +29,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "evbase.h"
 #include "ipc.h"
 #include "log.h"
 #include "names.h"
@@ -704,7 +705,7 @@ setup(struct np *np, const struct vaultd_fds *fds)
 	if (np->tlskey.fd < 0)
 		close(fds->tls);
 	if ((np->pend = calloc(np->npend_max, sizeof(*np->pend))) == NULL ||
-	    (np->m = metrics_new()) == NULL || (np->base = event_base_new()) == NULL)
+	    (np->m = metrics_new()) == NULL || (np->base = sv_event_base_new()) == NULL)
 		return SV_ENOMEM;
 	define_metrics(np->m);
 	sv_bucket_init(&np->enroll_rate, np->cfg->enroll_per_minute, metrics_now());
