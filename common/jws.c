@@ -80,17 +80,30 @@ signing_input(const char *hdr_b64, const char *pay_b64, char **out)
 	return 0;
 }
 
-int
-jws_sign(const struct jws_signer *s, const json_t *protected_hdr, const uint8_t *payload,
-    size_t plen, json_t **out)
+/* The three base64url parts of a JWS (caller frees each). */
+struct jws_parts {
+	char *hb, *pb, *sb;
+};
+
+static void
+parts_free(struct jws_parts *p)
+{
+	free(p->hb);
+	free(p->pb);
+	free(p->sb);
+}
+
+static int
+sign_parts(const struct jws_signer *s, const json_t *protected_hdr, const uint8_t *payload,
+    size_t plen, struct jws_parts *p)
 {
 	json_t *hdr = NULL, *alg;
-	char *hjson = NULL, *hb = NULL, *pb = NULL, *in = NULL, *sb = NULL;
+	char *hjson = NULL, *in = NULL;
 	uint8_t sig[JWS_SIG_MAX];
 	size_t siglen = sizeof(sig);
 	int r = SV_ENOMEM;
 
-	*out = NULL;
+	memset(p, 0, sizeof(*p));
 	if (!json_is_object(protected_hdr))
 		return sv_seterr(SV_EINVAL, "jws: protected header is not an object");
 	alg = json_object_get(protected_hdr, "alg");
@@ -100,26 +113,55 @@ jws_sign(const struct jws_signer *s, const json_t *protected_hdr, const uint8_t 
 	    json_object_set_new(hdr, "alg", json_string(s->alg)) != 0 ||
 	    (hjson = json_dumps(hdr, JSON_COMPACT)) == NULL)
 		goto out;
-	if ((r = b64u_encode((const uint8_t *)hjson, strlen(hjson), &hb)) != 0 ||
-	    (r = b64u_encode(payload, plen, &pb)) != 0 || (r = signing_input(hb, pb, &in)) != 0)
+	if ((r = b64u_encode((const uint8_t *)hjson, strlen(hjson), &p->hb)) != 0 ||
+	    (r = b64u_encode(payload, plen, &p->pb)) != 0 ||
+	    (r = signing_input(p->hb, p->pb, &in)) != 0)
 		goto out;
 	if ((r = s->sign(s->ctx, (const uint8_t *)in, strlen(in), sig, &siglen)) != 0)
 		goto out;
-	if ((r = b64u_encode(sig, siglen, &sb)) != 0)
-		goto out;
-	r = SV_ENOMEM;
-	if ((*out = json_pack(
-		 "{s:s, s:s, s:s}", "protected", hb, "payload", pb, "signature", sb)) == NULL)
-		goto out;
-	r = 0;
+	r = b64u_encode(sig, siglen, &p->sb);
 out:
+	if (r != 0)
+		parts_free(p);
 	json_decref(hdr);
 	free(hjson);
-	free(hb);
-	free(pb);
 	free(in);
-	free(sb);
 	return r;
+}
+
+int
+jws_sign(const struct jws_signer *s, const json_t *protected_hdr, const uint8_t *payload,
+    size_t plen, json_t **out)
+{
+	struct jws_parts p;
+	int r;
+
+	*out = NULL;
+	if ((r = sign_parts(s, protected_hdr, payload, plen, &p)) != 0)
+		return r;
+	*out = json_pack("{s:s, s:s, s:s}", "protected", p.hb, "payload", p.pb, "signature", p.sb);
+	parts_free(&p);
+	return *out != NULL ? 0 : SV_ENOMEM;
+}
+
+int
+jws_sign_text(const struct jws_signer *s, const json_t *protected_hdr, const uint8_t *payload,
+    size_t plen, char **out, size_t *outlen)
+{
+	static const char fmt[] = "{\"protected\":\"%s\",\"payload\":\"%s\",\"signature\":\"%s\"}";
+	struct jws_parts p;
+	size_t n;
+	int r;
+
+	*out = NULL;
+	if ((r = sign_parts(s, protected_hdr, payload, plen, &p)) != 0)
+		return r;
+	/* base64url needs no JSON escaping: the three parts go in as they are. */
+	n = sizeof(fmt) - 6 + strlen(p.hb) + strlen(p.pb) + strlen(p.sb);
+	if ((*out = malloc(n)) != NULL)
+		*outlen = (size_t)snprintf(*out, n, fmt, p.hb, p.pb, p.sb);
+	parts_free(&p);
+	return *out != NULL ? 0 : SV_ENOMEM;
 }
 
 /* Verify a JWS-form signature over in with pk. */

@@ -41,6 +41,14 @@ int jws_sign(const struct jws_signer *s, const json_t *protected_hdr, const uint
     size_t plen, json_t **out);
 
 /*
+ * The same JWS as its compact JSON text {"protected":..,"payload":..,
+ * "signature":..} (*out malloc'd, NUL-terminated, *outlen bytes), for a
+ * caller that only passes it on.
+ */
+int jws_sign_text(const struct jws_signer *s, const json_t *protected_hdr, const uint8_t *payload,
+    size_t plen, char **out, size_t *outlen);
+
+/*
  * Verify a flattened JWS with pk.  On success, optionally return the decoded
  * protected header (*hdr, caller json_decref()s) and payload (*payload,
  * caller free()s, NUL-terminated, at most max_payload bytes).

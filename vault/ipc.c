@@ -81,43 +81,43 @@ ipc_next(struct evbuffer *in, enum ipc_side from, struct ipc_msg *m)
 }
 
 /* Frame prefix[0..plen) + body serialised compact as one message of type. */
+/* Frame prefix (plen bytes) then data (dlen bytes) as one message of type. */
 static int
-put_frame(struct evbuffer *out, uint32_t type, uint32_t id, const void *prefix, size_t plen,
-    const json_t *body)
+put_raw(struct evbuffer *out, uint32_t type, uint32_t id, const void *prefix, size_t plen,
+    const char *data, size_t dlen)
 {
 	uint32_t hdr[3];
-	char *s;
-	size_t len;
-	int r = 0;
+	size_t len = plen + dlen;
 
-	if ((s = json_dumps(body, JSON_COMPACT)) == NULL)
-		return sv_seterr(SV_ENOMEM, "ipc: cannot serialise a message");
-	len = plen + strlen(s);
-	if (len > ipc_max(type)) {
-		free(s);
+	if (len > ipc_max(type))
 		return sv_seterr(SV_ETOOBIG, "ipc: message of %zu bytes over its cap", len);
-	}
 	hdr[0] = type;
 	hdr[1] = id;
 	hdr[2] = (uint32_t)len;
 	if (evbuffer_add(out, hdr, IPC_HDR_LEN) != 0 ||
 	    (plen > 0 && evbuffer_add(out, prefix, plen) != 0) ||
-	    evbuffer_add(out, s, len - plen) != 0)
-		r = sv_seterr(SV_ENOMEM, "ipc: cannot queue a message");
-	free(s);
-	return r;
+	    evbuffer_add(out, data, dlen) != 0)
+		return sv_seterr(SV_ENOMEM, "ipc: cannot queue a message");
+	return 0;
 }
 
 int
 ipc_put_json(struct evbuffer *out, uint32_t type, uint32_t id, const json_t *body)
 {
-	return put_frame(out, type, id, NULL, 0, body);
+	char *s;
+	int r;
+
+	if ((s = json_dumps(body, JSON_COMPACT)) == NULL)
+		return sv_seterr(SV_ENOMEM, "ipc: cannot serialise a message");
+	r = put_raw(out, type, id, NULL, 0, s, strlen(s));
+	free(s);
+	return r;
 }
 
 int
-ipc_put_body(struct evbuffer *out, uint32_t id, uint32_t status, const json_t *body)
+ipc_put_body(struct evbuffer *out, uint32_t id, uint32_t status, const char *body, size_t len)
 {
-	return put_frame(out, IPC_RESP_BODY, id, &status, sizeof(status), body);
+	return put_raw(out, IPC_RESP_BODY, id, &status, sizeof(status), body, len);
 }
 
 int

@@ -60,8 +60,8 @@ int ipc_next(struct evbuffer *in, enum ipc_side from, struct ipc_msg *m);
 /* Frame and append a JSON body (serialised compact) to out; SV_ETOOBIG past the type's cap. */
 int ipc_put_json(struct evbuffer *out, uint32_t type, uint32_t id, const json_t *body);
 
-/* Frame an IPC_RESP_BODY for request id: status, then body serialised compact. */
-int ipc_put_body(struct evbuffer *out, uint32_t id, uint32_t status, const json_t *body);
+/* Frame an IPC_RESP_BODY for request id: status, then the body's JSON text (len bytes). */
+int ipc_put_body(struct evbuffer *out, uint32_t id, uint32_t status, const char *body, size_t len);
 
 /* Status (200-299) and body text of an IPC_RESP_BODY; SV_EPROTO otherwise. */
 int ipc_body(const struct ipc_msg *m, uint32_t *status, const char **body, size_t *len);

@@ -231,17 +231,18 @@ fail_audited(struct item *it, size_t n)
 }
 
 /*
- * Queue the answer to netproc.  A signature goes as its body ready to send
- * (netproc neither parses nor re-serialises it); everything else as JSON.
+ * Queue the answer to netproc.  A signature goes as its JWS text, ready to
+ * send (netproc neither parses nor re-serialises it); everything else as JSON.
  */
 static int
 put_answer(struct evbuffer *out, const struct item *it)
 {
 	json_int_t status = json_integer_value(json_object_get(it->resp, "status"));
-	const json_t *body = json_object_get(it->resp, "body");
+	const json_t *jws = json_object_get(it->resp, "jws");
 
-	if (it->type == IPC_SIGN && status == 200 && body != NULL)
-		return ipc_put_body(out, it->id, (uint32_t)status, body);
+	if (it->type == IPC_SIGN && status == 200 && json_is_string(jws))
+		return ipc_put_body(
+		    out, it->id, (uint32_t)status, json_string_value(jws), json_string_length(jws));
 	return ipc_put_json(out, IPC_RESP, it->id, it->resp);
 }
 

@@ -133,6 +133,43 @@ test_rfc7515_a2_rs256(void **state)
 	EVP_PKEY_free(pk);
 }
 
+/* The text form is the same JWS, byte for byte what a compact dump gives. */
+static void
+test_sign_text(void **state)
+{
+	EVP_PKEY *pk = a2_private();
+	struct jws_signer s;
+	json_t *hdr = json_object(), *jws, *parsed, *pubjwk;
+	EVP_PKEY *pub;
+	char *text, *want;
+	size_t len;
+
+	assert_ok(jws_pkey_signer(pk, &s));
+	assert_ok(jws_sign_text(&s, hdr, (const uint8_t *)PAYLOAD, strlen(PAYLOAD), &text, &len));
+	assert_int_equal(len, strlen(text));
+	assert_ok(jws_sign(&s, hdr, (const uint8_t *)PAYLOAD, strlen(PAYLOAD), &jws));
+	assert_non_null(want = json_dumps(jws, JSON_COMPACT | JSON_PRESERVE_ORDER));
+	assert_string_equal(text, want);
+	assert_non_null(strstr(text, A2_SIG));
+	/* It parses back to a JWS that verifies. */
+	assert_non_null(parsed = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL));
+	assert_ok(jwk_from_pkey(pk, &pubjwk));
+	assert_ok(jwk_to_pkey(pubjwk, &pub));
+	assert_ok(jws_verify(parsed, pub, 4096, NULL, NULL, NULL));
+	/* The empty payload of a POST-as-GET. */
+	free(text);
+	assert_ok(jws_sign_text(&s, hdr, NULL, 0, &text, &len));
+	assert_non_null(strstr(text, "\"payload\":\"\","));
+	EVP_PKEY_free(pub);
+	json_decref(pubjwk);
+	json_decref(parsed);
+	free(want);
+	free(text);
+	json_decref(jws);
+	json_decref(hdr);
+	EVP_PKEY_free(pk);
+}
+
 static void
 test_rfc7515_a3_es256(void **state)
 {
@@ -270,6 +307,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rfc7638_thumbprint),
 		cmocka_unit_test(test_rfc7515_a2_rs256),
+		cmocka_unit_test(test_sign_text),
 		cmocka_unit_test(test_rfc7515_a3_es256),
 		cmocka_unit_test(test_rfc8037_ed25519),
 		cmocka_unit_test(test_b64u),
