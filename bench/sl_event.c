@@ -145,6 +145,10 @@ send_next(struct ev_client *c)
 		client_done(c);
 		return;
 	}
+	/* evhttp queues the head and the body as two chains, which would leave
+	 * as two TLS records and two TCP segments; make them one, as libcurl
+	 * sends a small POST (it puts the body in the head's buffer). */
+	evbuffer_pullup(bufferevent_get_output(evhttp_connection_get_bufferevent(c->con)), -1);
 	if (!c->nodelay)
 		set_nodelay(c);
 }
