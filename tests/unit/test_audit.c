@@ -3,9 +3,11 @@
  * temporary directory (audit_fixture.h).  Chain continuation across reopen,
  * with the documented prev hashes recomputed here; repair of a partial last
  * line and refusal of damaged tails; open errors and the lock; reserved and
- * oversized fields and the batch cap; commit failure roll-back through the
- * test hook; disk allocated ahead of the log; the commit in two halves and its one sync thread;
- * checkpoint errors; 10,000 records.  The verifier has its own suite, test_audit_verify.c.
+ * oversized fields and the batch cap; the fields check against the
+ * verifier's parser; commit failure roll-back through the test hook; disk
+ * allocated ahead of the log; the commit in two halves and its one sync
+ * thread; checkpoint errors; 10,000 records.  The verifier has its own
+ * suite, test_audit_verify.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -222,6 +224,119 @@ test_reserved_fields(void **state)
 	assert_ok(audit_commit(a));
 	assert_int_equal(file_size(f->log), 0);
 	audit_close(a);
+}
+
+/* A small deterministic generator (xorshift64) for the property test below. */
+static uint64_t
+rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* A short valid UTF-8 string that sometimes holds a NUL byte. */
+static void
+rnd_text(uint64_t *x, char *buf, size_t *len)
+{
+	static const char *const bits[] = { "a", "Z", "0", "\"", "\\", "\n", "\x01", "\xc3\xa9",
+		"\xe2\x82\xac", " ", "/", "\0" };
+	size_t n = rnd(x) % 6, i, l;
+
+	*len = 0;
+	for (i = 0; i < n; i++) {
+		/* NUL in about one string in ten. */
+		const char *b = bits[rnd(x) % 30 == 0 ? 11 : rnd(x) % 11];
+
+		l = b[0] == '\0' ? 1 : strlen(b);
+		memcpy(buf + *len, b, l);
+		*len += l;
+	}
+}
+
+static json_t *
+rnd_value(uint64_t *x, int depth)
+{
+	char t[32];
+	size_t len, i, n;
+	json_t *v;
+
+	switch (depth >= 5 ? rnd(x) % 5 : rnd(x) % 7) {
+	case 0:
+		rnd_text(x, t, &len);
+		return json_stringn(t, len);
+	case 1:
+		return json_integer((json_int_t)(rnd(x) % 100000) - 50000);
+	case 2:
+		return json_real((double)(rnd(x) % 1000) / 7.0);
+	case 3:
+		return json_boolean(rnd(x) % 2);
+	case 4:
+		return json_null();
+	case 5:
+		v = json_array();
+		for (i = 0, n = rnd(x) % 4; i < n; i++)
+			json_array_append_new(v, rnd_value(x, depth + 1));
+		return v;
+	default:
+		v = json_object();
+		for (i = 0, n = rnd(x) % 4; i < n; i++) {
+			rnd_text(x, t, &len);
+			json_object_setn_new(v, t, len, rnd_value(x, depth + 1));
+		}
+		return v;
+	}
+}
+
+/*
+ * audit_add() takes exactly the fields the verifier's parser accepts: a few
+ * thousand random records, with NUL bytes in strings and names at any
+ * depth; the accepted ones are then committed and the log must verify.
+ */
+static void
+test_fields_checked(void **state)
+{
+	struct fx *f = *state;
+	uint64_t x = 0x9e3779b97f4a7c15u, accepted = 0;
+	struct audit *a;
+	json_t *o, *deep, *back;
+	char *text;
+	int i, r;
+
+	assert_ok(audit_open(f->log, &a));
+	for (i = 0; i < 3000; i++) {
+		o = json_object();
+		json_object_set_new(o, "type", json_string("prop"));
+		json_object_set_new(o, "v", rnd_value(&x, 1));
+		assert_non_null(text = json_dumps(o, JSON_COMPACT));
+		back = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+		r = audit_add(a, o);
+		if (back != NULL) {
+			assert_ok(r);
+			accepted++;
+		} else {
+			assert_sverr(r, SV_EINVAL);
+			assert_non_null(strstr(sv_errmsg(SV_EINVAL), "would not verify"));
+		}
+		json_decref(back);
+		free(text);
+		json_decref(o);
+	}
+	assert_true(accepted > 1000 && accepted < 3000); /* both kinds were tried */
+	assert_ok(audit_commit(a));
+	/* Nesting: 16 levels of fields are fine, 17 are not. */
+	for (deep = json_string("x"), i = 1; i < 16; i++)
+		deep = json_pack("[o]", deep);
+	o = json_pack("{s:o}", "v", deep);
+	assert_ok(audit_add(a, o));
+	json_object_set_new(o, "v", json_pack("[O]", deep));
+	assert_sverr(audit_add(a, o), SV_EINVAL);
+	assert_non_null(strstr(sv_errmsg(SV_EINVAL), "nested deeper than 16"));
+	json_decref(o);
+	assert_ok(audit_commit(a));
+	audit_close(a);
+	expect_ok(f->log, NULL, accepted + 1, 0);
 }
 
 static void
@@ -568,6 +683,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserved_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fields_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
