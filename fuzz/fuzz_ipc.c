@@ -2,7 +2,7 @@
  * libFuzzer target: the IPC deframer between vaultd's processes, fed
  * arbitrary bytes as if from the other side (both directions), and every
  * frame's body through the decoder the receivers use (ipc_body for an
- * IPC_RESP_BODY, ipc_json for the rest).
+ * IPC_RESP_BODY, ipc_strs for an IPC_SIGN, ipc_json for the rest).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -32,8 +32,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint32_t status;
 			size_t len;
 
+			const char *strs[IPC_SIGN_NSTRS];
+
 			if (m.type == IPC_RESP_BODY)
 				(void)ipc_body(&m, &status, &body, &len);
+			else if (m.type == IPC_SIGN)
+				(void)ipc_strs(&m, strs, IPC_SIGN_NSTRS);
 			else if (ipc_json(&m, &j) == 0)
 				json_decref(j);
 			ipc_msg_free(&m);

@@ -121,6 +121,55 @@ ipc_put_body(struct evbuffer *out, uint32_t id, uint32_t status, const char *bod
 }
 
 int
+ipc_put_strs(struct evbuffer *out, uint32_t type, uint32_t id, const char *const *strs, size_t n)
+{
+	uint32_t hdr[3], l;
+	size_t i, len = 0;
+
+	for (i = 0; i < n; i++) {
+		if (strlen(strs[i]) > ipc_max(type))
+			return sv_seterr(SV_ETOOBIG, "ipc: string of %zu bytes", strlen(strs[i]));
+		len += sizeof(l) + strlen(strs[i]) + 1;
+	}
+	if (len > ipc_max(type))
+		return sv_seterr(SV_ETOOBIG, "ipc: message of %zu bytes over its cap", len);
+	hdr[0] = type;
+	hdr[1] = id;
+	hdr[2] = (uint32_t)len;
+	if (evbuffer_add(out, hdr, IPC_HDR_LEN) != 0)
+		return sv_seterr(SV_ENOMEM, "ipc: cannot queue a message");
+	for (i = 0; i < n; i++) {
+		l = (uint32_t)strlen(strs[i]);
+		if (evbuffer_add(out, &l, sizeof(l)) != 0 || evbuffer_add(out, strs[i], l + 1) != 0)
+			return sv_seterr(SV_ENOMEM, "ipc: cannot queue a message");
+	}
+	return 0;
+}
+
+int
+ipc_strs(const struct ipc_msg *m, const char **strs, size_t n)
+{
+	const char *b = (const char *)m->body;
+	size_t i, pos = 0;
+	uint32_t l;
+
+	for (i = 0; i < n; i++) {
+		if (m->len - pos < sizeof(l) + 1)
+			return sv_seterr(SV_EPROTO, "ipc: string %zu of %zu missing", i + 1, n);
+		memcpy(&l, b + pos, sizeof(l));
+		pos += sizeof(l);
+		if (l > m->len - pos - 1 || b[pos + l] != '\0' || memchr(b + pos, '\0', l) != NULL)
+			return sv_seterr(
+			    SV_EPROTO, "ipc: string %zu of %zu is malformed", i + 1, n);
+		strs[i] = b + pos;
+		pos += (size_t)l + 1;
+	}
+	if (pos != m->len)
+		return sv_seterr(SV_EPROTO, "ipc: %zu bytes after the strings", m->len - pos);
+	return 0;
+}
+
+int
 ipc_body(const struct ipc_msg *m, uint32_t *status, const char **body, size_t *len)
 {
 	if (m->type != IPC_RESP_BODY || m->len < sizeof(*status))

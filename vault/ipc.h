@@ -3,8 +3,10 @@
  * (netproc) and key process (keyproc) over a socketpair, in the manner of
  * OpenSSH's monitor.  A frame is a 12-byte header {type, id, length} in host
  * byte order (both ends are the same binary on the same machine) followed by
- * length bytes of body (JSON for every type but IPC_RESP_BODY, whose JSON
- * follows a 4-byte status).  Each type has a maximum body
+ * length bytes of body: JSON for most types; IPC_RESP_BODY is a 4-byte status
+ * then JSON; IPC_SIGN, the one on every signing request, is IPC_SIGN_NSTRS
+ * strings (ipc_put_strs), so that neither side builds or parses JSON for it.
+ * Each type has a maximum body
  * size and a direction: who may send it.  A frame of unknown type, from the
  * wrong side, or longer than its type allows is a protocol violation: the
  * receiver stops reading from that peer and the peer is ended.
@@ -23,7 +25,7 @@
 enum ipc_side { IPC_FROM_NET = 1, IPC_FROM_KEY = 2 };
 
 enum ipc_type {
-	IPC_SIGN = 1,	  /* net->key: sign {shadow, serial, account, url, nonce, payload} */
+	IPC_SIGN = 1,	  /* net->key: sign: strings serial, account, url, nonce, payload */
 	IPC_ACCOUNT = 2,  /* net->key: account info for an authorised shadow */
 	IPC_ENROLL = 3,	  /* net->key: {token, csr, box_public_key} */
 	IPC_METRICS = 4,  /* net->key: the key process's Prometheus text */
@@ -65,6 +67,30 @@ int ipc_put_body(struct evbuffer *out, uint32_t id, uint32_t status, const char 
 
 /* Status (200-299) and body text of an IPC_RESP_BODY; SV_EPROTO otherwise. */
 int ipc_body(const struct ipc_msg *m, uint32_t *status, const char **body, size_t *len);
+
+/* The strings of an IPC_SIGN, in this order. */
+enum {
+	IPC_SIGN_SERIAL,
+	IPC_SIGN_ACCOUNT,
+	IPC_SIGN_URL,
+	IPC_SIGN_NONCE,
+	IPC_SIGN_PAYLOAD,
+	IPC_SIGN_NSTRS
+};
+
+/*
+ * Frame n strings (NUL-terminated, none may be NULL) as one message of type:
+ * each as its length (uint32, host order), its bytes and a NUL.  SV_ETOOBIG
+ * past the type's cap.
+ */
+int ipc_put_strs(
+    struct evbuffer *out, uint32_t type, uint32_t id, const char *const *strs, size_t n);
+
+/*
+ * Exactly n strings from m's body into strs[], pointing into the body (each
+ * NUL-terminated, with no NUL inside): SV_EPROTO if the body is anything else.
+ */
+int ipc_strs(const struct ipc_msg *m, const char **strs, size_t n);
 
 /* Parse a message body as a JSON object (duplicates rejected). Caller json_decref()s. */
 int ipc_json(const struct ipc_msg *m, json_t **out);

@@ -197,13 +197,13 @@ dispatch(struct kp *kp, const struct ipc_msg *m)
 		return metrics_text(kp);
 	if (m->type == IPC_HEALTH)
 		return health(kp);
+	if (kp->draining)
+		return kp_problem(503, "unavailable", "Shutting down", "the vault is stopping", 5);
+	if (m->type == IPC_SIGN)
+		return kp_sign(kp, m);
 	if (ipc_json(m, &req) != 0)
 		return kp_problem(400, "malformed", "Malformed request", sv_errmsg(SV_EPROTO), 0);
-	if (kp->draining)
-		resp = kp_problem(503, "unavailable", "Shutting down", "the vault is stopping", 5);
-	else if (m->type == IPC_SIGN)
-		resp = kp_sign(kp, req);
-	else if (m->type == IPC_ACCOUNT)
+	if (m->type == IPC_ACCOUNT)
 		resp = kp_account_info(kp, req);
 	else if (m->type == IPC_RENEW)
 		resp = kp_renew(kp, req);

@@ -128,7 +128,8 @@ int kp_commit(struct kp *kp);
  * kp_pending_free() frees it.
  */
 struct kp_pending;
-json_t *kp_sign(struct kp *kp, const json_t *req);
+struct ipc_msg;
+json_t *kp_sign(struct kp *kp, const struct ipc_msg *m); /* an IPC_SIGN: ipc_strs() */
 json_t *kp_sign_pending(struct kp *kp, struct kp_pending *p);
 void kp_pending_free(struct kp_pending *p);
 json_t *kp_account_info(struct kp *kp, const json_t *req);

@@ -18,6 +18,7 @@
 #include "b64.h"
 #include "classify.h"
 #include "clock.h"
+#include "ipc.h"
 #include "jwk.h"
 #include "jws.h"
 #include "keyproc.h"
@@ -271,20 +272,22 @@ b64_charset(const char *s)
 }
 
 static int
-parse_sreq(const json_t *req, struct sreq *q)
+parse_sreq(const struct ipc_msg *m, struct sreq *q)
 {
+	const char *f[IPC_SIGN_NSTRS];
 	uint8_t h[32];
 	char *hb;
 
 	memset(q, 0, sizeof(*q));
-	q->serial = json_string_value(json_object_get(req, "serial"));
-	q->account = json_string_value(json_object_get(req, "account"));
-	q->url = json_string_value(json_object_get(req, "url"));
-	q->nonce = json_string_value(json_object_get(req, "nonce"));
-	q->payload_b64 = json_string_value(json_object_get(req, "payload"));
-	if (q->serial == NULL || strlen(q->serial) > KP_SERIAL_MAX || q->account == NULL ||
-	    q->url == NULL || q->nonce == NULL || q->payload_b64 == NULL)
+	if (ipc_strs(m, f, IPC_SIGN_NSTRS) != 0)
 		return sv_seterr(SV_EINVAL, "request needs serial, account, url, nonce, payload");
+	q->serial = f[IPC_SIGN_SERIAL];
+	q->account = f[IPC_SIGN_ACCOUNT];
+	q->url = f[IPC_SIGN_URL];
+	q->nonce = f[IPC_SIGN_NONCE];
+	q->payload_b64 = f[IPC_SIGN_PAYLOAD];
+	if (strlen(q->serial) > KP_SERIAL_MAX)
+		return sv_seterr(SV_EINVAL, "serial longer than %d characters", KP_SERIAL_MAX);
 	if (sv_name_check(q->account, "account name") != 0)
 		return SV_EINVAL;
 	if (q->nonce[0] == '\0' || strlen(q->nonce) > NONCE_MAX || !b64_charset(q->nonce))
@@ -500,7 +503,7 @@ judge(struct kp *kp, struct kp_account *a, const struct sreq *q, const struct cl
 }
 
 json_t *
-kp_sign(struct kp *kp, const json_t *req)
+kp_sign(struct kp *kp, const struct ipc_msg *m)
 {
 	struct cls_account ca;
 	struct cls_result c;
@@ -512,7 +515,7 @@ kp_sign(struct kp *kp, const json_t *req)
 	int r, wait;
 
 	memset(&c, 0, sizeof(c));
-	if ((r = parse_sreq(req, &q)) != 0)
+	if ((r = parse_sreq(m, &q)) != 0)
 		snprintf(bad, sizeof(bad), "%s", sv_errmsg(r));
 	/* Who it is first (netproc took the serial from the verified certificate). */
 	if (q.serial == NULL || strlen(q.serial) > KP_SERIAL_MAX) {

@@ -118,7 +118,8 @@ problem(struct np *np, struct evhttp_request *req, const char *endpoint, int sta
 
 /* Send msg for req; the answer comes back in on_key_read().  msg is consumed. */
 static void
-forward(struct np *np, struct evhttp_request *req, const char *endpoint, uint32_t type, json_t *msg)
+forward_any(struct np *np, struct evhttp_request *req, const char *endpoint, uint32_t type,
+    json_t *msg, const char *const *strs, size_t nstrs)
 {
 	struct np_pending *p = NULL;
 	size_t i;
@@ -136,8 +137,10 @@ forward(struct np *np, struct evhttp_request *req, const char *endpoint, uint32_
 		if (np->pend[np->next_id % np->npend_max].id == 0)
 			p = &np->pend[np->next_id % np->npend_max];
 	}
-	if (p == NULL || msg == NULL ||
-	    ipc_put_json(bufferevent_get_output(np->key), type, np->next_id, msg) != 0) {
+	if (p == NULL || (msg == NULL && strs == NULL) ||
+	    (msg != NULL ? ipc_put_json(bufferevent_get_output(np->key), type, np->next_id, msg)
+			 : ipc_put_strs(bufferevent_get_output(np->key), type, np->next_id, strs,
+			       nstrs)) != 0) {
 		json_decref(msg);
 		problem(np, req, endpoint, 500, "internal", "Internal error", "cannot forward", 0);
 		return;
@@ -148,6 +151,13 @@ forward(struct np *np, struct evhttp_request *req, const char *endpoint, uint32_
 	p->endpoint = endpoint;
 	p->t0 = metrics_now();
 	np->npending++;
+}
+
+/* Forward msg (consumed) as a JSON message of type. */
+static void
+forward(struct np *np, struct evhttp_request *req, const char *endpoint, uint32_t type, json_t *msg)
+{
+	forward_any(np, req, endpoint, type, msg, NULL, 0);
 }
 
 static void
@@ -394,20 +404,23 @@ post_body(struct np *np, struct evhttp_request *req, const char *endpoint, const
 }
 
 static void
-do_sign(struct np *np, struct evhttp_request *req, const char *account, const char *serial,
-    const char *cn)
+do_sign(struct np *np, struct evhttp_request *req, const char *account, const char *serial)
 {
 	static const char *const keys[] = { "url", "nonce", "payload" };
 	static const size_t caps[] = { NP_URL_MAX, NP_NONCE_MAX, NP_PAYLOAD_B64MAX };
-	json_t *b, *msg;
+	const char *strs[IPC_SIGN_NSTRS];
+	json_t *b;
 
 	if ((b = post_body(np, req, "sign", keys, caps, 3)) == NULL)
 		return;
-	msg = json_pack("{s:s, s:s, s:s, s:O, s:O, s:O}", "serial", serial, "shadow", cn, "account",
-	    account, "url", json_object_get(b, "url"), "nonce", json_object_get(b, "nonce"),
-	    "payload", json_object_get(b, "payload"));
+	/* post_body() checked them: strings within their caps, without a NUL. */
+	strs[IPC_SIGN_SERIAL] = serial;
+	strs[IPC_SIGN_ACCOUNT] = account;
+	strs[IPC_SIGN_URL] = json_string_value(json_object_get(b, "url"));
+	strs[IPC_SIGN_NONCE] = json_string_value(json_object_get(b, "nonce"));
+	strs[IPC_SIGN_PAYLOAD] = json_string_value(json_object_get(b, "payload"));
+	forward_any(np, req, "sign", IPC_SIGN, NULL, strs, IPC_SIGN_NSTRS);
 	json_decref(b);
-	forward(np, req, "sign", IPC_SIGN, msg);
 }
 
 /* POST /v1/identity/renew {csr, certificate, proof}: a new client certificate for this shadow. */
@@ -446,8 +459,7 @@ metrics_allowed(struct np *np, struct evhttp_request *req)
 
 /* /v1/acme/accounts/{name}[/sign] */
 static void
-route_account(
-    struct np *np, struct evhttp_request *req, const char *rest, const char *serial, const char *cn)
+route_account(struct np *np, struct evhttp_request *req, const char *rest, const char *serial)
 {
 	char name[SV_NAME_MAX + 2];
 	const char *slash = strchr(rest, '/');
@@ -465,7 +477,7 @@ route_account(
 		return;
 	}
 	if (slash != NULL && strcmp(slash, "/sign") == 0) {
-		do_sign(np, req, name, serial, cn);
+		do_sign(np, req, name, serial);
 	} else if (slash == NULL && evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
 		forward(np, req, "account", IPC_ACCOUNT,
 		    json_pack("{s:s, s:s}", "serial", serial, "account", name));
@@ -479,7 +491,7 @@ route_api(struct evhttp_request *req, void *arg)
 {
 	struct np *np = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	char serial[80], cn[SV_NAME_MAX + 1];
+	char serial[80];
 
 	np_deadline_arm(np_conn_of(req), 0); /* the request is complete */
 	if (path == NULL)
@@ -489,7 +501,7 @@ route_api(struct evhttp_request *req, void *arg)
 		    "the vault is stopping", 5);
 		return;
 	}
-	if (np_peer_identity(req, serial, sizeof(serial), cn, sizeof(cn)) != 0) {
+	if (np_peer_identity(req, serial, sizeof(serial)) != 0) {
 		problem(np, req, "other", 401, "unauthenticated", "Unauthenticated",
 		    "a client certificate from the vault's shadow CA is required", 0);
 		return;
@@ -504,7 +516,7 @@ route_api(struct evhttp_request *req, void *arg)
 	else if (strcmp(path, "/metrics") == 0 && metrics_allowed(np, req))
 		forward(np, req, "metrics", IPC_METRICS, json_object());
 	else if (strncmp(path, "/v1/acme/accounts/", 18) == 0)
-		route_account(np, req, path + 18, serial, cn);
+		route_account(np, req, path + 18, serial);
 	else if (strcmp(path, "/v1/identity/renew") == 0)
 		do_renew(np, req, serial);
 	else if (strcmp(path, "/v1/identity") == 0 &&

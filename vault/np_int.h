@@ -41,7 +41,8 @@ struct np_conn {
 	struct event *deadline; /* for a complete request: see np_deadline_arm() */
 	struct event *admit;	/* counts the peer address once the socket is set */
 	struct peer_key peer;
-	int counted; /* peer is counted in np->peers */
+	int counted;	 /* peer is counted in np->peers */
+	char serial[80]; /* the verified client certificate's serial, once looked up */
 	struct np_conn *prev, *next;
 };
 
@@ -90,7 +91,7 @@ struct np_conn *np_conn_of(struct evhttp_request *req);
 /* Start (on 1) or stop the connection's request deadline; c may be NULL. */
 void np_deadline_arm(struct np_conn *c, int on);
 /* The verified client certificate's serial (hex) and CN: 0, or -1 if none. */
-int np_peer_identity(struct evhttp_request *req, char *serial, size_t sn, char *cn, size_t cnn);
+int np_peer_identity(struct evhttp_request *req, char *serial, size_t sn);
 /* {ca: PEM, revoked: [serials]} from the key process: trust it, cut revoked connections. */
 void np_peers(struct np *np, const json_t *msg);
 

@@ -156,19 +156,17 @@ np_peers(struct np *np, const json_t *msg)
 
 /* The verified client certificate's serial and CN; 0 or -1. */
 int
-np_peer_identity(struct evhttp_request *req, char *serial, size_t sn, char *cn, size_t cnn)
+np_peer_identity(struct evhttp_request *req, char *serial, size_t sn)
 {
-	struct evhttp_connection *ec = evhttp_request_get_connection(req);
-	struct bufferevent *bev = ec ? evhttp_connection_get_bufferevent(ec) : NULL;
-	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	struct np_conn *c = np_conn_of(req);
+	X509 *peer = c ? SSL_get0_peer_certificate(c->ssl) : NULL;
 
-	if (peer == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+	if (peer == NULL || SSL_get_verify_result(c->ssl) != X509_V_OK)
 		return -1;
-	serial_hex(peer, serial, sn);
-	if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, (int)cnn) <
-	    0)
-		cn[0] = '\0';
+	/* Renegotiation is off: a connection's client certificate never changes. */
+	if (c->serial[0] == '\0')
+		serial_hex(peer, c->serial, sizeof(c->serial));
+	snprintf(serial, sn, "%s", c->serial);
 	return serial[0] ? 0 : -1;
 }
 
