@@ -109,9 +109,13 @@ sign_parts(const struct jws_signer *s, const json_t *protected_hdr, const uint8_
 	alg = json_object_get(protected_hdr, "alg");
 	if (alg != NULL && (!json_is_string(alg) || strcmp(json_string_value(alg), s->alg) != 0))
 		return sv_seterr(SV_EINVAL, "jws: header alg does not match the key (%s)", s->alg);
-	if ((hdr = json_deep_copy(protected_hdr)) == NULL ||
-	    json_object_set_new(hdr, "alg", json_string(s->alg)) != 0 ||
-	    (hjson = json_dumps(hdr, JSON_COMPACT)) == NULL)
+	/* A header that names its alg already is serialised as it is, uncopied. */
+	if (alg != NULL)
+		hjson = json_dumps(protected_hdr, JSON_COMPACT);
+	else if ((hdr = json_deep_copy(protected_hdr)) != NULL &&
+	    json_object_set_new(hdr, "alg", json_string(s->alg)) == 0)
+		hjson = json_dumps(hdr, JSON_COMPACT);
+	if (hjson == NULL)
 		goto out;
 	if ((r = b64u_encode((const uint8_t *)hjson, strlen(hjson), &p->hb)) != 0 ||
 	    (r = b64u_encode(payload, plen, &p->pb)) != 0 ||

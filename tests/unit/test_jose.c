@@ -139,9 +139,9 @@ test_sign_text(void **state)
 {
 	EVP_PKEY *pk = a2_private();
 	struct jws_signer s;
-	json_t *hdr = json_object(), *jws, *parsed, *pubjwk;
+	json_t *hdr = json_object(), *jws, *parsed, *pubjwk, *named;
 	EVP_PKEY *pub;
-	char *text, *want;
+	char *text, *text2, *want;
 	size_t len;
 
 	assert_ok(jws_pkey_signer(pk, &s));
@@ -151,6 +151,17 @@ test_sign_text(void **state)
 	assert_non_null(want = json_dumps(jws, JSON_COMPACT | JSON_PRESERVE_ORDER));
 	assert_string_equal(text, want);
 	assert_non_null(strstr(text, A2_SIG));
+	/* A header that names its alg already gives the same JWS; a wrong alg none. */
+	named = json_pack("{s:s}", "alg", "RS256");
+	assert_ok(
+	    jws_sign_text(&s, named, (const uint8_t *)PAYLOAD, strlen(PAYLOAD), &text2, &len));
+	assert_string_equal(text2, text);
+	free(text2);
+	json_object_set_new(named, "alg", json_string("ES256"));
+	assert_sverr(
+	    jws_sign_text(&s, named, (const uint8_t *)PAYLOAD, strlen(PAYLOAD), &text2, &len),
+	    SV_EINVAL);
+	json_decref(named);
 	/* It parses back to a JWS that verifies. */
 	assert_non_null(parsed = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL));
 	assert_ok(jwk_from_pkey(pk, &pubjwk));
