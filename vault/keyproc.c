@@ -104,16 +104,22 @@ kp_txn(struct kp *kp)
 static const char SEQ_SQL[] = "INSERT OR REPLACE INTO meta (key, value) VALUES ('nonce_seq', ?1)";
 
 int
-kp_mark_seq(struct kp *kp, uint64_t seq)
+kp_mark_seq_in(struct state *st, uint64_t seq)
 {
 	char v[24];
 	sqlite3_stmt *s;
 	int r;
 
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)seq);
-	if ((r = state_hot(kp->st, &s, SEQ_SQL, "t", v)) != 0)
+	if ((r = state_hot(st, &s, SEQ_SQL, "t", v)) != 0)
 		return r;
-	return sqlite3_step(s) == SQLITE_DONE ? 0 : state_err(kp->st, "recording the audit seq");
+	return sqlite3_step(s) == SQLITE_DONE ? 0 : state_err(st, "recording the audit seq");
+}
+
+int
+kp_mark_seq(struct kp *kp, uint64_t seq)
+{
+	return kp_mark_seq_in(kp->st, seq);
 }
 
 void
@@ -609,7 +615,7 @@ close_all(struct kp *kp)
 		checkpoint(kp);
 		if (kp->st != NULL && state_durable(kp->st, 1) == 0) {
 			/* Nonces written, database current: no recovery scan next start. */
-			kp_nonce_flush(kp);
+			kp_nonce_flush_all(kp);
 			kp_rates_flush(kp);
 			if (state_begin(kp->st) == 0 &&
 			    (kp_mark_seq(kp, kp_nonce_floor(kp)) != 0 || state_commit(kp->st) != 0))

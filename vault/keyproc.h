@@ -173,18 +173,22 @@ void kp_push_peers(struct kp *kp);
 /*
  * Signed nonces (kp_nonce.c).  kp_nonce_fresh: 1 if the nonce hash was never
  * signed (and remember it), 0 if it was or on error (*err set).  Flush
- * between batches only: every second, past KP_NONCE_FLUSH, at shutdown.
+ * between batches only: every second and past KP_NONCE_FLUSH, handing the
+ * nonces to the writer thread (kp_nonce_flush); at shutdown, writing them
+ * all before it returns (kp_nonce_flush_all).
  */
 #define KP_NONCE_FLUSH 2048
 int kp_nonces_init(struct kp *kp);
 void kp_nonces_free(struct kp *kp);
 int kp_nonce_fresh(struct kp *kp, const uint8_t hash[32], int *err);
 int kp_nonce_flush(struct kp *kp);
+int kp_nonce_flush_all(struct kp *kp);
 size_t kp_nonce_pending(const struct kp *kp);
 /* The audit seq up to which the database holds every signed nonce. */
 uint64_t kp_nonce_floor(const struct kp *kp);
-/* Record seq as that point ('nonce_seq') in the open state transaction. */
+/* Record seq as that point ('nonce_seq') in the open state transaction (of st). */
 int kp_mark_seq(struct kp *kp, uint64_t seq);
+int kp_mark_seq_in(struct state *st, uint64_t seq);
 
 /*
  * Per-shadow rate limits (kp_rate.c).  kp_rate_take: a token for the

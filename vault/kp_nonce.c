@@ -1,24 +1,30 @@
 /*
  * kp_nonce: a nonce is signed at most once.
  *
- * The nonces signed since the last flush are kept in memory, as an
- * open-addressing set of their SHA-256 hashes; the state database holds the
- * older ones.  The set is written to the database in one transaction every
- * second (on_tick), when it passes KP_NONCE_FLUSH entries after a batch, and
- * at shutdown, instead of one database commit per batch of requests.
+ * The nonces signed since the last hand-over are kept in memory, as an
+ * open-addressing set of their SHA-256 hashes (cur); the state database holds
+ * the older ones.  Every second (on_tick), when cur passes KP_NONCE_FLUSH
+ * entries after a batch, and at shutdown, cur becomes out and a new cur
+ * starts empty: the writer thread puts out into the database in one
+ * transaction, on its own connection, while the event loop goes on
+ * answering.  Lookups ask cur, then out, then the database.  out is emptied
+ * only once its transaction has committed; a failed write keeps it and is
+ * tried again at the next hand-over.  While the writer works, the loop only
+ * reads out; the writer only reads it too.
  *
  * Nothing is lost by keeping them in memory: the audit log, fsynced before
  * any answer leaves, records the hash of every nonce signed.  The
  * database's nonce_seq stays at the audit seq reached before the oldest
- * unflushed nonce (kp_nonce_floor), so after a crash recover_nonces() puts
- * back every nonce the database missed.  A nonce whose answer failed (the
- * audit write failed) stays spent: that refuses more, never less.
+ * nonce not yet in it (kp_nonce_floor), so after a crash recover_nonces()
+ * puts back every nonce the database missed.  A nonce whose answer failed
+ * (the audit write failed) stays spent: that refuses more, never less.
  *
  * A Bloom filter (nbloom.h) holds every nonce in the database and every one
  * signed since: a nonce it has certainly never seen - nearly every request -
  * needs no database lookup.  It is filled from the database at start, after
  * recover_nonces() has put back what the database had lost.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,22 +35,174 @@
 #include "sv_err.h"
 
 #define NONCE_SLOTS 8192  /* a power of two */
-#define NONCE_MAX   6144  /* refuse (503) past this many unflushed: load <= 0.75 */
+#define NONCE_MAX   6144  /* refuse (503) past this many in cur: load <= 0.75 */
 #define FILTER_MIN  65536 /* the filter's first generation holds at least this many */
 
-struct kp_nonces {
+struct nset {
 	uint8_t hash[NONCE_SLOTS][32];
 	uint8_t used[NONCE_SLOTS];
 	size_t n;
-	uint64_t floor;	     /* audit seq before the oldest unflushed nonce */
-	struct nbloom *seen; /* every nonce in the database or in hash[] */
+	uint64_t floor; /* audit seq before the oldest nonce in the set */
+};
+
+enum { W_IDLE, W_ASKED, W_DONE, W_QUIT };
+
+/* The writer thread and what it is asked to write. */
+struct nwriter {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct state *st; /* its own connection to the state database */
+	int state;	  /* W_* */
+	const struct nset *set;
+	uint64_t seq; /* nonce_seq to record with the set */
+	int result;
+	char err[SV_ERRMSG_MAX];
+};
+
+struct kp_nonces {
+	struct nset sets[2];
+	struct nset *cur, *out; /* out->n == 0: nothing handed over */
+	struct nbloom *seen;	/* every nonce in the database, cur or out */
+	struct nwriter *w;	/* NULL: written on the loop's thread */
 };
 
 static const char SEEN_SQL[] = "SELECT 1 FROM nonces WHERE hash = ?1";
 static const char ADD_SQL[] = "INSERT OR IGNORE INTO nonces (hash, seen) VALUES (?1, ?2)";
-
 static const char COUNT_SQL[] = "SELECT count(*) FROM nonces";
 static const char ALL_SQL[] = "SELECT hash FROM nonces";
+
+/* Write set and nonce_seq = seq in one transaction of st. */
+static int
+write_set(struct state *st, const struct nset *set, uint64_t seq)
+{
+	int64_t now = (int64_t)time(NULL);
+	sqlite3_stmt *q;
+	size_t i;
+	int r;
+
+	if ((r = state_begin(st)) != 0)
+		return r;
+	for (i = 0; i < NONCE_SLOTS && r == 0; i++) {
+		if (!set->used[i])
+			continue;
+		if ((r = state_hot(st, &q, ADD_SQL, "bi", set->hash[i], now)) == 0 &&
+		    sqlite3_step(q) != SQLITE_DONE)
+			r = state_err(st, "recording nonces");
+	}
+	/* With them all in, the database is current with the log up to seq. */
+	if (r == 0)
+		r = kp_mark_seq_in(st, seq);
+	if (r == 0)
+		return state_commit(st);
+	state_rollback(st);
+	return r;
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct nwriter *w = arg;
+	int r;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->state != W_ASKED && w->state != W_QUIT)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->state == W_QUIT)
+			break;
+		pthread_mutex_unlock(&w->mu);
+		r = write_set(w->st, w->set, w->seq);
+		pthread_mutex_lock(&w->mu);
+		w->result = r;
+		snprintf(w->err, sizeof(w->err), "%s", r ? sv_errmsg(r) : "");
+		w->state = W_DONE;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Start the writer on a connection of its own; non-zero: write on the loop's thread. */
+static int
+writer_start(struct kp *kp, struct kp_nonces *s)
+{
+	struct nwriter *w = calloc(1, sizeof(*w));
+	int r;
+
+	if (w == NULL)
+		return SV_ENOMEM;
+	if ((r = state_open(kp->cfg->db_path, 0, &w->st)) != 0 ||
+	    (r = state_durable(w->st, 0)) != 0) {
+		state_close(w->st);
+		free(w);
+		return r;
+	}
+	if (pthread_mutex_init(&w->mu, NULL) != 0 || pthread_cond_init(&w->cv, NULL) != 0 ||
+	    pthread_create(&w->th, NULL, writer_main, w) != 0) {
+		/* (a mutex or condition made before the failure holds no resources on Linux) */
+		state_close(w->st);
+		free(w);
+		return sv_seterr(SV_ENOMEM, "nonce writer: cannot start its thread");
+	}
+	s->w = w;
+	return 0;
+}
+
+/*
+ * Take the writer's result if it has one (waiting for it if wait): out is
+ * emptied once written, kept if the write failed.  1 if it is still writing.
+ */
+static int
+writer_reap(struct kp_nonces *s, int wait)
+{
+	struct nwriter *w = s->w;
+	int state, r = 0;
+	char err[SV_ERRMSG_MAX];
+
+	if (w == NULL)
+		return 0;
+	pthread_mutex_lock(&w->mu);
+	while (wait && w->state == W_ASKED)
+		pthread_cond_wait(&w->cv, &w->mu);
+	state = w->state;
+	if (state == W_DONE) {
+		r = w->result;
+		snprintf(err, sizeof(err), "%s", w->err);
+		w->state = W_IDLE;
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (state != W_DONE)
+		return state == W_ASKED;
+	if (r != 0) {
+		/* Kept: the next hand-over writes it again. */
+		sv_err("writing %zu nonces to the database: %s", s->out->n, err);
+		return 0;
+	}
+	memset(s->out->used, 0, sizeof(s->out->used));
+	s->out->n = 0;
+	return 0;
+}
+
+static void
+writer_stop(struct kp_nonces *s)
+{
+	struct nwriter *w = s->w;
+
+	if (w == NULL)
+		return;
+	writer_reap(s, 1);
+	pthread_mutex_lock(&w->mu);
+	w->state = W_QUIT;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->th, NULL);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	state_close(w->st);
+	free(w);
+	s->w = NULL;
+}
 
 /* Put every nonce of the database into the filter. */
 static int
@@ -77,36 +235,44 @@ filter_load(struct kp *kp, struct kp_nonces *s)
 int
 kp_nonces_init(struct kp *kp)
 {
+	struct kp_nonces *s;
 	int r;
 
-	if ((kp->nonces = calloc(1, sizeof(*kp->nonces))) == NULL)
+	if ((s = kp->nonces = calloc(1, sizeof(*kp->nonces))) == NULL)
 		return sv_seterr(SV_ENOMEM, "nonce set: out of memory");
-	kp->nonces->floor = audit_seq(kp->audit);
-	if ((r = filter_load(kp, kp->nonces)) != 0) {
+	s->cur = &s->sets[0];
+	s->out = &s->sets[1];
+	s->cur->floor = audit_seq(kp->audit);
+	if ((r = filter_load(kp, s)) != 0) {
 		kp_nonces_free(kp);
 		return r;
 	}
+	if ((r = writer_start(kp, s)) != 0)
+		sv_warn(
+		    "nonce writer: %s: writing nonces on the event loop's thread", sv_errmsg(r));
 	return 0;
 }
 
 void
 kp_nonces_free(struct kp *kp)
 {
-	if (kp->nonces != NULL)
-		nbloom_free(kp->nonces->seen);
+	if (kp->nonces == NULL)
+		return;
+	writer_stop(kp->nonces);
+	nbloom_free(kp->nonces->seen);
 	free(kp->nonces);
 	kp->nonces = NULL;
 }
 
-/* The slot holding h, or the empty slot where it would go. */
+/* The slot of set holding h, or the empty slot where it would go. */
 static size_t
-slot_of(const struct kp_nonces *s, const uint8_t h[32])
+slot_of(const struct nset *set, const uint8_t h[32])
 {
 	size_t i;
 
 	memcpy(&i, h, sizeof(i)); /* a SHA-256 output: already uniform */
-	for (i &= NONCE_SLOTS - 1; s->used[i]; i = (i + 1) & (NONCE_SLOTS - 1))
-		if (memcmp(s->hash[i], h, 32) == 0)
+	for (i &= NONCE_SLOTS - 1; set->used[i]; i = (i + 1) & (NONCE_SLOTS - 1))
+		if (memcmp(set->hash[i], h, 32) == 0)
 			break;
 	return i;
 }
@@ -115,12 +281,13 @@ int
 kp_nonce_fresh(struct kp *kp, const uint8_t h[32], int *err)
 {
 	struct kp_nonces *s = kp->nonces;
-	size_t i = slot_of(s, h);
+	struct nset *cur = s->cur;
+	size_t i = slot_of(cur, h);
 	sqlite3_stmt *q;
 	int rc;
 
 	*err = 0;
-	if (s->used[i])
+	if (cur->used[i] || (s->out->n > 0 && s->out->used[slot_of(s->out, h)]))
 		return 0;
 	if (nbloom_maybe(s->seen, h)) {
 		if ((*err = state_hot(kp->st, &q, SEEN_SQL, "b", h)) != 0)
@@ -134,13 +301,13 @@ kp_nonce_fresh(struct kp *kp, const uint8_t h[32], int *err)
 			return 0;
 		}
 	}
-	if (s->n >= NONCE_MAX) {
+	if (cur->n >= NONCE_MAX) {
 		*err = sv_seterr(SV_EBUSY, "too many nonces not yet written to the database");
 		return 0;
 	}
-	memcpy(s->hash[i], h, 32);
-	s->used[i] = 1;
-	s->n++;
+	memcpy(cur->hash[i], h, 32);
+	cur->used[i] = 1;
+	cur->n++;
 	nbloom_add(s->seen, h);
 	return 1;
 }
@@ -148,52 +315,74 @@ kp_nonce_fresh(struct kp *kp, const uint8_t h[32], int *err)
 uint64_t
 kp_nonce_floor(const struct kp *kp)
 {
-	if (kp->nonces == NULL || kp->nonces->n == 0)
+	const struct kp_nonces *s = kp->nonces;
+
+	if (s == NULL || (s->out->n == 0 && s->cur->n == 0))
 		return audit_seq(kp->audit);
-	return kp->nonces->floor;
+	return s->out->n > 0 ? s->out->floor : s->cur->floor;
 }
 
 size_t
 kp_nonce_pending(const struct kp *kp)
 {
-	return kp->nonces ? kp->nonces->n : 0;
+	return kp->nonces ? kp->nonces->cur->n : 0;
 }
 
 /*
- * Write the set to the database with the audit seq it reaches.  Only
- * between batches: every nonce in the set then has its audit record
- * committed (or its answer failed).
+ * Hand cur over to be written with the audit seq it reaches (or, with no
+ * writer or at shutdown, write it here).  Only between batches: every nonce
+ * in cur then has its audit record committed (or its answer failed).
  */
+static int
+hand_over(struct kp *kp, int here)
+{
+	struct kp_nonces *s = kp->nonces;
+	struct nset *t;
+	int r;
+
+	if (s == NULL || kp->in_txn)
+		return 0;
+	if (writer_reap(s, here))
+		return 0; /* still writing the last one: cur waits for the next turn */
+	if (s->out->n == 0) {
+		if (s->cur->n == 0)
+			return 0;
+		t = s->out;
+		s->out = s->cur;
+		s->cur = t;
+		s->cur->floor = audit_seq(kp->audit);
+	}
+	if (s->w != NULL && !here) {
+		pthread_mutex_lock(&s->w->mu);
+		s->w->set = s->out;
+		s->w->seq = s->cur->floor;
+		s->w->state = W_ASKED;
+		pthread_cond_broadcast(&s->w->cv);
+		pthread_mutex_unlock(&s->w->mu);
+		return 0;
+	}
+	if ((r = write_set(kp->st, s->out, s->cur->floor)) != 0) {
+		sv_err("writing %zu nonces to the database: %s", s->out->n, sv_errmsg(r));
+		return r;
+	}
+	memset(s->out->used, 0, sizeof(s->out->used));
+	s->out->n = 0;
+	return 0;
+}
+
 int
 kp_nonce_flush(struct kp *kp)
 {
-	struct kp_nonces *s = kp->nonces;
-	int64_t now = (int64_t)time(NULL);
-	sqlite3_stmt *q;
-	size_t i;
+	return hand_over(kp, 0);
+}
+
+int
+kp_nonce_flush_all(struct kp *kp)
+{
 	int r;
 
-	if (s == NULL || s->n == 0 || kp->in_txn)
-		return 0;
-	if ((r = state_begin(kp->st)) != 0)
+	/* out first (waiting for the writer), then what cur holds, both here. */
+	if ((r = hand_over(kp, 1)) != 0)
 		return r;
-	for (i = 0; i < NONCE_SLOTS && r == 0; i++) {
-		if (!s->used[i])
-			continue;
-		if ((r = state_hot(kp->st, &q, ADD_SQL, "bi", s->hash[i], now)) == 0 &&
-		    sqlite3_step(q) != SQLITE_DONE)
-			r = state_err(kp->st, "recording nonces");
-	}
-	/* With them all in, the database is current with the log. */
-	if (r == 0 && (r = kp_mark_seq(kp, audit_seq(kp->audit))) == 0)
-		r = state_commit(kp->st);
-	if (r != 0) {
-		state_rollback(kp->st); /* kept in memory; the next flush tries again */
-		sv_err("writing %zu nonces to the database: %s", s->n, sv_errmsg(r));
-		return r;
-	}
-	memset(s->used, 0, sizeof(s->used));
-	s->n = 0;
-	s->floor = audit_seq(kp->audit);
-	return 0;
+	return hand_over(kp, 1);
 }

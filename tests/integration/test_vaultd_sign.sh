@@ -267,6 +267,18 @@ vd_sign web4 le "${NEW_ORDER%/*}/order/k5" k5 ''
 expect_code 429 "after the key process was killed, web4 is still rate limited"
 grep -q "rate limits of [0-9]* shadows* carried over" "$T/vaultd.log" && pass "the carried-over buckets are logged" \
 	|| fail "no carry-over log line"
+# The key process's writer thread puts signed nonces into the database while it runs.
+N4=bg$RANDOM$RANDOM
+vd_sign web1 le "$NEW_ORDER" "$N4" "$ORDER"
+expect_code 200 "a nonce for the writer thread signed"
+H4=$(printf %s "$N4" | sha256sum | cut -c1-64)
+for i in $(seq 30); do
+	[ "$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM nonces WHERE hash = X'$H4'")" = 1 ] && break
+	sleep 0.2
+done
+[ "$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM nonces WHERE hash = X'$H4'")" = 1 ] \
+	&& pass "the signed nonce is in the database within seconds, the vault still running" \
+	|| fail "nonce $N4 not in the database after 6 s"
 vd_stop
 old_rows=$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM nonces WHERE hash = zeroblob(31) || X'01'")
 new_rows=$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM nonces WHERE hash = zeroblob(31) || X'02'")
