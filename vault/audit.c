@@ -579,35 +579,39 @@ audit_test_fail_next_commit(struct audit *a, unsigned what, int errno_value)
 
 /* ---- queueing ---- */
 
-/* Serialise seq, time, prev and then fields into a->scratch. */
+/*
+ * Serialise seq, time, prev and then fields into a->scratch: the three
+ * members written here, then jansson's compact dump of fields with its
+ * opening brace turned into the comma that joins them (no merged copy of
+ * the object is built).
+ */
 static int
 rec_build(struct audit *a, json_t *fields, size_t *len)
 {
 	char t[TIME_LEN + 1], p[HASH_B64_LEN + 1];
-	const char *k;
-	size_t klen;
-	json_t *o, *v;
+	size_t head, n;
 	int r;
 
 	*len = 0;
 	if ((r = time_now(t)) != 0)
 		return r;
 	audit_hash_encode(a->qprev, p);
-	o = json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)(a->qseq + 1), "time", t, "prev", p);
-	if (o == NULL)
-		return sv_seterr(SV_ENOMEM, "audit: out of memory");
-	json_object_keylen_foreach(fields, k, klen, v)
-	{
-		if (klen != strlen(k) || json_object_set(o, k, v) != 0) {
-			r = sv_seterr(
-			    SV_EINVAL, "audit: a field name holds a NUL byte (or no memory)");
-			goto out;
-		}
+	head = (size_t)snprintf(a->scratch, AUDIT_RECORD_MAX + 1,
+	    "{\"seq\":%llu,\"time\":\"%s\",\"prev\":\"%s\"", (unsigned long long)(a->qseq + 1), t,
+	    p);
+	if (json_object_size(fields) == 0) {
+		a->scratch[head] = '}';
+		*len = head + 1;
+		return 0;
 	}
-	r = json_dump_capped(o, a->scratch, AUDIT_RECORD_MAX, len);
-out:
-	json_decref(o);
-	return r;
+	if ((n = json_dumpb(fields, a->scratch + head, AUDIT_RECORD_MAX - head, JSON_COMPACT)) == 0)
+		return sv_seterr(SV_EINVAL, "audit: record cannot be serialised (bad UTF-8?)");
+	if (n > AUDIT_RECORD_MAX - head)
+		return sv_seterr(SV_ETOOBIG, "audit: record of %zu bytes is over %d", head + n,
+		    AUDIT_RECORD_MAX);
+	a->scratch[head] = ',';
+	*len = head + n;
+	return 0;
 }
 
 /* Append one line (no newline in it) to the batch and advance the chain. */
