@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "fileio.h"
+#include "job.h"
 #include "log.h"
 #include "sv_err.h"
 
@@ -66,19 +66,13 @@ struct audit {
 	unsigned fail;	  /* test fault injection (AUDIT_FAIL_*) */
 	int fail_errno;
 	/* audit_commit_start() .. audit_commit_wait() */
-	int started;	/* a commit is between its two halves */
-	int start_r;	/* the first half's result */
-	int threaded;	/* the sync runs on sync_thread */
-	int sync_errno; /* 0, or the sync's errno */
+	int started;  /* a commit is between its two halves */
+	int start_r;  /* the first half's result */
+	int threaded; /* the sync runs on sync_thread */
 	/* One sync thread for the log's life, made at the first commit_start. */
-	pthread_t sync_thread;
-	pthread_mutex_t sync_mu;
-	pthread_cond_t sync_cv;
-	int sync_state; /* SYNC_NONE (no thread), SYNC_IDLE, SYNC_ASKED, SYNC_DONE, SYNC_QUIT */
+	struct sv_job *sync;
 	double t_start, t_end; /* the last commit: write to end of sync (seconds) */
 };
-
-enum { SYNC_NONE, SYNC_IDLE, SYNC_ASKED, SYNC_DONE, SYNC_QUIT };
 
 static const char *const REC_KEYS[] = { "seq", "time", "prev" };
 static const char *const HEAD_KEYS[] = { "seq", "hash", "key", "sig" };
@@ -534,15 +528,7 @@ audit_close(struct audit *a)
 		return;
 	if (a->started)
 		audit_commit_wait(a);
-	if (a->sync_state != SYNC_NONE) {
-		pthread_mutex_lock(&a->sync_mu);
-		a->sync_state = SYNC_QUIT;
-		pthread_cond_broadcast(&a->sync_cv);
-		pthread_mutex_unlock(&a->sync_mu);
-		pthread_join(a->sync_thread, NULL);
-		pthread_cond_destroy(&a->sync_cv);
-		pthread_mutex_destroy(&a->sync_mu);
-	}
+	sv_job_stop(a->sync);
 	if (a->fd >= 0)
 		close(a->fd);
 	svbuf_free(a->queue);
@@ -859,54 +845,24 @@ audit_commit(struct audit *a)
 	return commit_end(a, w, w ? log_sync(a) : r);
 }
 
-/* The sync thread: one fdatasync per SYNC_ASKED, until SYNC_QUIT. */
-static void *
-sync_main(void *arg)
+/* The sync thread's job: the fdatasync; its errno. */
+static int
+sync_job(void *arg)
 {
 	struct audit *a = arg;
-	int e;
+	int e = fdatasync(a->fd) == 0 ? 0 : errno;
 
-	pthread_mutex_lock(&a->sync_mu);
-	for (;;) {
-		while (a->sync_state != SYNC_ASKED && a->sync_state != SYNC_QUIT)
-			pthread_cond_wait(&a->sync_cv, &a->sync_mu);
-		if (a->sync_state == SYNC_QUIT)
-			break;
-		pthread_mutex_unlock(&a->sync_mu);
-		e = fdatasync(a->fd) == 0 ? 0 : errno;
-		pthread_mutex_lock(&a->sync_mu);
-		a->sync_errno = e;
-		a->t_end = sv_mono_now();
-		a->sync_state = SYNC_DONE;
-		pthread_cond_broadcast(&a->sync_cv);
-	}
-	pthread_mutex_unlock(&a->sync_mu);
-	return NULL;
+	a->t_end = sv_mono_now();
+	return e;
 }
 
 /* Hand the sync to the sync thread (made the first time); 0 if there is none. */
 static int
 sync_ask(struct audit *a)
 {
-	if (a->sync_state == SYNC_NONE) {
-		if (pthread_mutex_init(&a->sync_mu, NULL) != 0)
-			return 0;
-		if (pthread_cond_init(&a->sync_cv, NULL) != 0) {
-			pthread_mutex_destroy(&a->sync_mu);
-			return 0;
-		}
-		a->sync_state = SYNC_IDLE;
-		if (pthread_create(&a->sync_thread, NULL, sync_main, a) != 0) {
-			pthread_cond_destroy(&a->sync_cv);
-			pthread_mutex_destroy(&a->sync_mu);
-			a->sync_state = SYNC_NONE;
-			return 0;
-		}
-	}
-	pthread_mutex_lock(&a->sync_mu);
-	a->sync_state = SYNC_ASKED;
-	pthread_cond_broadcast(&a->sync_cv);
-	pthread_mutex_unlock(&a->sync_mu);
+	if (a->sync == NULL && sv_job_start(sync_job, a, &a->sync) != 0)
+		return 0;
+	sv_job_ask(a->sync);
 	return 1;
 }
 
@@ -914,14 +870,9 @@ sync_ask(struct audit *a)
 static int
 sync_wait(struct audit *a)
 {
-	int e;
+	int e = 0;
 
-	pthread_mutex_lock(&a->sync_mu);
-	while (a->sync_state == SYNC_ASKED)
-		pthread_cond_wait(&a->sync_cv, &a->sync_mu);
-	e = a->sync_errno;
-	a->sync_state = SYNC_IDLE;
-	pthread_mutex_unlock(&a->sync_mu);
+	sv_job_take(a->sync, 1, &e);
 	return e;
 }
 

@@ -24,11 +24,11 @@
  * needs no database lookup.  It is filled from the database at start, after
  * recover_nonces() has put back what the database had lost.
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "job.h"
 #include "keyproc.h"
 #include "log.h"
 #include "nbloom.h"
@@ -45,18 +45,12 @@ struct nset {
 	uint64_t floor; /* audit seq before the oldest nonce in the set */
 };
 
-enum { W_IDLE, W_ASKED, W_DONE, W_QUIT };
-
-/* The writer thread and what it is asked to write. */
+/* What the writer thread (a job, job.h) is asked to write. */
 struct nwriter {
-	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	struct sv_job *job;
 	struct state *st; /* its own connection to the state database */
-	int state;	  /* W_* */
 	const struct nset *set;
 	uint64_t seq; /* nonce_seq to record with the set */
-	int result;
 	char err[SV_ERRMSG_MAX];
 };
 
@@ -99,28 +93,15 @@ write_set(struct state *st, const struct nset *set, uint64_t seq)
 	return r;
 }
 
-static void *
-writer_main(void *arg)
+static int
+writer_job(void *arg)
 {
 	struct nwriter *w = arg;
-	int r;
+	int r = write_set(w->st, w->set, w->seq);
 
-	pthread_mutex_lock(&w->mu);
-	for (;;) {
-		while (w->state != W_ASKED && w->state != W_QUIT)
-			pthread_cond_wait(&w->cv, &w->mu);
-		if (w->state == W_QUIT)
-			break;
-		pthread_mutex_unlock(&w->mu);
-		r = write_set(w->st, w->set, w->seq);
-		pthread_mutex_lock(&w->mu);
-		w->result = r;
-		snprintf(w->err, sizeof(w->err), "%s", r ? sv_errmsg(r) : "");
-		w->state = W_DONE;
-		pthread_cond_broadcast(&w->cv);
-	}
-	pthread_mutex_unlock(&w->mu);
-	return NULL;
+	/* The error detail is per thread: keep it for the loop to log. */
+	snprintf(w->err, sizeof(w->err), "%s", r != 0 ? sv_errmsg(r) : "");
+	return r;
 }
 
 /* Start the writer on a connection of its own; non-zero: write on the loop's thread. */
@@ -133,17 +114,10 @@ writer_start(struct kp *kp, struct kp_nonces *s)
 	if (w == NULL)
 		return SV_ENOMEM;
 	if ((r = state_open(kp->cfg->db_path, 0, &w->st)) != 0 ||
-	    (r = state_durable(w->st, 0)) != 0) {
+	    (r = state_durable(w->st, 0)) != 0 || (r = sv_job_start(writer_job, w, &w->job)) != 0) {
 		state_close(w->st);
 		free(w);
 		return r;
-	}
-	if (pthread_mutex_init(&w->mu, NULL) != 0 || pthread_cond_init(&w->cv, NULL) != 0 ||
-	    pthread_create(&w->th, NULL, writer_main, w) != 0) {
-		/* (a mutex or condition made before the failure holds no resources on Linux) */
-		state_close(w->st);
-		free(w);
-		return sv_seterr(SV_ENOMEM, "nonce writer: cannot start its thread");
 	}
 	s->w = w;
 	return 0;
@@ -156,27 +130,15 @@ writer_start(struct kp *kp, struct kp_nonces *s)
 static int
 writer_reap(struct kp_nonces *s, int wait)
 {
-	struct nwriter *w = s->w;
-	int state, r = 0;
-	char err[SV_ERRMSG_MAX];
+	int r = 0, t;
 
-	if (w == NULL)
+	if (s->w == NULL)
 		return 0;
-	pthread_mutex_lock(&w->mu);
-	while (wait && w->state == W_ASKED)
-		pthread_cond_wait(&w->cv, &w->mu);
-	state = w->state;
-	if (state == W_DONE) {
-		r = w->result;
-		snprintf(err, sizeof(err), "%s", w->err);
-		w->state = W_IDLE;
-	}
-	pthread_mutex_unlock(&w->mu);
-	if (state != W_DONE)
-		return state == W_ASKED;
+	if ((t = sv_job_take(s->w->job, wait, &r)) != 0)
+		return t == 1; /* still writing, or nothing was asked */
 	if (r != 0) {
 		/* Kept: the next hand-over writes it again. */
-		sv_err("writing %zu nonces to the database: %s", s->out->n, err);
+		sv_err("writing %zu nonces to the database: %s", s->out->n, s->w->err);
 		return 0;
 	}
 	memset(s->out->used, 0, sizeof(s->out->used));
@@ -187,20 +149,12 @@ writer_reap(struct kp_nonces *s, int wait)
 static void
 writer_stop(struct kp_nonces *s)
 {
-	struct nwriter *w = s->w;
-
-	if (w == NULL)
+	if (s->w == NULL)
 		return;
 	writer_reap(s, 1);
-	pthread_mutex_lock(&w->mu);
-	w->state = W_QUIT;
-	pthread_cond_broadcast(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-	pthread_join(w->th, NULL);
-	pthread_cond_destroy(&w->cv);
-	pthread_mutex_destroy(&w->mu);
-	state_close(w->st);
-	free(w);
+	sv_job_stop(s->w->job);
+	state_close(s->w->st);
+	free(s->w);
 	s->w = NULL;
 }
 
@@ -353,12 +307,9 @@ hand_over(struct kp *kp, int here)
 		s->cur->floor = audit_seq(kp->audit);
 	}
 	if (s->w != NULL && !here) {
-		pthread_mutex_lock(&s->w->mu);
 		s->w->set = s->out;
 		s->w->seq = s->cur->floor;
-		s->w->state = W_ASKED;
-		pthread_cond_broadcast(&s->w->cv);
-		pthread_mutex_unlock(&s->w->mu);
+		sv_job_ask(s->w->job);
 		return 0;
 	}
 	if ((r = write_set(kp->st, s->out, s->cur->floor)) != 0) {
