@@ -32,7 +32,7 @@
 # usage: bench/vaultd_sign.sh [--quick] [--rounds R] [--seconds S] [--warmup W]
 #                             [--clients "1 2 4 8 16 32 64"] [--engine libevent|curl]
 #                             [--build DIR] [--keep]
-#   --quick   one round of 2 s runs (under about 40 s in all)
+#   --quick   one round of 2 s runs (about a minute in all)
 #   default   3 rounds of 5 s runs after a 0.5 s warm-up (about 4 minutes)
 #   --build   the build directory (default: $SV_BIN, else ./build)
 #   --engine  signload's engine: libevent (default: one event loop drives
