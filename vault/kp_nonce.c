@@ -296,8 +296,11 @@ hand_over(struct kp *kp, int here)
 
 	if (s == NULL || kp->in_txn)
 		return 0;
-	if (writer_reap(s, here))
-		return 0; /* still writing the last one: cur waits for the next turn */
+	/* Still writing the last set: cur waits for the next turn.  Past half
+	   full, the loop waits for the writer rather than refuse nonces (503)
+	   when cur reaches NONCE_MAX behind a slow disk. */
+	if (writer_reap(s, here || s->cur->n >= NONCE_MAX / 2))
+		return 0;
 	if (s->out->n == 0) {
 		if (s->cur->n == 0)
 			return 0;
