@@ -104,7 +104,7 @@ kp_txn(struct kp *kp)
 static const char SEQ_SQL[] = "INSERT OR REPLACE INTO meta (key, value) VALUES ('nonce_seq', ?1)";
 
 int
-kp_mark_seq_in(struct state *st, uint64_t seq)
+kp_mark_seq(struct state *st, uint64_t seq)
 {
 	char v[24];
 	sqlite3_stmt *s;
@@ -114,12 +114,6 @@ kp_mark_seq_in(struct state *st, uint64_t seq)
 	if ((r = state_hot(st, &s, SEQ_SQL, "t", v)) != 0)
 		return r;
 	return sqlite3_step(s) == SQLITE_DONE ? 0 : state_err(st, "recording the audit seq");
-}
-
-int
-kp_mark_seq(struct kp *kp, uint64_t seq)
-{
-	return kp_mark_seq_in(kp->st, seq);
 }
 
 void
@@ -162,7 +156,7 @@ kp_commit(struct kp *kp)
 		if (kp->audited)
 			kp->audit_down = 0;
 		if (kp->in_txn &&
-		    ((r = kp_mark_seq(kp, kp_nonce_floor(kp))) != 0 ||
+		    ((r = kp_mark_seq(kp->st, kp_nonce_floor(kp))) != 0 ||
 			(r = state_commit(kp->st)) != 0))
 			sv_err("state commit failed: %s", sv_errmsg(r));
 	}
@@ -540,7 +534,7 @@ recover_nonces(struct kp *kp)
 			r = recover_line(kp, line, have, &n);
 	free(line);
 	fclose(f);
-	if (r == 0 && (r = kp_mark_seq(kp, audit_seq(kp->audit))) == 0 && n > 0)
+	if (r == 0 && (r = kp_mark_seq(kp->st, audit_seq(kp->audit))) == 0 && n > 0)
 		sv_warn("recovered %d signed nonces from the audit log (after a crash)", n);
 	return r;
 }
@@ -618,7 +612,8 @@ close_all(struct kp *kp)
 			kp_nonce_flush_all(kp);
 			kp_rates_flush(kp);
 			if (state_begin(kp->st) == 0 &&
-			    (kp_mark_seq(kp, kp_nonce_floor(kp)) != 0 || state_commit(kp->st) != 0))
+			    (kp_mark_seq(kp->st, kp_nonce_floor(kp)) != 0 ||
+				state_commit(kp->st) != 0))
 				state_rollback(kp->st);
 		}
 	}

@@ -186,9 +186,8 @@ int kp_nonce_flush_all(struct kp *kp);
 size_t kp_nonce_pending(const struct kp *kp);
 /* The audit seq up to which the database holds every signed nonce. */
 uint64_t kp_nonce_floor(const struct kp *kp);
-/* Record seq as that point ('nonce_seq') in the open state transaction (of st). */
-int kp_mark_seq(struct kp *kp, uint64_t seq);
-int kp_mark_seq_in(struct state *st, uint64_t seq);
+/* Record seq as that point ('nonce_seq') in st's open transaction. */
+int kp_mark_seq(struct state *st, uint64_t seq);
 
 /*
  * Per-shadow rate limits (kp_rate.c).  kp_rate_take: a token for the

@@ -66,6 +66,14 @@ static const char ADD_SQL[] = "INSERT OR IGNORE INTO nonces (hash, seen) VALUES 
 static const char COUNT_SQL[] = "SELECT count(*) FROM nonces";
 static const char ALL_SQL[] = "SELECT hash FROM nonces";
 
+/* Empty a set whose nonces are in the database now. */
+static void
+set_clear(struct nset *set)
+{
+	memset(set->used, 0, sizeof(set->used));
+	set->n = 0;
+}
+
 /* Write set and nonce_seq = seq in one transaction of st. */
 static int
 write_set(struct state *st, const struct nset *set, uint64_t seq)
@@ -86,7 +94,7 @@ write_set(struct state *st, const struct nset *set, uint64_t seq)
 	}
 	/* With them all in, the database is current with the log up to seq. */
 	if (r == 0)
-		r = kp_mark_seq_in(st, seq);
+		r = kp_mark_seq(st, seq);
 	if (r == 0)
 		return state_commit(st);
 	state_rollback(st);
@@ -141,8 +149,7 @@ writer_reap(struct kp_nonces *s, int wait)
 		sv_err("writing %zu nonces to the database: %s", s->out->n, s->w->err);
 		return 0;
 	}
-	memset(s->out->used, 0, sizeof(s->out->used));
-	s->out->n = 0;
+	set_clear(s->out);
 	return 0;
 }
 
@@ -319,8 +326,7 @@ hand_over(struct kp *kp, int here)
 		sv_err("writing %zu nonces to the database: %s", s->out->n, sv_errmsg(r));
 		return r;
 	}
-	memset(s->out->used, 0, sizeof(s->out->used));
-	s->out->n = 0;
+	set_clear(s->out);
 	return 0;
 }
 
