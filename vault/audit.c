@@ -68,7 +68,7 @@ struct audit {
 	/* audit_commit_start() .. audit_commit_wait() */
 	int started;  /* a commit is between its two halves */
 	int start_r;  /* the first half's result */
-	int threaded; /* the sync runs on sync_thread */
+	int threaded; /* the sync runs on the sync job's thread */
 	/* One sync thread for the log's life, made at the first commit_start. */
 	struct sv_job *sync;
 	double t_start, t_end; /* the last commit: write to end of sync (seconds) */
@@ -181,17 +181,18 @@ audit_rec_parse(const uint8_t *line, size_t len, json_t **out, uint64_t *seq)
 	return 0;
 }
 
-/* Serialise o compactly into buf (cap bytes at most). */
+/* Serialise o compactly into buf after its first off bytes, off + *len <= cap. */
 static int
-json_dump_capped(const json_t *o, char *buf, size_t cap, size_t *len)
+json_dump_capped(const json_t *o, char *buf, size_t off, size_t cap, size_t *len)
 {
 	size_t n;
 
 	*len = 0;
-	if ((n = json_dumpb(o, buf, cap, JSON_COMPACT)) == 0)
+	if ((n = json_dumpb(o, buf + off, cap - off, JSON_COMPACT)) == 0)
 		return sv_seterr(SV_EINVAL, "audit: record cannot be serialised (bad UTF-8?)");
-	if (n > cap)
-		return sv_seterr(SV_ETOOBIG, "audit: record of %zu bytes is over %zu", n, cap);
+	if (n > cap - off)
+		return sv_seterr(
+		    SV_ETOOBIG, "audit: record of %zu bytes is over %zu", off + n, cap);
 	*len = n;
 	return 0;
 }
@@ -353,7 +354,7 @@ head_write(struct audit *a, const char *key_id, const uint8_t hash[HASH_LEN], au
 	o = json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)a->seq, "hash", h, "key", key_id);
 	if (o == NULL)
 		return sv_seterr(SV_ENOMEM, "audit: out of memory");
-	r = json_dump_capped(o, u, sizeof(u) - SIG_TAIL_LEN - 1, &ulen);
+	r = json_dump_capped(o, u, 0, sizeof(u) - SIG_TAIL_LEN - 1, &ulen);
 	json_decref(o);
 	if (r != 0)
 		return r;
@@ -590,11 +591,8 @@ rec_build(struct audit *a, json_t *fields, size_t *len)
 		*len = head + 1;
 		return 0;
 	}
-	if ((n = json_dumpb(fields, a->scratch + head, AUDIT_RECORD_MAX - head, JSON_COMPACT)) == 0)
-		return sv_seterr(SV_EINVAL, "audit: record cannot be serialised (bad UTF-8?)");
-	if (n > AUDIT_RECORD_MAX - head)
-		return sv_seterr(SV_ETOOBIG, "audit: record of %zu bytes is over %d", head + n,
-		    AUDIT_RECORD_MAX);
+	if ((r = json_dump_capped(fields, a->scratch, head, AUDIT_RECORD_MAX, &n)) != 0)
+		return r;
 	a->scratch[head] = ',';
 	*len = head + n;
 	return 0;
