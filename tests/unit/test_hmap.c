@@ -96,6 +96,21 @@ value_of(struct hmap *m, int i)
 	return hmap_get(m, k, strlen(k));
 }
 
+/* Entries 0..n-1 of a fill(): every gone-th one removed, the others intact. */
+static void
+expect_removed(struct hmap *m, int n, int gone)
+{
+	int i, *v;
+
+	for (i = 0; i < n; i++) {
+		v = value_of(m, i);
+		if (i % gone == 0)
+			assert_null(v);
+		else
+			assert_int_equal(*v, i);
+	}
+}
+
 static int
 is_even(void *val, void *arg)
 {
@@ -117,7 +132,7 @@ static void
 test_remove_if(void **state)
 {
 	struct hmap *m;
-	int i, *v, seen = 0;
+	int seen = 0;
 
 	assert_int_equal(hmap_new(4, &m), 0);
 	fill(m, 1000);
@@ -126,13 +141,7 @@ test_remove_if(void **state)
 	assert_int_equal(seen, 1000);
 	assert_int_equal(freed, 500);
 	assert_int_equal(hmap_size(m), 500);
-	for (i = 0; i < 1000; i++) {
-		v = value_of(m, i);
-		if (i % 2 == 0)
-			assert_null(v);
-		else
-			assert_int_equal(*v, i);
-	}
+	expect_removed(m, 1000, 2);
 	assert_int_equal(hmap_remove_if(m, is_even, &seen, count_free), 0);
 	seen = 0;
 	hmap_each(m, add_up, &seen); /* every value once: the odd numbers below 1000 */
@@ -160,13 +169,7 @@ test_growth(void **state)
 			free(hmap_del(m, k, strlen(k)));
 	}
 	assert_int_equal(hmap_size(m), 100000 - 33334);
-	for (i = 0; i < 100000; i++) {
-		v = value_of(m, i);
-		if (i % 3 == 0)
-			assert_null(v);
-		else
-			assert_int_equal(*v, i);
-	}
+	expect_removed(m, 100000, 3);
 	freed = 0;
 	hmap_free(m, count_free);
 	assert_int_equal(freed, 100000 - 33334);
