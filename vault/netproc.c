@@ -110,7 +110,41 @@ problem(struct np *np, struct evhttp_request *req, const char *endpoint, int sta
 	}
 	reply_json(req, status, "application/problem+json", p);
 	json_decref(p);
-	count(np, endpoint, status, 0);
+	if (np != NULL)
+		count(np, endpoint, status, 0);
+}
+
+/*
+ * evhttp answers three kinds of request itself, before route_api() or
+ * route_enroll() sees them: one whose request line or headers it cannot
+ * parse or are over NP_HEADERS_MAX (400), one whose body is over NP_BODY_MAX
+ * (413), and one whose method make_http() does not allow (501).
+ * It renders them through evhttp_send_error() as HTML, and libevent 2.1 has
+ * no hook to change that (2.2 adds evhttp_set_errorcb()).  libevent calls
+ * evhttp_send_error() through its PLT, so this definition in vaultd is the
+ * one its own calls reach: those answers are problem documents like every
+ * other.  As in libevent's, the connection is closed after the answer: the
+ * rest of what the client sent cannot be trusted to frame a next request.
+ * tests/integration/test_vaultd_sign.sh checks each of the three.
+ */
+void
+evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
+{
+	const struct np_conn *c = np_conn_of(req);
+	const char *type = "malformed", *title = "Bad request";
+	const char *detail = "the request line or headers cannot be parsed, or are over 16 KiB";
+
+	(void)reason;
+	if (error == HTTP_ENTITYTOOLARGE) {
+		title = "Request too large";
+		detail = "the body is over 128 KiB";
+	} else if (error == HTTP_NOTIMPLEMENTED) {
+		type = "method";
+		title = "Not implemented";
+		detail = "the method is not implemented; use GET or POST";
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	problem(c ? c->np : NULL, req, "other", error, type, title, detail, 0);
 }
 
 /* ------------------------------------------------------------------ */
