@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -491,6 +492,8 @@ head_check_open(struct audit *a)
 	return 0;
 }
 
+static int rotation_undo(struct audit *a);
+
 int
 audit_open(const char *path, struct audit **out)
 {
@@ -504,7 +507,8 @@ audit_open(const char *path, struct audit **out)
 		return r;
 	if ((r = log_open_fd(a)) != 0)
 		goto out;
-	if ((r = log_read_tail(a)) != 0 || (r = head_check_open(a)) != 0) {
+	if ((r = log_read_tail(a)) != 0 || (r = head_check_open(a)) != 0 ||
+	    (r = rotation_undo(a)) != 0) {
 		sv_preferr(r, "%s: refusing to append to a log it cannot chain to", path);
 		goto out;
 	}
@@ -677,8 +681,10 @@ audit_add(struct audit *a, const json_t *fields)
 		if (json_object_get(fields, REC_KEYS[i]) != NULL)
 			return sv_seterr(SV_EINVAL, "audit: field \"%s\" is reserved", REC_KEYS[i]);
 	t = json_object_get(fields, "type");
-	if (json_is_string(t) && strcmp(json_string_value(t), "checkpoint") == 0)
-		return sv_seterr(SV_EINVAL, "audit: type \"checkpoint\" is reserved");
+	if (json_is_string(t) &&
+	    (strcmp(json_string_value(t), "checkpoint") == 0 ||
+		strcmp(json_string_value(t), AUDIT_ROTATED) == 0))
+		return sv_seterr(SV_EINVAL, "audit: type \"%s\" is reserved", json_string_value(t));
 	/* Never write a line the verifier would reject.  jansson's iterators
 	   take non-const objects; fields is only read. */
 	if ((r = fields_verifiable((json_t *)fields, 1)) != 0)
@@ -934,4 +940,148 @@ audit_checkpoint(struct audit *a, const char *key_id, audit_sign_fn sign, void *
 	queue_drop(a);
 	free(line);
 	return r;
+}
+
+/* ---- rotation ---- */
+
+/* The archive's name: the log's path and the seq of its last line (its checkpoint). */
+static void
+archive_name(const struct audit *a, char *out, size_t n)
+{
+	snprintf(out, n, "%s.%012" PRIu64, a->path, a->seq);
+}
+
+/* The new log's path until it replaces the old one. */
+static void
+next_name(const struct audit *a, char *out, size_t n)
+{
+	snprintf(out, n, "%s%s", a->path, AUDIT_NEXT_SUFFIX);
+}
+
+/* Are paths x and y one file? */
+static int
+same_file(const char *x, const char *y)
+{
+	struct stat sx, sy;
+
+	return stat(x, &sx) == 0 && stat(y, &sy) == 0 && sx.st_dev == sy.st_dev &&
+	    sx.st_ino == sy.st_ino;
+}
+
+/*
+ * The first line of the next log, written and synced to AUDIT_NEXT_SUFFIX
+ * and locked: {"seq":N+1,...,"prev":<hash of checkpoint N>,"type":"rotated",
+ * "from":<archive's file name>}.  *fd, *len and hash describe it.
+ */
+static int
+next_write(struct audit *a, const char *next, const char *archive, int *fd, size_t *len,
+    uint8_t hash[HASH_LEN])
+{
+	const char *base = strrchr(archive, '/');
+	json_t *f;
+	int r;
+
+	base = base ? base + 1 : archive;
+	if ((f = json_pack("{s:s,s:s}", "type", AUDIT_ROTATED, "from", base)) == NULL)
+		return sv_seterr(SV_EINVAL, "audit: archive name is not UTF-8");
+	r = rec_build(a, f, len);
+	json_decref(f);
+	if (r != 0)
+		return r;
+	crypto_hash_sha256(hash, (const uint8_t *)a->scratch, *len);
+	a->scratch[(*len)++] = '\n';
+	*fd = open(
+	    next, O_RDWR | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	if (*fd < 0)
+		return sv_seterr(SV_EIO, "%s: open: %s", next, strerror(errno));
+	if (flock(*fd, LOCK_EX | LOCK_NB) != 0 || write(*fd, a->scratch, *len) != (ssize_t)*len ||
+	    fdatasync(*fd) != 0)
+		return sv_seterr(SV_EIO, "%s: write: %s", next, strerror(errno));
+	return 0;
+}
+
+/*
+ * An archive link and next file left by a rotation that stopped before its
+ * rename: the log is still the old one, so take both away (the archive only
+ * if it is the log itself, under its archive name).
+ */
+static int
+rotation_undo(struct audit *a)
+{
+	char next[PATH_MAX], archive[PATH_MAX], ahead[PATH_MAX + sizeof(AUDIT_HEAD_SUFFIX)];
+
+	next_name(a, next, sizeof(next));
+	if (access(next, F_OK) != 0)
+		return 0;
+	archive_name(a, archive, sizeof(archive));
+	snprintf(ahead, sizeof(ahead), "%s%s", archive, AUDIT_HEAD_SUFFIX);
+	if (same_file(archive, a->path) &&
+	    (unlink(archive) != 0 || (unlink(ahead) != 0 && errno != ENOENT)))
+		return sv_seterr(SV_EIO, "%s: cannot remove: %s", archive, strerror(errno));
+	if (unlink(next) != 0)
+		return sv_seterr(SV_EIO, "%s: cannot remove: %s", next, strerror(errno));
+	sv_warn("audit: undid a rotation that did not finish (%s removed)", next);
+	return sv_fsync_parent(a->path);
+}
+
+int
+audit_rotate(
+    struct audit *a, const char *key_id, audit_sign_fn sign, void *ctx, char *archive, size_t n)
+{
+	char next[PATH_MAX], ahead[PATH_MAX];
+	uint8_t *head = NULL, hash[HASH_LEN];
+	size_t hlen, len;
+	int fd = -1, r;
+
+	if (a->started || a->nqueued != 0)
+		return sv_seterr(
+		    SV_ESTATE, "audit: records queued or a commit under way: commit first");
+	if (strlen(a->path) + 32 > n || strlen(a->path) + 32 > sizeof(next))
+		return sv_seterr(SV_EINVAL, "audit: log path too long to rotate");
+	if ((r = audit_checkpoint(a, key_id, sign, ctx)) != 0)
+		return sv_preferr(r, "audit: rotation needs a checkpoint first");
+	archive_name(a, archive, n);
+	next_name(a, next, sizeof(next));
+	snprintf(ahead, sizeof(ahead), "%s%s", archive, AUDIT_HEAD_SUFFIX);
+	if ((r = next_write(a, next, archive, &fd, &len, hash)) != 0)
+		goto undo;
+	/* The archive: the log under a second name, with a copy of its head file. */
+	if (link(a->path, archive) != 0 && !(errno == EEXIST && same_file(a->path, archive))) {
+		r = sv_seterr(SV_EIO, "%s: link: %s", archive, strerror(errno));
+		goto undo;
+	}
+	if ((r = sv_read_file(a->head_path, AUDIT_HEAD_MAX, &head, &hlen)) != 0 ||
+	    (r = sv_write_file_atomic(ahead, head, hlen, 0600)) != 0 ||
+	    (r = sv_fsync_parent(archive)) != 0)
+		goto undo;
+	/* The one step that switches logs. */
+	if (rename(next, a->path) != 0) {
+		r = sv_seterr(SV_EIO, "%s: rename: %s", next, strerror(errno));
+		goto undo;
+	}
+	if (ftruncate(a->fd, a->size) != 0) /* give back the disk allocated ahead */
+		sv_debug("%s: %s", archive, strerror(errno));
+	close(a->fd);
+	a->fd = fd;
+	fd = -1;
+	a->size = (off_t)len;
+	a->reserve_at = 0;
+	a->seq++;
+	memcpy(a->prev, hash, HASH_LEN);
+	a->qseq = a->seq;
+	memcpy(a->qprev, hash, HASH_LEN);
+	if ((r = sv_fsync_parent(a->path)) != 0)
+		sv_preferr(r, "audit: rotated, but the directory sync failed");
+	free(head);
+	return r;
+undo:
+	if (fd >= 0)
+		close(fd);
+	free(head);
+	if (same_file(archive, a->path)) {
+		unlink(archive);
+		unlink(ahead);
+	}
+	unlink(next);
+	return sv_preferr(r, "audit: rotation failed, the log goes on (ending in its checkpoint)");
 }

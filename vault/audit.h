@@ -11,9 +11,10 @@
  * FORMAT (stable; version 1)
  *
  * The log is a file of lines, each one JSON object in jansson's compact form
- * followed by "\n".  Line n (counting from 1) is the record with seq n.  A line
- * holds at most AUDIT_RECORD_MAX bytes, not counting its newline.  Members come
- * in this order:
+ * followed by "\n".  Line n (counting from 1) is the record with seq n, or
+ * seq S + n - 1 in a log that continues a rotated one from seq S (below).  A
+ * line holds at most AUDIT_RECORD_MAX bytes, not counting its newline.
+ * Members come in this order:
  *
  *   {"seq":N,"time":"2026-11-29T21:30:05.123Z","prev":"<P>", <caller fields>}
  *
@@ -26,7 +27,7 @@
  *         AUDIT_GENESIS: 43 'A's, which is the encoding of 32 zero bytes.
  *
  * The caller's fields follow, in the caller's order; they may not use the
- * names seq, time or prev, nor "type":"checkpoint".
+ * names seq, time or prev, nor "type":"checkpoint" or "type":"rotated".
  *
  * A checkpoint is a line with exactly these members, in this order:
  *
@@ -55,6 +56,19 @@
  * log to be that checkpoint; a log cut back past it fails with "truncated:
  * checkpoint N recorded in the head file is missing".
  *
+ * ROTATION (audit_rotate()) ends a log with a checkpoint N, keeps it as
+ * "<path>.<N, 12 digits>" with a copy of its head file, and starts a new log
+ * at path whose line 1 is exactly
+ *
+ *   {"seq":N+1,"time":"...","prev":"<hash of line N>","type":"rotated","from":"<F>"}
+ *
+ * F being the archive's file name.  A log whose line 1 has a seq above 1
+ * must start with such a line, and its head file (which after the rotation
+ * still names checkpoint N) must hold the hash in its prev.  Logs given
+ * together are checked to form one chain (audit_verify_chain()): each starts
+ * at the seq after the previous one's last and its line 1 holds that line's
+ * hash.
+ *
  * WHAT IS AND IS NOT DETECTED
  *
  * With the public key, audit_verify() detects any edit, insertion, deletion
@@ -64,8 +78,12 @@
  * chain hash is not keyed, so someone who can write the file can rewrite,
  * drop or cut those lines and recompute the chain without detection; in
  * particular truncating only records after the last checkpoint is NOT
- * detectable offline.  Deleting the head file together with a truncation, or
- * putting back an older head file, is not detectable either.  Checkpoint
+ * detectable offline.  An archive verified alone with its head file is
+ * covered like any log; one whose head file is gone is checked at its end
+ * only by the next log's link, so verify archives together with the logs
+ * that follow them.  Deleting whole archives (older records) is not
+ * detected: the report says at which seq the given logs start.  Deleting the head file together
+ * with a truncation, or putting back an older head file, is not detectable either.  Checkpoint
  * often to keep that window small.  Without the public key only the chain
  * and the format are checked (the report says so).
  *
@@ -99,6 +117,10 @@
 #define AUDIT_HEAD_CONTEXT "shadowvault audit head v1\n"
 /* The head file's name is the log path with this appended. */
 #define AUDIT_HEAD_SUFFIX ".head"
+/* The type of the first line of a log that continues a rotated one. */
+#define AUDIT_ROTATED "rotated"
+/* The next log's name while audit_rotate() writes it. */
+#define AUDIT_NEXT_SUFFIX ".next"
 
 /*
  * Checkpoint signer: write the 64-byte Ed25519 signature of len bytes at msg
@@ -180,6 +202,20 @@ double audit_last_commit_seconds(const struct audit *a);
  */
 int audit_checkpoint(struct audit *a, const char *key_id, audit_sign_fn sign, void *ctx);
 
+/*
+ * Rotate the log: commit a checkpoint (as audit_checkpoint()), keep the log
+ * under the name "<path>.<seq of that checkpoint, 12 digits>" with a copy of
+ * its head file, and continue in a new file at path whose first line is
+ * {"seq":N+1,"time":..,"prev":<hash of checkpoint N>,"type":"rotated",
+ * "from":<the archive's file name>}.  The switch is one rename(): after a
+ * crash the log at path is the old one (audit_open() removes what the
+ * rotation had made) or the new one.  The queue must be empty and no commit
+ * under way (SV_ESTATE).  On success the archive's path is in archive (n
+ * bytes); on failure the log goes on, ending in that checkpoint.
+ */
+int audit_rotate(
+    struct audit *a, const char *key_id, audit_sign_fn sign, void *ctx, char *archive, size_t n);
+
 /* seq of the last committed record (0 for an empty log). */
 uint64_t audit_seq(const struct audit *a);
 
@@ -190,7 +226,13 @@ struct audit_report {
 	uint64_t bad_line;	  /* first bad line (1-based), 0 if none or not a line */
 	int sigs_checked;	  /* 1 if checkpoint and head signatures were verified */
 	int head_checked;	  /* 1 if a head file was found and matched */
-	char reason[256];	  /* what failed, or a summary when intact */
+	char reason[400];	  /* what failed, or a summary when intact */
+	const char *path;	  /* the log audit_verify() was given (its pointer) */
+	/* Where the log sits in the chain (set when intact): */
+	uint64_t first_seq; /* 1, or where a rotated log continues */
+	char link[44];	    /* prev of line 1, base64url */
+	char last[44];	    /* hash of the last line, base64url ("" if none) */
+	char from[96];	    /* a continuation's "from" (escaped) */
 };
 
 /*
@@ -203,6 +245,17 @@ struct audit_report {
  * malformed line or head file; SV_EIO / SV_ENOTFOUND if a file cannot be read.
  */
 int audit_verify(const char *path, const uint8_t *pub, struct audit_report *rep);
+
+/*
+ * Check that n logs, each verified intact by audit_verify() (reports in rep),
+ * form one chain: ordered by first_seq, each continues the one before it (its
+ * first seq follows that one's last and its line 1 holds the hash of that
+ * one's last line).  order receives the indexes in chain order.  0, or
+ * SV_ECRYPTO with why saying which log does not continue which.  The oldest
+ * log need not start at seq 1 (older archives may have been deleted).
+ */
+int audit_verify_chain(
+    const struct audit_report *rep, size_t n, size_t *order, char *why, size_t whyn);
 
 /*
  * ---- For tests only: fault injection. ----

@@ -26,6 +26,7 @@
 #define READ_SIZE 65536 /* read() size */
 
 static const char *const CKPT_KEYS[] = { "seq", "time", "prev", "type", "key", "sig" };
+static const char *const ROT_KEYS[] = { "seq", "time", "prev", "type", "from" };
 
 /* Line reader with a per-line cap; memory stays at one buffer. */
 struct lreader {
@@ -115,43 +116,89 @@ verify_checkpoint(struct vstate *vs, json_t *o, const uint8_t *line, size_t len,
 	return 0;
 }
 
+/*
+ * Line 1 of a log that does not start at seq 1 must be the record of the
+ * rotation that began it: without that rule, cutting the first lines of a
+ * continued log would leave a log that still verifies.
+ */
+static int
+verify_start(struct vstate *vs, json_t *o, uint64_t seq)
+{
+	struct audit_report *rep = vs->rep;
+	const char *prev = json_string_value(json_object_get(o, "prev"));
+	json_t *t = json_object_get(o, "type"), *from = json_object_get(o, "from");
+
+	rep->first_seq = seq;
+	snprintf(rep->link, sizeof(rep->link), "%s", prev);
+	if (seq == 1)
+		return strcmp(prev, AUDIT_GENESIS) == 0
+		    ? 0
+		    : sv_seterr(SV_ECRYPTO, "prev is not the genesis value");
+	if (!json_is_string(t) || strcmp(json_string_value(t), AUDIT_ROTATED) != 0 ||
+	    !audit_keys_match(o, ROT_KEYS, NKEYS(ROT_KEYS), 1) || !json_is_string(from))
+		return sv_seterr(SV_ECRYPTO,
+		    "starts at seq %" PRIu64 " without a rotation record: records deleted", seq);
+	sv_escape(json_string_value(from), json_string_length(from), rep->from, sizeof(rep->from));
+	/* After a rotation the head file names the archive's last checkpoint. */
+	if (vs->have_head && vs->head.seq + 1 < seq)
+		return sv_seterr(SV_ECRYPTO,
+		    "the head file's checkpoint %" PRIu64 " is older than the log (seq %" PRIu64
+		    ")",
+		    vs->head.seq, seq);
+	if (vs->have_head && vs->head.seq + 1 == seq) {
+		char want[HASH_B64_LEN + 1];
+
+		audit_hash_encode(vs->head.hash, want);
+		if (strcmp(prev, want) != 0)
+			return sv_seterr(SV_ECRYPTO,
+			    "does not continue from the checkpoint recorded in the head file");
+	}
+	return 0;
+}
+
 static int
 verify_line(struct vstate *vs, const uint8_t *line, size_t len)
 {
-	uint64_t seq, n = vs->rep->records + 1;
+	uint64_t seq, n = vs->rep->records + 1, want_seq = vs->rep->first_seq + n - 1;
 	char want[HASH_B64_LEN + 1];
 	json_t *o = NULL, *t;
+	const char *ts;
 	int r;
 
 	if ((r = audit_rec_parse(line, len, &o, &seq)) != 0)
 		goto out;
-	if (seq != n) {
+	if (n == 1) {
+		if ((r = verify_start(vs, o, seq)) != 0)
+			goto out;
+	} else if (seq != want_seq) {
 		r = sv_seterr(SV_ECRYPTO,
 		    "seq is %" PRIu64 ", expected %" PRIu64 ": records "
 		    "deleted, inserted or moved",
-		    seq, n);
+		    seq, want_seq);
 		goto out;
-	}
-	audit_hash_encode(vs->prev, want);
-	if (strcmp(json_string_value(json_object_get(o, "prev")), want) != 0) {
-		if (n == 1)
-			r = sv_seterr(SV_ECRYPTO, "prev is not the genesis value");
-		else
+	} else {
+		audit_hash_encode(vs->prev, want);
+		if (strcmp(json_string_value(json_object_get(o, "prev")), want) != 0) {
 			r = sv_seterr(SV_ECRYPTO,
 			    "prev does not match the hash of line %" PRIu64
 			    ": it was changed, or lines deleted or moved",
 			    n - 1);
-		goto out;
+			goto out;
+		}
 	}
 	t = json_object_get(o, "type");
-	if (json_is_string(t) && strcmp(json_string_value(t), "checkpoint") == 0) {
-		if ((r = verify_checkpoint(vs, o, line, len, n)) != 0)
+	ts = json_is_string(t) ? json_string_value(t) : "";
+	if (strcmp(ts, "checkpoint") == 0) {
+		if ((r = verify_checkpoint(vs, o, line, len, seq)) != 0)
 			goto out;
+	} else if (strcmp(ts, AUDIT_ROTATED) == 0 && n > 1) {
+		r = sv_seterr(SV_ECRYPTO, "a rotation record after line 1");
+		goto out;
 	} else {
 		t = NULL;
 	}
 	crypto_hash_sha256(vs->prev, line, len);
-	if (vs->have_head && n == vs->head.seq &&
+	if (vs->have_head && seq == vs->head.seq &&
 	    (t == NULL || memcmp(vs->prev, vs->head.hash, HASH_LEN) != 0)) {
 		r = sv_seterr(SV_ECRYPTO, "not the checkpoint recorded in the head file");
 		goto out;
@@ -196,10 +243,14 @@ verify_stream(struct vstate *vs, struct lreader *lr)
 		    rep->records + 1, AUDIT_RECORD_MAX);
 	if (r < 0)
 		return vfail(rep, 0, r, "%s", sv_errmsg(r));
-	if (vs->have_head && vs->head.seq > rep->records)
+	if (rep->records == 0)
+		rep->first_seq = 1;
+	if (vs->have_head && vs->head.seq > rep->first_seq + rep->records - 1)
 		return vfail(rep, rep->records + 1, SV_ECRYPTO,
 		    "truncated: checkpoint %" PRIu64 " recorded in the head file is missing",
 		    vs->head.seq);
+	if (rep->records > 0)
+		audit_hash_encode(vs->prev, rep->last);
 	return 0;
 }
 
@@ -207,12 +258,16 @@ static void
 verify_summary(const struct vstate *vs)
 {
 	struct audit_report *rep = vs->rep;
+	char cont[160] = "";
 
 	rep->sigs_checked = vs->pub != NULL;
 	rep->head_checked = vs->have_head;
+	if (rep->first_seq > 1)
+		snprintf(cont, sizeof(cont), " (seq %" PRIu64 " on, continuing %s)", rep->first_seq,
+		    rep->from);
 	snprintf(rep->reason, sizeof(rep->reason),
-	    "intact: %" PRIu64 " records, %" PRIu64 " checkpoints; signatures %s; %s", rep->records,
-	    rep->checkpoints, vs->pub ? "verified" : "NOT checked (no key)",
+	    "intact: %" PRIu64 " records%s, %" PRIu64 " checkpoints; signatures %s; %s",
+	    rep->records, cont, rep->checkpoints, vs->pub ? "verified" : "NOT checked (no key)",
 	    vs->have_head ? "head file matches" : "no head file (truncation not checked)");
 }
 
@@ -226,6 +281,7 @@ audit_verify(const char *path, const uint8_t *pub, struct audit_report *rep)
 	int r;
 
 	memset(rep, 0, sizeof(*rep));
+	rep->path = path;
 	if (sodium_init() < 0) {
 		r = sv_seterr(SV_ECRYPTO, "audit: libsodium initialisation failed");
 		goto out;
@@ -255,4 +311,49 @@ out:
 	free(lr.buf);
 	free(hpath);
 	return r;
+}
+
+__attribute__((format(printf, 3, 4))) static int
+chain_fail(char *why, size_t whyn, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, whyn, fmt, ap);
+	va_end(ap);
+	return SV_ECRYPTO;
+}
+
+int
+audit_verify_chain(const struct audit_report *rep, size_t n, size_t *order, char *why, size_t whyn)
+{
+	size_t i, j, k;
+
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	for (i = 1; i < n; i++) /* insertion sort by first seq: a handful of files */
+		for (j = i; j > 0 && rep[order[j - 1]].first_seq > rep[order[j]].first_seq; j--) {
+			k = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = k;
+		}
+	for (i = 1; i < n; i++) {
+		const struct audit_report *a = &rep[order[i - 1]], *b = &rep[order[i]];
+		uint64_t a_end = a->first_seq + a->records - 1;
+
+		if (b->first_seq != a_end + 1 || a->records == 0)
+			return chain_fail(why, whyn,
+			    "%s (seq %" PRIu64 " on) does not follow %s (seq %" PRIu64
+			    " to %" PRIu64 "): a log is missing or given twice",
+			    b->path, b->first_seq, a->path, a->first_seq, a_end);
+		if (strcmp(b->link, a->last) != 0)
+			return chain_fail(why, whyn,
+			    "%s does not continue %s: its line 1 holds another hash than that "
+			    "log's last line (cut or changed)",
+			    b->path, a->path);
+	}
+	snprintf(why, whyn, "%zu logs chained, seq %" PRIu64 " to %" PRIu64, n,
+	    n ? rep[order[0]].first_seq : 0,
+	    n ? rep[order[n - 1]].first_seq + rep[order[n - 1]].records - 1 : 0);
+	return 0;
 }

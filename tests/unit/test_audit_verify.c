@@ -373,6 +373,168 @@ test_head_file(void **state)
 	expect_bad(f->log, NULL, SV_EINVAL, 0, "head file");
 }
 
+/* ---- rotation ---- */
+
+/* The live log rotated once: archive seq 1..16 (checkpoint 16), live 17..22 (checkpoint 22). */
+static void
+rotated_pair(struct fx *f, char *archive, size_t n)
+{
+	struct audit *a;
+	json_t *o;
+	int i;
+
+	make_log(f, 10, 5); /* 12 lines, checkpoints at 6 and 12 */
+	assert_ok(audit_open(f->log, &a));
+	for (i = 0; i < 3; i++)
+		add_rec(a, i);
+	assert_sverr(audit_rotate(a, "audit-key-1", test_sign, f->sk, archive, n), SV_ESTATE);
+	assert_ok(audit_commit(a));
+	o = json_pack("{s:s}", "type", AUDIT_ROTATED);
+	assert_sverr(audit_add(a, o), SV_EINVAL); /* only audit_rotate() writes one */
+	json_decref(o);
+	assert_ok(audit_rotate(a, "audit-key-1", test_sign, f->sk, archive, n));
+	assert_int_equal(audit_seq(a), 17);
+	for (i = 0; i < 4; i++)
+		add_rec(a, i);
+	assert_ok(audit_commit(a));
+	assert_ok(audit_checkpoint(a, "audit-key-1", test_sign, f->sk));
+	audit_close(a);
+}
+
+static void
+expect_chain(struct audit_report *rep, size_t n, int code, const char *want)
+{
+	size_t order[4];
+	char why[256];
+	int r = audit_verify_chain(rep, n, order, why, sizeof(why));
+
+	if (r != code || strstr(why, want) == NULL)
+		fail_msg("chain = %d (want %d): \"%s\" (want \"%s\")", r, code, why, want);
+}
+
+static void
+test_rotation(void **state)
+{
+	struct fx *f = *state;
+	char archive[PATH_MAX], ahead[PATH_MAX + 8], want[PATH_MAX + 16];
+	struct audit_report rep[3];
+	struct audit *a;
+	struct lines ls;
+	size_t order[3];
+	char why[256];
+
+	rotated_pair(f, archive, sizeof(archive));
+	snprintf(want, sizeof(want), "%s.000000000016", f->log);
+	assert_string_equal(archive, want);
+	snprintf(ahead, sizeof(ahead), "%s.head", archive);
+	expect_ok(archive, f->pk, 16, 3);
+	expect_ok(f->log, f->pk, 6, 1);
+	assert_ok(audit_verify(archive, f->pk, &rep[1]));
+	assert_ok(audit_verify(f->log, f->pk, &rep[0]));
+	assert_int_equal(rep[1].first_seq, 1);
+	assert_int_equal(rep[0].first_seq, 17);
+	assert_int_equal(rep[0].head_checked, 1);
+	assert_string_equal(rep[0].from, "audit.log.000000000016");
+	assert_non_null(strstr(rep[0].reason, "seq 17 on, continuing audit.log.000000000016"));
+	assert_string_equal(rep[0].link, rep[1].last);
+	/* Given in any order, the two chain. */
+	assert_ok(audit_verify_chain(rep, 2, order, why, sizeof(why)));
+	assert_int_equal(order[0], 1);
+	assert_int_equal(order[1], 0);
+	assert_non_null(strstr(why, "seq 1 to 22"));
+	/* The live log, opened again, goes on from 22. */
+	assert_ok(audit_open(f->log, &a));
+	assert_int_equal(audit_seq(a), 22);
+	add_rec(a, 1);
+	assert_ok(audit_commit(a));
+	audit_close(a);
+	expect_ok(f->log, f->pk, 7, 1);
+
+	/* A log given twice, or with its predecessor missing, does not chain. */
+	assert_ok(audit_verify(f->log, f->pk, &rep[1]));
+	expect_chain(rep, 2, SV_ECRYPTO, "given twice");
+	/* The archive cut by its last line: with its head file, it fails alone ... */
+	lines_load(archive, &ls);
+	ls.n = 15;
+	lines_save(archive, &ls);
+	expect_bad(archive, f->pk, SV_ECRYPTO, 16, "truncated: checkpoint 16");
+	/* ... without it, it verifies alone but no longer chains to the live log. */
+	assert_int_equal(unlink(ahead), 0);
+	assert_ok(audit_verify(archive, f->pk, &rep[1]));
+	assert_ok(audit_verify(f->log, f->pk, &rep[0]));
+	expect_chain(rep, 2, SV_ECRYPTO, "does not follow");
+	/* Its last line changed (a digit of its time): the hash link catches it. */
+	ls.n = 16;
+	ls.l[15][strstr(ls.l[15], "Z\",\"prev\"") - ls.l[15] - 1] ^= 1;
+	lines_save(archive, &ls);
+	assert_sverr(audit_verify(archive, f->pk, &rep[1]), SV_ECRYPTO); /* signature */
+	assert_ok(audit_verify(archive, NULL, &rep[1]));		 /* chain only */
+	expect_chain(rep, 2, SV_ECRYPTO, "does not continue");
+	lines_free(&ls);
+
+	/* Line 1 of the live log (the rotation record) deleted: caught alone. */
+	lines_load(f->log, &ls);
+	lines_delete(&ls, 0);
+	lines_save(f->log, &ls);
+	unlink(f->head);
+	expect_bad(f->log, NULL, SV_ECRYPTO, 1, "without a rotation record");
+	lines_free(&ls);
+}
+
+/* Line 1 of a continued log must hold the hash the head file vouches for. */
+static void
+test_rotation_head(void **state)
+{
+	struct fx *f = *state;
+	char archive[PATH_MAX];
+	struct audit *a;
+	struct lines ls;
+	json_t *o;
+
+	make_log(f, 4, 0);
+	assert_ok(audit_open(f->log, &a));
+	assert_ok(audit_rotate(a, "audit-key-1", test_sign, f->sk, archive, sizeof(archive)));
+	audit_close(a);
+	expect_ok(f->log, f->pk, 1, 0); /* just the rotation record; head file: checkpoint 5 */
+	lines_load(f->log, &ls);
+	o = json_loads(ls.l[0], 0, NULL);
+	assert_non_null(o);
+	json_object_set_new(o, "prev", json_string(AUDIT_GENESIS));
+	free(ls.l[0]);
+	ls.l[0] = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	lines_save(f->log, &ls);
+	expect_bad(f->log, f->pk, SV_ECRYPTO, 1, "does not continue from the checkpoint");
+	lines_free(&ls);
+}
+
+/* A rotation cut short before its rename is undone by the next open. */
+static void
+test_rotation_undone(void **state)
+{
+	struct fx *f = *state;
+	char archive[PATH_MAX + 16], next[PATH_MAX + 8];
+	struct audit *a;
+
+	make_log(f, 3, 3); /* 4 lines, the last a checkpoint */
+	snprintf(archive, sizeof(archive), "%s.000000000004", f->log);
+	snprintf(next, sizeof(next), "%s%s", f->log, AUDIT_NEXT_SUFFIX);
+	assert_int_equal(link(f->log, archive), 0);
+	append_raw(next, "{\"seq\":5", 8);
+	assert_ok(audit_open(f->log, &a));
+	assert_int_equal(audit_seq(a), 4);
+	assert_int_equal(access(next, F_OK), -1);
+	assert_int_equal(access(archive, F_OK), -1);
+	audit_close(a);
+	expect_ok(f->log, f->pk, 4, 1);
+	/* An archive that is another file is not touched. */
+	append_raw(archive, "x", 1);
+	append_raw(next, "{", 1);
+	assert_ok(audit_open(f->log, &a));
+	assert_int_equal(access(archive, F_OK), 0);
+	audit_close(a);
+}
+
 int
 main(void)
 {
@@ -384,6 +546,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_forged_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_head_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_head, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_undone, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
