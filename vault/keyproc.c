@@ -358,6 +358,44 @@ checkpoint(struct kp *kp)
 }
 
 /*
+ * Every signed nonce into the database, and nonce_seq as far as that got
+ * (kp_nonce_floor(): still right if the flush failed).
+ */
+static int
+nonces_settle(struct kp *kp)
+{
+	int r = kp_nonce_flush_all(kp), m;
+
+	if ((m = state_begin(kp->st)) == 0 &&
+	    ((m = kp_mark_seq(kp->st, kp_nonce_floor(kp))) != 0 || (m = state_commit(kp->st)) != 0))
+		state_rollback(kp->st);
+	return r != 0 ? r : m;
+}
+
+/*
+ * recover_nonces() reads only the current log, so before the records move
+ * to an archive every nonce they hold must be in the database, and
+ * nonce_seq past them.  Runs as an admin operation (the database synced).
+ */
+int
+kp_audit_rotate(struct kp *kp, char *archive, size_t n)
+{
+	int r = kp_commit(kp); /* nothing queued, no commit under way */
+
+	if (r == 0)
+		r = nonces_settle(kp);
+	if (r == 0 && kp_nonce_floor(kp) < audit_seq(kp->audit))
+		r = sv_seterr(
+		    SV_ESTATE, "audit: signed nonces are not all in the state database yet");
+	if (r == 0 && (r = audit_rotate(kp->audit, KS_AUDIT_KEY, ckpt_sign, kp, archive, n)) == 0) {
+		/* The rotation's checkpoint is the line before the new log's first. */
+		kp->seq_at_checkpoint = audit_seq(kp->audit) - 1;
+		kp->last_checkpoint = metrics_now();
+	}
+	return r;
+}
+
+/*
  * Signed nonces are kept KP_NONCE_KEEP seconds: CAs expire their nonces in
  * minutes, so an older one would be refused by the CA anyway.
  */
@@ -609,12 +647,8 @@ close_all(struct kp *kp)
 		checkpoint(kp);
 		if (kp->st != NULL && state_durable(kp->st, 1) == 0) {
 			/* Nonces written, database current: no recovery scan next start. */
-			kp_nonce_flush_all(kp);
+			nonces_settle(kp);
 			kp_rates_flush(kp);
-			if (state_begin(kp->st) == 0 &&
-			    (kp_mark_seq(kp->st, kp_nonce_floor(kp)) != 0 ||
-				state_commit(kp->st) != 0))
-				state_rollback(kp->st);
 		}
 	}
 	kp_nonces_free(kp);

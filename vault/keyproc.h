@@ -120,6 +120,8 @@ int kp_txn(struct kp *kp);
  */
 void kp_commit_start(struct kp *kp);
 int kp_commit(struct kp *kp);
+/* Rotate the audit log (audit_rotate(), signed by the audit key); the archive's path in archive. */
+int kp_audit_rotate(struct kp *kp, char *archive, size_t n);
 
 /*
  * Handlers: each returns the response for netproc, never NULL, except that

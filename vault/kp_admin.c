@@ -10,6 +10,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +320,19 @@ op_status(struct kp *kp, const json_t *req, json_t **result)
 	return *result ? 0 : SV_ENOMEM;
 }
 
+static int
+op_audit_rotate(struct kp *kp, const json_t *req, json_t **result)
+{
+	char archive[PATH_MAX];
+	int r;
+
+	if ((r = kp_audit_rotate(kp, archive, sizeof(archive))) != 0)
+		return r;
+	*result = json_pack("{s:s, s:s, s:I}", "file", kp->cfg->audit_file, "archive", archive,
+	    "archive_seq", (json_int_t)audit_seq(kp->audit) - 1);
+	return *result ? 0 : SV_ENOMEM;
+}
+
 static const struct {
 	const char *op;
 	kp_admin_fn fn;
@@ -335,6 +349,7 @@ static const struct {
 	{ "account.show", op_account_show, 0 },
 	{ "account.list", op_account_list, 0 },
 	{ "policy.reload", op_policy_reload, 1 },
+	{ "audit.rotate", op_audit_rotate, 1 },
 	{ "status", op_status, 0 },
 };
 

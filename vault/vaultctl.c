@@ -40,7 +40,7 @@ static const char *const USAGE =
     "                  [--ca-file F]\n"
     "  account show NAME | account list\n"
     "  policy check FILE | policy reload\n"
-    "  audit verify [FILE] [--key PEM]\n"
+    "  audit verify [FILE...] [--key PEM] | audit rotate\n"
     "  status                     what the vault is and where its state lives\n"
     "\n"
     "options:\n"

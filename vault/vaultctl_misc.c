@@ -115,50 +115,115 @@ load_pub(const char *path, uint8_t pub[32])
 }
 
 static const char *const AUDIT_USAGE =
-    "usage: vaultctl audit verify [FILE] [--key PEM]\n"
-    "Check the audit log's hash chain, signed checkpoints and head file (offline).\n"
-    "Defaults: the configured audit file and the vault's audit key (audit-key.pem).\n";
+    "usage: vaultctl audit verify [FILE...] [--key PEM]\n"
+    "       vaultctl audit rotate\n"
+    "verify: check the audit log's hash chain, signed checkpoints and head file\n"
+    "  (offline); given several logs (rotated ones and the current one, in any\n"
+    "  order), also that each continues the one before it.  Defaults: the\n"
+    "  configured audit file and the vault's audit key (audit-key.pem).\n"
+    "rotate: make vaultd sign a checkpoint, keep the log as FILE.SEQ (SEQ: that\n"
+    "  checkpoint's, 12 digits) with its head file, and go on in a new log that\n"
+    "  continues the chain.\n";
+
+#define AUDIT_FILES_MAX 1024
+
+static void
+print_rotate(struct ctl *c, const json_t *res)
+{
+	printf("rotated: the log up to seq %lld is now %s\n",
+	    (long long)json_integer_value(json_object_get(res, "archive_seq")),
+	    json_string_value(json_object_get(res, "archive")));
+}
+
+static void
+report_json(json_t *arr, const char *file, int r, const struct audit_report *rep)
+{
+	json_array_append_new(arr,
+	    json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:b, s:s}", "file", file, "intact", r == 0,
+		"first_seq", (json_int_t)rep->first_seq, "records", (json_int_t)rep->records,
+		"checkpoints", (json_int_t)rep->checkpoints, "bad_line", (json_int_t)rep->bad_line,
+		"head_checked", rep->head_checked, "reason", rep->reason));
+}
+
+/* Verify each log, then (several logs) that they chain; the worst result is returned. */
+static int
+verify_logs(struct ctl *c, const char *const *files, size_t n, const uint8_t *pub)
+{
+	struct audit_report *rep = calloc(n, sizeof(*rep));
+	size_t *order = calloc(n, sizeof(*order)), i;
+	json_t *arr = json_array();
+	char why[256] = "";
+	int r, bad = 0, broken = 0;
+
+	if (rep == NULL || order == NULL || arr == NULL) {
+		free(rep);
+		free(order);
+		json_decref(arr);
+		return ctl_fail(SV_ENOMEM);
+	}
+	for (i = 0; i < n; i++) {
+		r = audit_verify(files[i], pub, &rep[i]);
+		if (c->json)
+			report_json(arr, files[i], r, &rep[i]);
+		else if (r == 0)
+			printf("%s: %s\n", files[i], rep[i].reason);
+		else
+			fprintf(stderr, "vaultctl: %s: NOT intact: line %llu: %s\n", files[i],
+			    (unsigned long long)rep[i].bad_line, rep[i].reason);
+		if (r != 0 && !bad)
+			bad = r;
+	}
+	if (!bad && n > 1) {
+		broken = audit_verify_chain(rep, n, order, why, sizeof(why)) != 0;
+		if (!c->json && !broken)
+			printf("chain: %s\n", why);
+		else if (!c->json)
+			fprintf(stderr, "vaultctl: chain NOT intact: %s\n", why);
+	}
+	if (c->json && n == 1) {
+		ctl_print_json(json_array_get(arr, 0)); /* one log: its report, as before */
+		json_decref(arr);
+	} else if (c->json) {
+		json_t *j = json_pack("{s:o, s:b, s:s?}", "logs", arr, "intact", !bad && !broken,
+		    "chain", n > 1 && !bad ? why : NULL);
+
+		ctl_print_json(j);
+		json_decref(j);
+	} else {
+		json_decref(arr);
+	}
+	free(rep);
+	free(order);
+	if (bad)
+		return bad == SV_ECRYPTO ? SV_EXIT_FAIL : sv_exit_code(bad);
+	return broken ? SV_EXIT_FAIL : SV_EXIT_OK;
+}
 
 int
 ctl_cmd_audit(struct ctl *c, int argc, char **argv)
 {
-	const char *file = c->cfg.audit_file, *key = c->cfg.audit_pub;
-	struct audit_report rep;
+	const char *files[AUDIT_FILES_MAX], *key = c->cfg.audit_pub;
 	uint8_t pub[32];
+	size_t n = 0;
 	int i, r;
 
-	if (argc < 2 || strcmp(argv[1], "verify") != 0) {
+	if (argc == 2 && strcmp(argv[1], "rotate") == 0)
+		return ctl_run(c, json_pack("{s:s}", "op", "audit.rotate"), print_rotate);
+	if (argc < 2 || strcmp(argv[1], "verify") != 0)
 		return ctl_usage(AUDIT_USAGE, !ctl_wants_help(argc, argv));
-	}
 	for (i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
 			key = argv[++i];
-		else if (argv[i][0] != '-' && file == c->cfg.audit_file)
-			file = argv[i];
+		else if (argv[i][0] != '-' && n < AUDIT_FILES_MAX)
+			files[n++] = argv[i];
 		else {
 			fputs(AUDIT_USAGE, stderr);
 			return SV_EXIT_USAGE;
 		}
 	}
+	if (n == 0)
+		files[n++] = c->cfg.audit_file;
 	if ((r = load_pub(key, pub)) != 0)
 		return ctl_fail(r);
-	r = audit_verify(file, pub, &rep);
-	if (c->json) {
-		json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:b, s:s}", "file", file, "intact",
-		    r == 0, "records", (json_int_t)rep.records, "checkpoints",
-		    (json_int_t)rep.checkpoints, "bad_line", (json_int_t)rep.bad_line,
-		    "head_checked", rep.head_checked, "reason", rep.reason);
-
-		ctl_print_json(j);
-		json_decref(j);
-	} else if (r == 0) {
-		printf("%s: %s\n", file, rep.reason);
-	}
-	if (r != 0) {
-		if (!c->json)
-			fprintf(stderr, "vaultctl: %s: NOT intact: line %llu: %s\n", file,
-			    (unsigned long long)rep.bad_line, rep.reason);
-		return r == SV_ECRYPTO ? SV_EXIT_FAIL : sv_exit_code(r);
-	}
-	return SV_EXIT_OK;
+	return verify_logs(c, files, n, pub);
 }

@@ -320,6 +320,33 @@ done
 [ "$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM nonces WHERE hash = X'$H4'")" = 1 ] \
 	&& pass "the signed nonce is in the database within seconds, the vault still running" \
 	|| fail "nonce $N4 not in the database after 6 s"
+# Audit log rotation, the vault running: the log is kept under its checkpoint's seq, a new
+# one continues the chain; each verifies alone and the two verify as one chain.
+"$VC" -c "$VCONF" audit rotate >"$T/rot.out" 2>&1 && pass "audit rotate: $(cat "$T/rot.out")" || fail "audit rotate: $(cat "$T/rot.out")"
+ARCH=$(sed -n 's/^rotated: the log up to seq [0-9]* is now //p' "$T/rot.out")
+[ -f "$ARCH" ] && [ -f "$ARCH.head" ] && pass "the archive and its head file exist" || fail "no archive at '$ARCH'"
+grep -q '"op":"audit.rotate","uid":[0-9]*,"decision":"requested"' "$ARCH" &&
+	head -1 "$VDIR/state/audit.log" | grep -q '"type":"rotated","from":"audit.log.[0-9]\{12\}"}' &&
+	sed -n 2p "$VDIR/state/audit.log" | grep -q '"op":"audit.rotate".*"decision":"done"' &&
+	pass "the rotation is recorded on both sides" || fail "rotation records: $(head -2 "$VDIR/state/audit.log")"
+N5=rot$RANDOM$RANDOM
+vd_sign web1 le "$NEW_ORDER" "$N5" "$ORDER"
+expect_code 200 "signing goes on in the new log"
+vd_sign web1 le "$NEW_ORDER" "$N4" "$ORDER"
+expect_code 403 "a nonce signed before the rotation is still refused"
+vd_stop
+expect_rc 0 "the new log verifies alone" "$VC" -c "$VCONF" audit verify
+grep -q 'continuing audit.log.[0-9]\{12\}' "$T/out" && pass "and says what it continues" || fail "verify output: $(cat "$T/out")"
+expect_rc 0 "archive and new log verify as one chain" "$VC" -c "$VCONF" audit verify "$VDIR/state/audit.log" "$ARCH"
+grep -q '^chain: 2 logs chained, seq 1 to ' "$T/out" && pass "the chain starts at seq 1" || fail "chain output: $(cat "$T/out")"
+cp "$ARCH" "$T/arch.keep"
+sed -i '$d' "$ARCH"
+rm -f "$ARCH.head"
+expect_rc 1 "an archive cut by its last line breaks the chain" "$VC" -c "$VCONF" audit verify "$ARCH" "$VDIR/state/audit.log"
+cp "$T/arch.keep" "$ARCH"
+vd_start
+vd_sign web1 le "$NEW_ORDER" "$N5" "$ORDER"
+expect_code 403 "after a restart, a nonce signed in the new log is still refused"
 vd_stop
 old_rows=$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM nonces WHERE hash = zeroblob(31) || X'01'")
 new_rows=$(sqlite3 "$VDIR/state/state.db" "SELECT count(*) FROM nonces WHERE hash = zeroblob(31) || X'02'")
