@@ -25,12 +25,14 @@
 #include "metrics.h"
 #include "pol.h"
 #include "state.h"
+#include "sv_err.h"
 #include "vconf.h"
 
 /* A cached account: its record, current key and every key thumbprint it ever had. */
 struct kp_account {
 	struct account a;
-	struct hsm_key key; /* current version (handle cache) */
+	struct hsm_key key;  /* current version (handle cache) */
+	struct hsm_key key2; /* the same, for the signer thread's session (its own copy) */
 	char alg[8];
 	json_t *jwk; /* current public JWK */
 	char thumbprint[48];
@@ -96,7 +98,26 @@ struct kp {
 	int defer;		    /* a network batch: signatures wait for kp_commit_start() */
 	struct kp_pending *pending; /* the signature the current request left for later */
 	int draining;
+
+	/* The signer thread (common/job.h): a second session signing a batch beside this thread
+	 * (kp_sign.c). */
+	struct hsm *h2;
+	struct sv_job *signer;
+	struct kp_sigwork *sw; /* the batch being signed, nsw items; sw_next: the next to take */
+	size_t nsw, sw_next;
+	struct kp_sigwork *work; /* on_net_read()'s, for nwork signatures */
+	size_t nwork;
+	double sign_avg; /* seconds per signature, moving average */
 };
+
+/*
+ * A batch is split with the signer thread only while signatures take at
+ * least this long on average (an RSA key in SoftHSM2: ~1.3 ms).  Waking the
+ * thread and waiting for it costs the batch more than a signature of an EC
+ * key (~0.1 ms) takes, and on a machine whose cores are busy (netproc, TLS)
+ * a second signing core adds nothing: bench/README.md, eighth session.
+ */
+#define KP_SPLIT_SECONDS 0.0004
 
 /* A response to netproc: {status, body} or a problem document. */
 json_t *kp_ok(int status, json_t *body);
@@ -126,14 +147,37 @@ int kp_audit_rotate(struct kp *kp, char *archive, size_t n);
 /*
  * Handlers: each returns the response for netproc, never NULL, except that
  * kp_sign() with kp->defer set returns NULL when it left its signature in
- * kp->pending: kp_sign_pending() makes it (after kp_commit_start()) and
+ * kp->pending: kp_sign_batch() makes it (after kp_commit_start()) and
  * kp_pending_free() frees it.
  */
 struct kp_pending;
 struct ipc_msg;
 json_t *kp_sign(struct kp *kp, const struct ipc_msg *m); /* an IPC_SIGN: ipc_strs() */
-json_t *kp_sign_pending(struct kp *kp, struct kp_pending *p);
 void kp_pending_free(struct kp_pending *p);
+
+/*
+ * A batch's signatures, made after kp_commit_start(): p set by the caller
+ * (idx is the caller's own; it frees p after), resp set by kp_sign_batch()
+ * (NULL only when out of memory).  The key process's thread and, for two or
+ * more, the signer thread (its own PKCS#11 session) take them in turn.
+ */
+struct kp_sigwork {
+	struct kp_pending *p;
+	size_t idx;
+	json_t *resp;
+	/* Inside kp_sign_batch(): */
+	struct kp_account *a;
+	char *jws;
+	size_t len;
+	int r;
+	int second; /* made by the signer thread */
+	double secs;
+	char why[SV_ERRMSG_MAX];
+};
+void kp_sign_batch(struct kp *kp, struct kp_sigwork *w, size_t n);
+/* Start the signer thread (a session cloned from kp->h); without it kp_sign_batch() signs alone. */
+int kp_signer_start(struct kp *kp);
+void kp_signer_stop(struct kp *kp);
 json_t *kp_account_info(struct kp *kp, const json_t *req);
 json_t *kp_enroll(struct kp *kp, const json_t *req);
 /*

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "ipc.h"
 #include "jwk.h"
+#include "job.h"
 #include "jws.h"
 #include "keyproc.h"
 #include "log.h"
@@ -45,6 +46,8 @@ kp_accounts_reset(struct kp *kp)
 	for (i = 0; i < kp->naccts; i++) {
 		/* The key's session copy goes with it: a rotated or destroyed key signs no more. */
 		hsm_key_unpin(kp->h, &kp->accts[i].key);
+		if (kp->h2 != NULL) /* the signer thread is idle: it runs inside kp_sign_batch() */
+			hsm_key_unpin(kp->h2, &kp->accts[i].key2);
 		cls_urls_free(kp->accts[i].urls);
 		account_free(&kp->accts[i].a);
 		json_decref(kp->accts[i].jwk);
@@ -137,6 +140,7 @@ load_one(struct kp *kp, const char *name, const struct ks_key *all, size_t n)
 		return sv_preferr(r, "account %s", name);
 	a->key = k.hk;
 	hsm_key_pin(&a->key); /* sign from a session copy: see hsm_key_pin() */
+	a->key2 = a->key;     /* the signer thread's session makes its own copy */
 	snprintf(a->alg, sizeof(a->alg), "%s", hsm_keytype_alg(k.hk.type));
 	if ((r = key_thumb(kp, &a->key, a->thumbprint, &a->jwk)) != 0)
 		return r;
@@ -400,54 +404,141 @@ kp_pending_free(struct kp_pending *p)
 	free(p);
 }
 
-/* Sign hdr.payload with the account's key in the token; consumes hdr. */
-static json_t *
-sign_now(struct kp *kp, struct kp_account *a, const char *shadow, json_t *hdr,
-    const uint8_t *payload, size_t plen)
+/* Make w's signature with key in session h (either thread: touches only w, h and key). */
+static void
+sign_one(struct hsm *h, struct hsm_key *key, struct kp_sigwork *w)
 {
-	struct hsm_jws_ctx ctx = { kp->h, &a->key };
+	struct hsm_jws_ctx ctx = { h, key };
 	struct jws_signer s;
-	char *jws = NULL;
-	size_t len = 0;
 	double t0 = metrics_now();
-	json_t *resp;
-	int r;
 
 	hsm_jws_signer(&ctx, &s);
-	r = jws_sign_text(&s, hdr, payload, plen, &jws, &len);
-	json_decref(hdr);
-	metrics_observe(kp->m, "shadowvault_hsm_sign_seconds", metrics_now() - t0);
-	if (r != 0) {
-		/* The allow record is written; the signature is not given out. */
-		sv_err("signing for %s with account %s: %s", shadow, a->a.name, sv_errmsg(r));
-		return kp_problem(503, "hsm-unavailable", "HSM unavailable", sv_errmsg(r), 5);
+	w->r = jws_sign_text(&s, w->p->hdr, w->p->payload, w->p->plen, &w->jws, &w->len);
+	w->secs = metrics_now() - t0;
+	if (w->r != 0)
+		snprintf(w->why, sizeof(w->why), "%s", sv_errmsg(w->r));
+}
+
+/* The batch's next signature to make, for either thread; NULL when all are taken. */
+static struct kp_sigwork *
+next_work(struct kp *kp)
+{
+	size_t i;
+
+	while ((i = __atomic_fetch_add(&kp->sw_next, 1, __ATOMIC_RELAXED)) < kp->nsw)
+		if (kp->sw[i].a != NULL)
+			return &kp->sw[i];
+	return NULL;
+}
+
+static int
+signer_job(void *arg)
+{
+	struct kp *kp = arg;
+	struct kp_sigwork *w;
+
+	while ((w = next_work(kp)) != NULL) {
+		sign_one(kp->h2, &w->a->key2, w);
+		w->second = 1;
 	}
-	metrics_add(
-	    kp->m, "shadowvault_signatures_total", 1, "account", a->a.name, "shadow", shadow, NULL);
+	return 0;
+}
+
+/* The answer for a made (or failed) signature; metrics and logs on the key process's thread. */
+static json_t *
+sig_result(struct kp *kp, struct kp_sigwork *w)
+{
+	json_t *resp;
+
+	if (w->a == NULL)
+		return kp_problem(
+		    503, "unavailable", "State unavailable", sv_errmsg(SV_ENOTFOUND), 5);
+	metrics_observe(kp->m, "shadowvault_hsm_sign_seconds", w->secs);
+	kp->sign_avg += (w->secs - kp->sign_avg) / 16;
+	if (w->r != 0) {
+		/* The allow record is written; the signature is not given out. */
+		sv_err("signing for %s with account %s: %s", w->p->shadow, w->a->a.name, w->why);
+		return kp_problem(503, "hsm-unavailable", "HSM unavailable", w->why, 5);
+	}
+	metrics_add(kp->m, "shadowvault_signatures_total", 1, "account", w->a->a.name, "shadow",
+	    w->p->shadow, NULL);
+	if (w->second)
+		metrics_add(kp->m, "shadowvault_signer_thread_signatures_total", 1, NULL);
 	/* The JWS goes to netproc as its text: nobody parses or re-serialises it. */
-	resp = json_pack("{s:i, s:s%}", "status", 200, "jws", jws, len);
-	free(jws);
+	resp = json_pack("{s:i, s:s%}", "status", 200, "jws", w->jws, w->len);
 	return resp;
 }
 
-json_t *
-kp_sign_pending(struct kp *kp, struct kp_pending *p)
+void
+kp_sign_batch(struct kp *kp, struct kp_sigwork *w, size_t n)
 {
-	struct kp_account *a = kp_account(kp, p->account);
-	json_t *hdr = p->hdr;
+	struct kp_sigwork *x;
+	size_t i;
+	int two = kp->signer != NULL && n > 1 && kp->sign_avg >= KP_SPLIT_SECONDS, unused;
 
-	p->hdr = NULL;
-	if (a == NULL) {
-		json_decref(hdr);
-		return kp_problem(
-		    503, "unavailable", "State unavailable", sv_errmsg(SV_ENOTFOUND), 5);
+	/* Accounts are (re)loaded here, never while the signer runs. */
+	kp_accounts_ready(kp);
+	for (i = 0; i < n; i++) {
+		w[i].a = kp_account(kp, w[i].p->account);
+		w[i].jws = NULL;
+		w[i].r = w[i].second = 0;
 	}
-	return sign_now(kp, a, p->shadow, hdr, p->payload, p->plen);
+	kp->sw = w;
+	kp->nsw = n;
+	kp->sw_next = 0;
+	if (two)
+		sv_job_ask(kp->signer);
+	while ((x = next_work(kp)) != NULL)
+		sign_one(kp->h, &x->a->key, x);
+	if (two)
+		sv_job_take(kp->signer, 1, &unused);
+	kp->sw = NULL;
+	kp->nsw = 0;
+	for (i = 0; i < n; i++) {
+		w[i].resp = sig_result(kp, &w[i]);
+		free(w[i].jws);
+		w[i].jws = NULL;
+	}
+}
+
+int
+kp_signer_start(struct kp *kp)
+{
+	int r;
+
+	if ((r = hsm_clone(kp->h, &kp->h2)) != 0)
+		return sv_preferr(r, "signer session");
+	if ((r = sv_job_start(signer_job, kp, &kp->signer)) != 0) {
+		hsm_close(kp->h2);
+		kp->h2 = NULL;
+	}
+	return r;
+}
+
+void
+kp_signer_stop(struct kp *kp)
+{
+	sv_job_stop(kp->signer);
+	kp->signer = NULL;
+}
+
+/* Sign hdr.payload now (outside a network batch, or out of memory); consumes hdr. */
+static json_t *
+sign_now(struct kp *kp, struct kp_account *a, const struct sreq *q, json_t *hdr)
+{
+	struct kp_pending p = { .hdr = hdr, .payload = (uint8_t *)q->payload, .plen = q->plen };
+	struct kp_sigwork w = { .p = &p };
+
+	snprintf(p.account, sizeof(p.account), "%s", a->a.name);
+	snprintf(p.shadow, sizeof(p.shadow), "%s", q->shadow);
+	kp_sign_batch(kp, &w, 1);
+	json_decref(hdr);
+	return w.resp;
 }
 
 /*
  * Audit the decision, then sign: now, or (kp->defer, a network batch) in
- * kp_sign_pending() while the batch's audit records are being synced.
+ * kp_sign_batch() while the batch's audit records are being synced.
  * Either way the answer waits for the commit.
  */
 static json_t *
@@ -476,7 +567,7 @@ sign_allowed(struct kp *kp, struct kp_account *a, const struct sreq *q, const st
 		}
 		free(p);
 	}
-	return sign_now(kp, a, q->shadow, hdr, q->payload, q->plen);
+	return sign_now(kp, a, q, hdr);
 }
 
 /* Policy, nonce and signature for a classified request. */
