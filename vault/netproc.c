@@ -27,6 +27,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 
 #include "evbase.h"
@@ -142,6 +143,12 @@ evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
 		type = "method";
 		title = "Not implemented";
 		detail = "the method is not implemented; use GET or POST";
+	}
+	/* An unparsable request line leaves the version at 0.0: answer as HTTP/1.1 (with a
+	   Content-Length), not "HTTP/0.0".  No accessor sets it: http_struct.h's fields. */
+	if (req->major != 1) {
+		req->major = 1;
+		req->minor = 1;
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 	problem(c ? c->np : NULL, req, "other", error, type, title, detail, 0);

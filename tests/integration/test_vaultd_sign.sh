@@ -176,8 +176,9 @@ with ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), t
         data += chunk
 sys.stdout.write(data.decode("latin-1"))
 PY
-head -1 "$T/rawreq" | grep -q '^HTTP/[0-9.]* 400 ' && grep -qi '^content-type: application/problem+json' "$T/rawreq" &&
-	grep -q 'problem:malformed"' "$T/rawreq" && pass "an unparsable request line gets a 400 problem document" ||
+head -1 "$T/rawreq" | grep -q '^HTTP/1.1 400 ' && grep -qi '^content-type: application/problem+json' "$T/rawreq" &&
+	grep -qi '^content-length: [1-9]' "$T/rawreq" &&
+	grep -q 'problem:malformed"' "$T/rawreq" && pass "an unparsable request line gets an HTTP/1.1 400 problem document with a Content-Length" ||
 	{ fail "unparsable request line"; head -c 400 "$T/rawreq"; echo; }
 vd_api web1 POST /v1/acme/accounts/le/sign '{}' text/plain
 expect_code 415 "a wrong content type"
