@@ -122,6 +122,16 @@ int hsm_key_destroy(struct hsm *h, struct hsm_key *key);
 void hsm_key_pin(struct hsm_key *key);
 /* Destroy the session copy, if any, and stop pinning. */
 void hsm_key_unpin(struct hsm *h, struct hsm_key *key);
+/*
+ * Make a pinned key's session copy in h now, if it has none that is current:
+ * 1 when the key then signs in h from a copy, without touching its token
+ * object; 0 otherwise (not pinned, the module refused the copy, an error).
+ * SoftHSM2 2.6.1 is not safe when two threads read one token object at once
+ * (a lookup can then miss it), so a process signing from two threads makes
+ * both copies from one thread first and lets the other sign only if this
+ * says 1.
+ */
+int hsm_key_ready(struct hsm *h, struct hsm_key *key);
 
 /* Public key as an OpenSSL key (caller EVP_PKEY_free()s). */
 int hsm_key_public(struct hsm *h, struct hsm_key *key, EVP_PKEY **out);

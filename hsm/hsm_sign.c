@@ -116,6 +116,19 @@ sign_handle(struct hsm *h, struct hsm_key *key)
 	return o;
 }
 
+int
+hsm_key_ready(struct hsm *h, struct hsm_key *key)
+{
+	int ready = 0;
+
+	if (key->pin <= 0 || hsm_enter(h) != CKR_OK)
+		return 0;
+	if (hsm_key_handles(h, key, 0) == CKR_OK)
+		ready = sign_handle(h, key) == key->copy && key->copy != 0;
+	hsm_leave(h);
+	return ready;
+}
+
 static CK_RV
 sign_once(struct hsm *h, struct hsm_key *key, CK_MECHANISM_TYPE mt, const uint8_t *in, size_t inlen,
     uint8_t *sig, CK_ULONG *siglen)

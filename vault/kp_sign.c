@@ -482,6 +482,11 @@ kp_sign_batch(struct kp *kp, struct kp_sigwork *w, size_t n)
 		w[i].a = kp_account(kp, w[i].p->account);
 		w[i].jws = NULL;
 		w[i].r = w[i].second = 0;
+		/* Both session copies made here, so that neither thread reads a token object
+		   while the other runs (hsm_key_ready()); else this thread signs alone. */
+		if (two && w[i].a != NULL)
+			two = hsm_key_ready(kp->h, &w[i].a->key) &&
+			    hsm_key_ready(kp->h2, &w[i].a->key2);
 	}
 	kp->sw = w;
 	kp->nsw = n;
@@ -494,6 +499,15 @@ kp_sign_batch(struct kp *kp, struct kp_sigwork *w, size_t n)
 		sv_job_take(kp->signer, 1, &unused);
 	kp->sw = NULL;
 	kp->nsw = 0;
+	for (i = 0; two && i < n; i++) {
+		if (!w[i].second || w[i].r == 0)
+			continue;
+		/* Whatever failed on the second session gets one try on the first. */
+		sv_warn("signing for %s on the second session: %s; signing on the first",
+		    w[i].p->shadow, w[i].why);
+		w[i].second = 0;
+		sign_one(kp->h, &w[i].a->key, &w[i]);
+	}
 	for (i = 0; i < n; i++) {
 		w[i].resp = sig_result(kp, &w[i]);
 		free(w[i].jws);

@@ -335,8 +335,9 @@ sign_x(struct hsm *h, struct hsm_key *k)
 }
 
 /*
- * A pinned key signs with one session copy that keeps the key's protection,
- * is made again (never leaked) after a lost session or a fresh lookup, and
+ * A pinned key signs with one session copy that keeps the key's protection
+ * (made ahead by hsm_key_ready() or at the first signature), is made again
+ * (never leaked) after a lost session or a fresh lookup, and
  * is gone after unpin and destroy; a key destroyed on the token no longer
  * signs once unpinned.
  */
@@ -353,8 +354,17 @@ test_pinned_copy(void **state)
 
 	assert_ok(hsm_key_create(f->h, HSM_EC_P256, "p", 0, &k));
 	other = k;
+	assert_int_equal(hsm_key_ready(f->h, &k), 0); /* not pinned: signs from the token */
+	assert_int_equal(session_keys(f->h), 0);
 	hsm_key_pin(&k);
+	/* Made ahead (hsm_key_ready), the copy is the one signing uses. */
+	assert_int_equal(hsm_key_ready(f->h, &k), 1);
+	assert_int_equal(session_keys(f->h), 1);
+	first = k.copy;
 	sign_and_verify(f->h, &k);
+	assert_int_equal(k.copy, first);
+	assert_int_equal(hsm_key_ready(f->h, &k), 1);
+	assert_int_equal(k.copy, first);
 	assert_int_not_equal(k.copy, 0);
 	assert_int_not_equal(k.copy, k.priv);
 	assert_int_equal(session_keys(f->h), 1);
@@ -419,6 +429,7 @@ test_pinned_copy(void **state)
 		    f->h->m->f->C_GenerateKeyPair(f->h->s, &m, pt, 4, st, 6, &pub, &priv), CKR_OK);
 	}
 	hsm_key_pin(&k);
+	assert_int_equal(hsm_key_ready(f->h, &k), 0); /* refused: signs from the token object */
 	sign_and_verify(f->h, &k);
 	assert_int_equal(k.pin, -1);
 	assert_int_equal(k.copy, 0);
