@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # An RSA-2048 account key (RS256, certbot's default kind of account key): the
 # key process splits batches of such signatures with its signer thread (a
-# second PKCS#11 session), so this is where that thread signs.  A real vaultd
+# second PKCS#11 session), so this is where that thread signs; and the audit
+# log rotated twice under that load.  A real vaultd
 # with a SoftHSM2 token, an account registered at a real Pebble, concurrent
 # clients (bench/signload and curl) with client certificates; every signature
 # checked against the account JWK (python3-jwcrypto), one accepted by Pebble.
@@ -72,7 +73,23 @@ CODE=$(curl -s -o "$T/order.json" -w '%{http_code}' --cacert "$PEBBLE_CA" \
 vd_sign web1 big "$NEW_ORDER" par3 "$ORDER"
 expect_code 403 "a nonce signed in a split batch is not signed again"
 
+# The audit log rotated twice under that load: no request fails, and the three logs chain.
+"$SIGNLOAD" --url "$VD_API/v1/acme/accounts/big/sign" --cacert "$VD_CA" --cert "$ID/cert.pem" --key "$ID/key.pem" \
+	--acme-url "$NEW_ORDER" --payload "$ORDER" --clients 8 --seconds 4 --warmup 0.2 --nonce-prefix rot \
+	>"$T/rotload.out" 2>&1 &
+LOAD=$!
+T_PIDS="$T_PIDS $LOAD"
+sleep 1.5
+"$VC" -c "$VCONF" -q audit rotate && pass "rotated under load" || fail "audit rotate under load"
+sleep 1.5
+"$VC" -c "$VCONF" -q audit rotate && pass "rotated under load again" || fail "second audit rotate under load"
+wait "$LOAD" && pass "the load went on: every answer a JWS ($(grep -o "n=[0-9]*" "$T/rotload.out" | head -1))" ||
+	{ fail "signload during the rotations"; tail -5 "$T/rotload.out"; }
 vd_stop
 expect_rc 0 "audit log verifies" "$VC" -c "$VCONF" audit verify
+ls "$VDIR"/state/audit.log.*[0-9] >"$T/archives"
+[ "$(wc -l <"$T/archives")" = 2 ] && pass "two archives" || fail "archives: $(cat "$T/archives")"
+expect_rc 0 "the three logs verify as one chain" "$VC" -c "$VCONF" audit verify $(cat "$T/archives") "$VDIR/state/audit.log"
+grep -q '^chain: 3 logs chained, seq 1 to ' "$T/out" && pass "$(grep '^chain' "$T/out")" || fail "chain: $(cat "$T/out")"
 vd_sanitizer_check
 t_done
