@@ -214,7 +214,10 @@ ctl_cmd_audit(struct ctl *c, int argc, char **argv)
 	for (i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
 			key = argv[++i];
-		else if (argv[i][0] != '-' && n < AUDIT_FILES_MAX)
+		else if (argv[i][0] != '-' && n == AUDIT_FILES_MAX)
+			return ctl_fail(
+			    sv_seterr(SV_EINVAL, "at most %d logs at once", AUDIT_FILES_MAX));
+		else if (argv[i][0] != '-')
 			files[n++] = argv[i];
 		else {
 			fputs(AUDIT_USAGE, stderr);
