@@ -316,8 +316,9 @@ phase_service() { # ROUND
 		awk -v k="$(($(proc_ticks "$kp") - k0))" -v n="$(($(proc_ticks "$np") - n0))" \
 			-v w="$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')" \
 			-v l="$(field cpu_s "$(grep '^RESULT ' "$T/out.service.$1.$n")")" \
-			-v hz="$CLK_TCK" 'BEGIN { printf "            CPU: keyproc %.0f%%, netproc %.0f%%, signload %.0f%% of one core\n",
-				100 * k / hz / w, 100 * n / hz / w, 100 * l / w }'
+			-v r="$(field rate "$(grep '^RESULT ' "$T/out.service.$1.$n")")" \
+			-v hz="$CLK_TCK" 'BEGIN { printf "            CPU: keyproc %.0f%%, netproc %.0f%%, signload %.0f%% of one core; per signature: vaultd %.0f us, signload %.0f us\n",
+				100 * k / hz / w, 100 * n / hz / w, 100 * l / w, (r > 0 ? 1e6 * (k + n) / hz / w / r : 0), (r > 0 ? 1e6 * l / w / r : 0) }'
 	done
 	metrics_line "$1"
 	vd_stop
