@@ -87,9 +87,9 @@ wait "$LOAD" && pass "the load went on: every answer a JWS ($(grep -o "n=[0-9]*"
 	{ fail "signload during the rotations"; tail -5 "$T/rotload.out"; }
 vd_stop
 expect_rc 0 "audit log verifies" "$VC" -c "$VCONF" audit verify
-ls "$VDIR"/state/audit.log.*[0-9] >"$T/archives"
-[ "$(wc -l <"$T/archives")" = 2 ] && pass "two archives" || fail "archives: $(cat "$T/archives")"
-expect_rc 0 "the three logs verify as one chain" "$VC" -c "$VCONF" audit verify $(cat "$T/archives") "$VDIR/state/audit.log"
+ARCHIVES=("$VDIR"/state/audit.log.*[0-9])
+[ "${#ARCHIVES[@]}" = 2 ] && pass "two archives" || fail "archives: ${ARCHIVES[*]}"
+expect_rc 0 "the three logs verify as one chain" "$VC" -c "$VCONF" audit verify "${ARCHIVES[@]}" "$VDIR/state/audit.log"
 grep -q '^chain: 3 logs chained, seq 1 to ' "$T/out" && pass "$(grep '^chain' "$T/out")" || fail "chain: $(cat "$T/out")"
 vd_sanitizer_check
 t_done
