@@ -11,6 +11,7 @@
  * becomes 503 and nothing it produced (a signature, a certificate) leaves.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -611,6 +612,17 @@ recover_nonces(struct kp *kp)
 	return r;
 }
 
+/* CPUs this process may run on (its affinity, as nproc(1) counts them). */
+static int
+cpus_usable(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return (int)sysconf(_SC_NPROCESSORS_ONLN);
+	return CPU_COUNT(&set);
+}
+
 static int
 open_all(struct kp *kp)
 {
@@ -637,8 +649,8 @@ open_all(struct kp *kp)
 	kp->last_prune = -1; /* never: prune at start */
 	prune_nonces(kp);    /* at start, then every KP_PRUNE_EVERY seconds */
 	kp->accts_stale = 1;
-	/* A second session signs beside this thread; without it, this thread signs alone. */
-	if (sysconf(_SC_NPROCESSORS_ONLN) > 1 && (r = kp_signer_start(kp)) != 0)
+	/* A second session signs beside this thread, if there is a second CPU to run it on. */
+	if (cpus_usable() > 1 && (r = kp_signer_start(kp)) != 0)
 		sv_warn("no signer thread, signing on one session: %s", sv_errmsg(r));
 	return 0;
 }

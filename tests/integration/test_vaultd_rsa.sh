@@ -44,8 +44,13 @@ ID=$T/sh-web1/identity
 	{ fail "signload"; tail -5 "$T/load.out"; }
 curl -s --cacert "$VD_CA" --cert "$ID/cert.pem" --key "$ID/key.pem" "$VD_API/metrics" >"$T/metrics"
 SECOND=$(sed -n 's/^shadowvault_signer_thread_signatures_total \([0-9]*\)$/\1/p' "$T/metrics")
-[ "${SECOND:-0}" -gt 0 ] && pass "the signer thread made $SECOND of the signatures" ||
-	fail "no signature by the signer thread: $(grep signer_thread "$T/metrics")"
+if [ "$(nproc)" -gt 1 ]; then
+	[ "${SECOND:-0}" -gt 0 ] && pass "the signer thread made $SECOND of the signatures" ||
+		fail "no signature by the signer thread: $(grep signer_thread "$T/metrics")"
+else # one CPU: vaultd starts no signer thread (vaultd(8))
+	[ "${SECOND:-0}" = 0 ] && pass "one CPU: no signer thread, every signature on one session" ||
+		fail "a signer thread on one CPU: $SECOND signatures"
+fi
 
 # 16 at once: each answer verifies with the account's JWK, whichever session made it.
 seq 16 | xargs -P 16 -I{} sh -c 'curl -s -o "$1/par{}.json" --cacert "$2" --cert "$3/cert.pem" --key "$3/key.pem" \
