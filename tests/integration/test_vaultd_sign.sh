@@ -192,6 +192,7 @@ expect_code 400 "a nonce outside base64url"
 
 # Rate limit: burst 2, then 429 with Retry-After.
 for i in 1 2; do vd_sign web3 le "${NEW_ORDER%/*}/order/r$i" "r$i" ''; done
+T_HAMMER=$EPOCHSECONDS # the refusals below span [T_HAMMER, the end of h21]
 vd_sign web3 le "${NEW_ORDER%/*}/order/r3" r3 ''
 expect_code 429 "rate limit per shadow"
 curl -s -D "$T/h" -o /dev/null --cacert "$VD_CA" --cert "$T/sh-web3/identity/cert.pem" --key "$T/sh-web3/identity/key.pem" \
@@ -200,14 +201,17 @@ curl -s -D "$T/h" -o /dev/null --cacert "$VD_CA" --cert "$T/sh-web3/identity/cer
 grep -qi '^retry-after: [0-9]' "$T/h" && pass "429 carries Retry-After" || fail "no Retry-After"
 # Hammering past the limit: every refusal is counted, but audited at most once a second per
 # shadow, each record saying how many went unrecorded before it (r3, r4, 20 more, 1 later: 23).
+# At most one record per second of the refusals' span (a slow, shared machine makes it longer).
 for i in $(seq 20); do vd_sign web3 le "${NEW_ORDER%/*}/order/h$i" "h$i" ''; echo "$CODE"; done >"$T/hammer"
 sleep 1.1
 vd_sign web3 le "${NEW_ORDER%/*}/order/h21" h21 ''
+SPAN=$((EPOCHSECONDS - T_HAMMER + 1))
 read -r NREC NUNREC < <("$PY" -c 'import json, sys
 recs = [r for r in map(json.loads, filter(str.strip, open(sys.argv[1]))) if r.get("shadow") == "web3" and r.get("code") == "rate-limited"]
 print(len(recs), sum(r.get("unrecorded", 0) for r in recs))' "$VDIR/state/audit.log")
-[ "$(sort -u "$T/hammer")" = 429 ] && [ "$CODE" = 429 ] && [ "$NREC" -le 5 ] && [ $((NREC + NUNREC)) = 23 ] \
-	&& pass "23 rate-limited refusals: $NREC audit records, $NUNREC counted in them" \
+[ "$(sort -u "$T/hammer")" = 429 ] && [ "$CODE" = 429 ] && [ "$NREC" -ge 2 ] && [ "$NREC" -le "$SPAN" ] &&
+	[ "$NREC" -lt 23 ] && [ $((NREC + NUNREC)) = 23 ] \
+	&& pass "23 rate-limited refusals in ${SPAN} s: $NREC audit records, $NUNREC counted in them" \
 	|| fail "rate-limited refusals: codes $(sort -u "$T/hammer" | tr '\n' ' ')$CODE, $NREC records, $NUNREC unrecorded"
 vd_api web3 GET /v1/acme/accounts/le
 expect_code 429 "account information takes from the same bucket"
