@@ -20,6 +20,18 @@ t_cleanup() {
 }
 trap t_cleanup EXIT
 
+# pebble_up [OPTION...]: this test's Pebble (pebble.sh start "$T/pebble" OPTION...), with its
+# variables ($PEBBLE_URL, $PEBBLE_CA, ...) set here and $PEB naming pebble.sh; stopped at
+# exit.  A Pebble that does not start ends the test.
+pebble_up() {
+	PEB=$(dirname "${BASH_SOURCE[0]}")/pebble.sh
+	trap 'bash "$PEB" stop "$T/pebble" >/dev/null 2>&1; t_cleanup' EXIT
+	bash "$PEB" start "$T/pebble" "$@" >"$T/pebble.out" 2>&1 ||
+		{ cat "$T/pebble.out"; fail "pebble"; t_done; exit 1; }
+	# shellcheck disable=SC1091 # written by pebble.sh start
+	. "$T/pebble/env"
+}
+
 sv_bin() { # sv_bin NAME: path of a built program
 	local d
 	for d in "$SV_BIN/vault" "$SV_BIN/client" "$SV_BIN/tests" "$SV_BIN/bench" "$SV_BIN"; do

@@ -8,11 +8,8 @@
 # clear error and leave the installed certificate untouched.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
-PEB=$(dirname "$0")/pebble.sh
-trap 'bash "$PEB" stop "$T/pebble" >/dev/null 2>&1; t_cleanup' EXIT
 # Reuse off: every order validates for real; one alternate chain, to a second root.
-bash "$PEB" start "$T/pebble" --authz-reuse 0 --nonce-reject 20 --alternate-roots 1 >"$T/p.out" 2>&1 || { cat "$T/p.out"; fail "pebble"; t_done; exit 1; }
-. "$T/pebble/env"
+pebble_up --authz-reuse 0 --nonce-reject 20 --alternate-roots 1
 
 # Identity certificates valid 20 days: inside the 30 days in which renew and status warn.
 vd_setup 'shadow_cert_days = 20;'

@@ -8,12 +8,9 @@
 # checked against the account JWK (python3-jwcrypto), one accepted by Pebble.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
-PEB=$(dirname "$0")/pebble.sh
 SIGNLOAD=$(sv_bin signload) || { fail "no signload"; t_done; exit 1; }
 
-bash "$PEB" start "$T/pebble" --nonce-reject 0 >"$T/pebble.out" 2>&1 || { cat "$T/pebble.out"; fail "pebble"; t_done; exit 1; }
-trap 'bash "$PEB" stop "$T/pebble" >/dev/null 2>&1; t_cleanup' EXIT
-. "$T/pebble/env"
+pebble_up --nonce-reject 0
 
 vd_setup
 cat >"$VDIR/state/policies.conf" <<POL
