@@ -476,15 +476,15 @@ kp_sign_batch(struct kp *kp, struct kp_sigwork *w, size_t n)
 	size_t i;
 	int two = kp->signer != NULL && n > 1 && kp->sign_avg >= KP_SPLIT_SECONDS, unused;
 
-	/* Accounts are (re)loaded here, never while the signer runs. */
-	kp_accounts_ready(kp);
 	for (i = 0; i < n; i++) {
+		/* kp_account() (re)loads the accounts here, never while the signer runs. */
 		w[i].a = kp_account(kp, w[i].p->account);
 		w[i].jws = NULL;
 		w[i].r = w[i].second = 0;
 		/* Both session copies made here, so that neither thread reads a token object
-		   while the other runs (hsm_key_ready()); else this thread signs alone. */
-		if (two && w[i].a != NULL)
+		   while the other runs (hsm_key_ready()); else this thread signs alone.  Once
+		   per run of items of one account (a batch is mostly one). */
+		if (two && w[i].a != NULL && (i == 0 || w[i].a != w[i - 1].a))
 			two = hsm_key_ready(kp->h, &w[i].a->key) &&
 			    hsm_key_ready(kp->h2, &w[i].a->key2);
 	}
