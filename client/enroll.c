@@ -133,7 +133,8 @@ save(struct shadow *s, const struct keys *k, X509 *cert, const json_t *ans, cons
 				r = sv_write_file_atomic(
 				    path, files[i].data, strlen(files[i].data), files[i].mode);
 	}
-	(void)cert;
+	if (r == 0)
+		identity_note_renewal(s, cert, ans);
 out:
 	if (key) {
 		sodium_memzero(key, strlen(key));

@@ -1,10 +1,12 @@
 /*
  * This server's identity at the vault: the TLS client key made here and the
  * certificate the vault's shadow CA issued for it (identity/key.pem,
- * identity/cert.pem).  Enrolment makes the first pair (enroll.c); in the last
- * IDENTITY_RENEW_DAYS of the certificate, `shadow renew` asks the vault for
- * a new one over the old one (POST /v1/identity/renew with a CSR for a new
- * key) and swaps the pair in.
+ * identity/cert.pem).  Enrolment makes the first pair (enroll.c).  From the
+ * time the vault said when it issued the certificate (renew_from, kept in
+ * identity/renewal.json; without it, common/renewal.h's rule: the last 30
+ * days or the last third of the lifetime, whichever is shorter), `shadow
+ * renew` asks the vault for a new one over the old one (POST
+ * /v1/identity/renew with a CSR for a new key) and swaps the pair in.
  *
  * The swap never leaves a key and a certificate that do not belong together:
  * the new certificate, then the new key, are written beside the old ones
@@ -25,6 +27,7 @@
 
 #include "b64.h"
 #include "fileio.h"
+#include "renewal.h"
 #include "shadow.h"
 #include "sv_err.h"
 
@@ -135,6 +138,56 @@ shadow_asn1_time(const ASN1_TIME *t)
 	struct tm tm;
 
 	return ASN1_TIME_to_tm(t, &tm) == 1 ? timegm(&tm) : 0;
+}
+
+#define RENEWAL_JSON	 "identity/renewal.json"
+#define RENEWAL_JSON_MAX 4096
+
+void
+identity_note_renewal(struct shadow *s, X509 *cert, const json_t *ans)
+{
+	const json_t *rf = json_object_get(ans, "renew_from");
+	char path[PATH_MAX], *txt = NULL;
+	json_t *j = NULL;
+	int r = SV_ENOMEM;
+
+	if (!json_is_integer(rf))
+		return; /* a vault from before renew_from: the rule applies */
+	j = json_pack("{s:I, s:I}", "not_after",
+	    (json_int_t)shadow_asn1_time(X509_get0_notAfter(cert)), "renew_from",
+	    json_integer_value(rf));
+	if (j != NULL && (txt = json_dumps(j, JSON_INDENT(2))) != NULL &&
+	    (r = shadow_path(s, RENEWAL_JSON, path, sizeof(path))) == 0)
+		r = sv_write_file_atomic(path, txt, strlen(txt), 0644);
+	if (r != 0)
+		fprintf(stderr,
+		    "shadow: warning: keeping the vault's renewal time in %s: %s (the default "
+		    "rule applies)\n",
+		    RENEWAL_JSON, sv_errmsg(r));
+	free(txt);
+	json_decref(j);
+}
+
+/* From when x may be renewed: the vault's word if kept for x (same notAfter), else the rule. */
+static time_t
+renew_from(struct shadow *s, X509 *x)
+{
+	time_t na = shadow_asn1_time(X509_get0_notAfter(x));
+	time_t from = sv_renew_from(shadow_asn1_time(X509_get0_notBefore(x)), na, 0);
+	char path[PATH_MAX];
+	uint8_t *d = NULL;
+	json_t *j = NULL;
+	size_t len;
+
+	if (shadow_path(s, RENEWAL_JSON, path, sizeof(path)) == 0 &&
+	    sv_read_file(path, RENEWAL_JSON_MAX, &d, &len) == 0 &&
+	    (j = json_loadb((const char *)d, len, JSON_REJECT_DUPLICATES, NULL)) != NULL &&
+	    json_is_integer(json_object_get(j, "renew_from")) &&
+	    json_integer_value(json_object_get(j, "not_after")) == (json_int_t)na)
+		from = (time_t)json_integer_value(json_object_get(j, "renew_from"));
+	json_decref(j);
+	free(d);
+	return from;
 }
 
 time_t
@@ -335,6 +388,7 @@ identity_renew(struct shadow *s)
 	    (r = install(
 		 s, json_string_value(json_object_get(resp.body, "certificate")), key_pem)) != 0)
 		goto out;
+	identity_note_renewal(s, cert, resp.body);
 	if (!s->quiet && !s->json)
 		printf("vault identity renewed: certificate %s\n",
 		    json_string_value(json_object_get(resp.body, "serial")));
@@ -359,12 +413,18 @@ out:
 void
 identity_check(struct shadow *s, int renew)
 {
-	time_t na = identity_expiry(s), now = time(NULL);
+	X509 *x = load_cert(s, "identity/cert.pem");
+	time_t na = 0, from = 0, now = time(NULL);
 	char when[32];
 	struct tm tm;
 	int r;
 
-	if (na == 0 || na - now > IDENTITY_RENEW_DAYS * 86400)
+	if (x != NULL) {
+		na = shadow_asn1_time(X509_get0_notAfter(x));
+		from = renew_from(s, x);
+		X509_free(x);
+	}
+	if (na == 0 || now < from)
 		return;
 	if (renew && na > now) {
 		if ((r = identity_renew(s)) == 0)

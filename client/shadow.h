@@ -85,10 +85,11 @@ int vault_call(struct shadow *s, const char *method, const char *url, const json
  * and frees); identity_expiry: identity/cert.pem's notAfter (0: none);
  * identity_recover: finish or drop a swap a crash interrupted (at start);
  * identity_renew: a new certificate and key from the vault over the old ones;
- * identity_check: within IDENTITY_RENEW_DAYS of the expiry, renew (if renew)
- * or warn on stderr, even with -q.
+ * identity_note_renewal: keep the vault's answer's renew_from for cert
+ * (identity/renewal.json; best effort, a warning if it cannot);
+ * identity_check: from the time the vault gave for this certificate (else
+ * common/renewal.h's rule), renew (if renew) or warn on stderr, even with -q.
  */
-#define IDENTITY_RENEW_DAYS 30
 /* An ASN.1 time (a certificate's notBefore/notAfter) in seconds since the epoch; 0 if invalid. */
 time_t shadow_asn1_time(const ASN1_TIME *t);
 int identity_csr(EVP_PKEY **key, char **csr);
@@ -96,6 +97,7 @@ int identity_key_pem(EVP_PKEY *key, char **out);
 time_t identity_expiry(struct shadow *s);
 int identity_recover(struct shadow *s);
 int identity_renew(struct shadow *s);
+void identity_note_renewal(struct shadow *s, X509 *cert, const json_t *ans);
 void identity_check(struct shadow *s, int renew);
 
 int shadow_cmd_enroll(struct shadow *s, int argc, char **argv);

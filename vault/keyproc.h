@@ -181,11 +181,10 @@ void kp_signer_stop(struct kp *kp);
 json_t *kp_account_info(struct kp *kp, const json_t *req);
 json_t *kp_enroll(struct kp *kp, const json_t *req);
 /*
- * A new client certificate for the shadow holding certificate serial, in the
- * last KP_RENEW_DAYS of that one's validity (the old one stays valid until it
- * expires; an earlier renewal of the same certificate is revoked).
+ * A new client certificate for the shadow holding certificate serial, from
+ * sv_renew_from() of that one (common/renewal.h; the old one stays valid
+ * until it expires; an earlier renewal of the same certificate is revoked).
  */
-#define KP_RENEW_DAYS 30
 /* The proof of possession is a signature over this, then the CSR (PEM). */
 #define KP_RENEW_CONTEXT "shadowvault identity renewal v1\n"
 json_t *kp_renew(struct kp *kp, const json_t *req);

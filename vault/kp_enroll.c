@@ -21,6 +21,7 @@
 #include "ipc.h"
 #include "keyproc.h"
 #include "log.h"
+#include "renewal.h"
 #include "shadowca.h"
 #include "shadows.h"
 #include "sv_err.h"
@@ -61,13 +62,27 @@ parse(const json_t *req, struct ereq *e)
 }
 
 static int64_t
-not_after(const X509 *x)
+cert_time(const ASN1_TIME *t)
 {
 	struct tm tm;
 
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+	if (ASN1_TIME_to_tm(t, &tm) != 1)
 		return 0;
 	return (int64_t)timegm(&tm);
+}
+
+static int64_t
+not_after(const X509 *x)
+{
+	return cert_time(X509_get0_notAfter(x));
+}
+
+/* From when x may be renewed: common/renewal.h, with vaultd.conf's shadow_renew_days. */
+static int64_t
+renew_from(const struct kp *kp, const X509 *x)
+{
+	return (int64_t)sv_renew_from((time_t)cert_time(X509_get0_notBefore(x)),
+	    (time_t)not_after(x), kp->cfg->shadow_renew_days);
 }
 
 /* A client certificate for shadow name from the CSR's key (nothing else of it). */
@@ -160,8 +175,9 @@ kp_enroll(struct kp *kp, const json_t *req)
 	metrics_add(kp->m, "shadowvault_enrollments_total", 1, "result", "ok", NULL);
 	sv_info("shadow %s enrolled (certificate %s)", name, serial);
 	resp = kp_ok(201,
-	    json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", name, "certificate", pem, "ca", ca,
-		"serial", serial, "api_port", api_port(kp->cfg->listen)));
+	    json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "name", name, "certificate", pem, "ca", ca,
+		"serial", serial, "api_port", api_port(kp->cfg->listen), "renew_from",
+		(json_int_t)renew_from(kp, cert)));
 out:
 	free(pem);
 	free(ca);
@@ -187,11 +203,12 @@ refuse_renew(struct kp *kp, int status, const char *code, const char *detail, co
  * that certificate (its serial and fingerprint as recorded), and proof a
  * signature by its key over KP_RENEW_CONTEXT followed by the CSR.  The key
  * process never sees the TLS handshake; without this, a compromised network
- * process could mint certificates for any shadow.  0 or a reason in why.
+ * process could mint certificates for any shadow.  0 (and, in *from, from
+ * when that certificate may be renewed) or a reason in why.
  */
 static int
-check_proof(const char *serial, const char *want_fpr, const char *old_pem, const char *proof,
-    const char *csr, char *why, size_t whyn)
+check_proof(const struct kp *kp, const char *serial, const char *want_fpr, const char *old_pem,
+    const char *proof, const char *csr, int64_t *from, char *why, size_t whyn)
 {
 	char got[SCA_HEX_MAX], fpr[SCA_HEX_MAX];
 	uint8_t *sig = NULL;
@@ -212,8 +229,10 @@ check_proof(const char *serial, const char *want_fpr, const char *old_pem, const
 	    EVP_DigestVerifyUpdate(md, csr, strlen(csr)) != 1 ||
 	    EVP_DigestVerifyFinal(md, sig, slen) != 1)
 		snprintf(why, whyn, "proof is not a signature by the certificate's key");
-	else
+	else {
+		*from = renew_from(kp, old);
 		ok = 1;
+	}
 	ERR_clear_error();
 	EVP_MD_CTX_free(md);
 	free(sig);
@@ -230,7 +249,7 @@ kp_renew(struct kp *kp, const json_t *req)
 	const char *proof = json_string_value(json_object_get(req, "proof"));
 	char name[SV_NAME_MAX + 1], nserial[SCA_HEX_MAX], fpr[SCA_HEX_MAX], detail[128];
 	char old_fpr[SCA_HEX_MAX];
-	int64_t old_na, now = (int64_t)time(NULL);
+	int64_t old_na, from = 0, now = (int64_t)time(NULL);
 	X509 *cert = NULL;
 	char *pem = NULL;
 	json_t *resp;
@@ -247,12 +266,12 @@ kp_renew(struct kp *kp, const json_t *req)
 	if ((r = kp_txn(kp)) != 0 ||
 	    (r = shadows_cert_info(kp->st, serial, &old_na, old_fpr, sizeof(old_fpr))) != 0)
 		return kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);
-	if (check_proof(serial, old_fpr, old_pem, proof, csr, detail, sizeof(detail)) != 0)
+	if (check_proof(kp, serial, old_fpr, old_pem, proof, csr, &from, detail, sizeof(detail)) !=
+	    0)
 		return refuse_renew(kp, 403, "bad-proof", detail, name, serial);
-	if (old_na - now > (int64_t)KP_RENEW_DAYS * 86400) {
-		snprintf(detail, sizeof(detail),
-		    "this certificate can be renewed in its last %d days, from %lld", KP_RENEW_DAYS,
-		    (long long)(old_na - (int64_t)KP_RENEW_DAYS * 86400));
+	if (now < from) {
+		snprintf(detail, sizeof(detail), "this certificate can be renewed from %lld",
+		    (long long)from);
 		return refuse_renew(kp, 403, "too-early", detail, name, serial);
 	}
 	if ((r = make_cert(kp, csr, name, &cert, nserial, fpr)) != 0)
@@ -274,8 +293,8 @@ kp_renew(struct kp *kp, const json_t *req)
 	metrics_add(kp->m, "shadowvault_renewals_total", 1, "result", "ok", NULL);
 	sv_info("shadow %s renewed its certificate %s as %s", name, serial, nserial);
 	resp = kp_ok(201,
-	    json_pack("{s:s, s:s, s:I}", "certificate", pem, "serial", nserial, "not_after",
-		(json_int_t)not_after(cert)));
+	    json_pack("{s:s, s:s, s:I, s:I}", "certificate", pem, "serial", nserial, "not_after",
+		(json_int_t)not_after(cert), "renew_from", (json_int_t)renew_from(kp, cert)));
 out:
 	free(pem);
 	X509_free(cert);

@@ -59,6 +59,7 @@ static const struct conf_key root_keys[] = {
 	{ "audit", CONF_GROUP, 0, audit_keys },
 	{ "limits", CONF_GROUP, 0, limit_keys },
 	{ "shadow_cert_days", CONF_INT, 0, NULL },
+	{ "shadow_renew_days", CONF_INT, 0, NULL },
 	{ "sandbox", CONF_BOOL, 0, NULL },
 	{ "metrics_allow", CONF_STRLIST, 0, NULL },
 	{ NULL, 0, 0, NULL },
@@ -302,6 +303,7 @@ load_vaultd(const config_setting_t *root, const char *base, struct vconf *c)
 	    (r = get_int(lim, "tls_signs_per_second", 1, 100000, &c->tls_signs_per_second)) != 0 ||
 	    (r = get_int(lim, "request_timeout", 1, 3600, &c->request_timeout)) != 0 ||
 	    (r = get_int(root, "shadow_cert_days", 1, 3650, &c->shadow_cert_days)) != 0 ||
+	    (r = get_int(root, "shadow_renew_days", 0, 3650, &c->shadow_renew_days)) != 0 ||
 	    (r = get_list(root, "metrics_allow", c->metrics_allow, &c->nmetrics_allow)) != 0)
 		return r;
 	if ((s = config_setting_get_member(root, "sandbox")) != NULL)

@@ -48,10 +48,11 @@ struct vconf {
 	int audit_checkpoint_records;
 	int audit_checkpoint_seconds;
 	int shadow_cert_days;
-	int max_pending;			  /* requests in flight to the key process */
-	int max_connections;			  /* open client connections in netproc */
-	int max_connections_per_address;	  /* of those, from one address (IPv6: /64) */
-	int enroll_per_minute;			  /* enrolment attempts, all clients together */
+	int shadow_renew_days;		 /* 0: the last 30 days or last third (common/renewal.h) */
+	int max_pending;		 /* requests in flight to the key process */
+	int max_connections;		 /* open client connections in netproc */
+	int max_connections_per_address; /* of those, from one address (IPv6: /64) */
+	int enroll_per_minute;		 /* enrolment attempts, all clients together */
 	int enroll_per_minute_per_address;	  /* of those, from one address (IPv6: /64) */
 	int tls_signs_per_second;		  /* handshake signatures by the key process */
 	int request_timeout;			  /* seconds */

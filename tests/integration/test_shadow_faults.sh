@@ -2,7 +2,7 @@
 # The shadow client against real faults, with Pebble, vaultd and SoftHSM2:
 # dns-01 through a hook (pebble-challtestsrv's DNS), webroot http-01, the
 # deploy hook only on change, renew only what is due (and the vault identity
-# in its last 30 days, swapped in as a pair, an interrupted swap finished);
+# from when the vault said, swapped in as a pair, an interrupted swap finished);
 # and a CA unreachable,
 # the vault unreachable, a vault denial and a failing challenge each give a
 # clear error and leave the installed certificate untouched.
@@ -11,8 +11,9 @@
 # Reuse off: every order validates for real; one alternate chain, to a second root.
 pebble_up --authz-reuse 0 --nonce-reject 20 --alternate-roots 1
 
-# Identity certificates valid 20 days: inside the 30 days in which renew and status warn.
-vd_setup 'shadow_cert_days = 20;'
+# Identity certificates valid 20 days, renewable in their last 30 (shadow_renew_days; by
+# default it would be the last third): fresh ones are due, so renew renews and status warns.
+vd_setup 'shadow_cert_days = 20; shadow_renew_days = 30;'
 cat >"$VDIR/state/policies.conf" <<POL
 shadows = {
   web = { accounts = [ "le" ]; names = [ "a.test", "b.test", "c.test", "d.test", "*.w.test" ];
@@ -101,7 +102,7 @@ grep -q "CA said: unauthorized: .*c.test.*is invalid" "$T/err" && pass "the CA's
 kill "$WWW"; wait "$WWW" 2>/dev/null
 
 # renew: no lineage due -> nothing changes, no hook.  The vault identity (20 days, inside
-# the last 30) is renewed: a new key and certificate, swapped in as a pair.
+# the configured last 30) is renewed: a new key and certificate, swapped in as a pair.
 ID=$T/sh-web/identity
 cp "$ID/cert.pem" "$T/idA.cert"; cp "$ID/key.pem" "$T/idA.key"
 S renew
@@ -114,6 +115,10 @@ grep -q "^vault identity renewed: certificate [0-9a-f]*$" "$T/out" && ! cmp -s "
 	&& [ "$(stat -c %a "$ID/key.pem")" = 600 ] && [ -z "$(ls "$ID" | grep next)" ] \
 	&& pass "renew renewed the vault identity: a new key (0600) and its certificate, no debris" \
 	|| { fail "identity renewal"; cat "$T/out" "$T/err"; ls -l "$ID"; }
+NA=$(date -d "$(openssl x509 -in "$ID/cert.pem" -noout -enddate | cut -d= -f2)" +%s)
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d == {"not_after": int(sys.argv[2]), "renew_from": int(sys.argv[2]) - 30 * 86400}, d' \
+	"$ID/renewal.json" "$NA" 2>"$T/err" && pass "the vault's renew_from for the new certificate is kept (shadow_renew_days)" \
+	|| { fail "renewal.json after renewal"; cat "$T/err"; }
 openssl verify -CAfile "$ID/vault-ca.pem" "$ID/cert.pem" >/dev/null 2>&1 \
 	&& [ "$(openssl x509 -in "$ID/cert.pem" -noout -subject)" = "$(openssl x509 -in "$T/idA.cert" -noout -subject)" ] \
 	&& pass "the new certificate is from the vault's CA, for the same shadow" || fail "renewed certificate chain or subject"

@@ -2,10 +2,11 @@
 # Who may talk to vaultd: enrolment tokens are single use and expire; the API
 # port refuses missing, foreign, expired and revoked client certificates in
 # the TLS handshake, before any HTTP; revocation also cuts connections that
-# are already open.
+# are already open.  Client certificates here are valid 12 days: renewable
+# only in their last third (4 days), not the moment they are issued.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
-vd_setup
+vd_setup 'shadow_cert_days = 12;'
 printf 'shadows = {\n  web1 = { accounts = [ "x" ]; names = [ "a.test" ]; };\n  web2 = { accounts = [ "x" ]; names = [ "b.test" ]; };\n};\n' \
 	>"$VDIR/state/policies.conf"
 vd_start || { t_done; exit 1; }
@@ -36,8 +37,19 @@ expect_code 200 "GET /v1/identity"
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["shadow"] == "web1" and len(d["serial"]) >= 16 and d["not_after"] > 0' "$T/body" \
 	&& pass "it names the shadow, the certificate's serial and expiry" || fail "identity answer: $(cat "$T/body")"
 
-# Renewing the client certificate (POST /v1/identity/renew): only in its last 30 days, so a
-# fresh 365-day one is refused (audited); a body other than {csr}, another method and a
+# When the identity may be renewed: the vault says so at enrolment (renew_from), and the
+# shadow keeps it beside the certificate.  For 12 days: the last third (4 days, and a third
+# of the minutes notBefore is set back by), not 30.
+NA=$(date -d "$(openssl x509 -in "$T/sh-web1/identity/cert.pem" -noout -enddate | cut -d= -f2)" +%s)
+NB=$(date -d "$(openssl x509 -in "$T/sh-web1/identity/cert.pem" -noout -startdate | cut -d= -f2)" +%s)
+RF=$((NA - (NA - NB) / 3))
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d == {"not_after": int(sys.argv[2]), "renew_from": int(sys.argv[3])}, d' \
+	"$T/sh-web1/identity/renewal.json" "$NA" "$RF" 2>"$T/err" \
+	&& [ $((NA - RF)) -ge $((4 * 86400)) ] && [ $((NA - RF)) -lt $((4 * 86400 + 3600)) ] \
+	&& pass "enrolment kept renew_from: the last third of a 12-day certificate" || { fail "renewal.json"; cat "$T/err"; }
+
+# Renewing the client certificate (POST /v1/identity/renew): only from renew_from, so a
+# fresh one is refused (audited); a body other than {csr}, another method and a
 # client without a certificate are refused before the key process.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/r.key" -subj /CN=x -out "$T/r.csr" 2>/dev/null
 # The request must prove it comes from the certificate's key (the key process does not see the
@@ -53,8 +65,16 @@ RBODY=$(renew_body "$T/r.csr" "$T/sh-web1/identity/cert.pem" "$T/sh-web1/identit
 vd_api web1 POST /v1/identity/renew "$RBODY"
 expect_code 403 "renewing a fresh certificate"
 expect_problem too-early "refused as too early"
+grep -q "this certificate can be renewed from $RF\"" "$T/body" \
+	&& pass "the refusal says from when" || fail "too-early detail: $(cat "$T/body")"
 grep -q '"type":"renew","shadow":"web1","replaces":"[0-9a-f]*","decision":"deny","code":"too-early"' "$VDIR/state/audit.log" \
 	&& pass "the refused renewal is audited" || fail "no renew record"
+# shadow renew leaves a fresh 12-day identity alone, without a warning (it used to renew
+# every certificate of 30 days or less at every run).
+cp "$T/sh-web1/identity/cert.pem" "$T/id1.cert"
+expect_rc 0 "shadow renew with a fresh identity" "$SH" --state-dir "$T/sh-web1" renew
+cmp -s "$T/sh-web1/identity/cert.pem" "$T/id1.cert" && ! grep -q "identity" "$T/out" "$T/err" \
+	&& pass "a fresh identity is not renewed, and no warning" || { fail "fresh identity renewed or warned"; cat "$T/out" "$T/err"; }
 vd_api web1 POST /v1/identity/renew '{"csr":"x","certificate":"y","proof":"z","extra":"w"}'
 expect_code 400 "a renewal body with an extra member"
 vd_api web1 GET /v1/identity/renew

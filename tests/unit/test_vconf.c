@@ -141,6 +141,25 @@ test_example(void **state)
 	    SV_ECONFIG);
 }
 
+/* shadow_renew_days: 0 (the rule of common/renewal.h) unless set, 0 to 3650. */
+static void
+test_renew_days(void **state)
+{
+	struct vconf c;
+
+	assert_ok(vconf_load(NULL, &c));
+	assert_int_equal(c.shadow_renew_days, 0);
+	vconf_free(&c);
+	assert_ok(load("r.conf", "state_dir = \"x\";\nshadow_renew_days = 10;\n", &c));
+	assert_int_equal(c.shadow_renew_days, 10);
+	vconf_free(&c);
+	assert_sverr(
+	    load("r.conf", "state_dir = \"x\";\nshadow_renew_days = -1;\n", &c), SV_ECONFIG);
+	assert_non_null(strstr(sv_errmsg(SV_ECONFIG), "r.conf:2"));
+	assert_sverr(
+	    load("r.conf", "state_dir = \"x\";\nshadow_renew_days = 3651;\n", &c), SV_ECONFIG);
+}
+
 int
 main(void)
 {
@@ -149,6 +168,7 @@ main(void)
 		cmocka_unit_test(test_relative_and_include),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_example),
+		cmocka_unit_test(test_renew_days),
 	};
 
 	return cmocka_run_group_tests_name("vconf", tests, setup, teardown);
