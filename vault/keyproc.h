@@ -103,6 +103,7 @@ struct kp {
 	 * (kp_sign.c). */
 	struct hsm *h2;
 	struct sv_job *signer;
+	int signer_fault;      /* tests: SV_FAULT=signer-fails, every signature there fails */
 	struct kp_sigwork *sw; /* the batch being signed, nsw items; sw_next: the next to take */
 	size_t nsw, sw_next;
 	struct kp_sigwork *work; /* on_net_read()'s, for nwork signatures */

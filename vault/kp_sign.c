@@ -438,7 +438,11 @@ signer_job(void *arg)
 	struct kp_sigwork *w;
 
 	while ((w = next_work(kp)) != NULL) {
-		sign_one(kp->h2, &w->a->key2, w);
+		if (kp->signer_fault) { /* the tests' way to reach the fallback below */
+			w->r = SV_EHSM;
+			snprintf(w->why, sizeof(w->why), "fault injected (SV_FAULT=signer-fails)");
+		} else
+			sign_one(kp->h2, &w->a->key2, w);
 		w->second = 1;
 	}
 	return 0;
@@ -522,6 +526,9 @@ kp_signer_start(struct kp *kp)
 
 	if ((r = hsm_clone(kp->h, &kp->h2)) != 0)
 		return sv_preferr(r, "signer session");
+	/* Fault injection for the tests, as vaultctl's SV_FAULT: the first session's retry. */
+	kp->signer_fault =
+	    getenv("SV_FAULT") != NULL && strcmp(getenv("SV_FAULT"), "signer-fails") == 0;
 	if ((r = sv_job_start(signer_job, kp, &kp->signer)) != 0) {
 		hsm_close(kp->h2);
 		kp->h2 = NULL;

@@ -93,5 +93,22 @@ ARCHIVES=("$VDIR"/state/audit.log.*[0-9])
 [ "${#ARCHIVES[@]}" = 2 ] && pass "two archives" || fail "archives: ${ARCHIVES[*]}"
 expect_rc 0 "the three logs verify as one chain" "$VC" -c "$VCONF" audit verify "${ARCHIVES[@]}" "$VDIR/state/audit.log"
 grep -q '^chain: 3 logs chained, seq 1 to ' "$T/out" && pass "$(grep '^chain' "$T/out")" || fail "chain: $(cat "$T/out")"
+
+# A signature the second session fails is made again on the first: nobody sees the failure.
+# (SV_FAULT=signer-fails: every signature on the signer thread fails.)
+if [ "$(nproc)" -gt 1 ]; then
+	SV_FAULT=signer-fails vd_start || { t_done; exit 1; }
+	"$SIGNLOAD" --url "$VD_API/v1/acme/accounts/big/sign" --cacert "$VD_CA" --cert "$ID/cert.pem" --key "$ID/key.pem" \
+		--acme-url "$NEW_ORDER" --payload "$ORDER" --clients 8 --seconds 2 --warmup 0.3 --nonce-prefix fault \
+		>"$T/fault.out" 2>&1 && pass "second session failing: still every answer a JWS" ||
+		{ fail "signload with the second session failing"; tail -5 "$T/fault.out"; }
+	RETRIED=$(grep -c "on the second session: fault injected (SV_FAULT=signer-fails); signing on the first" "$T/vaultd.log")
+	curl -s --cacert "$VD_CA" --cert "$ID/cert.pem" --key "$ID/key.pem" "$VD_API/metrics" >"$T/metrics"
+	SECOND=$(sed -n 's/^shadowvault_signer_thread_signatures_total \([0-9]*\)$/\1/p' "$T/metrics")
+	[ "$RETRIED" -gt 0 ] && [ "${SECOND:-0}" = 0 ] && pass "$RETRIED signatures retried on the first session, none counted as the thread's" ||
+		fail "fallback: $RETRIED retried, $SECOND counted"
+	vd_stop
+	expect_rc 0 "audit log verifies after the retries" "$VC" -c "$VCONF" audit verify
+fi
 vd_sanitizer_check
 t_done
