@@ -451,6 +451,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	struct kp *kp = arg;
 	uint64_t since = audit_seq(kp->audit) - kp->seq_at_checkpoint;
 
+	kp_tls_check(kp);
 	kp_nonce_flush(kp);
 	kp_rates_flush(kp);
 	prune_nonces(kp);
@@ -702,6 +703,7 @@ close_all(struct kp *kp)
 	}
 	kp_nonces_free(kp);
 	kp_signer_stop(kp);
+	kp_tls_stop(kp);
 	kp_accounts_reset(kp);
 	hsm_close(kp->h2);
 	free(kp->work);
@@ -719,8 +721,6 @@ close_all(struct kp *kp)
 		evconnlistener_free(kp->admin);
 	if (kp->net)
 		bufferevent_free(kp->net);
-	if (kp->tls)
-		bufferevent_free(kp->tls);
 	if (kp->base)
 		event_base_free(kp->base);
 	unlink(kp->cfg->admin_socket);

@@ -53,6 +53,8 @@ struct kp_rate {
 };
 #define KP_LIMITED_EVERY 1.0 /* seconds between audited rate-limit refusals of one shadow */
 
+struct kp_tls; /* kp_tls.c */
+
 struct kp {
 	struct event_base *base;
 	const struct vconf *cfg;
@@ -62,8 +64,7 @@ struct kp {
 	struct pol *pol;
 	struct metrics *m;
 	struct bufferevent *net;
-	struct bufferevent *tls; /* TLS handshake signatures (TLS key in the token) */
-	struct hsm_key tls_key;
+	struct kp_tls *tls; /* TLS handshake signatures, on a thread (TLS key in the token) */
 	struct evconnlistener *admin;
 	struct lguard *admin_guard; /* at most 64 admin connections; no accept() loop */
 	struct event *ev_hup, *ev_term, *ev_tick;
@@ -207,8 +208,13 @@ void kp_shadows_reset(struct kp *kp);
 /* Make sure the accounts cache is loaded: 0 or the error. */
 int kp_accounts_ready(struct kp *kp);
 
-/* The TLS signing channel (closes fd when the TLS key is a file). */
+/* The TLS signing channel, answered on a thread of its own (closes fd when the TLS key is a file).
+ */
 int kp_tls_setup(struct kp *kp, int fd);
+/* End the pair if the TLS channel's peer broke the protocol (on_tick). */
+void kp_tls_check(struct kp *kp);
+/* Stop the handshake signer and close its session (before the token's last session). */
+void kp_tls_stop(struct kp *kp);
 
 /* Admin socket. */
 int kp_admin_listen(struct kp *kp);

@@ -2,8 +2,8 @@
 # The vault's TLS key kept in the token (tls.key is a pkcs11: URI): vaultctl
 # init makes it there and has the shadow CA certify it; the network process,
 # which holds no PKCS#11 session, gets every handshake signature from the key
-# process.  Shadows enrol and are served as with a key file.  A handshake
-# flood is held to limits.tls_signs_per_second.
+# process, on a thread of its own.  Shadows enrol and are served as with a
+# key file.  A handshake flood is held to limits.tls_signs_per_second.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
 vd_setup 'tls = { key = "pkcs11:token=shadowvault;object=vault.tls@v1"; };'
@@ -31,6 +31,21 @@ expect_code 200 "20 more handshakes"
 curl -s --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" --key "$T/sh-web1/identity/key.pem" \
 	"$VD_API/metrics" | grep -q 'shadowvault_http_requests_total{endpoint="health",status="200"}' \
 	&& pass "metrics over the same" || fail "metrics"
+
+# Handshakes are signed on the key process's thread vaultd-kp-tls, with a session of its own,
+# not on its event loop (where they waited for whole batches of account signatures): that
+# thread's CPU time grows with them.
+KP=$(vd_child keyproc)
+TID=$(grep -lx vaultd-kp-tls /proc/"$KP"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
+if [ -n "$TID" ] && [ -r "/proc/$KP/task/$TID/schedstat" ]; then
+	R0=$(cut -d' ' -f1 "/proc/$KP/task/$TID/schedstat")
+	for _ in $(seq 10); do vd_api web1 GET /v1/health; done
+	R1=$(cut -d' ' -f1 "/proc/$KP/task/$TID/schedstat")
+	[ "$R1" -gt "$R0" ] && pass "10 handshakes signed on the thread vaultd-kp-tls ($(((R1 - R0) / 1000)) us of its CPU)" \
+		|| fail "the TLS thread did not run: $R0 -> $R1"
+else
+	fail "no vaultd-kp-tls thread in the key process ($KP): $(cat /proc/"$KP"/task/*/comm | tr '\n' ' ')"
+fi
 
 # A handshake flood: every handshake costs a signature in the key process, so at most
 # limits.tls_signs_per_second (here 5, bursts of 5) are made; the rest fail, and the
