@@ -17,7 +17,7 @@ PACKAGES=(
 	libssl-dev libp11-dev libengine-pkcs11-openssl libp11-kit-dev p11-kit p11-kit-modules
 	softhsm2 opensc libsodium-dev libcurl4-openssl-dev libjansson-dev
 	libevent-dev libsqlite3-dev sqlite3 libconfig-dev libcmocka-dev libseccomp-dev
-	pebble python3 python3-jwcrypto uacme clang-14 libclang-rt-14-dev clang-format-14
+	pebble python3 python3-jwcrypto python3-cryptography uacme clang-14 libclang-rt-14-dev clang-format-14
 )
 
 deps() {

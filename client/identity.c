@@ -168,7 +168,8 @@ identity_note_renewal(struct shadow *s, X509 *cert, const json_t *ans)
 	json_decref(j);
 }
 
-/* From when x may be renewed: the vault's word if kept for x (same notAfter), else the rule. */
+/* From when x may be renewed: the vault's word if kept for x (same notAfter), else the rule;
+   never later than its expiry. */
 static time_t
 renew_from(struct shadow *s, X509 *x)
 {
@@ -187,7 +188,8 @@ renew_from(struct shadow *s, X509 *x)
 		from = (time_t)json_integer_value(json_object_get(j, "renew_from"));
 	json_decref(j);
 	free(d);
-	return from;
+	/* Whatever the file says, an identity is due (and warned about) by its expiry. */
+	return from < na ? from : na;
 }
 
 time_t

@@ -75,6 +75,28 @@ cp "$T/sh-web1/identity/cert.pem" "$T/id1.cert"
 expect_rc 0 "shadow renew with a fresh identity" "$SH" --state-dir "$T/sh-web1" renew
 cmp -s "$T/sh-web1/identity/cert.pem" "$T/id1.cert" && ! grep -q "identity" "$T/out" "$T/err" \
 	&& pass "a fresh identity is not renewed, and no warning" || { fail "fresh identity renewed or warned"; cat "$T/out" "$T/err"; }
+# Whatever renewal.json says, an expired identity is warned about (a forged expired
+# certificate, with a renew_from far after its expiry).
+cp -r "$T/sh-web1" "$T/sh-exp"
+"$PY" - "$T/sh-exp/identity" <<'PY' 2>"$T/err" || fail "forging an expired identity: $(cat "$T/err")"
+import datetime, json, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+d = sys.argv[1]
+k = ec.generate_private_key(ec.SECP256R1())
+now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+n = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "web1")])
+c = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(k.public_key())
+     .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=10))
+     .not_valid_after(now - datetime.timedelta(days=1)).sign(k, hashes.SHA256()))
+open(d + "/cert.pem", "wb").write(c.public_bytes(serialization.Encoding.PEM))
+na = int((now - datetime.timedelta(days=1)).timestamp())
+json.dump({"not_after": na, "renew_from": na + 100 * 86400}, open(d + "/renewal.json", "w"))
+PY
+run "$SH" --state-dir "$T/sh-exp" status
+grep -q "warning: this server's vault identity certificate expired on" "$T/err" \
+	&& pass "an expired identity is warned about, whatever renewal.json says" || { fail "no warning for an expired identity"; cat "$T/out" "$T/err"; }
 vd_api web1 POST /v1/identity/renew '{"csr":"x","certificate":"y","proof":"z","extra":"w"}'
 expect_code 400 "a renewal body with an extra member"
 vd_api web1 GET /v1/identity/renew
