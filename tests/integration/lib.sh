@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for shadowvault's shell integration tests.  Source it.
 #
 # Every test gets a private directory ($T) removed at exit, and counts its

@@ -87,7 +87,7 @@ openssl s_server -accept "127.0.0.1:$PORT" -cert "$SL/cert.pem" -key "$SL/privke
 	-cert_chain "$SL/chain.pem" -www -quiet >/dev/null 2>&1 &
 SRV=$!
 T_PIDS="$T_PIDS $SRV"
-for i in $(seq 50); do curl -s -k -o /dev/null "https://127.0.0.1:$PORT/" && break; sleep 0.1; done
+for _ in $(seq 50); do curl -s -k -o /dev/null "https://127.0.0.1:$PORT/" && break; sleep 0.1; done
 run curl -sS --resolve "master.test:$PORT:127.0.0.1" --cacert "$P100_ROOT" "https://master.test:$PORT/"
 [ "$RC" = 0 ] && pass "curl --resolve master.test with Pebble's root trusts SHADOW's certificate" || { fail "hosts check: curl $RC"; cat "$T/err"; }
 run curl -sS --resolve "master.test:$PORT:127.0.0.1" --cacert "$VD_CA" "https://master.test:$PORT/"

@@ -112,7 +112,7 @@ pair() { # CERT KEY: 0 if they belong together
 }
 grep -q "^vault identity renewed: certificate [0-9a-f]*$" "$T/out" && ! cmp -s "$ID/cert.pem" "$T/idA.cert" \
 	&& ! cmp -s "$ID/key.pem" "$T/idA.key" && pair "$ID/cert.pem" "$ID/key.pem" \
-	&& [ "$(stat -c %a "$ID/key.pem")" = 600 ] && [ -z "$(ls "$ID" | grep next)" ] \
+	&& [ "$(stat -c %a "$ID/key.pem")" = 600 ] && ! compgen -G "$ID/*next*" >/dev/null \
 	&& pass "renew renewed the vault identity: a new key (0600) and its certificate, no debris" \
 	|| { fail "identity renewal"; cat "$T/out" "$T/err"; ls -l "$ID"; }
 NA=$(date -d "$(openssl x509 -in "$ID/cert.pem" -noout -enddate | cut -d= -f2)" +%s)

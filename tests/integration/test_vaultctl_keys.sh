@@ -10,6 +10,7 @@ vd_config
 expect_rc 8 "key commands need the daemon" "$VC" -c "$VCONF" key list
 expect_err "cannot reach vaultd" "says the daemon is not reachable"
 expect_rc 0 "init creates state and a SoftHSM2 token" "$VC" -c "$VCONF" init
+# shellcheck disable=SC2034 # read by vaultd.sh's helpers
 VD_CA=$S/ca.pem
 [ "$(stat -c %a "$S")" = 700 ] && pass "state dir is 0700" || fail "state dir mode $(stat -c %a "$S")"
 [ "$(stat -c %a "$S/hsm/pin")" = 600 ] && pass "PIN file is 0600" || fail "PIN mode"

@@ -26,7 +26,7 @@ PY
 vd_enroll web1 && pass "a shadow enrols over TLS signed in the token" || fail "enrol"
 vd_api web1 GET /v1/health
 expect_code 200 "mutual TLS works with the key in the token"
-for i in $(seq 20); do vd_api web1 GET /v1/health; [ "$CODE" = 200 ] || break; done
+for _ in $(seq 20); do vd_api web1 GET /v1/health; [ "$CODE" = 200 ] || break; done
 expect_code 200 "20 more handshakes"
 curl -s --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" --key "$T/sh-web1/identity/key.pem" \
 	"$VD_API/metrics" | grep -q 'shadowvault_http_requests_total{endpoint="health",status="200"}' \

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for tests that run a real vaultd (source after lib.sh).
 #
 #   vd_setup            config in $T/vd/vaultd.conf, free ports, vaultctl init
@@ -57,8 +58,8 @@ vd_start() {
 	"$VD" -c "$VCONF" -f >>"$T/vaultd.log" 2>&1 &
 	VD_PID=$!
 	T_PIDS="$T_PIDS $VD_PID"
-	local i
-	for i in $(seq 100); do
+	local _
+	for _ in $(seq 100); do
 		[ "$(vd_health)" = 200 ] && return 0
 		kill -0 "$VD_PID" 2>/dev/null || break
 		sleep 0.1
@@ -85,10 +86,10 @@ vd_child() {
 # vd_kill_child CHILD: kill -9 vaultd's netproc or keyproc; 0 once the supervisor has
 # started a new pair that answers health (within 6 s), else 1.
 vd_kill_child() {
-	local old new i
+	local old new
 	old=$(vd_child "$1") || return 1
 	kill -9 "$old"
-	for i in $(seq 60); do
+	for _ in $(seq 60); do
 		sleep 0.1
 		new=$(vd_child "$1") && [ "$new" != "$old" ] && [ "$(vd_health)" = 200 ] && return 0
 	done
