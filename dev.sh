@@ -4,9 +4,10 @@
 #   ./dev.sh run     install dependencies, build, create a development vault
 #                    under ./state on first run (SoftHSM2 token + SQLite), start
 #                    vaultd in the foreground
-#   ./dev.sh test    install dependencies, check that every C file is formatted
-#                    as .clang-format says, build, run the whole test suite
-#                    twice: a normal -Werror build and an ASan+UBSan build
+#   ./dev.sh test    install dependencies, check the house style (every C file
+#                    as .clang-format says, every shell script clean under the
+#                    linter shellcheck), build, run the whole test suite twice:
+#                    a normal -Werror build and an ASan+UBSan build
 #   ./dev.sh deps    only install the Debian packages
 #   ./dev.sh build [DIR [CMAKE ARGS...]]   only build (default DIR: build)
 set -euo pipefail
@@ -18,6 +19,7 @@ PACKAGES=(
 	softhsm2 opensc libsodium-dev libcurl4-openssl-dev libjansson-dev
 	libevent-dev libsqlite3-dev sqlite3 libconfig-dev libcmocka-dev libseccomp-dev
 	pebble python3 python3-jwcrypto python3-cryptography uacme clang-14 libclang-rt-14-dev clang-format-14
+	shellcheck
 )
 
 deps() {
@@ -72,7 +74,14 @@ style() { # every tracked C file as .clang-format says (the house style)
 	fi
 	[ ${#files[@]} -gt 0 ] || { echo "dev.sh: no C files found"; return 1; }
 	echo "== style: clang-format-14 --dry-run --Werror on ${#files[@]} files"
-	clang-format-14 --dry-run --Werror "${files[@]}"
+	clang-format-14 --dry-run --Werror "${files[@]}" || return 1
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		mapfile -t files < <(git ls-files '*.sh' .ci/run)
+	else
+		mapfile -t files < <(find . -path './build*' -prune -o -name '*.sh' -print; echo .ci/run)
+	fi
+	echo "== style: shellcheck -x -S warning on ${#files[@]} scripts"
+	shellcheck -x -S warning "${files[@]}"
 }
 
 test_all() {
