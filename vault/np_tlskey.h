@@ -28,6 +28,7 @@ struct np_tlskey {
 	double per_second; /* set by the caller before np_tlskey_use() */
 	struct sv_bucket rate;
 	double warned; /* when the limit was last logged, or < 0 */
+	int fault;     /* tests: SV_FAULT=tls-garbage, the 2nd request is of the wrong type */
 };
 
 /* SSL_CTX_use_PrivateKey* for ctx's certificate: 1 on success, as OpenSSL. */

@@ -16,8 +16,12 @@
 
 #include "vconf.h"
 
-/* Exit status of a child that saw its peer break the IPC protocol. */
-#define VAULTD_EXIT_PEER 3
+/*
+ * Exit status of a child that saw its peer break the IPC protocol.  Not one
+ * of the statuses that stop vaultd (2 to 5: usage, configuration, HSM, not
+ * found): the supervisor starts a new pair, as SECURITY.md says.
+ */
+#define VAULTD_EXIT_PEER 9
 
 struct vaultd_fds {
 	int ipc;    /* this child's end of the socketpair */

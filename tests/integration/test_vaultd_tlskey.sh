@@ -3,7 +3,8 @@
 # init makes it there and has the shadow CA certify it; the network process,
 # which holds no PKCS#11 session, gets every handshake signature from the key
 # process, on a thread of its own.  Shadows enrol and are served as with a
-# key file.  A handshake flood is held to limits.tls_signs_per_second.
+# key file.  A handshake flood is held to limits.tls_signs_per_second, and a
+# frame out of place on that channel ends the pair.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
 vd_setup 'tls = { key = "pkcs11:token=shadowvault;object=vault.tls@v1"; };'
@@ -65,6 +66,38 @@ MAX=$((5 + 5 * (MS / 1000 + 1))) # the burst, and 5 a second for as long as it t
 	&& pass "the limit is logged once" || fail "limit log lines: $(grep -c "tls_signs_per_second" "$T/vaultd.log")"
 sleep 1.5
 [ "$(vd_health)" = 200 ] && pass "handshakes again a second later" || fail "no handshake after the flood"
+vd_stop
+
+# A frame out of place on the TLS channel (SV_FAULT=tls-garbage: netproc's 2nd request there
+# is of another type) ends the pair: the handshake thread stops, the key process exits at its
+# next tick, the supervisor starts a new pair.  Handshakes are counted, so vd_start's health
+# loop is not used: a TCP connect (no handshake) says when vaultd listens.
+tcp_up() { # PORT
+	local _
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+SV_FAULT=tls-garbage "$VD" -c "$VCONF" -f >>"$T/vaultd.log" 2>&1 &
+VD_PID=$!
+T_PIDS="$T_PIDS $VD_PID"
+tcp_up "$VD_ENROLL_PORT" || fail "vaultd does not listen"
+C1=$(vd_health) # handshake 1: in order
+KP=$(vd_child keyproc)
+C2=$(vd_health) # handshake 2: out of place
+NEW=
+for _ in $(seq 50); do # no handshake here: the new pair counts from 1 again
+	NEW=$(vd_child keyproc) && [ "$NEW" != "$KP" ] && break
+	sleep 0.1
+done
+[ "$C1" != 000 ] && [ "$C2" = 000 ] && pass "the handshake whose request was out of place failed ($C1, then $C2)" \
+	|| fail "handshakes with the fault: $C1, $C2"
+grep -q "netproc: ipc: unexpected message on the TLS channel: ending the pair" "$T/vaultd.log" \
+	&& [ -n "$NEW" ] && [ "$NEW" != "$KP" ] && tcp_up "$VD_ENROLL_PORT" && [ "$(vd_health)" = 200 ] \
+	&& pass "the key process ended the pair; a new pair serves" \
+	|| { fail "no new pair after the frame out of place (key process $KP, then ${NEW:-none})"; tail -5 "$T/vaultd.log"; }
 vd_stop
 vd_sanitizer_check
 t_done
