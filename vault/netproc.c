@@ -131,7 +131,7 @@ problem(struct np *np, struct evhttp_request *req, const char *endpoint, int sta
 void
 evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
 {
-	const struct np_conn *c = np_conn_of(req);
+	struct np_conn *c = np_conn_of(req);
 	const char *type = "malformed", *title = "Bad request";
 	const char *detail = "the request line or headers cannot be parsed, or are over 16 KiB";
 
@@ -152,6 +152,7 @@ evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 	problem(c ? c->np : NULL, req, "other", error, type, title, detail, 0);
+	np_linger(c); /* the client may still be sending */
 }
 
 /* ------------------------------------------------------------------ */
@@ -798,6 +799,7 @@ teardown(struct np *np)
 		evhttp_free(np->api);
 	if (np->enroll)
 		evhttp_free(np->enroll);
+	np_linger_end(np); /* after the connections: their last ones start lingering */
 	if (np->key)
 		bufferevent_free(np->key);
 	if (np->ev_term)

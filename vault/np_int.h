@@ -43,7 +43,26 @@ struct np_conn {
 	struct peer_key peer;
 	int counted;	 /* peer is counted in np->peers */
 	char serial[80]; /* the verified client certificate's serial, once looked up */
+	int linger_fd;	 /* > 0: a second descriptor of the socket, see np_linger() */
 	struct np_conn *prev, *next;
+};
+
+/*
+ * Lingering close (RFC 9112 section 9.6): after an answer that closes the
+ * connection while the client may still be sending (a body over the limit),
+ * the socket is shut for writing and what arrives is read and dropped for at
+ * most NP_LINGER_SECONDS or NP_LINGER_BYTES, then closed.  Closed at once,
+ * a socket with unread data sends a reset, and the client, still sending,
+ * may never read the answer.  At most NP_LINGER_MAX sockets linger at once.
+ */
+#define NP_LINGER_MAX	  64
+#define NP_LINGER_SECONDS 2
+#define NP_LINGER_BYTES	  (1024 * 1024)
+struct np_linger {
+	struct event *ev; /* NULL: free slot */
+	int fd;
+	size_t dropped;
+	double until; /* sv_mono_now() deadline, however the client dribbles */
 };
 
 struct np_pending {
@@ -79,6 +98,7 @@ struct np {
 	size_t npend_max, npending;
 	uint32_t next_id;
 	int draining;
+	struct np_linger linger[NP_LINGER_MAX];
 };
 
 /* np_tls.c */
@@ -88,6 +108,10 @@ struct bufferevent *np_bev_api(struct event_base *base, void *np);
 struct bufferevent *np_bev_enroll(struct event_base *base, void *np);
 /* The connection a request came on (NULL if it is gone). */
 struct np_conn *np_conn_of(struct evhttp_request *req);
+/* Linger when the connection closes (its answer is queued); c may be NULL. */
+void np_linger(struct np_conn *c);
+/* Close every lingering socket (teardown). */
+void np_linger_end(struct np *np);
 /* Start (on 1) or stop the connection's request deadline; c may be NULL. */
 void np_deadline_arm(struct np_conn *c, int on);
 /* The verified client certificate's serial (hex) and CN: 0, or -1 if none. */

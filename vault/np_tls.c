@@ -5,9 +5,12 @@
  * connections of a revoked certificate are cut), one record per connection
  * (for revocation, the connection cap and the request deadline).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
@@ -207,6 +210,79 @@ on_admit(evutil_socket_t unused, short what, void *arg)
 	shutdown(s, SHUT_RDWR); /* evhttp sees the end and frees the connection */
 }
 
+static void
+linger_close(struct np_linger *l)
+{
+	event_free(l->ev);
+	l->ev = NULL;
+	close(l->fd);
+}
+
+static void
+on_linger(evutil_socket_t fd, short what, void *arg)
+{
+	struct np_linger *l = arg;
+	char buf[16384];
+	ssize_t n = 0;
+
+	if ((what & EV_READ) && sv_mono_now() < l->until) {
+		while ((n = read(fd, buf, sizeof(buf))) > 0 && l->dropped < NP_LINGER_BYTES)
+			l->dropped += (size_t)n;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR) && l->dropped < NP_LINGER_BYTES)
+			return; /* more may come */
+	}
+	linger_close(l); /* the end, an error, the time or the bytes are up */
+}
+
+void
+np_linger(struct np_conn *c)
+{
+	evutil_socket_t fd;
+
+	if (c == NULL || c->linger_fd > 0 || (fd = bufferevent_getfd(c->bev)) < 0)
+		return;
+	/* fcntl, not dup: the sandbox allows fcntl.  Only the socket stays open. */
+	if ((c->linger_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+		c->linger_fd = 0;
+}
+
+/* The connection is gone (libevent closed its descriptor): linger on ours. */
+static void
+linger_start(struct np *np, int fd)
+{
+	struct timeval tv = { NP_LINGER_SECONDS, 0 };
+	struct np_linger *l = NULL;
+	size_t i;
+
+	for (i = 0; i < NP_LINGER_MAX && l == NULL; i++)
+		if (np->linger[i].ev == NULL)
+			l = &np->linger[i];
+	shutdown(fd, SHUT_WR); /* the answer, then the end */
+	if (l == NULL || np->base == NULL ||
+	    (l->ev = event_new(np->base, fd, EV_READ | EV_PERSIST, on_linger, l)) == NULL ||
+	    event_add(l->ev, &tv) != 0) {
+		if (l != NULL && l->ev != NULL) {
+			event_free(l->ev);
+			l->ev = NULL;
+		}
+		close(fd);
+		return;
+	}
+	l->fd = fd;
+	l->dropped = 0;
+	l->until = sv_mono_now() + NP_LINGER_SECONDS;
+}
+
+void
+np_linger_end(struct np *np)
+{
+	size_t i;
+
+	for (i = 0; i < NP_LINGER_MAX; i++)
+		if (np->linger[i].ev != NULL)
+			linger_close(&np->linger[i]);
+}
+
 /* Called by OpenSSL when an SSL is freed: forget its connection. */
 static void
 conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
@@ -229,6 +305,8 @@ conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void 
 		event_free(c->deadline);
 	if (c->admit != NULL)
 		event_free(c->admit);
+	if (c->linger_fd > 0)
+		linger_start(c->np, c->linger_fd);
 	free(c);
 }
 

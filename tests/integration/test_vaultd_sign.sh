@@ -150,6 +150,16 @@ expect_code 413 "an oversized body, sent at once"
 problem_doc "the oversized body's answer"
 expect_problem malformed "an oversized body is refused as malformed"
 tr -d '\r' <"$T/headers" | grep -qix 'connection: close' && pass "the connection closes after it" || fail "no Connection: close"
+# And every time: the vault lingers (reads and drops what still comes, then closes), so the
+# client, still sending, is not reset before it reads the answer.  (Closed at once, about 6
+# in 100 of these got no answer: HTTP 000.)
+N413=0
+for _ in $(seq 30); do
+	[ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" \
+		--key "$T/sh-web1/identity/key.pem" -H 'Content-Type: application/json' --data-binary @"$T/big" \
+		"$VD_API/v1/acme/accounts/le/sign")" = 413 ] && N413=$((N413 + 1))
+done
+[ "$N413" = 30 ] && pass "30 oversized bodies sent at once: 30 answers 413" || fail "oversized bodies sent at once: $N413 of 30 answered 413"
 CODE=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code}' --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" \
 	--key "$T/sh-web1/identity/key.pem" -H "X-Filler: $(head -c 20000 "$T/big")" "$VD_API/v1/health")
 expect_code 400 "headers over 16 KiB"
