@@ -140,6 +140,7 @@ kp_tls_check(struct kp *kp)
 {
 	if (kp->tls != NULL && __atomic_load_n(&kp->tls->broken, __ATOMIC_ACQUIRE)) {
 		sv_err("netproc: %s: ending the pair", kp->tls->why);
+		pthread_join(kp->tls->th, NULL); /* it has stopped: reap it before exit */
 		exit(VAULTD_EXIT_PEER);
 	}
 }
