@@ -4,6 +4,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -157,4 +158,12 @@ sv_exit_code(int code)
 	default:
 		return SV_EXIT_FAIL;
 	}
+}
+
+int
+sv_fault(const char *what)
+{
+	const char *f = getenv("SV_FAULT");
+
+	return f != NULL && strcmp(f, what) == 0;
 }

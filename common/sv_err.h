@@ -87,4 +87,10 @@ enum {
 };
 int sv_exit_code(int code);
 
+/*
+ * Fault injection for the tests: 1 if the environment's SV_FAULT is exactly
+ * what.  Each use only makes one thing fail (SECURITY.md lists them).
+ */
+int sv_fault(const char *what);
+
 #endif

@@ -527,8 +527,7 @@ kp_signer_start(struct kp *kp)
 	if ((r = hsm_clone(kp->h, &kp->h2)) != 0)
 		return sv_preferr(r, "signer session");
 	/* Fault injection for the tests, as vaultctl's SV_FAULT: the first session's retry. */
-	kp->signer_fault =
-	    getenv("SV_FAULT") != NULL && strcmp(getenv("SV_FAULT"), "signer-fails") == 0;
+	kp->signer_fault = sv_fault("signer-fails");
 	if ((r = sv_job_start(signer_job, kp, &kp->signer)) != 0) {
 		hsm_close(kp->h2);
 		kp->h2 = NULL;

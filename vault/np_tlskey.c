@@ -123,7 +123,7 @@ np_tlskey_use(SSL_CTX *ctx, const char *key_file, struct np_tlskey *k)
 	sv_bucket_init(&k->rate, k->per_second, sv_mono_now());
 	k->warned = -1;
 	/* Fault injection for the tests, as the key process's SV_FAULT. */
-	k->fault = getenv("SV_FAULT") != NULL && strcmp(getenv("SV_FAULT"), "tls-garbage") == 0;
+	k->fault = sv_fault("tls-garbage");
 	ok = SSL_CTX_use_PrivateKey(ctx, key);
 	EVP_PKEY_free(key);
 	return ok;

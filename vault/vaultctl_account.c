@@ -276,7 +276,7 @@ rollover(struct ctl *c, const char *name, const char *ca_file, json_t **done)
 	    (r = acme_key_change(a, old.kid, json_object_get(b, "old_jwk"), admin_sign, &old,
 		 admin_sign, &neu)) != 0)
 		goto out;
-	if (getenv("SV_FAULT") != NULL && strcmp(getenv("SV_FAULT"), "rollover-before-commit") == 0)
+	if (sv_fault("rollover-before-commit"))
 		exit(SV_EXIT_FAIL); /* fault injection for the tests: a crash at the worst moment */
 	req = json_pack("{s:s, s:s, s:i}", "op", "account.rollover.commit", "name", name, "version",
 	    neu.version);
