@@ -115,7 +115,7 @@ grep -q "^vault identity renewed: certificate [0-9a-f]*$" "$T/out" && ! cmp -s "
 	&& [ "$(stat -c %a "$ID/key.pem")" = 600 ] && ! compgen -G "$ID/*next*" >/dev/null \
 	&& pass "renew renewed the vault identity: a new key (0600) and its certificate, no debris" \
 	|| { fail "identity renewal"; cat "$T/out" "$T/err"; ls -l "$ID"; }
-NA=$(date -d "$(openssl x509 -in "$ID/cert.pem" -noout -enddate | cut -d= -f2)" +%s)
+NA=$(cert_time "$ID/cert.pem" end)
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d == {"not_after": int(sys.argv[2]), "renew_from": int(sys.argv[2]) - 30 * 86400}, d' \
 	"$ID/renewal.json" "$NA" 2>"$T/err" && pass "the vault's renew_from for the new certificate is kept (shadow_renew_days)" \
 	|| { fail "renewal.json after renewal"; cat "$T/err"; }

@@ -40,8 +40,8 @@ expect_code 200 "GET /v1/identity"
 # When the identity may be renewed: the vault says so at enrolment (renew_from), and the
 # shadow keeps it beside the certificate.  For 12 days: the last third (4 days, and a third
 # of the minutes notBefore is set back by), not 30.
-NA=$(date -d "$(openssl x509 -in "$T/sh-web1/identity/cert.pem" -noout -enddate | cut -d= -f2)" +%s)
-NB=$(date -d "$(openssl x509 -in "$T/sh-web1/identity/cert.pem" -noout -startdate | cut -d= -f2)" +%s)
+NA=$(cert_time "$T/sh-web1/identity/cert.pem" end)
+NB=$(cert_time "$T/sh-web1/identity/cert.pem" start)
 RF=$((NA - (NA - NB) / 3))
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d == {"not_after": int(sys.argv[2]), "renew_from": int(sys.argv[3])}, d' \
 	"$T/sh-web1/identity/renewal.json" "$NA" "$RF" 2>"$T/err" \

@@ -122,6 +122,8 @@ vd_sign() { # NAME ACCOUNT URL NONCE PAYLOAD
 
 # json_get FILE PYEXPR: print d<PYEXPR> of the JSON in FILE.
 json_get() { "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(d$2)" "$1"; }
+# cert_time CERT start|end: the certificate's notBefore or notAfter, in seconds since the epoch.
+cert_time() { date -d "$(openssl x509 -in "$1" -noout "-${2}date" | cut -d= -f2)" +%s; }
 
 # expect_code N WHAT: the last vd_api/vd_sign answered N.
 expect_code() {
