@@ -6,7 +6,9 @@
  * identity/renewal.json; without it, common/renewal.h's rule: the last 30
  * days or the last third of the lifetime, whichever is shorter), `shadow
  * renew` asks the vault for a new one over the old one (POST
- * /v1/identity/renew with a CSR for a new key) and swaps the pair in.
+ * /v1/identity/renew with a CSR for a new key) and swaps the pair in.  A
+ * too-early refusal carries the vault's time, which replaces the kept one
+ * (the vault's window changed since the issuance).
  *
  * The swap never leaves a key and a certificate that do not belong together:
  * the new certificate, then the new key, are written beside the old ones
@@ -15,12 +17,14 @@
  * (at every start) finishes a swap a crash interrupted, or drops its debris.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <sodium.h>
@@ -352,6 +356,38 @@ confirm(struct shadow *s, const char *serial)
 	vault_resp_free(&resp);
 }
 
+/*
+ * A too-early refusal with the vault's time for the certificate in use (pem):
+ * kept (the window changed since its issuance), and SV_ESTATE.  0: another refusal.
+ */
+static int
+too_early(struct shadow *s, const uint8_t *pem, size_t len, const json_t *prob)
+{
+	const char *type = json_string_value(json_object_get(prob, "type"));
+	const json_t *rf = json_object_get(prob, "renew_from");
+	const char *tail = ":too-early";
+	time_t from;
+	X509 *x;
+	BIO *b;
+
+	if (type == NULL || strlen(type) < strlen(tail) ||
+	    strcmp(type + strlen(type) - strlen(tail), tail) != 0 || !json_is_integer(rf) ||
+	    json_integer_value(rf) <= (json_int_t)time(NULL) || len > INT_MAX)
+		return 0;
+	if ((b = BIO_new_mem_buf(pem, (int)len)) == NULL)
+		return 0;
+	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	ERR_clear_error();
+	if (x == NULL)
+		return 0;
+	identity_note_renewal(s, x, prob);
+	from = renew_from(s, x);
+	X509_free(x);
+	return sv_seterr(
+	    SV_ESTATE, "the vault renews this identity from %lld, not yet", (long long)from);
+}
+
 int
 identity_renew(struct shadow *s)
 {
@@ -379,6 +415,8 @@ identity_renew(struct shadow *s)
 		goto out;
 	}
 	if ((r = vault_call(s, "POST", url, body, 1, s->ca_file, &resp)) != 0)
+		goto out;
+	if (resp.status == 403 && (r = too_early(s, old, olen, resp.body)) != 0)
 		goto out;
 	if (resp.status != 201) {
 		r = sv_seterr(resp.status == 403 ? SV_EDENIED : SV_EPROTO,
@@ -429,7 +467,8 @@ identity_check(struct shadow *s, int renew)
 	if (na == 0 || now < from)
 		return;
 	if (renew && na > now) {
-		if ((r = identity_renew(s)) == 0)
+		/* SV_ESTATE: the vault's window opens later than the one kept; it is kept now. */
+		if ((r = identity_renew(s)) == 0 || r == SV_ESTATE)
 			return;
 		fprintf(stderr, "shadow: warning: renewing the vault identity: %s\n", sv_errmsg(r));
 	}

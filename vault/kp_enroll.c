@@ -272,7 +272,12 @@ kp_renew(struct kp *kp, const json_t *req)
 	if (now < from) {
 		snprintf(detail, sizeof(detail), "this certificate can be renewed from %lld",
 		    (long long)from);
-		return refuse_renew(kp, 403, "too-early", detail, name, serial);
+		/* The time also as a member (RFC 9457 extension): a shadow that kept an older
+		   window (shadow_renew_days changed since its issuance) takes the vault's. */
+		resp = refuse_renew(kp, 403, "too-early", detail, name, serial);
+		json_object_set_new(
+		    json_object_get(resp, "problem"), "renew_from", json_integer((json_int_t)from));
+		return resp;
 	}
 	if ((r = make_cert(kp, csr, name, &cert, nserial, fpr)) != 0)
 		return refuse_renew(kp,

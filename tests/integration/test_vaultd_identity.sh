@@ -66,7 +66,8 @@ vd_api web1 POST /v1/identity/renew "$RBODY"
 expect_code 403 "renewing a fresh certificate"
 expect_problem too-early "refused as too early"
 grep -q "this certificate can be renewed from $RF\"" "$T/body" \
-	&& pass "the refusal says from when" || fail "too-early detail: $(cat "$T/body")"
+	&& [ "$(json_get "$T/body" "['renew_from']")" = "$RF" ] \
+	&& pass "the refusal says from when, in its detail and as renew_from" || fail "too-early detail: $(cat "$T/body")"
 grep -q '"type":"renew","shadow":"web1","replaces":"[0-9a-f]*","decision":"deny","code":"too-early"' "$VDIR/state/audit.log" \
 	&& pass "the refused renewal is audited" || fail "no renew record"
 # shadow renew leaves a fresh 12-day identity alone, without a warning (it used to renew
@@ -75,6 +76,17 @@ cp "$T/sh-web1/identity/cert.pem" "$T/id1.cert"
 expect_rc 0 "shadow renew with a fresh identity" "$SH" --state-dir "$T/sh-web1" renew
 cmp -s "$T/sh-web1/identity/cert.pem" "$T/id1.cert" && ! grep -q "identity" "$T/out" "$T/err" \
 	&& pass "a fresh identity is not renewed, and no warning" || { fail "fresh identity renewed or warned"; cat "$T/out" "$T/err"; }
+# A shadow that kept an earlier window (shadow_renew_days changed since its issuance) asks,
+# is told too-early with the vault's time, keeps that, and says nothing.
+"$PY" -c 'import json,sys; json.dump({"not_after": int(sys.argv[2]), "renew_from": int(sys.argv[3])}, open(sys.argv[1], "w"))' \
+	"$T/sh-web1/identity/renewal.json" "$NA" "$(($(date +%s) - 60))"
+expect_rc 0 "shadow renew with a stale renewal time" "$SH" --state-dir "$T/sh-web1" renew
+cmp -s "$T/sh-web1/identity/cert.pem" "$T/id1.cert" && ! grep -q "identity" "$T/out" "$T/err" \
+	&& [ "$(json_get "$T/sh-web1/identity/renewal.json" "['renew_from']")" = "$RF" ] \
+	&& pass "a stale renewal time is replaced by the vault's, without a warning" \
+	|| { fail "stale renewal time"; cat "$T/out" "$T/err" "$T/sh-web1/identity/renewal.json"; }
+grep -c '"type":"renew","shadow":"web1","replaces":"[0-9a-f]*","decision":"deny","code":"too-early"' "$VDIR/state/audit.log" >"$T/n"
+[ "$(cat "$T/n")" = 2 ] && pass "that one ask is audited as too-early" || fail "too-early records: $(cat "$T/n")"
 # Whatever renewal.json says, an expired identity is warned about (a forged expired
 # certificate, with a renew_from far after its expiry).
 cp -r "$T/sh-web1" "$T/sh-exp"
