@@ -136,14 +136,6 @@ load_cert(struct shadow *s, const char *rel)
 	return load_pem(s, rel, rd_cert);
 }
 
-time_t
-shadow_asn1_time(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	return ASN1_TIME_to_tm(t, &tm) == 1 ? timegm(&tm) : 0;
-}
-
 #define RENEWAL_JSON	 "identity/renewal.json"
 #define RENEWAL_JSON_MAX 4096
 
@@ -157,9 +149,8 @@ identity_note_renewal(struct shadow *s, X509 *cert, const json_t *ans)
 
 	if (!json_is_integer(rf))
 		return; /* a vault from before renew_from: the rule applies */
-	j = json_pack("{s:I, s:I}", "not_after",
-	    (json_int_t)shadow_asn1_time(X509_get0_notAfter(cert)), "renew_from",
-	    json_integer_value(rf));
+	j = json_pack("{s:I, s:I}", "not_after", (json_int_t)sv_asn1_time(X509_get0_notAfter(cert)),
+	    "renew_from", json_integer_value(rf));
 	if (j != NULL && (txt = json_dumps(j, JSON_INDENT(2))) != NULL &&
 	    (r = shadow_path(s, RENEWAL_JSON, path, sizeof(path))) == 0)
 		r = sv_write_file_atomic(path, txt, strlen(txt), 0644);
@@ -177,8 +168,8 @@ identity_note_renewal(struct shadow *s, X509 *cert, const json_t *ans)
 static time_t
 renew_from(struct shadow *s, X509 *x)
 {
-	time_t na = shadow_asn1_time(X509_get0_notAfter(x));
-	time_t from = sv_renew_from(shadow_asn1_time(X509_get0_notBefore(x)), na, 0);
+	time_t na = sv_asn1_time(X509_get0_notAfter(x));
+	time_t from = sv_cert_renew_from(x, 0);
 	char path[PATH_MAX];
 	uint8_t *d = NULL;
 	json_t *j = NULL;
@@ -200,7 +191,7 @@ time_t
 identity_expiry(struct shadow *s)
 {
 	X509 *x = load_cert(s, "identity/cert.pem");
-	time_t na = x ? shadow_asn1_time(X509_get0_notAfter(x)) : 0;
+	time_t na = x ? sv_asn1_time(X509_get0_notAfter(x)) : 0;
 
 	X509_free(x);
 	return na;
@@ -460,7 +451,7 @@ identity_check(struct shadow *s, int renew)
 	int r;
 
 	if (x != NULL) {
-		na = shadow_asn1_time(X509_get0_notAfter(x));
+		na = sv_asn1_time(X509_get0_notAfter(x));
 		from = renew_from(s, x);
 		X509_free(x);
 	}

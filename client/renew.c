@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "acme.h"
+#include "renewal.h"
 #include "fileio.h"
 #include "shadow.h"
 #include "sv_err.h"
@@ -65,8 +66,8 @@ lineage_load(const char *out, const char *file, struct lineage *l)
 		return sv_seterr(SV_ENOTFOUND, "%s: no certificate", path);
 	}
 	fclose(f);
-	l->not_before = shadow_asn1_time(X509_get0_notBefore(l->cert));
-	l->not_after = shadow_asn1_time(X509_get0_notAfter(l->cert));
+	l->not_before = sv_asn1_time(X509_get0_notBefore(l->cert));
+	l->not_after = sv_asn1_time(X509_get0_notAfter(l->cert));
 	return 0;
 }
 

@@ -90,8 +90,6 @@ int vault_call(struct shadow *s, const char *method, const char *url, const json
  * identity_check: from the time the vault gave for this certificate (else
  * common/renewal.h's rule), renew (if renew) or warn on stderr, even with -q.
  */
-/* An ASN.1 time (a certificate's notBefore/notAfter) in seconds since the epoch; 0 if invalid. */
-time_t shadow_asn1_time(const ASN1_TIME *t);
 int identity_csr(EVP_PKEY **key, char **csr);
 int identity_key_pem(EVP_PKEY *key, char **out);
 time_t identity_expiry(struct shadow *s);

@@ -9,6 +9,9 @@
 
 #include <time.h>
 
+#include <openssl/asn1.h>
+#include <openssl/x509.h>
+
 #define SV_RENEW_DAYS 30 /* the window, unless a third of the lifetime is shorter */
 
 /*
@@ -29,6 +32,23 @@ sv_renew_from(time_t not_before, time_t not_after, int days)
 	else if (not_after > not_before && (not_after - not_before) / 3 < w)
 		w = (not_after - not_before) / 3;
 	return not_after - w;
+}
+
+/* A certificate's notBefore or notAfter in seconds since the epoch; 0 if invalid. */
+static inline time_t
+sv_asn1_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	return ASN1_TIME_to_tm(t, &tm) == 1 ? timegm(&tm) : 0;
+}
+
+/* sv_renew_from() for certificate x. */
+static inline time_t
+sv_cert_renew_from(const X509 *x, int days)
+{
+	return sv_renew_from(
+	    sv_asn1_time(X509_get0_notBefore(x)), sv_asn1_time(X509_get0_notAfter(x)), days);
 }
 
 #endif

@@ -62,27 +62,16 @@ parse(const json_t *req, struct ereq *e)
 }
 
 static int64_t
-cert_time(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	if (ASN1_TIME_to_tm(t, &tm) != 1)
-		return 0;
-	return (int64_t)timegm(&tm);
-}
-
-static int64_t
 not_after(const X509 *x)
 {
-	return cert_time(X509_get0_notAfter(x));
+	return (int64_t)sv_asn1_time(X509_get0_notAfter(x));
 }
 
 /* From when x may be renewed: common/renewal.h, with vaultd.conf's shadow_renew_days. */
 static int64_t
 renew_from(const struct kp *kp, const X509 *x)
 {
-	return (int64_t)sv_renew_from((time_t)cert_time(X509_get0_notBefore(x)),
-	    (time_t)not_after(x), kp->cfg->shadow_renew_days);
+	return (int64_t)sv_cert_renew_from(x, kp->cfg->shadow_renew_days);
 }
 
 /* A client certificate for shadow name from the CSR's key (nothing else of it). */

@@ -2,14 +2,16 @@
  * common/renewal.h: from when a shadow's vault identity may be renewed.  The
  * last 30 days of a long certificate, the last third of a short one (so that
  * a certificate of 30 days or less is not due the moment it is issued), an
- * explicit window from vaultd.conf over either, and a certificate whose
- * dates make no sense.
+ * explicit window from vaultd.conf over either, a certificate whose
+ * dates make no sense, and the same read from an X.509 certificate.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include <openssl/x509.h>
 
 #include "renewal.h"
 
@@ -52,6 +54,31 @@ test_odd_dates(void **state)
 	assert_int_equal(sv_renew_from(0, T0, 0), T0 - 30 * DAY);
 }
 
+/* From a certificate: its ASN.1 dates as seconds, in both time forms; 0 for an unreadable one. */
+static void
+test_cert(void **state)
+{
+	X509 *x = X509_new();
+	ASN1_TIME *bad = ASN1_TIME_new();
+
+	(void)state;
+	assert_non_null(x);
+	assert_non_null(bad);
+	/* UTCTime (before 2050) and GeneralizedTime (from 2050). */
+	assert_non_null(ASN1_TIME_set(X509_getm_notBefore(x), T0));
+	assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), T0 + 365 * DAY));
+	assert_int_equal(sv_asn1_time(X509_get0_notBefore(x)), T0);
+	assert_int_equal(sv_cert_renew_from(x, 0), T0 + 335 * DAY);
+	assert_int_equal(sv_cert_renew_from(x, 10), T0 + 355 * DAY);
+	assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), (time_t)2600000000));
+	assert_int_equal(ASN1_STRING_type(X509_get0_notAfter(x)), V_ASN1_GENERALIZEDTIME);
+	assert_int_equal(sv_asn1_time(X509_get0_notAfter(x)), (time_t)2600000000);
+	assert_int_equal(ASN1_STRING_set(bad, "not a time", -1), 1);
+	assert_int_equal(sv_asn1_time(bad), 0);
+	ASN1_TIME_free(bad);
+	X509_free(x);
+}
+
 int
 main(void)
 {
@@ -59,6 +86,7 @@ main(void)
 		cmocka_unit_test(test_rule),
 		cmocka_unit_test(test_configured),
 		cmocka_unit_test(test_odd_dates),
+		cmocka_unit_test(test_cert),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
