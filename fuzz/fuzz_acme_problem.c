@@ -10,11 +10,11 @@
  * JSON) also goes through every object parser, and the header block as one
  * Link value.
  *
- * Build by hand (not part of CMake):
- *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Icommon fuzz/fuzz_acme_problem.c common/acme_parse.c common/acme_objects.c \
- *     common/acme_util.c common/sv_err.c common/buf.c common/log.c common/b64.c \
- *     common/jwk.c common/jws.c -lcurl -ljansson -lcrypto -lsodium -o fuzz_acme_problem
+ * Build (fuzz/CMakeLists.txt, with -DSV_FUZZ=ON), from the repository root:
+ *   cmake -S . -B build-fuzz -DSV_FUZZ=ON -DCMAKE_C_COMPILER=clang-14 -DSV_TESTS=OFF
+ *   cmake --build build-fuzz -j
+ *   LSAN_OPTIONS=suppressions=tests/lsan.supp ./build-fuzz/fuzz/fuzz_acme_problem \
+ *     /tmp/corpus fuzz/corpus/fuzz_acme_problem -max_total_time=60
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -9,15 +9,15 @@
  *   bit 0: verify with the fixed public key of FUZZ_SEED (else no key);
  *   bit 1: the data up to its first NUL byte is the head file, the rest the log;
  *   bit 2: also audit_open() the log and append a record.
- * Files live in a private directory under /dev/shm (or /tmp).  Not built by
- * CMake; build by hand with svcommon's sources (common/acme*.c would need
- * libcurl too), e.g.:
- *   C="sv_err buf b64 jwk jws fileio log names conf"
- *   clang-14 -g -O1 -fsanitize=fuzzer,address -D_GNU_SOURCE -Icommon -Ivault \
- *     fuzz/fuzz_audit_verify.c $(for f in $C; do echo common/$f.c; done) \
- *     vault/audit.c vault/audit_verify.c -o fuzz_audit_verify \
- *     $(pkg-config --cflags --libs openssl libsodium jansson libconfig)
+ * Files live in a private directory under /dev/shm (or /tmp).
+ *
+ * Build (fuzz/CMakeLists.txt, with -DSV_FUZZ=ON), from the repository root:
+ *   cmake -S . -B build-fuzz -DSV_FUZZ=ON -DCMAKE_C_COMPILER=clang-14 -DSV_TESTS=OFF
+ *   cmake --build build-fuzz -j
+ *   LSAN_OPTIONS=suppressions=tests/lsan.supp ./build-fuzz/fuzz/fuzz_audit_verify \
+ *     /tmp/corpus fuzz/corpus/fuzz_audit_verify -max_total_time=60
  */
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +29,30 @@
 
 #include "audit.h"
 
-/* Seed of the fuzzer's checkpoint key (a seed corpus can be signed with it). */
+/* Seed of the fuzzer's checkpoint key (fuzz/corpus/fuzz_audit_verify is signed with it). */
 #define FUZZ_SEED "shadowvault audit fuzz key seed!"
 
 static char dir[64], logpath[128], headpath[160];
 static uint8_t pub[crypto_sign_PUBLICKEYBYTES];
+
+/* Remove the private directory and what the runs left in it (at exit; a crash keeps it). */
+static void
+fuzz_cleanup(void)
+{
+	struct dirent *e;
+	char path[256];
+	DIR *d = opendir(dir);
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	if (d != NULL)
+		closedir(d);
+	rmdir(dir);
+}
 
 static void
 fuzz_init(void)
@@ -48,6 +67,7 @@ fuzz_init(void)
 	    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 	if (mkdtemp(dir) == NULL)
 		abort();
+	atexit(fuzz_cleanup);
 	snprintf(logpath, sizeof(logpath), "%s/log", dir);
 	snprintf(headpath, sizeof(headpath), "%s%s", logpath, AUDIT_HEAD_SUFFIX);
 }

@@ -11,12 +11,11 @@
  * ASan catches crashes, leaks and out-of-bounds reads.  No libconfig code is
  * reached.
  *
- * Build (not part of CMake), from the repository root:
- *   clang-14 -g -fsanitize=fuzzer,address,undefined -I common -I policies -I vault
- *     fuzz/fuzz_classify.c vault/classify.c policies/pol_names.c common/sv_err.c
- *     common/b64.c common/jwk.c common/log.c $(pkg-config --cflags --libs
- *     libcurl jansson openssl libsodium) -o /tmp/fuzz_classify
- *   /tmp/fuzz_classify -max_total_time=60
+ * Build (fuzz/CMakeLists.txt, with -DSV_FUZZ=ON), from the repository root:
+ *   cmake -S . -B build-fuzz -DSV_FUZZ=ON -DCMAKE_C_COMPILER=clang-14 -DSV_TESTS=OFF
+ *   cmake --build build-fuzz -j
+ *   LSAN_OPTIONS=suppressions=tests/lsan.supp ./build-fuzz/fuzz/fuzz_classify \
+ *     /tmp/corpus fuzz/corpus/fuzz_classify -max_total_time=60
  */
 #include <stddef.h>
 #include <stdint.h>
