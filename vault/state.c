@@ -89,8 +89,8 @@ static const char *const migrations[] = {
 	" millitokens INTEGER NOT NULL,"
 	" updated_ms INTEGER NOT NULL);",
 	/* 4 -> 5: a certificate a shadow renewed itself names the one it replaces. */
-	"ALTER TABLE shadow_certs ADD COLUMN replaces TEXT;"
-	"CREATE INDEX shadow_certs_replaces ON shadow_certs (replaces);",
+	("ALTER TABLE shadow_certs ADD COLUMN replaces TEXT;"
+	 "CREATE INDEX shadow_certs_replaces ON shadow_certs (replaces);"),
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
