@@ -831,7 +831,7 @@ netproc_main(const struct vconf *cfg, const struct vaultd_fds *fds)
 	OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL);
 	json_object_seed(0);
 	tzset(); /* evhttp's Date header would open /etc/localtime later */
-	if ((r = setup(&np, fds)) != 0 || (r = sandbox_drop(cfg->user)) != 0 ||
+	if ((r = setup(&np, fds)) != 0 || (r = sandbox_drop(cfg->user, SANDBOX_ROOT)) != 0 ||
 	    (cfg->sandbox && (r = sandbox_seccomp()) != 0)) {
 		sv_err("%s", sv_errmsg(r));
 		teardown(&np);

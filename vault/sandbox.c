@@ -1,9 +1,13 @@
 /*
  * sandbox: privilege drop and seccomp filter for netproc (see sandbox.h).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -14,29 +18,73 @@
 #include "sandbox.h"
 #include "sv_err.h"
 
-/* An empty, root-owned directory to chroot into. */
-static const char *const EMPTY_DIRS[] = { "/var/empty", "/run/sshd", NULL };
+/*
+ * Open path, an empty directory only root can write to, made (0555, with its
+ * parent 0755) if missing.  The checks are on the opened directory, and the
+ * chroot goes through that descriptor: nothing can swap the path in between.
+ */
+static int
+open_empty(const char *path, int *out)
+{
+	char parent[PATH_MAX], *slash;
+	struct dirent *e;
+	struct stat st;
+	size_t n = 0;
+	DIR *d;
+	int fd, fd2, r;
+
+	if (snprintf(parent, sizeof(parent), "%s", path) >= (int)sizeof(parent) || path[0] != '/')
+		return sv_seterr(SV_EINVAL, "chroot directory %s: not an absolute path", path);
+	if ((slash = strrchr(parent, '/')) != parent) {
+		*slash = '\0';
+		if (mkdir(parent, 0755) != 0 && errno != EEXIST)
+			return sv_seterr(SV_EIO, "making %s: %s", parent, strerror(errno));
+	}
+	if (mkdir(path, 0555) != 0 && errno != EEXIST)
+		return sv_seterr(SV_EIO, "making %s: %s", path, strerror(errno));
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return sv_seterr(SV_EIO, "opening %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || st.st_uid != 0 || (st.st_mode & 022) != 0) {
+		close(fd);
+		return sv_seterr(SV_ECONFIG,
+		    "%s: the network process's root must be a directory only root can write to",
+		    path);
+	}
+	if ((fd2 = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0 || (d = fdopendir(fd2)) == NULL) {
+		r = sv_seterr(SV_EIO, "reading %s: %s", path, strerror(errno));
+		if (fd2 >= 0)
+			close(fd2);
+		close(fd);
+		return r;
+	}
+	while ((e = readdir(d)) != NULL)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	if (n > 0) {
+		close(fd);
+		return sv_seterr(SV_ECONFIG,
+		    "%s: the network process's root must be empty; it holds %zu entries", path, n);
+	}
+	*out = fd;
+	return 0;
+}
 
 int
-sandbox_drop(const char *user)
+sandbox_drop(const char *user, const char *root)
 {
 	struct passwd *pw;
-	struct stat st;
-	size_t i;
+	int fd, r;
 
 	if (geteuid() != 0)
 		return 0; /* nothing to drop; the seccomp filter still applies */
 	if ((pw = getpwnam(user)) == NULL)
 		return sv_seterr(SV_ECONFIG, "netproc user \"%s\" does not exist", user);
-	for (i = 0; EMPTY_DIRS[i] != NULL; i++) {
-		if (stat(EMPTY_DIRS[i], &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
-		    (st.st_mode & 022) == 0) {
-			if (chroot(EMPTY_DIRS[i]) != 0 || chdir("/") != 0)
-				return sv_seterr(
-				    SV_EIO, "chroot %s: %s", EMPTY_DIRS[i], strerror(errno));
-			break;
-		}
-	}
+	if ((r = open_empty(root, &fd)) != 0)
+		return r;
+	r = fchdir(fd) != 0 || chroot(".") != 0 || chdir("/") != 0 ? errno : 0;
+	close(fd);
+	if (r != 0)
+		return sv_seterr(SV_EIO, "chroot %s: %s", root, strerror(r));
 	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
 		return sv_seterr(SV_EIO, "cannot drop to user %s: %s", user, strerror(errno));
 	if (setuid(0) == 0)

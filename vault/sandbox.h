@@ -8,8 +8,15 @@
 #ifndef SV_SANDBOX_H
 #define SV_SANDBOX_H
 
-/* Drop to user (when root) and chroot to an empty directory if one exists. */
-int sandbox_drop(const char *user);
+/* The network process's root directory when vaultd starts as root. */
+#define SANDBOX_ROOT "/run/shadowvault/empty"
+
+/*
+ * When root: chroot to root, an empty directory only root can write to (made,
+ * 0555, with its parent, if missing; SV_ECONFIG if it is not empty or others
+ * can write to it), then drop to user for good.  Otherwise nothing.
+ */
+int sandbox_drop(const char *user, const char *root);
 
 /* Install the seccomp filter.  After this no file can be opened. */
 int sandbox_seccomp(void);

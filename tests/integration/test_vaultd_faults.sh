@@ -35,6 +35,36 @@ sign_allowed() { vd_sign web1 le "$NEW_ORDER" "faults-$1-$RANDOM$RANDOM" "$ORDER
 sign_allowed 1
 expect_code 200 "an allowed signature while the disk has room"
 
+# The processes as SECURITY.md describes them: netproc under its seccomp filter with no new
+# privileges and, started as root, as nobody without groups in an empty root directory; no
+# PKCS#11 module and nothing of the state directory in netproc; no core dump of the key process.
+NP=$(vd_child netproc) KP=$(vd_child keyproc)
+grep -q '^Seccomp:[[:space:]]*2$' "/proc/$NP/status" && grep -q '^NoNewPrivs:[[:space:]]*1$' "/proc/$NP/status" \
+	&& pass "netproc runs under its seccomp filter, with no new privileges" \
+	|| fail "netproc: $(grep -E 'Seccomp|NoNewPrivs' "/proc/$NP/status" | tr '\n' ' ')"
+if [ "$(id -u)" = 0 ]; then
+	awk -v u="$(id -u nobody)" -v g="$(id -g nobody)" '
+		$1 == "Uid:" { ok += $2 == u && $3 == u && $4 == u && $5 == u }
+		$1 == "Gid:" { ok += $2 == g && $3 == g && $4 == g && $5 == g }
+		$1 == "Groups:" { ok += NF == 1 }
+		END { exit ok == 3 ? 0 : 1 }' "/proc/$NP/status" \
+		&& [ "$(readlink "/proc/$NP/root")" = /run/shadowvault/empty ] \
+		&& pass "started as root: netproc is nobody, without groups, in /run/shadowvault/empty" \
+		|| fail "netproc: $(grep -E '^(Uid|Gid|Groups):' "/proc/$NP/status" | tr '\n' ' ') root $(readlink "/proc/$NP/root")"
+	grep -q libsofthsm2 "/proc/$KP/maps" && ! grep -q libsofthsm2 "/proc/$NP/maps" \
+		&& pass "the PKCS#11 module is in the key process only" || fail "libsofthsm2 in netproc, or not in keyproc"
+else
+	echo "# not root: netproc's privilege drop and chroot are not checked here (unit.sandbox neither)"
+fi
+for f in "/proc/$NP/fd/"*; do readlink "$f"; done >"$T/np.fds"
+if grep -qF "$VDIR/state" "$T/np.fds"; then
+	fail "netproc holds a descriptor in the state directory: $(grep -F "$VDIR/state" "$T/np.fds")"
+else
+	pass "netproc holds nothing of the state directory ($(wc -l <"$T/np.fds") descriptors)"
+fi
+grep -Eq '^Max core file size +0 +0 ' "/proc/$KP/limits" && pass "the key process makes no core dump" \
+	|| fail "keyproc: $(grep 'core' "/proc/$KP/limits")"
+
 enroll_bad() { # an audited refusal: an enrolment with a wrong token
 	CODE=$(curl -s -D "$T/hdr" -o "$T/body" -w '%{http_code}' --cacert "$VD_CA" -H 'Content-Type: application/json' \
 		--data-binary '{"token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","csr":"x","box_public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}' \
