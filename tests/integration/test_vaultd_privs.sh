@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# vaultd started as root, as in production, with its state directory owned by
+# an unprivileged user (here `daemon`): the key process runs as that user
+# without groups, the network process as `user` (nobody) in its empty root,
+# and the supervisor holds neither the token nor anything of the state
+# directory; the vault still enrols, serves a shadow, writes its audit log and
+# answers vaultctl (SECURITY.md, "Processes and what each may do").
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vaultd.sh"
+trap t_cleanup EXIT
+if [ "$(id -u)" != 0 ]; then
+	echo "SKIP: the privilege drops happen only when vaultd starts as root"
+	exit 77
+fi
+OWNER=daemon
+OU=$(id -u "$OWNER") OG=$(id -g "$OWNER") || { fail "no user $OWNER"; t_done; exit 1; }
+
+vd_setup
+# The state directory is the owner's, as `chown -R` after `vaultctl init` makes it; the
+# owner may pass through the test's directory (mode 0700 from mktemp) to reach it.
+chown -R "$OWNER:$OWNER" "$VDIR/state"
+chmod 0711 "$T"
+vd_start || { t_done; exit 1; }
+
+# ids FILE UID GID: real, effective, saved and file-system ids all UID/GID, no groups.
+ids() {
+	awk -v u="$2" -v g="$3" '
+		$1 == "Uid:" { ok += $2 == u && $3 == u && $4 == u && $5 == u }
+		$1 == "Gid:" { ok += $2 == g && $3 == g && $4 == g && $5 == g }
+		$1 == "Groups:" { ok += NF == 1 }
+		END { exit ok == 3 ? 0 : 1 }' "$1"
+}
+KP=$(vd_child keyproc) NP=$(vd_child netproc)
+ids "/proc/$KP/status" "$OU" "$OG" \
+	&& pass "the key process runs as the state directory's owner ($OWNER), without groups" \
+	|| fail "keyproc: $(grep -E '^(Uid|Gid|Groups):' "/proc/$KP/status" | tr '\n' ' ')"
+ids "/proc/$NP/status" "$(id -u nobody)" "$(id -g nobody)" && [ "$(readlink "/proc/$NP/root")" = /run/shadowvault/empty ] \
+	&& pass "the network process runs as nobody in /run/shadowvault/empty" \
+	|| fail "netproc: $(grep -E '^(Uid|Gid|Groups):' "/proc/$NP/status" | tr '\n' ' ') root $(readlink "/proc/$NP/root")"
+for f in "/proc/$VD_PID/fd/"*; do readlink "$f"; done >"$T/sup.fds"
+! grep -q libsofthsm2 "/proc/$VD_PID/maps" && ! grep -qF "$VDIR/state" "$T/sup.fds" \
+	&& pass "the supervisor holds no PKCS#11 module and nothing of the state directory" \
+	|| fail "supervisor: $(grep -c libsofthsm2 "/proc/$VD_PID/maps") module mappings; $(grep -F "$VDIR/state" "$T/sup.fds" | tr '\n' ' ')"
+
+# It still does its work: an enrolment (the CA key in the token, the database, the audit
+# log), a shadow's request, vaultctl over the admin socket, a verifiable audit log.
+vd_enroll web1 && pass "a shadow enrols" || fail "enrol web1"
+vd_api web1 GET /v1/identity
+expect_code 200 "the shadow is served"
+[ "$(stat -c %U "$VDIR/state/admin.sock")" = "$OWNER" ] && [ "$(stat -c %U "$VDIR/state/audit.log")" = "$OWNER" ] \
+	&& pass "the admin socket and the audit log are the owner's" \
+	|| fail "owners: admin.sock $(stat -c %U "$VDIR/state/admin.sock"), audit.log $(stat -c %U "$VDIR/state/audit.log")"
+expect_rc 0 "vaultctl shadow list as root" "$VC" -c "$VCONF" shadow list
+grep -q web1 "$T/out" && pass "and it lists web1" || fail "shadow list: $(cat "$T/out")"
+vd_stop
+expect_rc 0 "the audit log verifies" "$VC" -c "$VCONF" audit verify
+vd_sanitizer_check
+t_done
