@@ -69,6 +69,16 @@ open_empty(const char *path, int *out)
 	return 0;
 }
 
+/* Not dumpable: no core file and no ptrace by the user's other processes (it holds the TLS key). */
+static int
+not_dumpable(void)
+{
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return sv_seterr(
+		    SV_EINTERNAL, "the network process stays dumpable: %s", strerror(errno));
+	return 0;
+}
+
 int
 sandbox_drop(const char *user, const char *root)
 {
@@ -76,7 +86,7 @@ sandbox_drop(const char *user, const char *root)
 	int fd, r;
 
 	if (geteuid() != 0)
-		return 0; /* nothing to drop; the seccomp filter still applies */
+		return not_dumpable(); /* nothing to drop; the seccomp filter still applies */
 	if ((pw = getpwnam(user)) == NULL)
 		return sv_seterr(SV_ECONFIG, "netproc user \"%s\" does not exist", user);
 	if ((r = open_empty(root, &fd)) != 0)
@@ -89,7 +99,8 @@ sandbox_drop(const char *user, const char *root)
 		return sv_seterr(SV_EIO, "cannot drop to user %s: %s", user, strerror(errno));
 	if (setuid(0) == 0)
 		return sv_seterr(SV_EINTERNAL, "privileges could be regained after dropping them");
-	return 0;
+	/* After the drop: a change of uid resets the flag to fs.suid_dumpable, maybe 1. */
+	return not_dumpable();
 }
 
 /* System calls of an event loop serving TLS over sockets it already has. */

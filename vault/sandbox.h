@@ -14,7 +14,8 @@
 /*
  * When root: chroot to root, an empty directory only root can write to (made,
  * 0555, with its parent, if missing; SV_ECONFIG if it is not empty or others
- * can write to it), then drop to user for good.  Otherwise nothing.
+ * can write to it), then drop to user for good.  Either way, then, not
+ * dumpable (no core, no ptrace by the same user).
  */
 int sandbox_drop(const char *user, const char *root);
 

@@ -7,11 +7,15 @@
 # answers vaultctl (SECURITY.md, "Processes and what each may do").
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
-trap t_cleanup EXIT
 if [ "$(id -u)" != 0 ]; then
 	echo "SKIP: the privilege drops happen only when vaultd starts as root"
+	t_cleanup
 	exit 77
 fi
+# fs.suid_dumpable 1 while vaultd starts: a change of uid resets a process's dumpable flag
+# to it, so the key process must make itself not dumpable after its switch, not only before.
+SUID_DUMPABLE=$(cat /proc/sys/fs/suid_dumpable)
+trap 'echo "$SUID_DUMPABLE" >/proc/sys/fs/suid_dumpable; t_cleanup' EXIT
 OWNER=daemon
 OU=$(id -u "$OWNER") OG=$(id -g "$OWNER") || { fail "no user $OWNER"; t_done; exit 1; }
 
@@ -20,7 +24,9 @@ vd_setup
 # owner may pass through the test's directory (mode 0700 from mktemp) to reach it.
 chown -R "$OWNER:$OWNER" "$VDIR/state"
 chmod 0711 "$T"
+echo 1 >/proc/sys/fs/suid_dumpable
 vd_start || { t_done; exit 1; }
+echo "$SUID_DUMPABLE" >/proc/sys/fs/suid_dumpable
 
 # ids FILE UID GID: real, effective, saved and file-system ids all UID/GID, no groups.
 ids() {
@@ -37,6 +43,13 @@ ids "/proc/$KP/status" "$OU" "$OG" \
 ids "/proc/$NP/status" "$(id -u nobody)" "$(id -g nobody)" && [ "$(readlink "/proc/$NP/root")" = /run/shadowvault/empty ] \
 	&& pass "the network process runs as nobody in /run/shadowvault/empty" \
 	|| fail "netproc: $(grep -E '^(Uid|Gid|Groups):' "/proc/$NP/status" | tr '\n' ' ') root $(readlink "/proc/$NP/root")"
+# Not dumpable: its /proc files are root's, and its own user cannot read them.
+[ "$(stat -c %u "/proc/$KP/environ")" = 0 ] && ! setpriv --reuid="$OU" --regid="$OG" --clear-groups cat "/proc/$KP/environ" >/dev/null 2>&1 \
+	&& pass "the key process is not dumpable, even for its own user" \
+	|| fail "keyproc dumpable: /proc/$KP/environ is uid $(stat -c %u "/proc/$KP/environ")'s"
+[ "$(stat -c %u "/proc/$NP/environ")" = 0 ] && ! setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups cat "/proc/$NP/environ" >/dev/null 2>&1 \
+	&& pass "the network process (it holds the TLS key) is not dumpable, even for nobody" \
+	|| fail "netproc dumpable: /proc/$NP/environ is uid $(stat -c %u "/proc/$NP/environ")'s"
 for f in "/proc/$VD_PID/fd/"*; do readlink "$f"; done >"$T/sup.fds"
 ! grep -q libsofthsm2 "/proc/$VD_PID/maps" && ! grep -qF "$VDIR/state" "$T/sup.fds" \
 	&& pass "the supervisor holds no PKCS#11 module and nothing of the state directory" \
@@ -52,6 +65,17 @@ expect_code 200 "the shadow is served"
 	|| fail "owners: admin.sock $(stat -c %U "$VDIR/state/admin.sock"), audit.log $(stat -c %U "$VDIR/state/audit.log")"
 expect_rc 0 "vaultctl shadow list as root" "$VC" -c "$VCONF" shadow list
 grep -q web1 "$T/out" && pass "and it lists web1" || fail "shadow list: $(cat "$T/out")"
+# The admin socket takes root and the vault's own user, nobody else, even when the socket
+# and the path to it are opened up (the peer's uid is checked, not only the file mode).
+expect_rc 0 "vaultctl status as the state owner" setpriv --reuid="$OU" --regid="$OG" --clear-groups "$VC" -c "$VCONF" status
+chmod o+x "$VDIR/state"
+chmod 0666 "$VDIR/state/admin.sock"
+run setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups "$VC" -c "$VCONF" status
+[ "$RC" -ne 0 ] && grep -q "admin: connection from uid $(id -u nobody) refused" "$T/vaultd.log" \
+	&& pass "another user is refused by its uid (exit $RC), and the log says so" \
+	|| fail "admin socket as nobody: exit $RC; $(grep 'admin:' "$T/vaultd.log" | tail -2)"
+chmod 0600 "$VDIR/state/admin.sock"
+chmod o-x "$VDIR/state"
 vd_stop
 expect_rc 0 "the audit log verifies" "$VC" -c "$VCONF" audit verify
 vd_sanitizer_check
