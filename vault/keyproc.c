@@ -210,8 +210,10 @@ dispatch(struct kp *kp, const struct ipc_msg *m)
 		resp = kp_renew(kp, req);
 	else if (m->type == IPC_WHOAMI)
 		resp = kp_whoami(kp, req);
-	else
+	else if (m->type == IPC_ENROLL)
 		resp = kp_enroll(kp, req);
+	else /* on_net_read() lets no other type through */
+		resp = kp_problem(400, "malformed", "Malformed request", sv_errmsg(SV_EPROTO), 0);
 	json_decref(req);
 	return resp;
 }
@@ -295,6 +297,12 @@ on_net_read(struct bufferevent *bev, void *arg)
 	int r;
 
 	while ((r = ipc_next(in, IPC_FROM_NET, &m)) == 1) {
+		/* A frame netproc may send, but only on the TLS channel (kp_tls.c). */
+		if (m.type == IPC_TLS_SIGN) {
+			ipc_msg_free(&m);
+			r = sv_seterr(SV_EPROTO, "ipc: tls-sign message on the request channel");
+			break;
+		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
 			if ((nit = realloc(it, cap * sizeof(*it))) == NULL) {

@@ -179,6 +179,9 @@ forward_any(struct np *np, struct evhttp_request *req, const char *endpoint, uin
 		if (np->pend[np->next_id % np->npend_max].id == 0)
 			p = &np->pend[np->next_id % np->npend_max];
 	}
+	/* Fault injection for the tests: a frame of the TLS channel on this one. */
+	if (np->req_fault && ++np->nforwarded == 2)
+		type = IPC_TLS_SIGN;
 	if (p == NULL || (msg == NULL && strs == NULL) ||
 	    (msg != NULL ? ipc_put_json(bufferevent_get_output(np->key), type, np->next_id, msg)
 			 : ipc_put_strs(bufferevent_get_output(np->key), type, np->next_id, strs,
@@ -831,6 +834,7 @@ netproc_main(const struct vconf *cfg, const struct vaultd_fds *fds)
 	OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL);
 	json_object_seed(0);
 	tzset(); /* evhttp's Date header would open /etc/localtime later */
+	np.req_fault = sv_fault("req-garbage");
 	if ((r = setup(&np, fds)) != 0 || (r = sandbox_drop(cfg->user, SANDBOX_ROOT)) != 0 ||
 	    (cfg->sandbox && (r = sandbox_seccomp()) != 0)) {
 		sv_err("%s", sv_errmsg(r));

@@ -97,6 +97,8 @@ struct np {
 	struct np_pending *pend;
 	size_t npend_max, npending;
 	uint32_t next_id;
+	int req_fault; /* SV_FAULT=req-garbage: the 2nd request goes out as IPC_TLS_SIGN */
+	unsigned nforwarded;
 	int draining;
 	struct np_linger linger[NP_LINGER_MAX];
 };

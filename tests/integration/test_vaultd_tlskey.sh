@@ -99,5 +99,27 @@ grep -q "netproc: ipc: unexpected message on the TLS channel: ending the pair" "
 	&& pass "the key process ended the pair; a new pair serves" \
 	|| { fail "no new pair after the frame out of place (key process $KP, then ${NEW:-none})"; tail -5 "$T/vaultd.log"; }
 vd_stop
+
+# The other way round: a TLS-channel frame on the request channel (SV_FAULT=req-garbage:
+# netproc's 2nd request goes out as IPC_TLS_SIGN) ends the pair too.  It used to be taken
+# for an enrolment.
+SV_FAULT=req-garbage "$VD" -c "$VCONF" -f >>"$T/vaultd.log" 2>&1 &
+VD_PID=$!
+T_PIDS="$T_PIDS $VD_PID"
+tcp_up "$VD_ENROLL_PORT" || fail "vaultd does not listen"
+C1=$(vd_health) # request 1: health, in order
+KP=$(vd_child keyproc)
+sleep 0.5       # past NP_HEALTH_TTL (0.25 s): netproc asks the key process again
+C2=$(vd_health) # request 2: out of place
+NEW=
+for _ in $(seq 50); do
+	NEW=$(vd_child keyproc) && [ "$NEW" != "$KP" ] && break
+	sleep 0.1
+done
+[ "$C1" = 200 ] && [ "$C2" != 200 ] && grep -q "netproc: ipc: tls-sign message on the request channel: ending the pair" "$T/vaultd.log" \
+	&& [ -n "$NEW" ] && [ "$NEW" != "$KP" ] \
+	&& pass "a TLS-channel frame on the request channel ends the pair ($C1, then $C2)" \
+	|| { fail "request-channel fault: $C1, $C2 (key process $KP, then ${NEW:-none})"; tail -5 "$T/vaultd.log"; }
+vd_stop
 vd_sanitizer_check
 t_done
