@@ -100,10 +100,17 @@ sv_read_secret_file(const char *path, size_t max, char **out, size_t *len)
 	*len = 0;
 	if ((r = open_capped(path, max, &fd, &size, &st)) != 0)
 		return r;
-	if ((st.st_mode & S_IRWXO) != 0) {
+	/* Owner-only, and the owner is this user or root (else another user sets the secret). */
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
 		close(fd);
-		return sv_seterr(SV_EPIN, "%s: readable by others (mode %03o); chmod o-rwx it",
+		return sv_seterr(SV_EPIN, "%s: readable by others (mode %03o); chmod go-rwx it",
 		    path, (unsigned)(st.st_mode & 0777));
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		close(fd);
+		return sv_seterr(SV_EPIN,
+		    "%s: owned by uid %ld, not by this user (uid %ld) or root", path,
+		    (long)st.st_uid, (long)geteuid());
 	}
 	if ((buf = sodium_malloc(size + 1)) == NULL) {
 		close(fd);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include <openssl/x509.h>
@@ -238,6 +239,20 @@ test_bad_setup(void **state)
 	c.pin_file = path;
 	assert_sverr(hsm_open(&c, &h), SV_EPIN);
 	assert_non_null(strstr(sv_errmsg(SV_EPIN), "readable by others"));
+	/* Owner-only: the group may not read it either. */
+	assert_ok(testtok_write(f->tok.dir, "grouppin", "1234\n", 0640, path));
+	c.pin_file = path;
+	assert_sverr(hsm_open(&c, &h), SV_EPIN);
+	assert_non_null(strstr(sv_errmsg(SV_EPIN), "mode 640"));
+	/* Owned by another user (as root: a file root could read, whose content another user sets).
+	 */
+	if (geteuid() == 0) {
+		assert_ok(testtok_write(f->tok.dir, "otherpin", "1234\n", 0600, path));
+		assert_int_equal(chown(path, 1, 1), 0);
+		c.pin_file = path;
+		assert_sverr(hsm_open(&c, &h), SV_EPIN);
+		assert_non_null(strstr(sv_errmsg(SV_EPIN), "owned by uid 1"));
+	}
 
 	c.pin_file = "/nonexistent/pin";
 	assert_sverr(hsm_open(&c, &h), SV_EPIN);
