@@ -835,6 +835,8 @@ netproc_main(const struct vconf *cfg, const struct vaultd_fds *fds)
 	json_object_seed(0);
 	tzset(); /* evhttp's Date header would open /etc/localtime later */
 	np.req_fault = sv_fault("req-garbage");
+	if (!cfg->sandbox)
+		sv_warn("sandbox = false: the network process runs without its seccomp filter");
 	if ((r = setup(&np, fds)) != 0 || (r = sandbox_drop(cfg->user, SANDBOX_ROOT)) != 0 ||
 	    (cfg->sandbox && (r = sandbox_seccomp()) != 0)) {
 		sv_err("%s", sv_errmsg(r));
