@@ -199,8 +199,9 @@ struct kp_account *kp_account(struct kp *kp, const char *name);
 void kp_accounts_reset(struct kp *kp);
 /*
  * The active shadow holding the certificate with this serial (name has room
- * for SV_NAME_MAX + 1); SV_EDENIED if revoked or unknown.  Cached: call
- * kp_shadows_reset() whenever shadows or certificates change.
+ * for SV_NAME_MAX + 1); SV_EDENIED if revoked or unknown, SV_ESTATE (name
+ * filled) if the certificate has expired.  Cached: call kp_shadows_reset()
+ * whenever shadows or certificates change.
  */
 int kp_shadow(struct kp *kp, const char *serial, char *name);
 void kp_shadows_reset(struct kp *kp);

@@ -82,9 +82,11 @@ json_t *
 kp_shadow_admit(struct kp *kp, const char *serial, char *shadow)
 {
 	struct kp_rate *rt;
-	int wait;
+	int wait, r;
 
-	if (kp_shadow(kp, serial, shadow) != 0)
+	if ((r = kp_shadow(kp, serial, shadow)) == SV_ESTATE)
+		return kp_problem(403, "expired", "Forbidden", "client certificate expired", 0);
+	if (r != 0)
 		return kp_problem(
 		    403, "revoked", "Forbidden", "client certificate revoked or unknown", 0);
 	if (!kp_rate_take(kp, shadow, &wait, &rt))

@@ -231,27 +231,44 @@ retire_replaced(struct kp *kp, const char *serial, const char *name)
 	kp_push_peers(kp);
 }
 
+/* What the serial cache keeps for a certificate. */
+struct kp_holder {
+	int64_t not_after;
+	char name[SV_NAME_MAX + 1];
+};
+
+/* Cached or from the database; expired certificates are refused here too: netproc is not trusted.
+ */
 int
 kp_shadow(struct kp *kp, const char *serial, char *name)
 {
-	const char *cached = kp->serials ? hmap_get(kp->serials, serial, strlen(serial)) : NULL;
-	char *copy;
+	const struct kp_holder *cached =
+	    kp->serials ? hmap_get(kp->serials, serial, strlen(serial)) : NULL;
+	struct kp_holder *h;
+	int64_t na;
 	int r;
 
 	if (cached != NULL) {
-		snprintf(name, SV_NAME_MAX + 1, "%s", cached);
-		return 0;
+		snprintf(name, SV_NAME_MAX + 1, "%s", cached->name);
+		na = cached->not_after;
+	} else {
+		if ((r = shadows_by_serial(kp->st, serial, name, &na)) != 0)
+			return r;
+		retire_replaced(kp, serial, name);
+		/* Without a cache (out of memory) it works uncached. */
+		if (kp->serials != NULL || hmap_new(KP_SERIALS_MAX, &kp->serials) == 0) {
+			if (hmap_size(kp->serials) >= KP_SERIALS_MAX)
+				hmap_clear(kp->serials, free);
+			if ((h = malloc(sizeof(*h))) != NULL) {
+				h->not_after = na;
+				snprintf(h->name, sizeof(h->name), "%s", name);
+				if (hmap_put(kp->serials, serial, strlen(serial), h) != 0)
+					free(h);
+			}
+		}
 	}
-	if ((r = shadows_by_serial(kp->st, serial, name)) != 0)
-		return r;
-	retire_replaced(kp, serial, name);
-	if (kp->serials == NULL && hmap_new(KP_SERIALS_MAX, &kp->serials) != 0)
-		return 0; /* works uncached */
-	if (hmap_size(kp->serials) >= KP_SERIALS_MAX)
-		hmap_clear(kp->serials, free);
-	if ((copy = strdup(name)) != NULL &&
-	    hmap_put(kp->serials, serial, strlen(serial), copy) != 0)
-		free(copy);
+	if (na <= (int64_t)time(NULL))
+		return sv_seterr(SV_ESTATE, "client certificate expired");
 	return 0;
 }
 
@@ -623,7 +640,7 @@ kp_sign(struct kp *kp, const struct ipc_msg *m)
 	struct sreq q;
 	char bad[SV_ERRMSG_MAX] = "";
 	json_t *resp;
-	int r, wait;
+	int r, r2, wait;
 
 	memset(&c, 0, sizeof(c));
 	if ((r = parse_sreq(m, &q)) != 0)
@@ -633,9 +650,11 @@ kp_sign(struct kp *kp, const struct ipc_msg *m)
 		resp = deny(kp, &q, NULL, 400, "malformed", bad, 0);
 		goto out;
 	}
-	if (kp_shadow(kp, q.serial, q.shadow) != 0) {
-		resp =
-		    deny(kp, &q, NULL, 403, "revoked", "client certificate revoked or unknown", 0);
+	if ((r2 = kp_shadow(kp, q.serial, q.shadow)) != 0) {
+		resp = r2 == SV_ESTATE
+		    ? deny(kp, &q, NULL, 403, "expired", "client certificate expired", 0)
+		    : deny(
+			  kp, &q, NULL, 403, "revoked", "client certificate revoked or unknown", 0);
 		goto out;
 	}
 	/* Then its rate limit, before anything else that would be audited. */

@@ -236,19 +236,21 @@ shadows_revoke(struct state *st, const char *name)
 }
 
 int
-shadows_by_serial(struct state *st, const char *serial, char *name)
+shadows_by_serial(struct state *st, const char *serial, char *name, int64_t *not_after)
 {
 	sqlite3_stmt *s;
 	int r, ok = 0;
 
 	name[0] = '\0';
+	*not_after = 0;
 	if ((r = state_prep(st, &s,
-		 "SELECT c.shadow FROM shadow_certs c JOIN shadows s ON s.name = c.shadow "
-		 "WHERE c.serial = ?1 AND c.revoked = 0 AND s.state = 'active'",
+		 "SELECT c.shadow, c.not_after FROM shadow_certs c JOIN shadows s ON s.name = "
+		 "c.shadow WHERE c.serial = ?1 AND c.revoked = 0 AND s.state = 'active'",
 		 "t", serial)) != 0)
 		return r;
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		snprintf(name, SV_NAME_MAX + 1, "%s", (const char *)sqlite3_column_text(s, 0));
+		*not_after = sqlite3_column_int64(s, 1);
 		ok = 1;
 	}
 	sqlite3_finalize(s);
@@ -263,7 +265,10 @@ shadows_revoked(struct state *st, json_t **out)
 	int r;
 
 	*out = NULL;
-	if ((r = state_prep(st, &s, "SELECT serial FROM shadow_certs WHERE revoked = 1", "")) != 0)
+	/* Expired ones need no listing: the handshake refuses them anyway (and the key process). */
+	if ((r = state_prep(st, &s,
+		 "SELECT serial FROM shadow_certs WHERE revoked = 1 AND not_after > ?1", "i",
+		 (int64_t)time(NULL))) != 0)
 		return r;
 	if ((a = json_array()) == NULL) {
 		sqlite3_finalize(s);

@@ -29,6 +29,30 @@ openssl x509 -in "$T/sh-web1/identity/cert.pem" -noout -subject -ext extendedKey
 grep -q "CN = web1" "$T/c.txt" && grep -q "Client Authentication" "$T/c.txt" \
 	&& pass "certificate names the shadow, client auth only" || fail "certificate content"
 
+# An expired token is refused like a wrong one: exit 7 (refused by the vault, shadow(8)),
+# HTTP 403 and a bad-token record in the audit log, though its shadow is still pending and
+# the token unused.  The shortest --ttl is a minute, so web3's token is aged in the database
+# instead, with vaultd stopped; vaultd runs again afterwards for the checks below.
+TOK3=$("$VC" -c "$VCONF" --json shadow add web3 --ttl 1h | json_get /dev/stdin '["token"]')
+vd_stop
+"$PY" - "$VDIR/state/state.db" <<'PY' 2>"$T/err" && pass "web3's token aged past its expiry" || { fail "ageing the token"; cat "$T/err"; }
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+n = db.execute("UPDATE enroll_tokens SET expires = ? WHERE shadow = 'web3' AND used IS NULL",
+               (int(time.time()) - 60,)).rowcount
+db.commit()
+assert n == 1, n
+PY
+vd_start || { t_done; exit 1; }
+DENY='"type":"enroll","shadow":"?","decision":"deny","code":"bad-token","reason":"enrolment token invalid, used or expired"'
+NDENY=$(grep -cF "$DENY" "$VDIR/state/audit.log")
+expect_rc 7 "enrolment with an expired token" "$SH" --state-dir "$T/sh-web3" enroll --vault "$VD_ENROLL" \
+	--token "$TOK3" --ca "$VD_CA"
+expect_err "(HTTP 403): enrolment token invalid, used or expired" "the vault refused the expired token (403)"
+[ "$(grep -cF "$DENY" "$VDIR/state/audit.log")" = $((NDENY + 1)) ] \
+	&& pass "the expired token's refusal is audited as bad-token" || fail "no bad-token record for the expired token"
+[ ! -e "$T/sh-web3/identity/cert.pem" ] && pass "no identity kept for the expired token" || fail "expired token gave a certificate"
+
 vd_api web1 GET /v1/health
 expect_code 200 "an enrolled shadow is served"
 
@@ -153,6 +177,32 @@ vd_stop
 vd_start
 run curl -s --cacert "$VD_CA" --cert "$T/expired.pem" --key "$T/sh-web1/identity/key.pem" "$VD_API/v1/health"
 [ "$RC" -ne 0 ] && pass "an expired certificate: refused (curl $RC)" || fail "expired cert accepted"
+# The key process checks expiry too (netproc is not trusted): web1's certificate, recorded
+# as expired in the database while its real notAfter is ahead, passes the handshake and is
+# refused by the key process (403 expired, audited); then its date is put back.
+set_na() { # SHIFT: web1's valid certificates' not_after += SHIFT, vaultd stopped
+	vd_stop
+	"$PY" - "$VDIR/state/state.db" "$1" <<'PY' || fail "changing web1's not_after"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+n = db.execute("UPDATE shadow_certs SET not_after = not_after + ? WHERE shadow = 'web1' AND revoked = 0",
+               (int(sys.argv[2]),)).rowcount
+db.commit()
+assert n >= 1, n
+PY
+	vd_start
+}
+set_na -$((400 * 86400))
+vd_api web1 GET /v1/identity
+expect_code 403 "a certificate the vault records as expired, though TLS accepts it"
+expect_problem expired "refused by the key process as expired"
+vd_sign web1 le "https://127.0.0.1:1/x" "exp-$RANDOM" '{}'
+expect_code 403 "and a signing request with it"
+grep -q '"decision":"deny","code":"expired"' "$VDIR/state/audit.log" \
+	&& pass "the refusal is audited as expired" || fail "no expired record"
+set_na $((400 * 86400))
+vd_api web1 GET /v1/identity
+expect_code 200 "served again once its date is back"
 run curl -s --cacert "$VD_CA" "$VD_ENROLL/v1/acme/accounts/x"
 grep -q "only /v1/enroll" "$T/out" && pass "the enrolment port serves nothing else" || fail "enroll port routes"
 
@@ -188,6 +238,24 @@ expect_rc 0 "a revoked shadow enrols again with a new token (--force)" \
 vd_api web2 GET /v1/health
 expect_code 200 "web2 is served again with its new certificate"
 expect_rc 5 "revoking an unknown shadow" "$VC" -c "$VCONF" shadow revoke nosuch
+
+# Tokens are kept only as their SHA-256 (vaultctl(8)): each token of this test - used (web1,
+# web2's second), expired (web3) - is in enroll_tokens by its hash, and its text is nowhere
+# in the state directory (state.db, its -wal, audit.log...) nor in vaultd's log.
+"$PY" - "$VDIR/state/state.db" "$TOK" "$TOK2" "$TOK3" <<'PY' 2>"$T/err" \
+	&& pass "the tokens are in the database by their SHA-256" || { fail "token hashes"; cat "$T/err"; }
+import hashlib, sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+for t in sys.argv[2:]:
+    h = hashlib.sha256(t.encode()).digest()
+    assert db.execute("SELECT count(*) FROM enroll_tokens WHERE hash = ?", (h,)).fetchone()[0] == 1, t
+PY
+for f in state.db state.db-wal audit.log; do
+	[ -s "$VDIR/state/$f" ] || fail "no $f to look for tokens in"
+done
+LEAK=$(grep -rlaF -e "$TOK" -e "$TOK2" -e "$TOK3" "$VDIR/state" "$T/vaultd.log")
+[ -z "$LEAK" ] && pass "no token in clear in state.db, its -wal, audit.log or vaultd's log" \
+	|| fail "an enrolment token in clear in: $LEAK"
 vd_stop
 vd_sanitizer_check
 t_done
