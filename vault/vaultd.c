@@ -274,8 +274,8 @@ supervise(struct child *kids, const struct vconf *cfg, struct vaultd_fds *fds)
 			restarts = 0;
 		}
 		if (++restarts > RESTART_MAX) {
-			sv_err("children failed %d times within %d s: giving up", restarts - 1,
-			    RESTART_WINDOW);
+			sv_err("children failed %d times within %d s (%d restarts): giving up",
+			    restarts, RESTART_WINDOW, restarts - 1);
 			return SV_EXIT_FAIL;
 		}
 		sv_warn("restarting the key and network processes");

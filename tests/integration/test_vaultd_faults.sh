@@ -13,7 +13,17 @@ PEB=$(dirname "$0")/pebble.sh
 # disk reaches the log at once.
 MNT=$T/mnt
 mkdir -p "$MNT"
-trap 'umount "$MNT" 2>/dev/null; bash "$PEB" stop "$T/pebble" >/dev/null 2>&1; t_cleanup' EXIT
+# vaultd first (it holds the audit log open on the tmpfs), then the tmpfs, then the rest.
+cleanup() {
+	local p
+	for p in $T_PIDS; do
+		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	umount "$MNT" 2>/dev/null
+	bash "$PEB" stop "$T/pebble" >/dev/null 2>&1
+	t_cleanup
+}
+trap cleanup EXIT
 if ! mount -t tmpfs -o size=256k tmpfs "$MNT" 2>"$T/mount.err"; then
 	echo "SKIP: cannot mount a small tmpfs for the disk-full check: $(cat "$T/mount.err")"
 	exit 77
@@ -161,5 +171,37 @@ tamper "a deleted line" 'sed -i 4d audit.log'
 tamper "a swapped pair" 'awk "NR==4{l=\$0; next} NR==5{print; print l; next} {print}" audit.log >x && mv x audit.log'
 tamper "truncation past a checkpoint" 'n=$(grep -n checkpoint audit.log | tail -1 | cut -d: -f1); head -n $((n - 1)) audit.log >x && mv x audit.log'
 vd_stop
+
+# The restart limit (vaultd.8: the pair is restarted at most 5 times a minute): a fresh
+# vaultd restarts the pair after each of 5 deaths of the key process, and at the 6th within
+# its 60 s window gives up - logged, its children stopped, pid file removed - and exits 1
+# (failure, vaultd.8), instead of restarting a crashing key process for ever.  Last: it
+# leaves vaultd stopped.
+vd_start || { t_done; exit 1; }
+RS='restarting the key and network processes'
+R0=$(grep -c "$RS" "$T/vaultd.log")
+for i in 1 2 3 4 5; do
+	vd_kill_child keyproc || { fail "death $i of the key process: not restarted"; break; }
+done
+[ "$(grep -c "$RS" "$T/vaultd.log")" = $((R0 + 5)) ] && pass "5 deaths of the key process: 5 restarts" \
+	|| fail "restarts after 5 deaths: $(($(grep -c "$RS" "$T/vaultd.log") - R0))"
+NP=$(vd_child netproc)
+kill -9 "$(vd_child keyproc)"
+for _ in $(seq 50); do
+	kill -0 "$VD_PID" 2>/dev/null || break
+	sleep 0.1
+done
+if kill -0 "$VD_PID" 2>/dev/null; then
+	fail "the 6th death in a minute: vaultd still running after 5 s"
+	vd_stop # or the tmpfs stays busy at exit
+else
+	wait "$VD_PID"
+	rc=$?
+	[ $rc = 1 ] && pass "the 6th death in a minute: vaultd gives up, exit 1" || fail "giving up: exit $rc, wanted 1"
+fi
+grep -q "children failed 6 times within 60 s (5 restarts): giving up" "$T/vaultd.log" && [ "$(grep -c "$RS" "$T/vaultd.log")" = $((R0 + 5)) ] \
+	&& pass "it says so, and made no 6th restart" || { fail "no give-up line, or a 6th restart"; tail -5 "$T/vaultd.log"; }
+[ -n "$NP" ] && ! grep -qs '^State:[[:space:]]*[^Z]' "/proc/$NP/status" && [ ! -e "$VDIR/state/vaultd.pid" ] \
+	&& pass "its network process is gone, the pid file removed" || fail "netproc $NP left running, or pid file left"
 vd_sanitizer_check
 t_done

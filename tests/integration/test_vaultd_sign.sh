@@ -222,6 +222,16 @@ print(len(recs), sum(r.get("unrecorded", 0) for r in recs))' "$VDIR/state/audit.
 	|| fail "rate-limited refusals: codes $(sort -u "$T/hammer" | tr '\n' ' ')$CODE, $NREC records, $NUNREC unrecorded"
 vd_api web3 GET /v1/acme/accounts/le
 expect_code 429 "account information takes from the same bucket"
+# The rate limit is taken before a request is judged, malformed ones included (kp_sign takes
+# it before its malformed check): web3, out of tokens, gets 429 for a nonce outside base64url
+# and for a payload that is not base64url, where web1 above got 400 for the same nonce.
+# (Bodies netproc refuses for their shape - bad JSON, a missing member - never reach the key
+# process: those get 400 whatever the bucket holds.)
+vd_sign web3 le "$NEW_ORDER" 'bad nonce!' "$ORDER"
+expect_code 429 "a malformed request (bad nonce) from a shadow past its limit"
+expect_problem rate-limited "refused as rate-limited, not as malformed"
+vd_api web3 POST /v1/acme/accounts/le/sign '{"url":"'"$NEW_ORDER"'","nonce":"r5","payload":"not base64!"}'
+expect_code 429 "a malformed request (bad payload) from a shadow past its limit"
 
 # /v1/health is open to anyone on the enrolment port: 50 in a row on one connection are all
 # answered, but reach the key process only when the last answer is over 0.25 s old.
