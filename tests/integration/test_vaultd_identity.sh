@@ -29,6 +29,21 @@ openssl x509 -in "$T/sh-web1/identity/cert.pem" -noout -subject -ext extendedKey
 grep -q "CN = web1" "$T/c.txt" && grep -q "Client Authentication" "$T/c.txt" \
 	&& pass "certificate names the shadow, client auth only" || fail "certificate content"
 
+# Secrets and the state are owner-only, on both sides (SECURITY.md): the vault's state
+# directory, database, audit log, TLS key, PIN files and token directory; the shadow's
+# TLS and box keys.
+BAD=
+for f in "$VDIR/state" "$VDIR/state/hsm" "$VDIR/state/hsm/tokens" "$VDIR/state/tls" "$T/sh-web1"; do
+	[ "$(stat -c %a "$f")" = 700 ] || BAD="$BAD $f:$(stat -c %a "$f")"
+done
+for f in state.db audit.log admin.sock tls/server.key hsm/pin hsm/so-pin; do
+	[ "$(stat -c %a "$VDIR/state/$f")" = 600 ] || BAD="$BAD $f:$(stat -c %a "$VDIR/state/$f")"
+done
+for f in key.pem box.key; do
+	[ "$(stat -c %a "$T/sh-web1/identity/$f")" = 600 ] || BAD="$BAD $f:$(stat -c %a "$T/sh-web1/identity/$f")"
+done
+[ -z "$BAD" ] && pass "state, keys and PINs are owner-only (directories 0700, files 0600)" || fail "modes:$BAD"
+
 # An expired token is refused like a wrong one: exit 7 (refused by the vault, shadow(8)),
 # HTTP 403 and a bad-token record in the audit log, though its shadow is still pending and
 # the token unused.  The shortest --ttl is a minute, so web3's token is aged in the database
@@ -139,6 +154,18 @@ vd_api web1 GET /v1/identity/renew
 expect_code 405 "renewal by GET"
 CODE=$(curl -s -o "$T/body" -w '%{http_code}' --cacert "$VD_CA" -H 'Content-Type: application/json' --data-binary "$RBODY" "$VD_API/v1/identity/renew")
 [ "$CODE" = 401 ] || [ "$CODE" = 000 ] && pass "renewal without a client certificate refused ($CODE)" || fail "renewal without a certificate: $CODE"
+
+# No renegotiation (TLS 1.2): a connection's certificate never changes, so netproc reads its
+# serial once.  openssl s_client's "R" asks for one; the vault answers with the
+# no_renegotiation alert, and the request sent after it is never answered.  (OpenSSL 3
+# refuses client renegotiation by default as well; vaultd also sets SSL_OP_NO_RENEGOTIATION.
+# With SSL_OP_ALLOW_CLIENT_RENEGOTIATION set, this check fails: the request gets its 200.)
+( printf 'R\n'; sleep 1; printf 'GET /v1/identity HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; sleep 1 ) |
+	timeout 10 openssl s_client -tls1_2 -connect "127.0.0.1:$VD_API_PORT" -CAfile "$VD_CA" \
+		-cert "$T/sh-web1/identity/cert.pem" -key "$T/sh-web1/identity/key.pem" >"$T/reneg.out" 2>&1
+grep -q "RENEGOTIATING" "$T/reneg.out" && grep -q "no renegotiation" "$T/reneg.out" && ! grep -q "^HTTP/1.1 200" "$T/reneg.out" \
+	&& pass "TLS 1.2 renegotiation refused (no_renegotiation alert)" \
+	|| { fail "renegotiation"; grep -E "RENEG|renegotiation|^HTTP" "$T/reneg.out"; }
 
 # No resumption: every connection shows its certificate again (TLS 1.3 and 1.2).
 "$PY" - "$VD_API_PORT" "$VD_CA" "$T/sh-web1/identity" >"$T/resume.out" 2>&1 <<'PY'

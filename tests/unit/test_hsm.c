@@ -104,6 +104,21 @@ test_every_type_signs(void **state)
 	}
 }
 
+/* The private key's usage flags, read from the token. */
+static void
+assert_usage_sign_only(struct hsm *h, const struct hsm_key *k)
+{
+	CK_BBOOL sign = 0, dec = 1, unwrap = 1, derive = 1;
+	CK_ATTRIBUTE t[] = { { CKA_SIGN, &sign, 1 }, { CKA_DECRYPT, &dec, 1 },
+		{ CKA_UNWRAP, &unwrap, 1 }, { CKA_DERIVE, &derive, 1 } };
+
+	assert_int_equal(h->m->f->C_GetAttributeValue(h->s, k->priv, t, 4), CKR_OK);
+	assert_true(sign);
+	assert_false(dec);
+	assert_false(unwrap);
+	assert_false(derive);
+}
+
 static void
 test_attributes(void **state)
 {
@@ -124,6 +139,10 @@ test_attributes(void **state)
 	assert_true(a.sensitive);
 	assert_true(a.extractable);
 	assert_false(a.never_extractable);
+	/* Signing only: a private key that cannot decrypt, unwrap or derive (hsm_key_attrs()
+	   filled the handles). */
+	assert_usage_sign_only(f->h, &k);
+	assert_usage_sign_only(f->h, &x);
 }
 
 static void
