@@ -33,14 +33,22 @@ struct ereq {
 	size_t box_len;
 };
 
+/* Refuse an enrolment: detail to the client; reason (detail if NULL) to the audit log. */
+static json_t *
+refuse_why(struct kp *kp, int status, const char *code, const char *detail, const char *reason,
+    const char *shadow)
+{
+	kp_audit(kp, "enroll",
+	    json_pack("{s:s, s:s, s:s, s:s}", "shadow", shadow && *shadow ? shadow : "?",
+		"decision", "deny", "code", code, "reason", reason ? reason : detail));
+	metrics_add(kp->m, "shadowvault_enrollments_total", 1, "result", code, NULL);
+	return kp_problem(status, code, status == 400 ? "Bad request" : "Forbidden", detail, 0);
+}
+
 static json_t *
 refuse(struct kp *kp, int status, const char *code, const char *detail, const char *shadow)
 {
-	kp_audit(kp, "enroll",
-	    json_pack("{s:s, s:s, s:s, s:s}", "shadow", shadow ? shadow : "?", "decision", "deny",
-		"code", code, "reason", detail));
-	metrics_add(kp->m, "shadowvault_enrollments_total", 1, "result", code, NULL);
-	return kp_problem(status, code, status == 400 ? "Bad request" : "Forbidden", detail, 0);
+	return refuse_why(kp, status, code, detail, NULL, shadow);
 }
 
 static int
@@ -129,7 +137,8 @@ api_port(const char *listen)
 json_t *
 kp_enroll(struct kp *kp, const json_t *req)
 {
-	char name[SV_NAME_MAX + 1], serial[SCA_HEX_MAX], fpr[SCA_HEX_MAX];
+	char name[SV_NAME_MAX + 1], serial[SCA_HEX_MAX], fpr[SCA_HEX_MAX], why[64];
+	char reason[SV_ERRMSG_MAX + 64];
 	char *pem = NULL, *ca = NULL;
 	X509 *cert = NULL;
 	struct ereq e;
@@ -144,8 +153,12 @@ kp_enroll(struct kp *kp, const json_t *req)
 		resp = kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);
 		goto out;
 	}
-	if ((r = shadows_token_check(kp->st, e.token, name)) != 0) {
-		resp = refuse(kp, 403, "bad-token", sv_errmsg(r), NULL);
+	if ((r = shadows_token_check(kp->st, e.token, name, why, sizeof(why))) != 0) {
+		/* The client learns nothing of which check failed; the audit log does. */
+		if (r == SV_EDENIED)
+			snprintf(reason, sizeof(reason), "%s: %s", sv_errmsg(r), why);
+		resp = refuse_why(
+		    kp, 403, "bad-token", sv_errmsg(r), r == SV_EDENIED ? reason : NULL, name);
 		goto out;
 	}
 	if ((r = issue(kp, &e, name, &cert, serial, fpr)) != 0) {

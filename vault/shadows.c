@@ -103,27 +103,39 @@ fail:
 }
 
 int
-shadows_token_check(struct state *st, const char *token, char *name)
+shadows_token_check(struct state *st, const char *token, char *name, char *why, size_t whyn)
 {
 	sqlite3_stmt *s;
 	uint8_t h[32];
-	int r, ok = 0;
+	int r;
 
 	name[0] = '\0';
+	snprintf(why, whyn, "unknown token");
 	if (strlen(token) != SHADOW_TOKEN_LEN)
 		return sv_seterr(SV_EDENIED, "enrolment token invalid, used or expired");
 	token_hash(token, h);
 	if ((r = state_prep(st, &s,
-		 "SELECT t.shadow FROM enroll_tokens t JOIN shadows s ON s.name = t.shadow "
-		 "WHERE t.hash = ?1 AND t.used IS NULL AND t.expires > ?2 AND s.state = 'pending'",
+		 "SELECT t.shadow, t.used IS NOT NULL, t.expires <= ?2, s.state FROM enroll_tokens "
+		 "t "
+		 "JOIN shadows s ON s.name = t.shadow WHERE t.hash = ?1",
 		 "bi", h, (int64_t)time(NULL))) != 0)
 		return r;
+	r = SV_EDENIED;
 	if (sqlite3_step(s) == SQLITE_ROW) {
+		/* A token of this shadow: which check failed goes to the audit log only. */
 		snprintf(name, SV_NAME_MAX + 1, "%s", (const char *)sqlite3_column_text(s, 0));
-		ok = 1;
+		if (sqlite3_column_int(s, 1))
+			snprintf(why, whyn, "token already used");
+		else if (sqlite3_column_int(s, 2))
+			snprintf(why, whyn, "token expired");
+		else if (strcmp((const char *)sqlite3_column_text(s, 3), "pending") != 0)
+			snprintf(why, whyn, "shadow is %s, not pending",
+			    (const char *)sqlite3_column_text(s, 3));
+		else
+			r = 0;
 	}
 	sqlite3_finalize(s);
-	return ok ? 0 : sv_seterr(SV_EDENIED, "enrolment token invalid, used or expired");
+	return r == 0 ? 0 : sv_seterr(SV_EDENIED, "enrolment token invalid, used or expired");
 }
 
 int

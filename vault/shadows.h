@@ -31,9 +31,11 @@ int shadows_add(struct state *st, const char *name, int64_t ttl, char **token);
 /*
  * Check an enrolment token inside the caller's transaction: unused, not
  * expired, shadow pending.  Fills name (SV_NAME_MAX + 1).  Every refusal is
- * SV_EDENIED with the same detail (no oracle for which check failed).
+ * SV_EDENIED with the same detail (no oracle for the client); why says which
+ * check failed, and name the token's shadow when the token is known, for the
+ * audit log only.
  */
-int shadows_token_check(struct state *st, const char *token, char *name);
+int shadows_token_check(struct state *st, const char *token, char *name, char *why, size_t whyn);
 
 /*
  * Record a completed enrolment (same transaction as the check): token used,

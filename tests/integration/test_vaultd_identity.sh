@@ -21,6 +21,11 @@ expect_rc 8 "enrolment trusting another CA" "$SH" --state-dir "$T/y" enroll --va
 expect_rc 0 "enrolment with the token" "$SH" --state-dir "$T/sh-web1" enroll --vault "$VD_ENROLL" --token "$TOK" --ca "$VD_CA"
 [ "$(stat -c %a "$T/sh-web1/identity/key.pem")" = 600 ] && pass "shadow key is 0600" || fail "key mode"
 expect_rc 7 "the token is single use" "$SH" --state-dir "$T/z" enroll --vault "$VD_ENROLL" --token "$TOK" --ca "$VD_CA"
+! grep -q "already used" "$T/err" \
+	&& grep -qF '"type":"enroll","shadow":"web1","decision":"deny","code":"bad-token","reason":"enrolment token invalid, used or expired: token already used"' "$VDIR/state/audit.log" \
+	&& grep -qF '"type":"enroll","shadow":"?","decision":"deny","code":"bad-token","reason":"enrolment token invalid, used or expired: unknown token"' "$VDIR/state/audit.log" \
+	&& pass "the audit log says which check refused a token, and for which shadow; the client is not told" \
+	|| { fail "bad-token records"; grep bad-token "$VDIR/state/audit.log"; cat "$T/err"; }
 expect_rc 6 "enrolling twice needs --force" "$SH" --state-dir "$T/sh-web1" enroll --vault "$VD_ENROLL" --token "$TOK" --ca "$VD_CA"
 expect_rc 2 "a token lifetime over 30 days is refused" "$VC" -c "$VCONF" shadow add web9 --ttl 31d
 expect_rc 6 "an active shadow cannot get a new token" "$VC" -c "$VCONF" shadow add web1
@@ -45,8 +50,8 @@ done
 [ -z "$BAD" ] && pass "state, keys and PINs are owner-only (directories 0700, files 0600)" || fail "modes:$BAD"
 
 # An expired token is refused like a wrong one: exit 7 (refused by the vault, shadow(8)),
-# HTTP 403 and a bad-token record in the audit log, though its shadow is still pending and
-# the token unused.  The shortest --ttl is a minute, so web3's token is aged in the database
+# HTTP 403 with the same detail, and a bad-token record in the audit log naming web3 and
+# "token expired", though its shadow is still pending and the token unused.  The shortest --ttl is a minute, so web3's token is aged in the database
 # instead, with vaultd stopped; vaultd runs again afterwards for the checks below.
 TOK3=$("$VC" -c "$VCONF" --json shadow add web3 --ttl 1h | json_get /dev/stdin '["token"]')
 vd_stop
@@ -59,11 +64,12 @@ db.commit()
 assert n == 1, n
 PY
 vd_start || { t_done; exit 1; }
-DENY='"type":"enroll","shadow":"?","decision":"deny","code":"bad-token","reason":"enrolment token invalid, used or expired"'
+DENY='"type":"enroll","shadow":"web3","decision":"deny","code":"bad-token","reason":"enrolment token invalid, used or expired: token expired"'
 NDENY=$(grep -cF "$DENY" "$VDIR/state/audit.log")
 expect_rc 7 "enrolment with an expired token" "$SH" --state-dir "$T/sh-web3" enroll --vault "$VD_ENROLL" \
 	--token "$TOK3" --ca "$VD_CA"
 expect_err "(HTTP 403): enrolment token invalid, used or expired" "the vault refused the expired token (403)"
+! grep -q "token expired" "$T/err" && pass "without telling the client the token expired" || fail "the client was told why: $(cat "$T/err")"
 [ "$(grep -cF "$DENY" "$VDIR/state/audit.log")" = $((NDENY + 1)) ] \
 	&& pass "the expired token's refusal is audited as bad-token" || fail "no bad-token record for the expired token"
 [ ! -e "$T/sh-web3/identity/cert.pem" ] && pass "no identity kept for the expired token" || fail "expired token gave a certificate"
