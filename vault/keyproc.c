@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -33,6 +32,7 @@
 #include "ipc.h"
 #include "keyproc.h"
 #include "log.h"
+#include "sandbox.h"
 #include "shadows.h"
 #include "shadowca.h"
 #include "sv_err.h"
@@ -520,20 +520,6 @@ drop_to_state_owner(const struct vconf *cfg)
 	return 0;
 }
 
-/*
- * Not dumpable, again after drop_to_state_owner(): a change of uid resets
- * the flag to fs.suid_dumpable, which may be 1 (dumpable, and open to ptrace
- * by the owner's other processes).
- */
-static int
-not_dumpable(void)
-{
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
-		return sv_seterr(
-		    SV_EINTERNAL, "the key process stays dumpable: %s", strerror(errno));
-	return 0;
-}
-
 static int
 load_ca(struct kp *kp)
 {
@@ -766,10 +752,10 @@ keyproc_main(const struct vconf *cfg, const struct vaultd_fds *fds)
 	kp.cfg = cfg;
 	close(fds->listen);
 	close(fds->enroll);
-	/* It holds the PIN's effects and key handles: no core dumps, no ptrace by peers. */
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* It holds the PIN's effects and key handles: no core dumps, no ptrace by peers
+	   (not dumpable once it runs as the state owner: a change of uid resets the flag). */
 	setrlimit(RLIMIT_CORE, &zero);
-	if ((r = drop_to_state_owner(cfg)) != 0 || (r = not_dumpable()) != 0 ||
+	if ((r = drop_to_state_owner(cfg)) != 0 || (r = sandbox_not_dumpable("key process")) != 0 ||
 	    (r = open_all(&kp)) != 0 || (r = start_loop(&kp, fds->ipc, fds->tls)) != 0) {
 		sv_err("%s", sv_errmsg(r));
 		close_all(&kp);

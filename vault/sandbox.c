@@ -69,13 +69,11 @@ open_empty(const char *path, int *out)
 	return 0;
 }
 
-/* Not dumpable: no core file and no ptrace by the user's other processes (it holds the TLS key). */
-static int
-not_dumpable(void)
+int
+sandbox_not_dumpable(const char *who)
 {
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
-		return sv_seterr(
-		    SV_EINTERNAL, "the network process stays dumpable: %s", strerror(errno));
+		return sv_seterr(SV_EINTERNAL, "the %s stays dumpable: %s", who, strerror(errno));
 	return 0;
 }
 
@@ -86,7 +84,8 @@ sandbox_drop(const char *user, const char *root)
 	int fd, r;
 
 	if (geteuid() != 0)
-		return not_dumpable(); /* nothing to drop; the seccomp filter still applies */
+		return sandbox_not_dumpable(
+		    "network process"); /* nothing to drop; the seccomp filter still applies */
 	if ((pw = getpwnam(user)) == NULL)
 		return sv_seterr(SV_ECONFIG, "netproc user \"%s\" does not exist", user);
 	if ((r = open_empty(root, &fd)) != 0)
@@ -100,7 +99,7 @@ sandbox_drop(const char *user, const char *root)
 	if (setuid(0) == 0)
 		return sv_seterr(SV_EINTERNAL, "privileges could be regained after dropping them");
 	/* After the drop: a change of uid resets the flag to fs.suid_dumpable, maybe 1. */
-	return not_dumpable();
+	return sandbox_not_dumpable("network process");
 }
 
 /* System calls of an event loop serving TLS over sockets it already has. */

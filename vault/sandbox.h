@@ -19,6 +19,13 @@
  */
 int sandbox_drop(const char *user, const char *root);
 
+/*
+ * Not dumpable (no core file, no ptrace by the same user's other processes),
+ * checked; who names the process in the error.  Call it after any change of
+ * uid, which resets the flag to fs.suid_dumpable.
+ */
+int sandbox_not_dumpable(const char *who);
+
 /* Install the seccomp filter.  After this no file can be opened. */
 int sandbox_seccomp(void);
 
