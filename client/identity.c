@@ -17,14 +17,12 @@
  * (at every start) finishes a swap a crash interrupted, or drops its debris.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <sodium.h>
@@ -348,29 +346,22 @@ confirm(struct shadow *s, const char *serial)
 }
 
 /*
- * A too-early refusal with the vault's time for the certificate in use (pem):
+ * A too-early refusal with the vault's time for the certificate in use:
  * kept (the window changed since its issuance), and SV_ESTATE.  0: another refusal.
  */
 static int
-too_early(struct shadow *s, const uint8_t *pem, size_t len, const json_t *prob)
+too_early(struct shadow *s, const json_t *prob)
 {
 	const char *type = json_string_value(json_object_get(prob, "type"));
 	const json_t *rf = json_object_get(prob, "renew_from");
 	const char *tail = ":too-early";
 	time_t from;
 	X509 *x;
-	BIO *b;
 
 	if (type == NULL || strlen(type) < strlen(tail) ||
 	    strcmp(type + strlen(type) - strlen(tail), tail) != 0 || !json_is_integer(rf) ||
-	    json_integer_value(rf) <= (json_int_t)time(NULL) || len > INT_MAX)
-		return 0;
-	if ((b = BIO_new_mem_buf(pem, (int)len)) == NULL)
-		return 0;
-	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-	BIO_free(b);
-	ERR_clear_error();
-	if (x == NULL)
+	    json_integer_value(rf) <= (json_int_t)time(NULL) ||
+	    (x = load_cert(s, "identity/cert.pem")) == NULL)
 		return 0;
 	identity_note_renewal(s, x, prob);
 	from = renew_from(s, x);
@@ -407,7 +398,7 @@ identity_renew(struct shadow *s)
 	}
 	if ((r = vault_call(s, "POST", url, body, 1, s->ca_file, &resp)) != 0)
 		goto out;
-	if (resp.status == 403 && (r = too_early(s, old, olen, resp.body)) != 0)
+	if (resp.status == 403 && (r = too_early(s, resp.body)) != 0)
 		goto out;
 	if (resp.status != 201) {
 		r = sv_seterr(resp.status == 403 ? SV_EDENIED : SV_EPROTO,
