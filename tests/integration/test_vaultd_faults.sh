@@ -53,20 +53,15 @@ grep -q '^Seccomp:[[:space:]]*2$' "/proc/$NP/status" && grep -q '^NoNewPrivs:[[:
 	&& pass "netproc runs under its seccomp filter, with no new privileges" \
 	|| fail "netproc: $(grep -E 'Seccomp|NoNewPrivs' "/proc/$NP/status" | tr '\n' ' ')"
 if [ "$(id -u)" = 0 ]; then
-	awk -v u="$(id -u nobody)" -v g="$(id -g nobody)" '
-		$1 == "Uid:" { ok += $2 == u && $3 == u && $4 == u && $5 == u }
-		$1 == "Gid:" { ok += $2 == g && $3 == g && $4 == g && $5 == g }
-		$1 == "Groups:" { ok += NF == 1 }
-		END { exit ok == 3 ? 0 : 1 }' "/proc/$NP/status" \
-		&& [ "$(readlink "/proc/$NP/root")" = /run/shadowvault/empty ] \
+	proc_ids "$NP" "$(id -u nobody)" "$(id -g nobody)" && [ "$(readlink "/proc/$NP/root")" = /run/shadowvault/empty ] \
 		&& pass "started as root: netproc is nobody, without groups, in /run/shadowvault/empty" \
-		|| fail "netproc: $(grep -E '^(Uid|Gid|Groups):' "/proc/$NP/status" | tr '\n' ' ') root $(readlink "/proc/$NP/root")"
+		|| fail "netproc: $(proc_ids_text "$NP") root $(readlink "/proc/$NP/root")"
 	grep -q libsofthsm2 "/proc/$KP/maps" && ! grep -q libsofthsm2 "/proc/$NP/maps" \
 		&& pass "the PKCS#11 module is in the key process only" || fail "libsofthsm2 in netproc, or not in keyproc"
 else
 	echo "# not root: netproc's privilege drop and chroot are not checked here (unit.sandbox neither)"
 fi
-for f in "/proc/$NP/fd/"*; do readlink "$f"; done >"$T/np.fds"
+proc_fds "$NP" >"$T/np.fds"
 if grep -qF "$VDIR/state" "$T/np.fds"; then
 	fail "netproc holds a descriptor in the state directory: $(grep -F "$VDIR/state" "$T/np.fds")"
 else

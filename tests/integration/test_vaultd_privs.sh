@@ -28,21 +28,13 @@ echo 1 >/proc/sys/fs/suid_dumpable
 vd_start || { t_done; exit 1; }
 echo "$SUID_DUMPABLE" >/proc/sys/fs/suid_dumpable
 
-# ids FILE UID GID: real, effective, saved and file-system ids all UID/GID, no groups.
-ids() {
-	awk -v u="$2" -v g="$3" '
-		$1 == "Uid:" { ok += $2 == u && $3 == u && $4 == u && $5 == u }
-		$1 == "Gid:" { ok += $2 == g && $3 == g && $4 == g && $5 == g }
-		$1 == "Groups:" { ok += NF == 1 }
-		END { exit ok == 3 ? 0 : 1 }' "$1"
-}
 KP=$(vd_child keyproc) NP=$(vd_child netproc)
-ids "/proc/$KP/status" "$OU" "$OG" \
+proc_ids "$KP" "$OU" "$OG" \
 	&& pass "the key process runs as the state directory's owner ($OWNER), without groups" \
-	|| fail "keyproc: $(grep -E '^(Uid|Gid|Groups):' "/proc/$KP/status" | tr '\n' ' ')"
-ids "/proc/$NP/status" "$(id -u nobody)" "$(id -g nobody)" && [ "$(readlink "/proc/$NP/root")" = /run/shadowvault/empty ] \
+	|| fail "keyproc: $(proc_ids_text "$KP")"
+proc_ids "$NP" "$(id -u nobody)" "$(id -g nobody)" && [ "$(readlink "/proc/$NP/root")" = /run/shadowvault/empty ] \
 	&& pass "the network process runs as nobody in /run/shadowvault/empty" \
-	|| fail "netproc: $(grep -E '^(Uid|Gid|Groups):' "/proc/$NP/status" | tr '\n' ' ') root $(readlink "/proc/$NP/root")"
+	|| fail "netproc: $(proc_ids_text "$NP") root $(readlink "/proc/$NP/root")"
 # Not dumpable: its /proc files are root's, and its own user cannot read them.
 [ "$(stat -c %u "/proc/$KP/environ")" = 0 ] && ! setpriv --reuid="$OU" --regid="$OG" --clear-groups cat "/proc/$KP/environ" >/dev/null 2>&1 \
 	&& pass "the key process is not dumpable, even for its own user" \
@@ -50,7 +42,7 @@ ids "/proc/$NP/status" "$(id -u nobody)" "$(id -g nobody)" && [ "$(readlink "/pr
 [ "$(stat -c %u "/proc/$NP/environ")" = 0 ] && ! setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups cat "/proc/$NP/environ" >/dev/null 2>&1 \
 	&& pass "the network process (it holds the TLS key) is not dumpable, even for nobody" \
 	|| fail "netproc dumpable: /proc/$NP/environ is uid $(stat -c %u "/proc/$NP/environ")'s"
-for f in "/proc/$VD_PID/fd/"*; do readlink "$f"; done >"$T/sup.fds"
+proc_fds "$VD_PID" >"$T/sup.fds"
 ! grep -q libsofthsm2 "/proc/$VD_PID/maps" && ! grep -qF "$VDIR/state" "$T/sup.fds" \
 	&& pass "the supervisor holds no PKCS#11 module and nothing of the state directory" \
 	|| fail "supervisor: $(grep -c libsofthsm2 "/proc/$VD_PID/maps") module mappings; $(grep -F "$VDIR/state" "$T/sup.fds" | tr '\n' ' ')"

@@ -6,6 +6,7 @@
 #   vd_enroll NAME      enrol a shadow into $T/sh-NAME (prints nothing)
 #   vd_api NAME METHOD PATH [BODY]   mTLS request as shadow NAME: $CODE, $T/body
 #   vd_sign NAME ACCOUNT URL NONCE PAYLOAD   signing request: $CODE, $T/body
+#   proc_ids PID UID GID, proc_ids_text PID, proc_fds PID   a process as /proc shows it
 VC=$(sv_bin vaultctl) || exit 1
 VD=$(sv_bin vaultd) || exit 1
 SH=$(sv_bin shadow) || exit 1
@@ -81,6 +82,23 @@ vd_child() {
 		[ "$(cat /proc/$p/comm 2>/dev/null)" = "vaultd-$1" ] && { echo "$p"; return 0; }
 	done
 	return 1
+}
+
+# proc_ids PID UID GID: that process's real, effective, saved and file-system ids are all
+# UID/GID, with no supplementary groups.
+proc_ids() {
+	awk -v u="$2" -v g="$3" '
+		$1 == "Uid:" { ok += $2 == u && $3 == u && $4 == u && $5 == u }
+		$1 == "Gid:" { ok += $2 == g && $3 == g && $4 == g && $5 == g }
+		$1 == "Groups:" { ok += NF == 1 }
+		END { exit ok == 3 ? 0 : 1 }' "/proc/$1/status"
+}
+# proc_ids_text PID: its Uid, Gid and Groups lines on one line, for a failure message.
+proc_ids_text() { grep -E '^(Uid|Gid|Groups):' "/proc/$1/status" | tr '\n' ' '; }
+# proc_fds PID: where each of its descriptors points, one a line.
+proc_fds() {
+	local f
+	for f in "/proc/$1/fd/"*; do readlink "$f"; done
 }
 
 # vd_kill_child CHILD: kill -9 vaultd's netproc or keyproc; 0 once the supervisor has
