@@ -115,9 +115,8 @@ shadows_token_check(struct state *st, const char *token, char *name, char *why, 
 		return sv_seterr(SV_EDENIED, "enrolment token invalid, used or expired");
 	token_hash(token, h);
 	if ((r = state_prep(st, &s,
-		 "SELECT t.shadow, t.used IS NOT NULL, t.expires <= ?2, s.state FROM enroll_tokens "
-		 "t "
-		 "JOIN shadows s ON s.name = t.shadow WHERE t.hash = ?1",
+		 "SELECT t.shadow, t.used IS NOT NULL, t.expires <= ?2, s.state "
+		 "FROM enroll_tokens t JOIN shadows s ON s.name = t.shadow WHERE t.hash = ?1",
 		 "bi", h, (int64_t)time(NULL))) != 0)
 		return r;
 	r = SV_EDENIED;
