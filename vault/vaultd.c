@@ -26,14 +26,14 @@
 
 #include <sodium.h>
 
+#include "clock.h"
 #include "fileio.h"
 #include "log.h"
+#include "restarts.h"
 #include "sv_err.h"
 #include "vaultd.h"
 
-#define RESTART_WINDOW 60 /* seconds */
-#define RESTART_MAX    5  /* restarts allowed per window */
-#define DRAIN_SECONDS  15 /* how long a draining child may take */
+#define DRAIN_SECONDS 15 /* how long a draining child may take */
 
 static volatile sig_atomic_t got_term, got_hup, got_chld;
 
@@ -238,8 +238,7 @@ stop_pair(struct child *kids, int sig)
 static int
 supervise(struct child *kids, const struct vconf *cfg, struct vaultd_fds *fds)
 {
-	time_t window = time(NULL);
-	int restarts = 0;
+	struct restarts failures = { 0 };
 	sigset_t empty;
 
 	sigemptyset(&empty);
@@ -269,13 +268,9 @@ supervise(struct child *kids, const struct vconf *cfg, struct vaultd_fds *fds)
 			sv_err("not restarting: the failure above needs fixing first");
 			return fatal_exit;
 		}
-		if (time(NULL) - window > RESTART_WINDOW) {
-			window = time(NULL);
-			restarts = 0;
-		}
-		if (++restarts > RESTART_MAX) {
+		if (!restarts_allow(&failures, sv_mono_now())) {
 			sv_err("children failed %d times within %d s (%d restarts): giving up",
-			    restarts, RESTART_WINDOW, restarts - 1);
+			    RESTART_MAX + 1, RESTART_WINDOW, RESTART_MAX);
 			return SV_EXIT_FAIL;
 		}
 		sv_warn("restarting the key and network processes");
