@@ -18,6 +18,12 @@
  * thread touches only the channel, its session and its key: no state, no
  * audit, no metrics.  If the network process breaks the protocol, the
  * thread stops and the event loop ends the pair at its next tick.
+ *
+ * The network process holds handshakes to limits.tls_signs_per_second; the
+ * thread holds it too, with bursts twice as large so that it never refuses
+ * what a well-behaved network process asked for: a compromised one cannot
+ * make it sign faster than that (the answer is an error, the handshake
+ * fails).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +38,8 @@
 #include <event2/buffer.h>
 
 #include "b64.h"
+#include "bucket.h"
+#include "clock.h"
 #include "ipc.h"
 #include "keyproc.h"
 #include "log.h"
@@ -45,6 +53,9 @@ struct kp_tls {
 	struct hsm_key key; /* pinned: a session copy in h */
 	int broken;	    /* set by the thread (atomic): the peer broke the protocol */
 	char why[SV_ERRMSG_MAX];
+	struct sv_bucket rate; /* limits.tls_signs_per_second, bursts of twice that */
+	double per_second;
+	double warned; /* when refusals were last logged, or < 0 */
 };
 
 static json_t *
@@ -55,8 +66,16 @@ sign_one(struct kp_tls *t, const json_t *req)
 	size_t dl, sl = sizeof(sig);
 	char *b = NULL;
 	json_t *resp;
-	int r;
+	double now = sv_mono_now();
+	int r, wait;
 
+	if (!sv_bucket_take(&t->rate, t->per_second, 2 * t->per_second, now, &wait)) {
+		if (sv_due(&t->warned, now, 60))
+			sv_warn("TLS handshake signatures asked for faster than "
+				"limits.tls_signs_per_second (%g): refusing them for now",
+			    t->per_second);
+		return json_pack("{s:s}", "error", "past limits.tls_signs_per_second");
+	}
 	if (d == NULL || b64u_decode(d, strlen(d), 64, &dg, &dl) != 0 ||
 	    (dl != 32 && dl != 48 && dl != 64)) {
 		free(dg);
@@ -187,6 +206,9 @@ kp_tls_setup(struct kp *kp, int fd)
 		return SV_ENOMEM;
 	t->fd = fd;
 	t->key = k.hk;
+	t->per_second = kp->cfg->tls_signs_per_second;
+	sv_bucket_init(&t->rate, 2 * t->per_second, sv_mono_now());
+	t->warned = -1;
 	if ((r = hsm_clone(kp->h, &t->h)) != 0) {
 		tls_free(t);
 		return sv_preferr(r, "tls.key: a session for handshake signatures");

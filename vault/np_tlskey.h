@@ -29,6 +29,7 @@ struct np_tlskey {
 	struct sv_bucket rate;
 	double warned; /* when the limit was last logged, or < 0 */
 	int fault;     /* tests: SV_FAULT=tls-garbage, the 2nd request is of the wrong type */
+	int nolimit;   /* tests: SV_FAULT=tls-nolimit, no limit here (the key process's holds) */
 };
 
 /* SSL_CTX_use_PrivateKey* for ctx's certificate: 1 on success, as OpenSSL. */

@@ -68,6 +68,28 @@ sleep 1.5
 [ "$(vd_health)" = 200 ] && pass "handshakes again a second later" || fail "no handshake after the flood"
 vd_stop
 
+# The key process holds the limit too (bursts of twice as many), against a network process
+# that asks for more: SV_FAULT=tls-nolimit turns netproc's own limit off.  Of 30 handshakes
+# at most 10 + 5 a second are signed, and the key process says so once.
+L0=$(wc -l <"$T/vaultd.log")
+SV_FAULT=tls-nolimit vd_start || { t_done; exit 1; }
+sleep 2.1 # the key process's bucket refills after vd_start's handshakes
+T0=$(date +%s%N)
+seq 30 | xargs -P 10 -I{} curl -s -o /dev/null -w '%{http_code}\n' --cacert "$VD_CA" "$VD_ENROLL/v1/health" >"$T/flood2.codes"
+MS=$((($(date +%s%N) - T0) / 1000000))
+OK=$(grep -c '^200$' "$T/flood2.codes")
+BAD=$(grep -c '^000$' "$T/flood2.codes")
+MAX=$((10 + 5 * (MS / 1000 + 1)))
+LOG=$(tail -n +"$((L0 + 1))" "$T/vaultd.log")
+[ "$OK" -ge 10 ] && [ "$OK" -le "$MAX" ] && [ "$MAX" -lt 30 ] && [ $((OK + BAD)) = 30 ] \
+	&& pass "netproc's limit off: 30 handshakes in $MS ms, $OK signed (10 to $MAX), $BAD refused by the key process" \
+	|| fail "the key process's handshake limit in $MS ms: $(sort "$T/flood2.codes" | uniq -c | tr '\n' ' ')"
+[ "$(grep -c "TLS handshake signatures asked for faster than limits.tls_signs_per_second" <<<"$LOG")" = 1 ] \
+	&& ! grep -q "more TLS handshakes than limits.tls_signs_per_second" <<<"$LOG" \
+	&& pass "the key process logs its refusals once; netproc refused nothing" \
+	|| fail "handshake limit log lines: $(grep -c "tls_signs_per_second" <<<"$LOG")"
+vd_stop
+
 # A frame out of place on the TLS channel (SV_FAULT=tls-garbage: netproc's 2nd request there
 # is of another type) ends the pair: the handshake thread stops, the key process exits at its
 # next tick, the supervisor starts a new pair.  Handshakes are counted, so vd_start's health
