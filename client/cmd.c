@@ -4,11 +4,13 @@
  * built-in defaults; renew reuses what issue recorded in renewal/NAME.json.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -40,10 +42,29 @@ pick(const char *cli, const char *conf, const char *builtin)
 	return conf != NULL && conf[0] != '\0' ? conf : builtin;
 }
 
+/* *p made absolute in buf (it need not exist yet): renewals run from anywhere. */
+static int
+absolute(const char *what, const char **p, char *buf)
+{
+	char cwd[PATH_MAX];
+
+	if (*p == NULL || (*p)[0] == '/')
+		return 0;
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return sv_seterr(
+		    SV_EIO, "%s %s: the current directory: %s", what, *p, strerror(errno));
+	if (sv_pathf(buf, PATH_MAX, "%s/%s", cwd, *p) != 0)
+		return sv_seterr(SV_ETOOBIG, "%s %s: path too long", what, *p);
+	*p = buf;
+	return 0;
+}
+
 /* Fill the parts of o the command line left unset. */
 static int
 complete(struct shadow *s, struct issue_opts *o)
 {
+	int r;
+
 	o->account = pick(o->account, s->def.account, NULL);
 	o->challenge = pick(o->challenge, s->def.challenge, "http-01");
 	o->http_address = pick(o->http_address, s->def.http_address, NULL);
@@ -60,6 +81,9 @@ complete(struct shadow *s, struct issue_opts *o)
 		return sv_seterr(SV_EINVAL,
 		    "which ACME account? give --account or set account in the "
 		    "configuration");
+	if ((r = absolute("--webroot", &o->webroot, o->webroot_abs)) != 0 ||
+	    (r = absolute("--acme-ca-file", &o->acme_ca_file, o->ca_file_abs)) != 0)
+		return r;
 	if (strcmp(o->challenge, "http-01") != 0 && strcmp(o->challenge, "dns-01") != 0)
 		return sv_seterr(SV_EINVAL, "--challenge must be http-01 or dns-01");
 	if (strcmp(o->key_type, "ec-p256") != 0 && strcmp(o->key_type, "ec-p384") != 0 &&

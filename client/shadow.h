@@ -143,6 +143,10 @@ struct issue_opts {
 	const char *preferred_chain; /* issuer CN of the top of the chain wanted, if offered */
 	const char *replaces;	     /* ARI CertID of the certificate being renewed */
 	int timeout;		     /* seconds for validation and issuance */
+	/* Storage for the absolute forms of webroot and acme_ca_file: the
+	 * renewal record must work from any directory (cron, a timer). */
+	char webroot_abs[PATH_MAX];
+	char ca_file_abs[PATH_MAX];
 };
 
 /* Progress line for a person (not in quiet or JSON mode). */

@@ -6,11 +6,13 @@
  * directory URL (and whatever https URLs the CA hands out); never signs
  * anything itself: every JWS comes from the caller's acme_sign_fn.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "acme_int.h"
 #include "buf.h"
@@ -370,6 +372,9 @@ open_strings(struct acme *a, const struct acme_opts *o)
 			return sv_seterr(SV_EINVAL, "acme: User-Agent has a control character");
 	if (ul > UA_SUFFIX_MAX)
 		return sv_seterr(SV_EINVAL, "acme: User-Agent longer than %d bytes", UA_SUFFIX_MAX);
+	/* Say which file, rather than libcurl's "error setting certificate file". */
+	if (o->ca_file != NULL && access(o->ca_file, R_OK) != 0)
+		return sv_seterr(SV_ECONFIG, "acme: CA file %s: %s", o->ca_file, strerror(errno));
 	if ((a->ua = malloc(sizeof("shadowvault/" SV_VERSION " ") + ul)) == NULL ||
 	    (a->dir_url = strdup(o->directory_url)) == NULL ||
 	    (o->ca_file != NULL && (a->ca_file = strdup(o->ca_file)) == NULL))

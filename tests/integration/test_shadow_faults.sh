@@ -91,8 +91,18 @@ mkdir -p "$T/www"
 WWW=$!
 T_PIDS="$T_PIDS $WWW"
 for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PEBBLE_HTTP01_PORT/" && break; sleep 0.1; done
-S issue b.test --webroot "$T/www"
+# Given relative paths, as a person at a shell would: the renewal record keeps them
+# absolute, since renew runs from cron or a timer in another directory.
+cd "$T" || exit 1
+S issue b.test --webroot www --acme-ca-file "$(realpath --relative-to="$T" "$PEBBLE_CA")"
+cd - >/dev/null || exit 1
 [ "$RC" = 0 ] && pass "issue b.test with --webroot" || { fail "webroot: $RC"; cat "$T/err"; }
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert (d["webroot"], d["acme_ca_file"]) == (sys.argv[2], sys.argv[3]), d' \
+	"$T/sh-web/renewal/b.test.json" "$(realpath "$T/www")" "$(realpath "$PEBBLE_CA")" 2>"$T/err" \
+	&& pass "relative --webroot and --acme-ca-file are recorded absolute for renew" || { fail "renewal record paths"; cat "$T/err"; }
+S issue x.test --acme-ca-file no-such-ca.pem
+[ "$RC" = 3 ] && grep -q "acme: CA file $PWD/no-such-ca.pem: No such file or directory" "$T/err" \
+	&& pass "a missing --acme-ca-file: a configuration error naming the file" || { fail "missing CA file: $RC"; cat "$T/err"; }
 [ -z "$(ls -A "$T/www/.well-known/acme-challenge" 2>/dev/null)" ] && pass "challenge files removed afterwards" || fail "webroot not cleaned"
 # A failing challenge: the webroot server answers, but the files go elsewhere.
 S issue c.test --webroot "$T/elsewhere"
