@@ -281,6 +281,12 @@ status_one(void *arg, const char *file)
 	return 0;
 }
 
+static const char *const STATUS_USAGE =
+    "usage: shadow status [--out DIR]\n"
+    "Each installed certificate (OUT/live/NAME; default OUT: the state directory): its\n"
+    "expiry, days left, last issuance and account; a warning if this server's vault\n"
+    "identity certificate is due for renewal or expired.\n";
+
 int
 shadow_cmd_status(struct shadow *s, int argc, char **argv)
 {
@@ -291,6 +297,13 @@ shadow_cmd_status(struct shadow *s, int argc, char **argv)
 
 	if (argc == 3 && strcmp(argv[1], "--out") == 0)
 		c.out = argv[2];
+	else if (argc != 1) {
+		int help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
+
+		fputs(STATUS_USAGE, help ? stdout : stderr);
+		json_decref(c.all);
+		return help ? SV_EXIT_OK : SV_EXIT_USAGE;
+	}
 	for_each(c.out, status_one, &c);
 	identity_check(s, 0);
 	if (s->json) {

@@ -26,11 +26,13 @@ static const char *const USAGE =
     "\n"
     "commands:\n"
     "  enroll --vault URL --token TOKEN --ca FILE   join a vault (once)\n"
-    "  issue NAME... [--account A] [--challenge http-01|dns-01] [--http-port P |\n"
-    "        --webroot DIR] [--dns-hook CMD] [--key-type T] [--out DIR]\n"
-    "        [--deploy-hook CMD] [--acme-ca-file F]   get a certificate\n"
-    "  renew [--force] [--days N]                    renew what is due\n"
-    "  status                                        what is installed\n"
+    "  issue NAME... [--account A] [--challenge http-01|dns-01]\n"
+    "        [--http-port P] [--http-address ADDR] | [--webroot DIR]\n"
+    "        [--dns-hook CMD] [--key-type T] [--out DIR] [--deploy-hook CMD]\n"
+    "        [--acme-ca-file F] [--timeout S] [--preferred-chain CN]\n"
+    "                                               get a certificate\n"
+    "  renew [--force] [--days N] [--out DIR]       renew what is due\n"
+    "  status                                       what is installed\n"
     "\n"
     "options:\n"
     "  -c, --config FILE    configuration (default " SHADOW_CONFIG_DEFAULT " if present)\n"
@@ -39,7 +41,7 @@ static const char *const USAGE =
     "\n"
     "exit status: 0 ok, 1 failure, 2 usage or invalid input, 3 configuration,\n"
     "5 not found, 6 exists or wrong state, 7 denied by the vault, 8 network, CA or vault.\n"
-    "See shadow(8).\n";
+    "`shadow COMMAND --help` describes a command.  See shadow(8).\n";
 
 static const struct conf_key root_keys[] = {
 	{ "state_dir", CONF_STRING, 0, NULL },

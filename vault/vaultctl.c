@@ -38,6 +38,7 @@ static const char *const USAGE =
     "  shadow add NAME [--ttl DURATION] | shadow list | shadow revoke NAME\n"
     "  account register NAME --directory URL --key KEY --agree-tos [--email E]\n"
     "                  [--ca-file F]\n"
+    "  account rollover NAME [--ca-file F]\n"
     "  account show NAME | account list\n"
     "  policy check FILE | policy reload\n"
     "  audit verify [FILE...] [--key PEM] | audit rotate\n"

@@ -52,9 +52,15 @@ ctl_duration(const char *s)
 int
 ctl_wants_help(int argc, char **argv)
 {
-	return argc > 1 &&
-	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-		strcmp(argv[1], "help") == 0);
+	int i;
+
+	if (argc > 1 && strcmp(argv[1], "help") == 0)
+		return 1;
+	/* Anywhere: "account rollover NAME --help" (no name starts with '-'). */
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return 1;
+	return 0;
 }
 
 static const char *const POLICY_USAGE =
@@ -65,9 +71,10 @@ static const char *const POLICY_USAGE =
 static void
 print_reload(struct ctl *c, const json_t *res)
 {
-	printf("reloaded %s: %lld shadows\n",
-	    json_string_value(json_object_get(res, "policy_file")),
-	    (long long)json_integer_value(json_object_get(res, "shadows")));
+	long long n = json_integer_value(json_object_get(res, "shadows"));
+
+	printf("reloaded %s: %lld shadow%s\n",
+	    json_string_value(json_object_get(res, "policy_file")), n, n == 1 ? "" : "s");
 }
 
 int
@@ -76,6 +83,8 @@ ctl_cmd_policy(struct ctl *c, int argc, char **argv)
 	struct pol *p = NULL;
 	int r;
 
+	if (ctl_wants_help(argc, argv))
+		return ctl_usage(POLICY_USAGE, 0);
 	if (argc == 3 && strcmp(argv[1], "check") == 0) {
 		if ((r = pol_load_file(argv[2], &p)) != 0)
 			return ctl_fail(r);
@@ -207,6 +216,8 @@ ctl_cmd_audit(struct ctl *c, int argc, char **argv)
 	size_t n = 0;
 	int i, r;
 
+	if (ctl_wants_help(argc, argv))
+		return ctl_usage(AUDIT_USAGE, 0);
 	if (argc == 2 && strcmp(argv[1], "rotate") == 0)
 		return ctl_run(c, json_pack("{s:s}", "op", "audit.rotate"), print_rotate);
 	if (argc < 2 || strcmp(argv[1], "verify") != 0)
