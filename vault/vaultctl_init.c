@@ -100,7 +100,7 @@ dev_token(const struct vconf *cfg, int quiet)
 #define TLS_DAYS 825
 
 static const char DEFAULT_POLICY[] =
-    "# shadowvault policies (see the shadowvault documentation, policies/README.md).\n"
+    "# shadowvault policies (see policies/examples/README.md in the sources).\n"
     "# Deny by default: every shadow needs a group here naming its accounts and\n"
     "# DNS names.  Reload with SIGHUP or `vaultctl policy reload`.\n"
     "shadows = {\n"
