@@ -481,7 +481,8 @@ reload(struct kp *kp)
 	} else {
 		pol_free(kp->pol);
 		kp->pol = p;
-		sv_info("policies reloaded: %zu shadows", pol_count(p));
+		sv_info(
+		    "policies reloaded: %zu shadow%s", pol_count(p), pol_count(p) == 1 ? "" : "s");
 		kp_audit(kp, "policy-reload",
 		    json_pack("{s:s, s:I}", "decision", "ok", "shadows", (json_int_t)pol_count(p)));
 	}

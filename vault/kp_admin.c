@@ -302,6 +302,8 @@ op_policy_reload(struct kp *kp, const json_t *req, json_t **result)
 		return r;
 	pol_free(kp->pol);
 	kp->pol = p;
+	sv_info("policies reloaded (vaultctl policy reload): %zu shadow%s", pol_count(p),
+	    pol_count(p) == 1 ? "" : "s");
 	*result = json_pack(
 	    "{s:s, s:I}", "policy_file", kp->cfg->policy_file, "shadows", (json_int_t)pol_count(p));
 	return *result ? 0 : SV_ENOMEM;
