@@ -111,14 +111,18 @@ print_list(struct ctl *c, const json_t *res)
 	    "EXPORTABLE", "CREATED", "URI");
 	json_array_foreach(res, i, k)
 	{
+		const char *state = json_string_value(json_object_get(k, "state"));
+
 		printf("%-24s %-4d %-9s %-9s %-10s %-20s %s\n",
 		    json_string_value(json_object_get(k, "name")),
 		    (int)json_integer_value(json_object_get(k, "version")),
-		    json_string_value(json_object_get(k, "type")),
-		    json_string_value(json_object_get(k, "state")),
+		    json_string_value(json_object_get(k, "type")), state,
 		    json_is_true(json_object_get(k, "exportable")) ? "yes" : "no",
 		    json_string_value(json_object_get(k, "created")),
-		    json_string_value(json_object_get(k, "uri")));
+		    /* A destroyed version has no object left in the token to point at. */
+		    state != NULL && strcmp(state, "destroyed") == 0
+			? "-"
+			: json_string_value(json_object_get(k, "uri")));
 	}
 }
 

@@ -35,7 +35,8 @@ expect_rc 6 "destroying the current version is refused" "$VC" -c "$VCONF" key de
 expect_rc 2 "destroy without --yes is refused" "$VC" -c "$VCONF" key destroy acct --version 1
 expect_rc 0 "destroy retired version" "$VC" -c "$VCONF" key destroy acct --version 1 --yes
 expect_rc 0 "list after destroy" "$VC" -c "$VCONF" key list
-grep -q '^acct  *1  *ec-p256  *destroyed' "$T/out" && pass "v1 destroyed" || fail "v1 state"
+grep -q '^acct  *1  *ec-p256  *destroyed .* -$' "$T/out" && pass "v1 destroyed, no URI shown for it" || fail "v1 state: $(grep '^acct  *1 ' "$T/out")"
+grep -q '^acct  *2  *ec-p256  *current .* pkcs11:.*object=acct@v2' "$T/out" && pass "v2 keeps its URI" || fail "v2 URI: $(grep '^acct  *2 ' "$T/out")"
 
 # Bad input: clear errors, documented exit codes.
 expect_rc 2 "name with a slash" "$VC" -c "$VCONF" key create 'a/b' --type ec-p256
