@@ -200,6 +200,7 @@ static void
 print_account(struct ctl *c, const json_t *res)
 {
 	const char *caa = json_string_value(json_object_get(res, "caa_identity"));
+	const char *email = json_string_value(json_object_get(res, "email"));
 
 	printf("account:    %s\n", json_string_value(json_object_get(res, "name")));
 	printf("directory:  %s\n", json_string_value(json_object_get(res, "directory")));
@@ -207,6 +208,7 @@ print_account(struct ctl *c, const json_t *res)
 	printf("key:        %s (%s)\n", json_string_value(json_object_get(res, "key")),
 	    json_string_value(json_object_get(res, "alg")));
 	printf("thumbprint: %s\n", json_string_value(json_object_get(res, "thumbprint")));
+	printf("email:      %s\n", email ? email : "(none given at registration)");
 	printf("CAA record (RFC 8657), for each name this account may issue:\n");
 	printf("  NAME. IN CAA 0 issue \"%s; accounturi=%s\"\n", caa ? caa : "<CA domain>",
 	    json_string_value(json_object_get(res, "kid")));

@@ -27,6 +27,7 @@ expect_rc 6 "a key cannot serve two accounts" "$VC" -c "$VCONF" account register
 	--directory "$PEBBLE_URL" --key le --ca-file "$PEBBLE_CA" --agree-tos
 expect_rc 0 "account show" "$VC" -c "$VCONF" account show le
 expect_out "accounturi=https://127.0.0.1" "account show prints the CAA record"
+expect_out "email:      admin@master.test" "account show prints the registered email"
 for s in web1 web2 web3 web4; do
 	vd_enroll "$s" && pass "enrol $s" || fail "enrol $s"
 done
