@@ -60,14 +60,19 @@ static int
 read_common(config_t *cfg, int rc, const char *name)
 {
 	const char *f;
+	int dup;
 
 	if (rc == CONFIG_TRUE)
 		return 0;
 	f = config_error_file(cfg);
 	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO)
 		return sv_seterr(SV_ECONFIG, "%s: cannot read file", f ? f : name);
-	return sv_seterr(
-	    SV_ECONFIG, "%s:%d: %s", f ? f : name, config_error_line(cfg), config_error_text(cfg));
+	/* libconfig names neither setting: say where to look. */
+	dup = config_error_text(cfg) != NULL &&
+	    strcmp(config_error_text(cfg), "duplicate setting name") == 0;
+	return sv_seterr(SV_ECONFIG, "%s:%d: %s%s", f ? f : name, config_error_line(cfg),
+	    config_error_text(cfg),
+	    dup ? " (a setting here repeats the name of an earlier one in its group)" : "");
 }
 
 /*

@@ -349,7 +349,9 @@ test_schema_errors(void **state)
 	    F ":4: ", "syntax error");
 	load_fails("shadows = {\n  web1 = { accounts = []; names = [\"a.test\"]; };\n"
 		   "  web1 = { accounts = []; names = [\"b.test\"]; };\n};\n",
-	    SV_ECONFIG, F ":3: ", "duplicate setting name");
+	    SV_ECONFIG, F ":3: ",
+	    "duplicate setting name (a setting here repeats the name of an earlier one in its "
+	    "group)");
 }
 
 static void
