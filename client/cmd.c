@@ -214,6 +214,10 @@ shadow_cmd_issue(struct shadow *s, int argc, char **argv)
 	for (; optind < argc && o.nnames < ISSUE_NAMES_MAX; optind++)
 		o.names[o.nnames++] = argv[optind];
 	if (optind < argc || (r = complete(s, &o)) != 0) {
+		if (optind >= argc && r != SV_EINVAL && r != SV_ETOOBIG) { /* e.g. getcwd() */
+			fprintf(stderr, "shadow: error: %s\n", sv_errmsg(r));
+			return sv_exit_code(r);
+		}
 		fprintf(stderr, "shadow: %s\n%s", optind < argc ? "too many names" : sv_errmsg(r),
 		    ISSUE_USAGE);
 		return SV_EXIT_USAGE;

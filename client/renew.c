@@ -283,9 +283,10 @@ status_one(void *arg, const char *file)
 
 static const char *const STATUS_USAGE =
     "usage: shadow status [--out DIR]\n"
-    "Each installed certificate (OUT/live/NAME; default OUT: the state directory): its\n"
-    "expiry, days left, last issuance and account; a warning if this server's vault\n"
-    "identity certificate is due for renewal or expired.\n";
+    "The vault identity certificate's expiry, then each installed certificate\n"
+    "(OUT/live/NAME; default OUT: the state directory): expiry, days left, last\n"
+    "issuance and account.  A warning on stderr when the vault identity is due for\n"
+    "renewal or expired.\n";
 
 int
 shadow_cmd_status(struct shadow *s, int argc, char **argv)

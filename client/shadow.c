@@ -32,7 +32,7 @@ static const char *const USAGE =
     "        [--acme-ca-file F] [--timeout S] [--preferred-chain CN]\n"
     "                                               get a certificate\n"
     "  renew [--force] [--days N] [--out DIR]       renew what is due\n"
-    "  status                                       what is installed\n"
+    "  status [--out DIR]                           what is installed\n"
     "\n"
     "options:\n"
     "  -c, --config FILE    configuration (default " SHADOW_CONFIG_DEFAULT " if present)\n"

@@ -52,14 +52,24 @@ ctl_duration(const char *s)
 int
 ctl_wants_help(int argc, char **argv)
 {
+	/* vaultctl's options that take a value: "--ca-file -h" names a file. */
+	static const char *const valued[] = { "--directory", "--key", "--email", "--ca-file",
+		"--type", "--version", "--ttl", "-d", "-k", "-e", "-c", "-t", "-v" };
 	int i;
+	size_t j;
 
 	if (argc > 1 && strcmp(argv[1], "help") == 0)
 		return 1;
 	/* Anywhere: "account rollover NAME --help" (no name starts with '-'). */
-	for (i = 1; i < argc; i++)
+	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
 			return 1;
+		for (j = 0; j < sizeof(valued) / sizeof(valued[0]); j++)
+			if (strcmp(argv[i], valued[j]) == 0) {
+				i++; /* its value */
+				break;
+			}
+	}
 	return 0;
 }
 

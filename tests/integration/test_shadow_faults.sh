@@ -101,7 +101,7 @@ cd - >/dev/null || exit 1
 	"$T/sh-web/renewal/b.test.json" "$(realpath "$T/www")" "$(realpath "$PEBBLE_CA")" 2>"$T/err" \
 	&& pass "relative --webroot and --acme-ca-file are recorded absolute for renew" || { fail "renewal record paths"; cat "$T/err"; }
 S issue x.test --acme-ca-file no-such-ca.pem
-[ "$RC" = 3 ] && grep -q "acme: CA file $PWD/no-such-ca.pem: No such file or directory" "$T/err" \
+[ "$RC" = 3 ] && grep -q "acme: CA file $(pwd -P)/no-such-ca.pem: No such file or directory" "$T/err" \
 	&& pass "a missing --acme-ca-file: a configuration error naming the file" || { fail "missing CA file: $RC"; cat "$T/err"; }
 [ -z "$(ls -A "$T/www/.well-known/acme-challenge" 2>/dev/null)" ] && pass "challenge files removed afterwards" || fail "webroot not cleaned"
 # A failing challenge: the webroot server answers, but the files go elsewhere.

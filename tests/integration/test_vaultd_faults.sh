@@ -164,7 +164,7 @@ tamper() { # NAME SCRIPT: copy the log (and head), apply SCRIPT to the copy, ver
 	[ "$RC" -eq 1 ] && grep -q "NOT intact" "$T/err" && pass "audit verify catches: $1" || { fail "audit verify missed: $1 (exit $RC)"; cat "$T/err"; }
 }
 # (the first enrolment record: with checkpoints every second, line 3 can be a checkpoint)
-tamper "a flipped byte" 'n=$(grep -n "\"enroll\"" audit.log | head -1 | cut -d: -f1); sed -i "${n}s/\"enroll\"/\"enrolL\"/" audit.log'
+tamper "a flipped byte" 'n=$(grep -n "\"enroll\"" audit.log | head -1 | cut -d: -f1); [ -n "$n" ] && sed -i "${n}s/\"enroll\"/\"enrolL\"/" audit.log'
 tamper "a deleted line" 'sed -i 4d audit.log'
 tamper "a swapped pair" 'awk "NR==4{l=\$0; next} NR==5{print; print l; next} {print}" audit.log >x && mv x audit.log'
 tamper "truncation past a checkpoint" 'n=$(grep -n checkpoint audit.log | tail -1 | cut -d: -f1); head -n $((n - 1)) audit.log >x && mv x audit.log'
