@@ -468,24 +468,34 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		checkpoint(kp);
 }
 
-static void
-reload(struct kp *kp)
+int
+kp_policy_reload(struct kp *kp, const char *by)
 {
 	struct pol *p = NULL;
 	int r;
 
-	if ((r = pol_load_file(kp->cfg->policy_file, &p)) != 0) {
+	if ((r = pol_load_file(kp->cfg->policy_file, &p)) != 0)
+		return r;
+	pol_free(kp->pol);
+	kp->pol = p;
+	sv_info(
+	    "policies reloaded (%s): %zu shadow%s", by, pol_count(p), pol_count(p) == 1 ? "" : "s");
+	return 0;
+}
+
+static void
+reload(struct kp *kp)
+{
+	int r;
+
+	if ((r = kp_policy_reload(kp, "SIGHUP")) != 0) {
 		sv_err("policy reload failed, keeping the old policies: %s", sv_errmsg(r));
 		kp_audit(kp, "policy-reload",
 		    json_pack("{s:s, s:s}", "decision", "error", "reason", sv_errmsg(r)));
-	} else {
-		pol_free(kp->pol);
-		kp->pol = p;
-		sv_info(
-		    "policies reloaded: %zu shadow%s", pol_count(p), pol_count(p) == 1 ? "" : "s");
+	} else
 		kp_audit(kp, "policy-reload",
-		    json_pack("{s:s, s:I}", "decision", "ok", "shadows", (json_int_t)pol_count(p)));
-	}
+		    json_pack(
+			"{s:s, s:I}", "decision", "ok", "shadows", (json_int_t)pol_count(kp->pol)));
 	kp_commit(kp);
 }
 

@@ -143,6 +143,9 @@ int kp_txn(struct kp *kp);
  */
 void kp_commit_start(struct kp *kp);
 int kp_commit(struct kp *kp);
+/* Load the policy file and, if it is good, put it in place of the current
+ * policies and log it (by: who asked); else keep them and return why. */
+int kp_policy_reload(struct kp *kp, const char *by);
 /* Rotate the audit log (audit_rotate(), signed by the audit key); the archive's path in archive. */
 int kp_audit_rotate(struct kp *kp, char *archive, size_t n);
 

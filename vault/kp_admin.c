@@ -295,17 +295,12 @@ op_account_list(struct kp *kp, const json_t *req, json_t **result)
 static int
 op_policy_reload(struct kp *kp, const json_t *req, json_t **result)
 {
-	struct pol *p = NULL;
 	int r;
 
-	if ((r = pol_load_file(kp->cfg->policy_file, &p)) != 0)
+	if ((r = kp_policy_reload(kp, "vaultctl policy reload")) != 0)
 		return r;
-	pol_free(kp->pol);
-	kp->pol = p;
-	sv_info("policies reloaded (vaultctl policy reload): %zu shadow%s", pol_count(p),
-	    pol_count(p) == 1 ? "" : "s");
-	*result = json_pack(
-	    "{s:s, s:I}", "policy_file", kp->cfg->policy_file, "shadows", (json_int_t)pol_count(p));
+	*result = json_pack("{s:s, s:I}", "policy_file", kp->cfg->policy_file, "shadows",
+	    (json_int_t)pol_count(kp->pol));
 	return *result ? 0 : SV_ENOMEM;
 }
 

@@ -106,7 +106,7 @@ ctl_cmd_policy(struct ctl *c, int argc, char **argv)
 	}
 	if (argc == 2 && strcmp(argv[1], "reload") == 0)
 		return ctl_run(c, json_pack("{s:s}", "op", "policy.reload"), print_reload);
-	return ctl_usage(POLICY_USAGE, !ctl_wants_help(argc, argv));
+	return ctl_usage(POLICY_USAGE, 1);
 }
 
 /* The raw Ed25519 public key from a PEM file. */
@@ -231,7 +231,7 @@ ctl_cmd_audit(struct ctl *c, int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "rotate") == 0)
 		return ctl_run(c, json_pack("{s:s}", "op", "audit.rotate"), print_rotate);
 	if (argc < 2 || strcmp(argv[1], "verify") != 0)
-		return ctl_usage(AUDIT_USAGE, !ctl_wants_help(argc, argv));
+		return ctl_usage(AUDIT_USAGE, 1);
 	for (i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
 			key = argv[++i];
