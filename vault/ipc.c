@@ -21,6 +21,7 @@ static const struct ipc_rule rules[] = {
 	{ IPC_ENROLL, 96 * 1024, IPC_FROM_NET, "enroll" },
 	{ IPC_RENEW, 160 * 1024, IPC_FROM_NET, "renew" },
 	{ IPC_WHOAMI, 1024, IPC_FROM_NET, "identity" },
+	{ IPC_BUNDLE, 1024, IPC_FROM_NET, "bundle" },
 	{ IPC_METRICS, 64, IPC_FROM_NET, "metrics" },
 	{ IPC_HEALTH, 64, IPC_FROM_NET, "health" },
 	{ IPC_TLS_SIGN, 256, IPC_FROM_NET, "tls-sign" },

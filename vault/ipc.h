@@ -33,11 +33,13 @@ enum ipc_type {
 	IPC_TLS_SIGN = 6, /* net->key (TLS channel): {digest} of a handshake to sign */
 	IPC_RENEW = 7,	/* net->key: {serial, csr, certificate, proof} a shadow's new certificate */
 	IPC_WHOAMI = 8, /* net->key: {serial} the shadow and certificate a request comes with */
+	IPC_BUNDLE = 9, /* net->key: {serial, name} the sealed key bundle of certificate name */
 	IPC_RESP = 64,	/* key->net: {status, body | problem, retry_after} for request id */
 	IPC_PEERS = 65, /* key->net: {ca: PEM, revoked: [serial hex...]} (full set) */
 	IPC_TLS_SIG = 66, /* key->net (TLS channel): {sig} raw r||s, or {error} */
 	/* key->net: a successful answer whose body netproc sends as it is: status
-	   (uint32, host order) then the body's JSON text (a JWS for a signature). */
+	   (uint32, host order) then the body's JSON text (a JWS for a signature, the
+	   answer carrying a sealed bundle). */
 	IPC_RESP_BODY = 67,
 };
 

@@ -212,6 +212,8 @@ dispatch(struct kp *kp, const struct ipc_msg *m)
 		resp = kp_whoami(kp, req);
 	else if (m->type == IPC_ENROLL)
 		resp = kp_enroll(kp, req);
+	else if (m->type == IPC_BUNDLE)
+		resp = kp_bundle(kp, req);
 	else /* on_net_read() lets no other type through */
 		resp = kp_problem(400, "malformed", "Malformed request", sv_errmsg(SV_EPROTO), 0);
 	json_decref(req);
@@ -234,18 +236,20 @@ fail_audited(struct item *it, size_t n)
 }
 
 /*
- * Queue the answer to netproc.  A signature goes as its JWS text, ready to
- * send (netproc neither parses nor re-serialises it); everything else as JSON.
+ * Queue the answer to netproc.  A signature goes as its JWS text, and a
+ * bundle's answer as the JSON text kp_bundle() made ("raw"), ready to send
+ * (netproc neither parses nor re-serialises them); everything else as JSON.
  */
 static int
 put_answer(struct evbuffer *out, const struct item *it)
 {
 	json_int_t status = json_integer_value(json_object_get(it->resp, "status"));
-	const json_t *jws = json_object_get(it->resp, "jws");
+	const json_t *text = json_object_get(it->resp, it->type == IPC_SIGN ? "jws" : "raw");
 
-	if (it->type == IPC_SIGN && status == 200 && json_is_string(jws))
-		return ipc_put_body(
-		    out, it->id, (uint32_t)status, json_string_value(jws), json_string_length(jws));
+	if ((it->type == IPC_SIGN || it->type == IPC_BUNDLE) && status == 200 &&
+	    json_is_string(text))
+		return ipc_put_body(out, it->id, (uint32_t)status, json_string_value(text),
+		    json_string_length(text));
 	return ipc_put_json(out, IPC_RESP, it->id, it->resp);
 }
 
@@ -568,6 +572,8 @@ define_metrics(struct metrics *m)
 	    "only while signatures take 0.4 ms or more on average)");
 	metrics_define(m, "shadowvault_audit_commit_seconds", "histogram",
 	    "Latency of writing and syncing a batch of audit records");
+	metrics_define(m, "shadowvault_bundles_total", "counter",
+	    "Sealed key bundle requests, by shadow and result (ok, or the refusal's code)");
 }
 
 static uint64_t
@@ -656,6 +662,8 @@ open_all(struct kp *kp)
 	if ((r = ks_get(kp->st, KS_AUDIT_KEY, 0, &k)) != 0)
 		return sv_preferr(r, "audit key");
 	kp->audit_key = k.hk;
+	if ((r = kp_bundle_init(kp)) != 0)
+		return r;
 	if ((r = audit_open(kp->cfg->audit_file, &kp->audit)) != 0 ||
 	    (r = recover_nonces(kp)) != 0 || (r = kp_nonces_init(kp)) != 0 ||
 	    (r = pol_load_file(kp->cfg->policy_file, &kp->pol)) != 0 ||

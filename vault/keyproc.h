@@ -1,7 +1,8 @@
 /*
  * Internals of vaultd's key process, shared by keyproc.c (set-up, event
  * loop, group commit), kp_sign.c (signing and account information),
- * kp_enroll.c (enrolment) and kp_admin.c (the admin socket).
+ * kp_enroll.c (enrolment), kp_admin.c (the admin socket), kp_bundle.c
+ * (sealed key bundles) and kp_cert.c (certificates for the admin socket).
  */
 #ifndef SV_KEYPROC_H
 #define SV_KEYPROC_H
@@ -73,6 +74,8 @@ struct kp {
 	struct hsm_key ca_key;
 	EVP_PKEY *ca_priv; /* hsm_pkey(): signs in the token */
 	struct hsm_key audit_key;
+	struct hsm_key bundle_key; /* vault.bundle's current version: signs sealed bundles */
+	char bundle_pk[48];	   /* its Ed25519 public key, base64url, for enrolment answers */
 	uint64_t seq_at_checkpoint;
 	double last_checkpoint;
 	double last_prune; /* nonces */
@@ -222,6 +225,24 @@ void kp_tls_stop(struct kp *kp);
 
 /* Admin socket. */
 int kp_admin_listen(struct kp *kp);
+
+/*
+ * Sealed key bundles (kp_bundle.c).  kp_bundle_init: find the bundle key,
+ * creating it (and logging so) in a state directory from before bundles,
+ * and fill kp->bundle_key and kp->bundle_pk.  kp_bundle: an IPC_BUNDLE
+ * {serial, name}; the 200 answer is {status, raw: its body's JSON text}.
+ */
+int kp_bundle_init(struct kp *kp);
+json_t *kp_bundle(struct kp *kp, const json_t *req);
+
+/*
+ * Admin operations on certificates (kp_cert.c): "cert.csr" {name, dns: [..]}
+ * a CSR signed by the current version of key name; "cert.import" {name,
+ * chain} stores a chain whose leaf holds that key; "cert.list".
+ */
+int kp_cert_csr(struct kp *kp, const json_t *req, json_t **result);
+int kp_cert_import(struct kp *kp, const json_t *req, json_t **result);
+int kp_cert_list(struct kp *kp, const json_t *req, json_t **result);
 
 /* Push the CA and revoked serials to netproc. */
 void kp_push_peers(struct kp *kp);

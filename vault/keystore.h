@@ -24,6 +24,7 @@
 #define KS_INTERNAL_PREFIX "vault."
 #define KS_AUDIT_KEY	   "vault.audit"     /* Ed25519: signs audit checkpoints */
 #define KS_CA_KEY	   "vault.shadow-ca" /* EC P-256: the shadow CA */
+#define KS_BUNDLE_KEY	   "vault.bundle"    /* Ed25519: signs sealed key bundles */
 
 struct ks_key {
 	char name[SV_NAME_MAX + 1];

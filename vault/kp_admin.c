@@ -5,8 +5,9 @@
  * big-endian length and a JSON request of at most ADMIN_REQ_MAX bytes; the
  * answer is framed the same way.  Key operations run through admin.c;
  * shadow, account and policy operations are here because they touch the key
- * process's caches.  Every operation that changes something is audited
- * before it runs (refused if that record cannot be written) and after.
+ * process's caches; certificate operations are in kp_cert.c.  Every
+ * operation that changes something is audited before it runs (refused if
+ * that record cannot be written) and after.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -345,6 +346,9 @@ static const struct {
 	{ "account.rollover.commit", op_rollover_commit, 1 },
 	{ "account.show", op_account_show, 0 },
 	{ "account.list", op_account_list, 0 },
+	{ "cert.csr", kp_cert_csr, 1 }, /* signs with a key: recorded like account.sign */
+	{ "cert.import", kp_cert_import, 1 },
+	{ "cert.list", kp_cert_list, 0 },
 	{ "policy.reload", op_policy_reload, 1 },
 	{ "audit.rotate", op_audit_rotate, 1 },
 	{ "status", op_status, 0 },

@@ -4,9 +4,11 @@
  * public key; the key process checks the token (unused, unexpired, shadow
  * pending), issues a client certificate from the shadow CA (signed in the
  * token; subject and names come from the vault, never from the CSR),
- * records everything in the batch's transaction and audits it.  Also pushes
- * the CA and the revoked serials to netproc.  Touches the token (through
- * the engine), the shadows tables and the audit queue.
+ * records everything in the batch's transaction and audits it.  Enrolment
+ * and renewal answers carry the vault's bundle key ("bundle_key", the
+ * Ed25519 public key that signs sealed bundles), for the shadow to pin.
+ * Also pushes the CA and the revoked serials to netproc.  Touches the token
+ * (through the engine), the shadows tables and the audit queue.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,9 +179,9 @@ kp_enroll(struct kp *kp, const json_t *req)
 	metrics_add(kp->m, "shadowvault_enrollments_total", 1, "result", "ok", NULL);
 	sv_info("shadow %s enrolled (certificate %s)", name, serial);
 	resp = kp_ok(201,
-	    json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "name", name, "certificate", pem, "ca", ca,
-		"serial", serial, "api_port", api_port(kp->cfg->listen), "renew_from",
-		(json_int_t)renew_from(kp, cert)));
+	    json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "name", name, "certificate", pem, "ca",
+		ca, "serial", serial, "api_port", api_port(kp->cfg->listen), "renew_from",
+		(json_int_t)renew_from(kp, cert), "bundle_key", kp->bundle_pk));
 out:
 	free(pem);
 	free(ca);
@@ -300,8 +302,9 @@ kp_renew(struct kp *kp, const json_t *req)
 	metrics_add(kp->m, "shadowvault_renewals_total", 1, "result", "ok", NULL);
 	sv_info("shadow %s renewed its certificate %s as %s", name, serial, nserial);
 	resp = kp_ok(201,
-	    json_pack("{s:s, s:s, s:I, s:I}", "certificate", pem, "serial", nserial, "not_after",
-		(json_int_t)not_after(cert), "renew_from", (json_int_t)renew_from(kp, cert)));
+	    json_pack("{s:s, s:s, s:I, s:I, s:s}", "certificate", pem, "serial", nserial,
+		"not_after", (json_int_t)not_after(cert), "renew_from",
+		(json_int_t)renew_from(kp, cert), "bundle_key", kp->bundle_pk));
 out:
 	free(pem);
 	X509_free(cert);
@@ -324,8 +327,8 @@ kp_whoami(struct kp *kp, const json_t *req)
 	if ((r = shadows_cert_info(kp->st, serial, &na, fpr, sizeof(fpr))) != 0)
 		return kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);
 	return kp_ok(200,
-	    json_pack(
-		"{s:s, s:s, s:I}", "shadow", name, "serial", serial, "not_after", (json_int_t)na));
+	    json_pack("{s:s, s:s, s:I, s:s}", "shadow", name, "serial", serial, "not_after",
+		(json_int_t)na, "bundle_key", kp->bundle_pk));
 }
 
 void

@@ -5,8 +5,9 @@
  *
  *   api     mutual TLS: a client certificate from the shadow CA is required
  *           and checked against the revoked serials during the handshake,
- *           before any HTTP is read.  Account information, signing, health,
- *           metrics (peer address allow-list).
+ *           before any HTTP is read.  Account information, signing, identity
+ *           renewal, sealed key bundles, health, metrics (peer address
+ *           allow-list).
  *   enroll  server TLS only: enrolment with a one-time token, and health.
  *
  * Each request is checked for shape and size and becomes one IPC message;
@@ -531,6 +532,35 @@ route_account(struct np *np, struct evhttp_request *req, const char *rest, const
 	}
 }
 
+/*
+ * GET /v1/bundles/{name}: the sealed key bundle of certificate name.  Only
+ * the shape is checked here (printable ASCII, at most SV_NAME_MAX, one path
+ * segment); the key process judges the name against the policy and audits
+ * the decision.
+ */
+static void
+do_bundle(struct np *np, struct evhttp_request *req, const char *name, const char *serial)
+{
+	size_t i, len = strlen(name);
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		problem(np, req, "bundles", 405, "method", "Method not allowed", "use GET", 0);
+		return;
+	}
+	if (len == 0 || len > SV_NAME_MAX || strchr(name, '/') != NULL) {
+		problem(np, req, "bundles", 404, "not-found", "Not found", "no such bundle", 0);
+		return;
+	}
+	for (i = 0; i < len; i++)
+		if (name[i] < 0x21 || name[i] > 0x7e) {
+			problem(np, req, "bundles", 400, "malformed", "Bad request",
+			    "a bundle name is printable ASCII", 0);
+			return;
+		}
+	forward(np, req, "bundles", IPC_BUNDLE,
+	    json_pack("{s:s, s:s}", "serial", serial, "name", name));
+}
+
 static void
 route_api(struct evhttp_request *req, void *arg)
 {
@@ -568,8 +598,7 @@ route_api(struct evhttp_request *req, void *arg)
 	    evhttp_request_get_command(req) == EVHTTP_REQ_GET)
 		forward(np, req, "identity", IPC_WHOAMI, json_pack("{s:s}", "serial", serial));
 	else if (strncmp(path, "/v1/bundles/", 12) == 0)
-		problem(np, req, "bundles", 501, "not-implemented", "Not implemented",
-		    "key bundles are not served by this version", 0);
+		do_bundle(np, req, path + 12, serial);
 	else
 		problem(np, req, "other", 404, "not-found", "Not found", "no such resource", 0);
 }

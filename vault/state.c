@@ -91,6 +91,16 @@ static const char *const migrations[] = {
 	/* 4 -> 5: a certificate a shadow renewed itself names the one it replaces. */
 	("ALTER TABLE shadow_certs ADD COLUMN replaces TEXT;"
 	 "CREATE INDEX shadow_certs_replaces ON shadow_certs (replaces);"),
+	/* 5 -> 6: certificates imported for the vault's keys, served as sealed bundles
+	   (vault/certs.c); the newest sequence of a name is the one a bundle carries. */
+	"CREATE TABLE certs ("
+	" name TEXT NOT NULL,"
+	" sequence INTEGER NOT NULL CHECK (sequence > 0),"
+	" key_version INTEGER NOT NULL CHECK (key_version > 0),"
+	" chain TEXT NOT NULL,"
+	" not_after INTEGER NOT NULL,"
+	" imported INTEGER NOT NULL,"
+	" PRIMARY KEY (name, sequence));",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -21,6 +21,7 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
+#include "admin.h"
 #include "log.h"
 #include "sv_err.h"
 #include "vaultctl.h"
@@ -40,6 +41,7 @@ static const char *const USAGE =
     "                  [--ca-file F]\n"
     "  account rollover NAME [--ca-file F]\n"
     "  account show NAME | account list\n"
+    "  cert csr NAME --dns D [--dns D...] | cert import NAME FILE | cert list\n"
     "  policy check FILE | policy reload\n"
     "  audit verify [FILE...] [--key PEM] | audit rotate\n"
     "  status                     what the vault is and where its state lives\n"
@@ -133,6 +135,12 @@ exchange(int fd, const json_t *req, json_t **resp)
 	*resp = NULL;
 	if (s == NULL)
 		return SV_ENOMEM;
+	if (strlen(s) > ADMIN_REQ_MAX) { /* vaultd would drop the connection: say why here */
+		r = sv_seterr(SV_ETOOBIG, "admin request of %zu bytes: vaultd takes at most %d",
+		    strlen(s), ADMIN_REQ_MAX);
+		free(s);
+		return r;
+	}
 	len = htonl((uint32_t)strlen(s));
 	r = io_all(fd, &len, 4, 1);
 	if (r == 0)
@@ -239,6 +247,7 @@ static const struct {
 	{ "key", ctl_cmd_key },
 	{ "shadow", ctl_cmd_shadow },
 	{ "account", ctl_cmd_account },
+	{ "cert", ctl_cmd_cert },
 	{ "policy", ctl_cmd_policy },
 	{ "audit", ctl_cmd_audit },
 	{ "status", cmd_status },

@@ -144,6 +144,15 @@ make_audit_key(struct ctl *c, struct state *st, struct hsm *h)
 	return r;
 }
 
+/* The Ed25519 key that signs sealed key bundles (its public key reaches shadows at enrolment). */
+static int
+make_bundle_key(struct state *st, struct hsm *h)
+{
+	struct ks_key k;
+
+	return ks_create(st, h, KS_BUNDLE_KEY, HSM_ED25519, 0, &k);
+}
+
 static int
 write_cert(const char *path, X509 *x, X509 *chain)
 {
@@ -296,7 +305,8 @@ make_vault(struct ctl *c)
 	int r;
 
 	if ((r = hsm_open(&c->cfg.hsm, &h)) != 0 || (r = state_open(c->cfg.db_path, 1, &st)) != 0 ||
-	    (r = make_audit_key(c, st, h)) != 0 || (r = make_ca(c, st, h)) != 0)
+	    (r = make_audit_key(c, st, h)) != 0 || (r = make_bundle_key(st, h)) != 0 ||
+	    (r = make_ca(c, st, h)) != 0)
 		goto out;
 	if (!exists(c->cfg.policy_file))
 		r = sv_write_file_atomic(

@@ -54,7 +54,7 @@ ctl_wants_help(int argc, char **argv)
 {
 	/* vaultctl's options that take a value: "--ca-file -h" names a file. */
 	static const char *const valued[] = { "--directory", "--key", "--email", "--ca-file",
-		"--type", "--version", "--ttl", "-d", "-k", "-e", "-c", "-t", "-v" };
+		"--type", "--version", "--ttl", "--dns", "-d", "-k", "-e", "-c", "-t", "-v" };
 	int i;
 	size_t j;
 

@@ -6,7 +6,9 @@
  * ipc_next(): a header of unknown type, from the side that may not send that
  * type, or longer than the type allows is a protocol error as soon as the
  * header is in; a frame within its limits waits for its body; an
- * IPC_RESP_BODY carries only a 2xx status.
+ * IPC_RESP_BODY carries only a 2xx status.  And the caps of the bundle
+ * exchange: the largest IPC_BUNDLE request and the answer carrying the
+ * largest sealed bundle fit their types.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +20,10 @@
 
 #include <event2/buffer.h>
 
+#include "b64.h"
+#include "bundle.h"
 #include "ipc.h"
+#include "names.h"
 #include "sv_err.h"
 
 /* Frame raw bytes as an IPC_SIGN from netproc and read it back. */
@@ -134,6 +139,7 @@ static const struct {
 	{ IPC_TLS_SIGN, IPC_FROM_NET },
 	{ IPC_RENEW, IPC_FROM_NET },
 	{ IPC_WHOAMI, IPC_FROM_NET },
+	{ IPC_BUNDLE, IPC_FROM_NET },
 	{ IPC_RESP, IPC_FROM_KEY },
 	{ IPC_PEERS, IPC_FROM_KEY },
 	{ IPC_TLS_SIG, IPC_FROM_KEY },
@@ -190,7 +196,7 @@ next_hdr(uint32_t type, uint32_t len, size_t body, enum ipc_side from, const cha
 static void
 test_unknown_type(void **state)
 {
-	static const uint32_t unknown[] = { 0, 9, 63, 68, 128, 0xffffffffu };
+	static const uint32_t unknown[] = { 0, 10, 63, 68, 128, 0xffffffffu };
 
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		assert_int_equal(ipc_max(unknown[i]), 0);
@@ -346,6 +352,54 @@ test_resp_body_status(void **state)
 	evbuffer_free(b);
 }
 
+/*
+ * GET /v1/bundles/{name}: netproc's request {serial, name} for the longest
+ * serial it reads and the longest name, every character one JSON escapes,
+ * fits IPC_BUNDLE; one past the cap does not.  The key process's answer
+ * carrying the largest sealed bundle (BUNDLE_SEALED_MAX, base64url) with the
+ * largest numbers fits IPC_RESP_BODY, so no bundle it can seal is lost to
+ * the frame's cap.
+ */
+static void
+test_bundle_caps(void **state)
+{
+	char serial[80], name[SV_NAME_MAX + 1], *pad, *b64, *text;
+	struct evbuffer *b = evbuffer_new();
+	uint8_t *sealed = calloc(1, BUNDLE_SEALED_MAX);
+	json_t *j;
+
+	assert_non_null(b);
+	assert_non_null(sealed);
+	memset(serial, 'f', sizeof(serial) - 1);
+	serial[sizeof(serial) - 1] = '\0';
+	memset(name, '"', SV_NAME_MAX);
+	name[SV_NAME_MAX] = '\0';
+	j = json_pack("{s:s, s:s}", "serial", serial, "name", name);
+	assert_int_equal(ipc_put_json(b, IPC_BUNDLE, 1, j), 0);
+	json_decref(j);
+	/* A request with a member padded past the cap is refused by the sender. */
+	pad = calloc(1, ipc_max(IPC_BUNDLE) + 1);
+	assert_non_null(pad);
+	memset(pad, 'a', ipc_max(IPC_BUNDLE));
+	j = json_pack("{s:s, s:s}", "serial", serial, "name", pad);
+	assert_int_equal(ipc_put_json(b, IPC_BUNDLE, 2, j), SV_ETOOBIG);
+	json_decref(j);
+	free(pad);
+	/* The answer with the largest sealed bundle. */
+	assert_int_equal(b64u_encode(sealed, BUNDLE_SEALED_MAX, &b64), 0);
+	j = json_pack("{s:s, s:I, s:s, s:I, s:s}", "name", name, "sequence", (json_int_t)INT64_MAX,
+	    "id", "0123456789abcdef0123456789abcdef", "expires_at", (json_int_t)INT64_MAX, "sealed",
+	    b64);
+	assert_non_null(text = json_dumps(j, JSON_COMPACT));
+	assert_true(strlen(text) + sizeof(uint32_t) <= ipc_max(IPC_RESP_BODY));
+	assert_int_equal(ipc_put_body(b, 3, 200, text, strlen(text)), 0);
+	free(text);
+	json_decref(j);
+	free(b64);
+	free(sealed);
+	evbuffer_free(b);
+}
+
 int
 main(void)
 {
@@ -358,6 +412,7 @@ main(void)
 		cmocka_unit_test(test_oversized_header),
 		cmocka_unit_test(test_partial),
 		cmocka_unit_test(test_resp_body_status),
+		cmocka_unit_test(test_bundle_caps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
