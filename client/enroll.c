@@ -2,9 +2,11 @@
  * shadow enroll: make this server's TLS client key and X25519 box key here
  * (they never leave it), send a CSR and the box public key with the one-time
  * token the administrator got from `vaultctl shadow add`, and keep the
- * certificate the vault's shadow CA issued.  Writes only under the state
- * directory, each file atomically; vault.json is written last, so a
- * half-finished enrolment is never mistaken for a finished one.
+ * certificate the vault's shadow CA issued; pin the vault's bundle key
+ * (bundle_key in vault.json), which shadow fetch checks bundles against.
+ * Writes only under the state directory, each file atomically; vault.json is
+ * written last, so a half-finished enrolment is never mistaken for a
+ * finished one.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -97,6 +99,25 @@ api_url(const char *enroll_url, long port, char *out, size_t n)
 	return r;
 }
 
+/*
+ * The vault's bundle key from the answer, pinned in vault.json v: shadow
+ * fetch trusts bundles signed by it only.  A vault older than bundles sends
+ * none (then nothing is pinned); a malformed one fails the enrolment, which
+ * then cannot be mistaken for a finished one.
+ */
+static int
+pin_bundle_key(json_t *v, const json_t *ans)
+{
+	const json_t *bk = json_object_get(ans, "bundle_key");
+	int r;
+
+	if (bk == NULL)
+		return 0;
+	if ((r = identity_bundle_key_decode(bk, NULL)) != 0)
+		return sv_preferr(r, "the vault's enrolment answer");
+	return json_object_set(v, "bundle_key", (json_t *)bk) == 0 ? 0 : SV_ENOMEM;
+}
+
 static int
 save(struct shadow *s, const struct keys *k, X509 *cert, const json_t *ans, const char *enroll_url)
 {
@@ -113,6 +134,8 @@ save(struct shadow *s, const struct keys *k, X509 *cert, const json_t *ans, cons
 		goto out;
 	v = json_pack("{s:O, s:O, s:s, s:s}", "name", json_object_get(ans, "name"), "serial",
 	    json_object_get(ans, "serial"), "enroll_url", enroll_url, "api_url", api);
+	if (v != NULL && (r = pin_bundle_key(v, ans)) != 0)
+		goto out;
 	if (v == NULL || (vj = json_dumps(v, JSON_INDENT(2))) == NULL) {
 		r = SV_ENOMEM;
 		goto out;

@@ -15,6 +15,10 @@
  * (cert.pem.next, key.pem.next, each atomically), then key.pem.next is
  * renamed over key.pem and cert.pem.next over cert.pem.  identity_recover()
  * (at every start) finishes a swap a crash interrupted, or drops its debris.
+ *
+ * The vault's bundle key is pinned in identity/vault.json at enrolment; a
+ * renewal answer that carries one adds it there if the enrolment was older
+ * than bundles (never replaces a pinned one).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,12 +32,15 @@
 #include <sodium.h>
 
 #include "b64.h"
+#include "bundle.h"
 #include "fileio.h"
 #include "renewal.h"
 #include "shadow.h"
 #include "sv_err.h"
 
-#define ID_PEM_MAX (64 * 1024)
+#define ID_PEM_MAX     (64 * 1024)
+#define VAULT_JSON     "identity/vault.json"
+#define VAULT_JSON_MAX (64 * 1024)
 
 static int
 pem_of(int (*wr)(BIO *, void *), void *obj, char **out)
@@ -252,6 +259,93 @@ identity_recover(struct shadow *s)
 	return 0;
 }
 
+int
+identity_bundle_key_decode(const json_t *v, uint8_t pk[BUNDLE_PK_LEN])
+{
+	const char *t = json_string_value(v);
+	uint8_t *d = NULL;
+	size_t n = 0;
+	int r;
+
+	if (t == NULL)
+		return sv_seterr(SV_EPROTO, "bundle_key is not a string");
+	if ((r = b64u_decode(t, strlen(t), BUNDLE_PK_LEN, &d, &n)) != 0 || n != BUNDLE_PK_LEN) {
+		free(d);
+		return sv_seterr(
+		    SV_EPROTO, "bundle_key is not %d bytes of base64url", BUNDLE_PK_LEN);
+	}
+	if (pk != NULL)
+		memcpy(pk, d, BUNDLE_PK_LEN);
+	free(d);
+	return 0;
+}
+
+int
+identity_vault_load(struct shadow *s, json_t **out)
+{
+	char path[PATH_MAX];
+	uint8_t *d = NULL;
+	size_t len;
+	int r;
+
+	*out = NULL;
+	if ((r = shadow_path(s, VAULT_JSON, path, sizeof(path))) != 0)
+		return r;
+	if (access(path, F_OK) != 0)
+		return sv_seterr(
+		    SV_ECONFIG, "not enrolled (%s does not exist): run shadow enroll", path);
+	if ((r = sv_read_file(path, VAULT_JSON_MAX, &d, &len)) != 0)
+		return r == SV_ENOMEM ? r : sv_recode(SV_ECONFIG);
+	*out = json_loadb((const char *)d, len, JSON_REJECT_DUPLICATES, NULL);
+	free(d);
+	if (!json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return sv_seterr(SV_ECONFIG, "%s: not a JSON object", path);
+	}
+	return 0;
+}
+
+int
+identity_pin_bundle_key(struct shadow *s, const json_t *ans)
+{
+	const json_t *bk = json_object_get(ans, "bundle_key"), *old;
+	char path[PATH_MAX], *txt = NULL;
+	json_t *v = NULL;
+	int r;
+
+	if (bk == NULL)
+		return 0; /* a vault that does not serve bundles */
+	if ((r = identity_bundle_key_decode(bk, NULL)) != 0 ||
+	    (r = identity_vault_load(s, &v)) != 0)
+		goto out;
+	if ((old = json_object_get(v, "bundle_key")) != NULL) {
+		if (!json_equal(old, bk))
+			fprintf(stderr,
+			    "shadow: warning: the vault now names another bundle key than the one "
+			    "pinned in %s; keeping the pinned one\n",
+			    VAULT_JSON);
+		goto out;
+	}
+	if (json_object_set(v, "bundle_key", (json_t *)bk) != 0 ||
+	    (txt = json_dumps(v, JSON_INDENT(2))) == NULL) {
+		r = SV_ENOMEM;
+		goto out;
+	}
+	if ((r = shadow_path(s, VAULT_JSON, path, sizeof(path))) == 0 &&
+	    (r = sv_write_file_atomic(path, txt, strlen(txt), 0644)) == 0)
+		shadow_progress(s,
+		    "pinned the vault's bundle key in %s: shadow fetch can be used now",
+		    VAULT_JSON);
+out:
+	if (r != 0)
+		fprintf(
+		    stderr, "shadow: warning: pinning the vault's bundle key: %s\n", sv_errmsg(r));
+	free(txt);
+	json_decref(v);
+	return r;
+}
+
 /*
  * Proof for the vault that the holder of the current identity asks: its key's
  * signature over the renewal context and the CSR (base64url, caller frees).
@@ -411,6 +505,7 @@ identity_renew(struct shadow *s)
 		 s, json_string_value(json_object_get(resp.body, "certificate")), key_pem)) != 0)
 		goto out;
 	identity_note_renewal(s, cert, resp.body);
+	identity_pin_bundle_key(s, resp.body);
 	if (!s->quiet && !s->json)
 		printf("vault identity renewed: certificate %s\n",
 		    json_string_value(json_object_get(resp.body, "serial")));

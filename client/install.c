@@ -6,6 +6,9 @@
  *   OUT/live/NAME -> ../archive/NAME/NNNN                      the current one
  *   OUT/renewal/NAME.json                                      how to renew it
  *
+ * shadow issue and renew install what the CA issued; shadow fetch installs a
+ * vault's bundle the same way, without renewal/NAME.json (o->no_renewal).
+ *
  * A new version is written into NNNN.tmp (each file written and fsynced,
  * then the directory fsynced), the directory renamed to NNNN, then the live
  * symlink replaced in one rename(2).  Whatever the moment of a crash,
@@ -299,7 +302,7 @@ install_finish(struct install_stage *st, const struct issue_opts *o, const char 
 	if ((r = sv_pathf(target, sizeof(target), "../archive/%s/%04d", st->name, st->v)) != 0 ||
 	    (r = sv_fsync_parent(vdir)) != 0 || (r = sv_mkdir_p(st->livedir, 0755)) != 0 ||
 	    (r = switch_live(st->livedir, st->name, target)) != 0 ||
-	    (r = write_renewal(o, o->out_dir, st->name)) != 0)
+	    (!o->no_renewal && (r = write_renewal(o, o->out_dir, st->name)) != 0))
 		goto out;
 	r = sv_pathf(live, n, "%s/%s", st->livedir, st->name);
 out:

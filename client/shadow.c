@@ -1,8 +1,8 @@
 /*
- * shadow: the program on each shadow server.  Enrols with the vault, and
- * (to come) runs ACME against the CA with every JWS signed by the vault,
- * installing certificates the way certbot does.  This file: options,
- * configuration and the command table.
+ * shadow: the program on each shadow server.  Enrols with the vault, runs
+ * ACME against the CA with every JWS signed by the vault, and fetches sealed
+ * key bundles from the vault, installing certificates the way certbot does.
+ * This file: options, configuration and the command table.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -31,6 +31,8 @@ static const char *const USAGE =
     "        [--dns-hook CMD] [--key-type T] [--out DIR] [--deploy-hook CMD]\n"
     "        [--acme-ca-file F] [--timeout S] [--preferred-chain CN]\n"
     "                                               get a certificate\n"
+    "  fetch NAME [--out DIR] [--deploy-hook CMD]   install a certificate and its key\n"
+    "                                               sealed by the vault (a bundle)\n"
     "  renew [--force] [--days N] [--out DIR]       renew what is due\n"
     "  status [--out DIR]                           what is installed\n"
     "\n"
@@ -164,6 +166,7 @@ static const struct {
 } commands[] = {
 	{ "enroll", shadow_cmd_enroll },
 	{ "issue", shadow_cmd_issue },
+	{ "fetch", shadow_cmd_fetch },
 	{ "renew", shadow_cmd_renew },
 	{ "status", shadow_cmd_status },
 };

@@ -8,7 +8,9 @@
  *   identity/cert.pem      its certificate from the vault's shadow CA
  *   identity/vault-ca.pem  the shadow CA (trusted for the vault's TLS server too)
  *   identity/box.key       X25519 secret key for sealed bundles (0600)
- *   identity/vault.json    {name, serial, enroll_url, api_url}
+ *   identity/vault.json    {name, serial, enroll_url, api_url, bundle_key}
+ *   bundles/NAME.json      {sequence, id, installed_at} of the bundle fetch installed for
+ *                          NAME (in the output directory, which is this one by default)
  */
 #ifndef SV_SHADOW_H
 #define SV_SHADOW_H
@@ -17,6 +19,8 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
+
+#include "bundle.h"
 
 #define SHADOW_STATE_DEFAULT  "/var/lib/shadowvault-shadow"
 #define SHADOW_CONFIG_DEFAULT "/etc/shadowvault/shadow.conf"
@@ -84,7 +88,8 @@ int vault_call(struct shadow *s, const char *method, const char *url, const json
  * P-256 key and a CSR for it; identity_key_pem: the key in PEM (caller wipes
  * and frees); identity_expiry: identity/cert.pem's notAfter (0: none);
  * identity_recover: finish or drop a swap a crash interrupted (at start);
- * identity_renew: a new certificate and key from the vault over the old ones;
+ * identity_renew: a new certificate and key from the vault over the old ones
+ * (and the answer's bundle key pinned in vault.json if none is yet);
  * identity_note_renewal: keep the vault's answer's renew_from for cert
  * (identity/renewal.json; best effort, a warning if it cannot);
  * identity_check: from the time the vault gave for this certificate (else
@@ -98,10 +103,27 @@ int identity_renew(struct shadow *s);
 void identity_note_renewal(struct shadow *s, X509 *cert, const json_t *ans);
 void identity_check(struct shadow *s, int renew);
 
+/*
+ * identity_bundle_key_decode: the vault's bundle key v (base64url of an
+ * Ed25519 public key, as in the enrolment and renewal answers) into pk (may
+ * be NULL: only checked); SV_EPROTO if malformed.  identity_vault_load:
+ * identity/vault.json as a JSON object (caller json_decref()s); SV_ECONFIG
+ * when not enrolled or unreadable.
+ */
+int identity_bundle_key_decode(const json_t *v, uint8_t pk[BUNDLE_PK_LEN]);
+int identity_vault_load(struct shadow *s, json_t **out);
+/*
+ * Pin ans's bundle_key in identity/vault.json if none is pinned yet (an
+ * enrolment older than bundles); never replaces a pinned key (a warning if
+ * ans names another).  Warns on failure too, and returns it; 0 if ans has none.
+ */
+int identity_pin_bundle_key(struct shadow *s, const json_t *ans);
+
 int shadow_cmd_enroll(struct shadow *s, int argc, char **argv);
 int shadow_cmd_issue(struct shadow *s, int argc, char **argv);
 int shadow_cmd_renew(struct shadow *s, int argc, char **argv);
 int shadow_cmd_status(struct shadow *s, int argc, char **argv);
+int shadow_cmd_fetch(struct shadow *s, int argc, char **argv);
 
 /* ---- ACME through the vault (acmevault.c) ---- */
 
@@ -143,6 +165,7 @@ struct issue_opts {
 	const char *preferred_chain; /* issuer CN of the top of the chain wanted, if offered */
 	const char *replaces;	     /* ARI CertID of the certificate being renewed */
 	int timeout;		     /* seconds for validation and issuance */
+	int no_renewal;		     /* a fetched bundle: no renewal/NAME.json (not ordered) */
 	/* Storage for the absolute forms of webroot and acme_ca_file: the
 	 * renewal record must work from any directory (cron, a timer). */
 	char webroot_abs[PATH_MAX];
@@ -178,7 +201,8 @@ int shadow_run_hook(const char *cmd, const char *const *env);
  * A new version of the lineage for o->names[0] under o->out_dir:
  * archive/NAME/NNNN/{cert,chain,fullchain,privkey}.pem (key 0600), then the
  * symlink live/NAME -> ../archive/NAME/NNNN replaced atomically, then
- * renewal/NAME.json.  A crash at any point leaves the previous version live.
+ * renewal/NAME.json (not for o->no_renewal).  A crash at any point leaves
+ * the previous version live.
  *
  * install_stage() locks the lineage (SV_ESTATE if another run holds it),
  * writes the key into NNNN.tmp and prunes old versions, while the CA is

@@ -9,7 +9,7 @@
 # policy, no certificate, not exportable (non-exportable, Ed25519,
 # destroyed), rate-limited, without a client certificate; sequences growing
 # with each import; the audit log verified, with the bundle records and no
-# key material.
+# key material; then `shadow fetch` opening, checking and installing them.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
 
@@ -264,6 +264,137 @@ curl -s --cacert "$VD_CA" --cert "$T/sh-sa/identity/cert.pem" --key "$T/sh-sa/id
 grep -q 'shadowvault_bundles_total{result="ok",shadow="sa"} 4\|shadowvault_bundles_total{shadow="sa",result="ok"} 4' "$T/metrics" &&
 	grep -q 'shadowvault_bundles_total{.*"no-certificate"' "$T/metrics" &&
 	pass "metrics: bundles by shadow and result" || { fail "metrics"; grep bundles "$T/metrics"; }
+
+# ---------------------------------------------------------------------------
+# shadow fetch, end to end: shadow sa opens, checks and installs what the
+# vault seals for it; web is at sequence 2 here.
+# ---------------------------------------------------------------------------
+A=$T/sh-sa
+[ "$(json_get "$A/identity/vault.json" '["bundle_key"]')" = "$BUNDLE_PK" ] &&
+	pass "shadow enroll pins bundle_key in vault.json" || { fail "pinned key"; cat "$A/identity/vault.json"; }
+expect_rc 0 "fetch --help" "$SH" --state-dir "$A" fetch --help
+expect_out "usage: shadow fetch NAME" "help on stdout"
+expect_rc 2 "fetch without a name" "$SH" --state-dir "$A" fetch
+expect_err "name the certificate to fetch" "says what is missing"
+expect_rc 2 "fetch with two names" "$SH" --state-dir "$A" fetch web other
+expect_rc 2 "fetch with a bad name" "$SH" --state-dir "$A" fetch 'a/b'
+expect_err "certificate name" "names the bad argument"
+expect_rc 2 "fetch with an unknown option" "$SH" --state-dir "$A" fetch web --nope
+expect_rc 2 "fetch with an empty --out" "$SH" --state-dir "$A" fetch web --out ''
+expect_rc 0 "shadow --help" "$SH" --help
+expect_out "fetch NAME [--out DIR] [--deploy-hook CMD]" "lists fetch"
+expect_rc 3 "fetch when not enrolled" "$SH" --state-dir "$T/nowhere" fetch web
+expect_err "not enrolled" "says so"
+
+O=$T/o
+expect_rc 0 "fetch web" "$SH" --state-dir "$A" fetch web --out "$O" --deploy-hook "env > $T/hook.env"
+expect_out "installed web (sequence 2): $O/live/web/" "says what it installed, with the sequence"
+cmp -s "$O/live/web/cert.pem" "$T/web2.chain.leaf" && cmp -s "$O/live/web/chain.pem" "$T/ca.pem" &&
+	cat "$T/web2.chain.leaf" "$T/ca.pem" | cmp -s - "$O/live/web/fullchain.pem" &&
+	pass "cert, chain and fullchain are the imported ones" || fail "installed certificates"
+[ "$(openssl x509 -in "$O/live/web/cert.pem" -noout -pubkey | openssl sha256)" = \
+	"$(openssl pkey -in "$O/live/web/privkey.pem" -pubout 2>/dev/null | openssl sha256)" ] &&
+	head -1 "$O/live/web/privkey.pem" | grep -qx -- '-----BEGIN PRIVATE KEY-----' &&
+	[ "$(stat -c %a "$O/live/web/privkey.pem")" = 600 ] &&
+	pass "privkey.pem: the certificate's key, PKCS#8, 0600" || fail "installed key"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert set(d)=={"sequence","id","installed_at"} and d["sequence"]==2 and len(d["id"])==32, d' \
+	"$O/bundles/web.json" && pass "OUT/bundles/web.json records sequence 2" || fail "record: $(cat "$O/bundles/web.json")"
+[ ! -e "$O/renewal/web.json" ] && pass "no renewal record (the vault's admin renews it)" || fail "renewal record written"
+grep -qx "RENEWED_LINEAGE=$O/live/web" "$T/hook.env" && grep -qx 'RENEWED_DOMAINS=web.bundle.test www.bundle.test' "$T/hook.env" &&
+	pass "the deploy hook ran with RENEWED_LINEAGE and the certificate's names" || { fail "hook"; grep RENEWED "$T/hook.env"; }
+
+rm -f "$T/hook.env"
+ls -la --time-style=full-iso "$O/live" "$O/archive/web" "$O/bundles" >"$T/before"
+expect_rc 0 "fetch again" "$SH" --state-dir "$A" fetch web --out "$O" --deploy-hook "env > $T/hook.env"
+expect_out "web is up to date (sequence 2)" "up to date"
+ls -la --time-style=full-iso "$O/live" "$O/archive/web" "$O/bundles" >"$T/after"
+cmp -s "$T/before" "$T/after" && [ ! -e "$T/hook.env" ] && pass "nothing touched, no hook" ||
+	{ fail "up to date touched something"; diff "$T/before" "$T/after"; }
+expect_rc 0 "fetch --json" "$SH" --json --state-dir "$A" fetch web --out "$O"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["result"]=="up-to-date" and d["sequence"]==2, d' "$T/out" &&
+	pass "--json: up-to-date" || { fail "--json"; cat "$T/out"; }
+
+sign_csr "$T/web.csr" "$T/web3.chain"
+expect_rc 0 "third import" "$VC" -c "$VCONF" -q cert import web "$T/web3.chain"
+expect_rc 0 "fetch sequence 3, quietly" "$SH" -q --state-dir "$A" fetch web --out "$O"
+[ ! -s "$T/out" ] && pass "-q prints nothing" || fail "-q printed: $(cat "$T/out")"
+cmp -s "$O/live/web/cert.pem" "$T/web3.chain.leaf" && [ "$(readlink "$O/live/web")" = ../archive/web/0002 ] &&
+	[ "$(json_get "$O/bundles/web.json" '["sequence"]')" = 3 ] &&
+	pass "the newer certificate is installed as the next archive version" ||
+	fail "sequence 3: $(readlink "$O/live/web") $(cat "$O/bundles/web.json")"
+
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); d["sequence"]=9; json.dump(d, open(sys.argv[1],"w"))' "$O/bundles/web.json"
+ls -la --time-style=full-iso "$O/live" "$O/archive/web" >"$T/before"
+expect_rc 6 "an older sequence than installed" "$SH" --state-dir "$A" fetch web --out "$O"
+expect_err "refusing a rollback: the vault's bundle for web has sequence 3, older than the installed 9" "refused as a rollback"
+ls -la --time-style=full-iso "$O/live" "$O/archive/web" >"$T/after"
+cmp -s "$T/before" "$T/after" && pass "nothing installed" || { fail "rollback touched"; diff "$T/before" "$T/after"; }
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); d["sequence"]=3; json.dump(d, open(sys.argv[1],"w"))' "$O/bundles/web.json"
+cp "$O/bundles/web.json" "$T/record"
+echo '{"sequence": "x"}' >"$O/bundles/web.json"
+expect_rc 2 "a broken record" "$SH" --state-dir "$A" fetch web --out "$O"
+expect_err "not a bundle record" "names the broken record"
+cp "$T/record" "$O/bundles/web.json"
+expect_rc 0 "fetch into another --out" "$SH" --state-dir "$A" fetch web --out "$T/o2"
+expect_out "installed web (sequence 3)" "the record belongs to its output directory"
+
+expect_rc 7 "fetch refused by policy" "$SH" --state-dir "$T/sh-sb" fetch web --out "$T/ob"
+expect_err "may not fetch the key bundle of web" "prints the vault's reason"
+[ ! -e "$T/ob" ] && pass "nothing written after a refusal" || fail "written after a refusal"
+expect_rc 5 "fetch of a name without a certificate" "$SH" --state-dir "$A" fetch nocert --out "$O"
+expect_err "the vault has no certificate for nocert (HTTP 404)" "404 explained"
+expect_rc 6 "fetch of a key that cannot be exported" "$SH" --state-dir "$A" fetch locked --out "$O"
+expect_err "the vault cannot export the key of locked (HTTP 409)" "409 explained"
+[ ! -e "$O/live/locked" ] && [ ! -e "$O/archive/locked" ] && pass "nothing written for 409" || fail "locked written"
+
+# Copies of sa's state with one thing changed each: the bundle must be refused, nothing written.
+cp -a "$A" "$T/sa2"
+setv() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); d[sys.argv[2]]=sys.argv[3]; json.dump(d, open(sys.argv[1],"w"))' \
+	"$T/sa2/identity/vault.json" "$1" "$2"; }
+setv bundle_key "$(head -c 32 /dev/urandom | b64url)"
+expect_rc 1 "another pinned bundle key" "$SH" --state-dir "$T/sa2" fetch web --out "$T/o3"
+expect_err "signature is not by the pinned vault bundle key" "a signature by another key refused"
+setv bundle_key "$BUNDLE_PK"
+cp "$T/sh-sb/identity/box.key" "$T/sa2/identity/box.key"
+expect_rc 1 "another box key" "$SH" --state-dir "$T/sa2" fetch web --out "$T/o3"
+expect_err "cannot be opened with this shadow's box key" "a bundle sealed to another key refused"
+cp "$A/identity/box.key" "$T/sa2/identity/box.key"
+setv name sb
+expect_rc 1 "another recipient expected" "$SH" --state-dir "$T/sa2" fetch web --out "$T/o3"
+expect_err 'sealed for shadow "sa", not "sb"' "a bundle for another shadow refused"
+[ ! -e "$T/o3" ] && pass "nothing written for any of them" || fail "o3 written"
+chmod 644 "$A/identity/box.key"
+expect_rc 3 "box.key readable by others" "$SH" --state-dir "$A" fetch web --out "$O"
+expect_err "readable by others" "says why"
+chmod 600 "$A/identity/box.key"
+
+# An enrolment from before bundles has no pinned key: fetch asks the vault
+# (GET /v1/identity) and pins it, and so does an identity renewal.
+unpin() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); del d["bundle_key"]; json.dump(d, open(sys.argv[1],"w"))' "$A/identity/vault.json"; }
+unpin
+vd_api sa GET /v1/identity
+[ "$(json_get "$T/body" '["bundle_key"]')" = "$BUNDLE_PK" ] && pass "GET /v1/identity names the bundle key" ||
+	{ fail "identity answer"; cat "$T/body"; }
+expect_rc 0 "fetch with no pinned bundle key" "$SH" --state-dir "$A" fetch web --out "$O"
+expect_err "pinned the vault's bundle key" "pins the vault's key first, and says so"
+expect_out "web is up to date (sequence 3)" "then fetches"
+[ "$(json_get "$A/identity/vault.json" '["bundle_key"]')" = "$BUNDLE_PK" ] && pass "vault.json has bundle_key" ||
+	{ fail "not pinned by fetch"; cat "$A/identity/vault.json"; }
+unpin
+rm -f "$O/bundles/web.json"
+expect_rc 0 "identity renewal" "$SH" --state-dir "$A" renew
+expect_err "pinned the vault's bundle key" "the renewal pins it"
+[ "$(json_get "$A/identity/vault.json" '["bundle_key"]')" = "$BUNDLE_PK" ] && pass "vault.json has bundle_key again" ||
+	{ fail "not pinned by renew"; cat "$A/identity/vault.json"; }
+expect_rc 1 "fetch with a failing deploy hook" "$SH" --state-dir "$A" fetch web --out "$O" --deploy-hook 'exit 3'
+expect_err "the bundle is installed, but" "the hook's failure is reported"
+expect_out "installed web (sequence 3)" "and the bundle installed"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); d["bundle_key"]=sys.argv[2]; json.dump(d, open(sys.argv[1],"w"))' \
+	"$A/identity/vault.json" "$(head -c 32 /dev/urandom | b64url)"
+PINNED=$(json_get "$A/identity/vault.json" '["bundle_key"]')
+expect_rc 0 "another identity renewal" "$SH" --state-dir "$A" renew
+expect_err "keeping the pinned one" "a pinned key is never replaced by a renewal answer"
+[ "$(json_get "$A/identity/vault.json" '["bundle_key"]')" = "$PINNED" ] && pass "the pinned key stays" || fail "pinned key replaced"
 
 vd_stop
 expect_rc 0 "audit log verifies" "$VC" -c "$VCONF" audit verify
