@@ -26,8 +26,12 @@ static const char *const ISSUE_USAGE =
     "                    [--dns-hook CMD] [--key-type ec-p256|ec-p384|rsa-2048|rsa-3072]\n"
     "                    [--out DIR] [--deploy-hook CMD] [--acme-ca-file F] [--timeout S]\n"
     "                    [--preferred-chain ISSUER-CN]\n"
+    "       shadow issue [NAME...] --csr FILE [the options above but --key-type]\n"
     "Certificates are installed as OUT/live/NAME/{cert,chain,fullchain,privkey}.pem\n"
     "(default OUT: the state directory).  The key is made here and never leaves.\n"
+    "--csr FILE (PEM or DER, made elsewhere, e.g. by vaultctl cert csr): the order is\n"
+    "for the CSR's names (NAMEs given must be the same ones) and finalized with it;\n"
+    "no key is made and no privkey.pem is written (renew uses FILE again).\n"
     "--dns-hook CMD runs with SHADOW_ACTION=present|cleanup, SHADOW_DOMAIN,\n"
     "SHADOW_TXT_NAME and SHADOW_TXT_VALUE; --deploy-hook CMD runs after a change with\n"
     "RENEWED_LINEAGE and RENEWED_DOMAINS (as certbot's).  --preferred-chain picks, among\n"
@@ -65,12 +69,17 @@ complete(struct shadow *s, struct issue_opts *o)
 {
 	int r;
 
+	if (o->csr != NULL && o->key_type != NULL)
+		return sv_seterr(SV_EINVAL,
+		    "--key-type cannot be used with --csr: the certificate's key is the CSR's");
+	if (o->csr != NULL && o->csr[0] == '\0')
+		return sv_seterr(SV_EINVAL, "--csr is empty");
 	o->account = pick(o->account, s->def.account, NULL);
 	o->challenge = pick(o->challenge, s->def.challenge, "http-01");
 	o->http_address = pick(o->http_address, s->def.http_address, NULL);
 	o->webroot = pick(o->webroot, s->def.webroot, NULL);
 	o->dns_hook = pick(o->dns_hook, s->def.dns_hook, NULL);
-	o->key_type = pick(o->key_type, s->def.key_type, "ec-p256");
+	o->key_type = o->csr != NULL ? NULL : pick(o->key_type, s->def.key_type, "ec-p256");
 	o->out_dir = pick(o->out_dir, s->def.out_dir, s->state_dir);
 	o->deploy_hook = pick(o->deploy_hook, s->def.deploy_hook, NULL);
 	o->acme_ca_file = pick(o->acme_ca_file, s->def.acme_ca_file, NULL);
@@ -82,12 +91,14 @@ complete(struct shadow *s, struct issue_opts *o)
 		    "which ACME account? give --account or set account in the "
 		    "configuration");
 	if ((r = absolute("--webroot", &o->webroot, o->webroot_abs)) != 0 ||
-	    (r = absolute("--acme-ca-file", &o->acme_ca_file, o->ca_file_abs)) != 0)
+	    (r = absolute("--acme-ca-file", &o->acme_ca_file, o->ca_file_abs)) != 0 ||
+	    (r = absolute("--csr", &o->csr, o->csr_abs)) != 0)
 		return r;
 	if (strcmp(o->challenge, "http-01") != 0 && strcmp(o->challenge, "dns-01") != 0)
 		return sv_seterr(SV_EINVAL, "--challenge must be http-01 or dns-01");
-	if (strcmp(o->key_type, "ec-p256") != 0 && strcmp(o->key_type, "ec-p384") != 0 &&
-	    strcmp(o->key_type, "rsa-2048") != 0 && strcmp(o->key_type, "rsa-3072") != 0)
+	if (o->key_type != NULL && strcmp(o->key_type, "ec-p256") != 0 &&
+	    strcmp(o->key_type, "ec-p384") != 0 && strcmp(o->key_type, "rsa-2048") != 0 &&
+	    strcmp(o->key_type, "rsa-3072") != 0)
 		return sv_seterr(
 		    SV_EINVAL, "--key-type must be ec-p256, ec-p384, rsa-2048 or rsa-3072");
 	if (o->preferred_chain != NULL &&
@@ -96,8 +107,34 @@ complete(struct shadow *s, struct issue_opts *o)
 		    SV_EINVAL, "--preferred-chain must be 1 to %d bytes", SHADOW_CHAIN_CN_MAX);
 	if (o->http_port < 1 || o->http_port > 65535)
 		return sv_seterr(SV_EINVAL, "--http-port must be 1 to 65535");
-	if (o->nnames == 0)
-		return sv_seterr(SV_EINVAL, "name at least one DNS name");
+	if (o->nnames == 0 && o->csr == NULL)
+		return sv_seterr(SV_EINVAL, "name at least one DNS name (or give --csr)");
+	return 0;
+}
+
+/*
+ * --csr: read and check the CSR into ext, and order its names: in the
+ * order given on the command line if any were (they must be the same set),
+ * else in the CSR's.  *usage is set when the names given are the fault.
+ */
+static int
+csr_setup(struct issue_opts *o, struct extcsr *ext, int *usage)
+{
+	const char *names[EXTCSR_NAMES_MAX];
+	size_t i, n;
+	int r;
+
+	*usage = 0;
+	if ((r = extcsr_load(o->csr, ext)) != 0)
+		return r;
+	if ((r = extcsr_names(ext, o->names, o->nnames, names, &n)) != 0) {
+		*usage = 1;
+		return r;
+	}
+	for (i = 0; i < n; i++)
+		o->names[i] = names[i];
+	o->nnames = n;
+	o->ext = ext;
 	return 0;
 }
 
@@ -158,15 +195,18 @@ shadow_cmd_issue(struct shadow *s, int argc, char **argv)
 		{ "acme-ca-file", required_argument, NULL, 'f' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "preferred-chain", required_argument, NULL, 'P' },
+		{ "csr", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct issue_opts o;
-	int ch, r = 0;
+	struct extcsr ext;
+	int ch, r = 0, usage;
 
 	memset(&o, 0, sizeof(o));
+	memset(&ext, 0, sizeof(ext));
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "a:C:p:A:w:D:k:o:H:f:t:P:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "a:C:p:A:w:D:k:o:H:f:t:P:r:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			o.account = optarg;
@@ -206,6 +246,9 @@ shadow_cmd_issue(struct shadow *s, int argc, char **argv)
 		case 'P':
 			o.preferred_chain = optarg;
 			break;
+		case 'r':
+			o.csr = optarg;
+			break;
 		default:
 			fputs(ISSUE_USAGE, ch == 'h' ? stdout : stderr);
 			return ch == 'h' ? SV_EXIT_OK : SV_EXIT_USAGE;
@@ -222,5 +265,15 @@ shadow_cmd_issue(struct shadow *s, int argc, char **argv)
 		    ISSUE_USAGE);
 		return SV_EXIT_USAGE;
 	}
-	return sv_exit_code(issue_one(s, &o));
+	if (o.csr != NULL && (r = csr_setup(&o, &ext, &usage)) != 0) {
+		if (usage)
+			fprintf(stderr, "shadow: %s\n%s", sv_errmsg(r), ISSUE_USAGE);
+		else
+			fprintf(stderr, "shadow: error: %s\n", sv_errmsg(r));
+		extcsr_free(&ext);
+		return usage ? SV_EXIT_USAGE : sv_exit_code(r);
+	}
+	r = issue_one(s, &o);
+	extcsr_free(&ext);
+	return sv_exit_code(r);
 }

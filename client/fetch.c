@@ -35,8 +35,7 @@
 #include "shadow.h"
 #include "sv_err.h"
 
-#define FETCH_RECORD_MAX 4096 /* bundles/NAME.json */
-#define FETCH_BOXKEY_MAX 256  /* identity/box.key: base64url of 32 bytes */
+#define FETCH_BOXKEY_MAX 256 /* identity/box.key: base64url of 32 bytes */
 
 static const char *const FETCH_USAGE =
     "usage: shadow fetch NAME [--out DIR] [--deploy-hook CMD]\n"
@@ -257,7 +256,7 @@ record_read(struct fetch *f)
 		return r;
 	if (access(path, F_OK) != 0 && errno == ENOENT)
 		return 0;
-	if ((r = sv_read_file(path, FETCH_RECORD_MAX, &d, &len)) != 0)
+	if ((r = sv_read_file(path, BUNDLE_RECORD_MAX, &d, &len)) != 0)
 		return r;
 	j = json_loadb((const char *)d, len, JSON_REJECT_DUPLICATES, NULL);
 	free(d);

@@ -6,7 +6,8 @@
  *   OUT/live/NAME -> ../archive/NAME/NNNN                      the current one
  *   OUT/renewal/NAME.json                                      how to renew it
  *
- * shadow issue and renew install what the CA issued; shadow fetch installs a
+ * shadow issue and renew install what the CA issued (without privkey.pem
+ * for a CSR made elsewhere: its key is not here); shadow fetch installs a
  * vault's bundle the same way, without renewal/NAME.json (o->no_renewal).
  *
  * A new version is written into NNNN.tmp (each file written and fsynced,
@@ -53,9 +54,10 @@ lineage_name(const char *first, char *out, size_t n)
 
 /*
  * Split a PEM chain into leaf and the rest, re-encoded; check the leaf
- * matches key.  acme_pem_chain_check() has already parsed every block as a
- * certificate, so only the leaf is parsed again (its key is checked);
- * the others are re-encoded as PEM blocks without a second parse.
+ * holds key's public key (key may be a private key or a CSR's public key).
+ * acme_pem_chain_check() has already parsed every block as a certificate,
+ * so only the leaf is parsed again (its key is checked); the others are
+ * re-encoded as PEM blocks without a second parse.
  */
 static int
 split_chain(const char *chain_pem, EVP_PKEY *key, char **leaf, char **rest)
@@ -72,9 +74,9 @@ split_chain(const char *chain_pem, EVP_PKEY *key, char **leaf, char **rest)
 	if (in == NULL || l == NULL || r == NULL)
 		rc = SV_ENOMEM;
 	else if ((leafx = PEM_read_bio_X509(in, NULL, NULL, NULL)) == NULL ||
-	    X509_check_private_key(leafx, key) != 1 || PEM_write_bio_X509(l, leafx) != 1)
-		rc = sv_seterr(
-		    SV_EPROTO, "the CA's chain does not start with a certificate for our key");
+	    EVP_PKEY_eq(X509_get0_pubkey(leafx), key) != 1 || PEM_write_bio_X509(l, leafx) != 1)
+		rc = sv_seterr(SV_EPROTO,
+		    "the CA's chain does not start with a certificate for the key asked for");
 	while (rc == 0 && PEM_read_bio(in, &name, &hdr, &data, &len) == 1) {
 		if (strcmp(name, "CERTIFICATE") != 0 || PEM_write_bio(r, name, hdr, data, len) <= 0)
 			rc = sv_seterr(SV_EPROTO, "the CA's chain holds a %s block", name);
@@ -182,9 +184,10 @@ prune(const char *archive, int current)
 
 /*
  * renewal/NAME.json: how to renew the lineage (names, account, challenge,
- * hooks), nothing about the certificate itself (renew and status read
- * live/NAME/cert.pem, and the live symlink's time is the last issuance).  So
- * a renewal with the same settings leaves the file as it is.
+ * hooks, the key type or the CSR file), nothing about the certificate
+ * itself (renew and status read live/NAME/cert.pem, and the live symlink's
+ * time is the last issuance).  So a renewal with the same settings leaves
+ * the file as it is.
  */
 static int
 write_renewal(const struct issue_opts *o, const char *out, const char *name)
@@ -198,11 +201,14 @@ write_renewal(const struct issue_opts *o, const char *out, const char *name)
 
 	for (i = 0; i < o->nnames; i++)
 		json_array_append_new(names, json_string(o->names[i]));
-	j = json_pack("{s:i, s:s, s:o, s:s, s:s, s:i, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?}",
+	/* key_type and csr: one or the other; the absent one is left out (records as before). */
+	j = json_pack("{s:i, s:s, s:o, s:s, s:s, s:i, s:s?, s:s?, s:s?, s:s*, s:s*, s:s?, s:s?, "
+		      "s:s?}",
 	    "format", 1, "name", name, "names", names, "account", o->account, "challenge",
 	    o->challenge, "http_port", o->http_port, "http_address", o->http_address, "webroot",
-	    o->webroot, "dns_hook", o->dns_hook, "key_type", o->key_type, "deploy_hook",
-	    o->deploy_hook, "acme_ca_file", o->acme_ca_file, "preferred_chain", o->preferred_chain);
+	    o->webroot, "dns_hook", o->dns_hook, "key_type", o->csr ? NULL : o->key_type, "csr",
+	    o->csr, "deploy_hook", o->deploy_hook, "acme_ca_file", o->acme_ca_file,
+	    "preferred_chain", o->preferred_chain);
 	if (j == NULL || (s = json_dumps(j, JSON_INDENT(2))) == NULL) {
 		json_decref(j);
 		return SV_ENOMEM;
@@ -250,7 +256,8 @@ install_stage(const struct issue_opts *o, const char *key_pem, struct install_st
 		st->tmp[0] = '\0';
 		goto fail;
 	}
-	if ((r = write_part(st->tmp, "privkey.pem", key_pem, "", 0600)) != 0)
+	/* No key here (shadow issue --csr): the version has no privkey.pem. */
+	if (key_pem != NULL && (r = write_part(st->tmp, "privkey.pem", key_pem, "", 0600)) != 0)
 		goto fail;
 	prune(st->archive, st->v - 1);
 	return 0;

@@ -1,10 +1,11 @@
 /*
  * shadow issue: one ACME order from start to installed certificate, with
  * every JWS signed by the vault.  The certificate key is made here and never
- * leaves this server.  Orders that come back ready (the CA reused valid
- * authorizations of the account) skip straight to finalize; pending ones are
- * validated with http-01 or dns-01.  Nothing on disk changes unless the whole
- * issuance succeeded.
+ * leaves this server; or, with --csr, the order is finalized with a CSR made
+ * elsewhere (o->ext, checked by the caller) and no key exists here.  Orders
+ * that come back ready (the CA reused valid authorizations of the account)
+ * skip straight to finalize; pending ones are validated with http-01 or
+ * dns-01.  Nothing on disk changes unless the whole issuance succeeded.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -52,6 +53,8 @@ shadow_progress(const struct shadow *s, const char *fmt, ...)
 static EVP_PKEY *
 make_key(const char *type)
 {
+	if (type == NULL) /* no key type: a CSR made elsewhere was meant (o->ext) */
+		return NULL;
 	if (strcmp(type, "ec-p256") == 0)
 		return EVP_EC_gen("P-256");
 	if (strcmp(type, "ec-p384") == 0)
@@ -261,12 +264,23 @@ bg_wait(struct bg *b)
 	return b->r != 0 ? sv_seterr(b->r, "%s", b->err) : 0;
 }
 
+/* A CSR made elsewhere: its DER and public key, as make_csr() gives its own (no key PEM). */
+static int
+csr_given(const struct extcsr *e, uint8_t **der, size_t *dlen, EVP_PKEY **key)
+{
+	if ((*der = OPENSSL_memdup(e->der, e->dlen)) == NULL || EVP_PKEY_up_ref(e->key) != 1)
+		return SV_ENOMEM;
+	*dlen = e->dlen;
+	*key = e->key;
+	return 0;
+}
+
 static int
 csr_make(void *arg)
 {
 	struct csr *c = arg;
-
-	int r = make_csr(c->o, &c->der, &c->dlen, &c->key, &c->pem);
+	int r = c->o->ext != NULL ? csr_given(c->o->ext, &c->der, &c->dlen, &c->key)
+				  : make_csr(c->o, &c->der, &c->dlen, &c->key, &c->pem);
 
 	return r != 0 ? r : install_stage(c->o, c->pem, &c->stage);
 }

@@ -30,6 +30,7 @@ static const char *const USAGE =
     "        [--http-port P] [--http-address ADDR] | [--webroot DIR]\n"
     "        [--dns-hook CMD] [--key-type T] [--out DIR] [--deploy-hook CMD]\n"
     "        [--acme-ca-file F] [--timeout S] [--preferred-chain CN]\n"
+    "        [--csr FILE (a CSR made elsewhere: its names, no key here)]\n"
     "                                               get a certificate\n"
     "  fetch NAME [--out DIR] [--deploy-hook CMD]   install a certificate and its key\n"
     "                                               sealed by the vault (a bundle)\n"

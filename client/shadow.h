@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 
 #include "bundle.h"
+#include "extcsr.h"
 
 #define SHADOW_STATE_DEFAULT  "/var/lib/shadowvault-shadow"
 #define SHADOW_CONFIG_DEFAULT "/etc/shadowvault/shadow.conf"
@@ -148,6 +149,7 @@ int va_sign(void *ctx, const char *url, const char *nonce, const uint8_t *payloa
 /* ---- Issuance (issue.c) ---- */
 
 #define ISSUE_NAMES_MAX 100
+_Static_assert(EXTCSR_NAMES_MAX <= ISSUE_NAMES_MAX, "a CSR's names fit in one order");
 
 struct issue_opts {
 	const char *names[ISSUE_NAMES_MAX];
@@ -158,7 +160,10 @@ struct issue_opts {
 	const char *http_address; /* its bind address */
 	const char *webroot;	  /* instead of the responder */
 	const char *dns_hook;	  /* dns-01 */
-	const char *key_type;	  /* ec-p256, ec-p384, rsa-2048, rsa-3072 */
+	const char *key_type;	  /* ec-p256, ec-p384, rsa-2048, rsa-3072; NULL with csr */
+	const char *csr;	  /* --csr: absolute path of a CSR made elsewhere, or NULL */
+	const struct extcsr *ext; /* that CSR, loaded and checked by the caller: the order is
+				     finalized with it, no key is made, no privkey.pem written */
 	const char *out_dir;	  /* live/, archive/, renewal/ go here */
 	const char *deploy_hook;
 	const char *acme_ca_file;    /* trust for the CA's HTTPS (NULL: system store) */
@@ -170,6 +175,7 @@ struct issue_opts {
 	 * renewal record must work from any directory (cron, a timer). */
 	char webroot_abs[PATH_MAX];
 	char ca_file_abs[PATH_MAX];
+	char csr_abs[PATH_MAX];
 };
 
 /* Progress line for a person (not in quiet or JSON mode). */
@@ -205,13 +211,17 @@ int shadow_run_hook(const char *cmd, const char *const *env);
  * the previous version live.
  *
  * install_stage() locks the lineage (SV_ESTATE if another run holds it),
- * writes the key into NNNN.tmp and prunes old versions, while the CA is
- * still busy; install_finish() writes the certificate files and switches;
- * install_abandon() removes an unfinished stage and unlocks (always call it,
- * finished or not).
+ * writes the key (key_pem; NULL: the key is elsewhere, no privkey.pem) into
+ * NNNN.tmp and prunes old versions, while the CA is still busy;
+ * install_finish() checks that the chain's first certificate holds key's
+ * public key (key: the private key, or only the public key of a CSR made
+ * elsewhere), writes the certificate files and switches; install_abandon()
+ * removes an unfinished stage and unlocks (always call it, finished or not).
  */
 /* Largest renewal/NAME.json read back. */
 #define RENEWAL_MAX (64 * 1024)
+/* Largest bundles/NAME.json read back (written by shadow fetch). */
+#define BUNDLE_RECORD_MAX 4096
 
 struct install_stage {
 	char name[256];
