@@ -276,6 +276,15 @@ int kp_mark_seq(struct state *st, uint64_t seq);
  */
 int kp_rate_take(struct kp *kp, const char *shadow, int *wait, struct kp_rate **rp);
 /*
+ * A refusal past the rate limit of r (kp_rate_take's entry, may be NULL):
+ * is it audited?  A shadow hammering the vault must not fill the audit disk
+ * (a full one fails every signature closed), so at most once every
+ * KP_LIMITED_EVERY seconds per shadow.  0: counted as unrecorded, *extra
+ * NULL.  1: *extra = {unrecorded: how many since the last record} for the
+ * record (the caller passes it on), and the count starts again.
+ */
+int kp_rate_record(struct kp_rate *r, json_t **extra);
+/*
  * For requests whose refusals are not audited: the active shadow holding
  * certificate serial, past its rate limit (NULL, shadow filled), or the
  * refusal to answer (403 revoked or unknown, 429).

@@ -25,7 +25,6 @@
 #include "b64.h"
 #include "bundle.h"
 #include "certs.h"
-#include "clock.h"
 #include "keyproc.h"
 #include "log.h"
 #include "shadows.h"
@@ -141,26 +140,16 @@ deny(struct kp *kp, const struct breq *q, int status, const char *code, const ch
 	return kp_problem(status, code, title(status), detail, retry_after);
 }
 
-/*
- * Past the shadow's rate limit: audited at most once every KP_LIMITED_EVERY
- * seconds per shadow, with the number refused unrecorded since (as signing
- * requests are: a flood must not fill the audit disk).
- */
+/* Past the shadow's rate limit: audited as kp_rate_record() says (as signing is). */
 static json_t *
 limited(struct kp *kp, struct kp_rate *rt, const struct breq *q, int wait)
 {
 	static const char detail[] = "request rate limit of this shadow reached";
+	json_t *extra;
 
-	if (rt != NULL && !sv_due(&rt->recorded, metrics_now(), KP_LIMITED_EVERY)) {
-		rt->unrecorded++;
-		return deny(kp, q, 429, "rate-limited", detail, wait, 0);
-	}
-	record(kp, q, "deny", "rate-limited", detail,
-	    json_pack("{s:I}", "unrecorded", (json_int_t)(rt ? rt->unrecorded : 0)));
-	if (rt != NULL)
-		rt->unrecorded = 0;
-	count(kp, q, "rate-limited");
-	return kp_problem(429, "rate-limited", title(429), detail, wait);
+	if (kp_rate_record(rt, &extra))
+		record(kp, q, "deny", "rate-limited", detail, extra);
+	return deny(kp, q, 429, "rate-limited", detail, wait, 0);
 }
 
 /* Signs for bundle_seal() with the vault's bundle key in the token. */

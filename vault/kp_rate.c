@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "keyproc.h"
 #include "log.h"
 #include "metrics.h"
@@ -76,6 +77,20 @@ kp_rate_take(struct kp *kp, const char *shadow, int *wait, struct kp_rate **rp)
 		return 0;
 	r->dirty = 1;
 	return sv_bucket_take(&r->b, rate, burst, now, wait);
+}
+
+int
+kp_rate_record(struct kp_rate *r, json_t **extra)
+{
+	*extra = NULL;
+	if (r != NULL && !sv_due(&r->recorded, metrics_now(), KP_LIMITED_EVERY)) {
+		r->unrecorded++;
+		return 0;
+	}
+	*extra = json_pack("{s:I}", "unrecorded", (json_int_t)(r ? r->unrecorded : 0));
+	if (r != NULL)
+		r->unrecorded = 0;
+	return 1;
 }
 
 json_t *

@@ -17,7 +17,6 @@
 
 #include "b64.h"
 #include "classify.h"
-#include "clock.h"
 #include "ipc.h"
 #include "jwk.h"
 #include "job.h"
@@ -372,26 +371,15 @@ deny(struct kp *kp, const struct sreq *q, const struct cls_result *c, int status
 	return deny_x(kp, q, c, status, code, detail, retry_after, 1, NULL);
 }
 
-/*
- * A refusal for the rate limit.  A shadow hammering the vault must not be
- * able to fill the audit disk (a full one fails every signature closed), so
- * these are recorded at most once every KP_LIMITED_EVERY seconds per shadow;
- * a record carries how many were refused unrecorded since the one before.
- */
+/* A refusal for the rate limit, audited as kp_rate_record() says. */
 static json_t *
 limited(struct kp *kp, struct kp_rate *r, const struct sreq *q, int wait)
 {
 	static const char detail[] = "signature rate limit of this shadow reached";
 	json_t *extra;
+	int rec = kp_rate_record(r, &extra);
 
-	if (r != NULL && !sv_due(&r->recorded, metrics_now(), KP_LIMITED_EVERY)) {
-		r->unrecorded++;
-		return deny_x(kp, q, NULL, 429, "rate-limited", detail, wait, 0, NULL);
-	}
-	extra = json_pack("{s:I}", "unrecorded", (json_int_t)(r ? r->unrecorded : 0));
-	if (r != NULL)
-		r->unrecorded = 0;
-	return deny_x(kp, q, NULL, 429, "rate-limited", detail, wait, 1, extra);
+	return deny_x(kp, q, NULL, 429, "rate-limited", detail, wait, rec, extra);
 }
 
 /* The protected header the vault builds itself: alg, kid, nonce, url. */
