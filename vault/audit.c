@@ -61,10 +61,11 @@ struct audit {
 	struct svbuf *queue; /* queued lines, newlines included */
 	char *scratch;	     /* AUDIT_RECORD_MAX + 1 bytes to serialise into */
 	size_t repaired;
-	int dirty;	  /* the file may hold bytes past size: cut them first */
-	off_t reserve_at; /* allocate ahead once the log would pass this length */
-	int no_reserve;	  /* the file system cannot allocate ahead */
-	unsigned fail;	  /* test fault injection (AUDIT_FAIL_*) */
+	int dirty;			    /* the file may hold bytes past size: cut them first */
+	off_t reserve_at;		    /* allocate ahead once the log would pass this length */
+	int no_reserve;			    /* the file system cannot allocate ahead */
+	char in_force[AUDIT_KEYID_MAX + 1]; /* key id the next checkpoint must use ("" unknown) */
+	unsigned fail;			    /* test fault injection (AUDIT_FAIL_*) */
 	int fail_errno;
 	/* audit_commit_start() .. audit_commit_wait() */
 	int started;  /* a commit is between its two halves */
@@ -285,8 +286,8 @@ out:
 
 /* ---- head file ---- */
 
-static int
-head_parse(const uint8_t *buf, size_t len, const uint8_t *pub, struct audit_head *h)
+int
+audit_head_parse(const uint8_t *buf, size_t len, const uint8_t *pub, struct audit_head *h)
 {
 	const char *hs, *k, *sg;
 	uint8_t *hash = NULL;
@@ -310,10 +311,15 @@ head_parse(const uint8_t *buf, size_t len, const uint8_t *pub, struct audit_head
 		r = sv_seterr(SV_EINVAL, "hash is not base64url of %d bytes", HASH_LEN);
 		goto out;
 	}
+	if (k[0] == '\0' || strlen(k) > AUDIT_KEYID_MAX) {
+		r = sv_seterr(SV_EINVAL, "key is empty or over %d bytes", AUDIT_KEYID_MAX);
+		goto out;
+	}
 	if ((r = audit_sig_check(pub, AUDIT_HEAD_CONTEXT, buf, len, sg)) != 0)
 		goto out;
 	h->seq = (uint64_t)seq;
 	memcpy(h->hash, hash, HASH_LEN);
+	snprintf(h->key, sizeof(h->key), "%s", k);
 out:
 	free(hash);
 	json_decref(o);
@@ -334,7 +340,7 @@ audit_head_load(const char *hpath, const uint8_t *pub, struct audit_head *h, int
 		return 0;
 	if (r != 0)
 		return sv_preferr(r, "head file");
-	if ((r = head_parse(buf, len, pub, h)) != 0)
+	if ((r = audit_head_parse(buf, len, pub, h)) != 0)
 		sv_preferr(r, "head file %s", hpath);
 	else
 		*found = 1;
@@ -342,31 +348,28 @@ audit_head_load(const char *hpath, const uint8_t *pub, struct audit_head *h, int
 	return r;
 }
 
+/* The head line (with its newline) for checkpoint seq, signed by sign; *out malloc'd. */
 static int
-head_write(struct audit *a, const char *key_id, const uint8_t hash[HASH_LEN], audit_sign_fn sign,
-    void *ctx)
+head_make(uint64_t seq, const char *key_id, const uint8_t hash[HASH_LEN], audit_sign_fn sign,
+    void *ctx, char **out, size_t *len)
 {
-	char h[HASH_B64_LEN + 1], u[AUDIT_HEAD_MAX], *line = NULL;
-	size_t ulen, len;
+	char h[HASH_B64_LEN + 1], u[AUDIT_HEAD_MAX];
+	size_t ulen;
 	json_t *o;
 	int r;
 
 	audit_hash_encode(hash, h);
-	o = json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)a->seq, "hash", h, "key", key_id);
+	o = json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)seq, "hash", h, "key", key_id);
 	if (o == NULL)
 		return sv_seterr(SV_ENOMEM, "audit: out of memory");
 	r = json_dump_capped(o, u, 0, sizeof(u) - SIG_TAIL_LEN - 1, &ulen);
 	json_decref(o);
 	if (r != 0)
 		return r;
-	if ((r = sig_make(AUDIT_HEAD_CONTEXT, u, ulen, sign, ctx, &line, &len)) != 0)
+	if ((r = sig_make(AUDIT_HEAD_CONTEXT, u, ulen, sign, ctx, out, len)) != 0)
 		return r;
-	line[len++] = '\n';
-	if ((r = sv_write_file_atomic(a->head_path, line, len, 0600)) != 0)
-		sv_preferr(
-		    r, "audit: checkpoint %" PRIu64 " committed but head file not written", a->seq);
-	free(line);
-	return r;
+	(*out)[(*len)++] = '\n';
+	return 0;
 }
 
 /* ---- opening: continue the chain from the tail ---- */
@@ -418,6 +421,7 @@ log_open_fd(struct audit *a)
 static int
 tail_parse(struct audit *a, const uint8_t *line, size_t len)
 {
+	const char *t;
 	json_t *o;
 	uint64_t seq;
 	int r;
@@ -426,6 +430,18 @@ tail_parse(struct audit *a, const uint8_t *line, size_t len)
 		return sv_seterr(SV_EINVAL, "last line empty or over %d bytes", AUDIT_RECORD_MAX);
 	if ((r = audit_rec_parse(line, len, &o, &seq)) != 0)
 		return sv_preferr(r, "last line");
+	/* A checkpoint last: its head file may not have been written. */
+	t = json_string_value(json_object_get(o, "type"));
+	if (t != NULL && strcmp(t, "checkpoint") == 0) {
+		json_t *k = json_object_get(o, json_object_get(o, "next") ? "next" : "key");
+
+		if (!json_is_string(k) || json_string_length(k) == 0 ||
+		    json_string_length(k) > AUDIT_KEYID_MAX) {
+			json_decref(o);
+			return sv_seterr(SV_EINVAL, "last line: a checkpoint without a key id");
+		}
+		snprintf(a->in_force, sizeof(a->in_force), "%s", json_string_value(k));
+	}
 	json_decref(o);
 	a->seq = seq;
 	crypto_hash_sha256(a->prev, line, len);
@@ -473,6 +489,77 @@ out:
 	return r;
 }
 
+/*
+ * The key in force after the last checkpoint among the lines after seq
+ * `after` (the head file's checkpoint, 0 without one): found reading the
+ * committed log backwards from its end (lines are at most AUDIT_RECORD_MAX
+ * bytes), so the cost is the lines written since the head file was last
+ * written.  A handover whose head file could not be written is found this way.
+ * a->in_force is left alone if there is none.
+ */
+static int
+key_after_head(struct audit *a, uint64_t after)
+{
+	const size_t bufsz = 2 * (size_t)AUDIT_RECORD_MAX + 65536;
+	off_t pos = a->size - (off_t)a->repaired; /* just after a newline */
+	uint8_t *buf = malloc(bufsz), *s;
+	size_t n, e;
+	int r = 0, done = 0;
+
+	if (buf == NULL)
+		return sv_seterr(SV_ENOMEM, "audit: out of memory");
+	while (pos > 0 && !done && r == 0) {
+		n = (size_t)pos < bufsz ? (size_t)pos : bufsz;
+		if (pread(a->fd, buf, n, pos - (off_t)n) != (ssize_t)n) {
+			r = sv_seterr(SV_EIO, "%s: read: %s", a->path, strerror(errno));
+			break;
+		}
+		e = n - 1; /* buf[e] ends the line being looked at */
+		for (;;) {
+			json_t *o, *k;
+			const char *t;
+			uint64_t seq;
+
+			s = e > 0 ? memrchr(buf, '\n', e) : NULL;
+			if (s == NULL && (size_t)pos > n) {
+				if (e + 1 == n) /* not one whole line in bufsz bytes */
+					r = sv_seterr(
+					    SV_EINVAL, "a line over %d bytes", AUDIT_RECORD_MAX);
+				pos -= (off_t)(n - e - 1);
+				break;
+			}
+			s = s ? s + 1 : buf;
+			if ((r = audit_rec_parse(s, (size_t)(buf + e - s), &o, &seq)) != 0) {
+				sv_preferr(r, "audit: a line after checkpoint %" PRIu64, after);
+				break;
+			}
+			t = json_string_value(json_object_get(o, "type"));
+			k = json_object_get(o, json_object_get(o, "next") ? "next" : "key");
+			if (seq <= after) {
+				done = 1;
+			} else if (t != NULL && strcmp(t, "checkpoint") == 0) {
+				done = 1;
+				if (json_is_string(k) && json_string_length(k) > 0 &&
+				    json_string_length(k) <= AUDIT_KEYID_MAX)
+					memcpy(a->in_force, json_string_value(k),
+					    json_string_length(k) + 1);
+				else
+					r = sv_seterr(SV_EINVAL,
+					    "audit: checkpoint %" PRIu64 " without a key id", seq);
+			}
+			json_decref(o);
+			if (done || s == buf) {
+				pos -= (off_t)n;
+				done = done || pos == 0;
+				break;
+			}
+			e = (size_t)(s - buf) - 1;
+		}
+	}
+	free(buf);
+	return r;
+}
+
 /* Refuse to append to a log cut back past the checkpoint in its head file. */
 static int
 head_check_open(struct audit *a)
@@ -480,8 +567,16 @@ head_check_open(struct audit *a)
 	struct audit_head h;
 	int found, r;
 
-	if ((r = audit_head_load(a->head_path, NULL, &h, &found)) != 0 || !found)
+	if ((r = audit_head_load(a->head_path, NULL, &h, &found)) != 0)
 		return r;
+	/* The last line is not a checkpoint: the head file's, or one it missed, is the last. */
+	if (a->in_force[0] == '\0' && a->seq > (found ? h.seq : 0) &&
+	    (r = key_after_head(a, found ? h.seq : 0)) != 0)
+		return r;
+	if (!found)
+		return 0;
+	if (a->in_force[0] == '\0')
+		memcpy(a->in_force, h.key, sizeof(a->in_force));
 	if (h.seq > a->seq)
 		return sv_seterr(SV_ESTATE,
 		    "truncated: checkpoint %" PRIu64 " recorded in the "
@@ -907,23 +1002,44 @@ audit_commit_wait(struct audit *a)
 	return commit_end(a, written, r);
 }
 
-int
-audit_checkpoint(struct audit *a, const char *key_id, audit_sign_fn sign, void *ctx)
+static int
+key_id_ok(const char *id)
 {
+	return id != NULL && id[0] != '\0' && strlen(id) <= AUDIT_KEYID_MAX;
+}
+
+/*
+ * Append and commit a checkpoint signed by sign, then write the head file
+ * signed by the key in force after it: the same signer, or for a handover
+ * (next set) next->sign, whose signature is checked against next->pub
+ * before anything is written.
+ */
+static int
+ckpt_write(struct audit *a, const char *key_id, audit_sign_fn sign, void *ctx,
+    const struct audit_next *next)
+{
+	const char *force = next ? next->key_id : key_id;
 	uint8_t hash[HASH_LEN];
-	char *line = NULL;
-	size_t ulen, len;
+	char *line = NULL, *hline = NULL, *pub = NULL;
+	size_t ulen, len, hlen;
 	json_t *f;
 	int r;
 
-	if (a->nqueued != 0)
+	if (a->nqueued != 0 || a->started)
 		return sv_seterr(SV_ESTATE, "audit: records queued: commit before a checkpoint");
-	if (sign == NULL || key_id == NULL || key_id[0] == '\0' || strlen(key_id) > AUDIT_KEYID_MAX)
+	if (sign == NULL || !key_id_ok(key_id) ||
+	    (next && (next->sign == NULL || !key_id_ok(next->key_id))))
 		return sv_seterr(SV_EINVAL,
 		    "audit: checkpoint needs a signer and a key id of 1 to "
 		    "%d bytes",
 		    AUDIT_KEYID_MAX);
-	if ((f = json_pack("{s:s,s:s}", "type", "checkpoint", "key", key_id)) == NULL)
+	if (next && (r = b64u_encode(next->pub, 32, &pub)) != 0)
+		return r;
+	f = next ? json_pack("{s:s,s:s,s:s,s:s}", "type", "checkpoint", "key", key_id, "next",
+		       next->key_id, "pub", pub)
+		 : json_pack("{s:s,s:s}", "type", "checkpoint", "key", key_id);
+	free(pub);
+	if (f == NULL)
 		return sv_seterr(SV_EINVAL, "audit: checkpoint key id is not UTF-8");
 	r = rec_build(a, f, &ulen);
 	json_decref(f);
@@ -931,15 +1047,57 @@ audit_checkpoint(struct audit *a, const char *key_id, audit_sign_fn sign, void *
 		return r;
 	if ((r = sig_make(AUDIT_CKPT_CONTEXT, a->scratch, ulen, sign, ctx, &line, &len)) != 0)
 		return r;
+	crypto_hash_sha256(hash, (const uint8_t *)line, len);
 	if (len > AUDIT_RECORD_MAX)
 		r = sv_seterr(SV_ETOOBIG, "audit: checkpoint over %d bytes", AUDIT_RECORD_MAX);
-	else if ((r = queue_line(a, line, len)) == 0 && (r = audit_commit(a)) == 0) {
-		crypto_hash_sha256(hash, (const uint8_t *)line, len);
-		r = head_write(a, key_id, hash, sign, ctx);
+	else if (next)
+		r = head_make(a->qseq + 1, force, hash, next->sign, next->ctx, &hline, &hlen);
+	else
+		r = head_make(a->qseq + 1, force, hash, sign, ctx, &hline, &hlen);
+	/* The new key must be the one announced: else the log would name a key nobody holds. */
+	if (r == 0 && next) {
+		char sig[SIG_B64_LEN + 1];
+
+		memcpy(sig, hline + hlen - 1 - 2 - SIG_B64_LEN, SIG_B64_LEN);
+		sig[SIG_B64_LEN] = '\0';
+		if ((r = audit_sig_check(next->pub, AUDIT_HEAD_CONTEXT, (const uint8_t *)hline,
+			 hlen - 1, sig)) != 0)
+			r = sv_preferr(
+			    r, "audit: the next key does not sign as its public key says");
+	}
+	if (r == 0 && (r = queue_line(a, line, len)) == 0 && (r = audit_commit(a)) == 0) {
+		/* memmove: key_id may be audit_key_in_force()'s own buffer. */
+		memmove(a->in_force, force, strlen(force) + 1);
+		if ((r = sv_write_file_atomic(a->head_path, hline, hlen, 0600)) != 0)
+			sv_preferr(r,
+			    "audit: checkpoint %" PRIu64 " committed but head file not written",
+			    a->seq);
 	}
 	queue_drop(a);
 	free(line);
+	free(hline);
 	return r;
+}
+
+int
+audit_checkpoint(struct audit *a, const char *key_id, audit_sign_fn sign, void *ctx)
+{
+	return ckpt_write(a, key_id, sign, ctx, NULL);
+}
+
+int
+audit_handover(struct audit *a, const char *key_id, audit_sign_fn sign, void *ctx,
+    const struct audit_next *next)
+{
+	if (next == NULL)
+		return sv_seterr(SV_EINVAL, "audit: a handover needs the next key");
+	return ckpt_write(a, key_id, sign, ctx, next);
+}
+
+const char *
+audit_key_in_force(const struct audit *a)
+{
+	return a->in_force;
 }
 
 /* ---- rotation ---- */

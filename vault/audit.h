@@ -44,13 +44,25 @@
  * check does not depend on the JSON library.  Because prev chains every line,
  * a valid checkpoint authenticates every line before it.
  *
+ * KEY HANDOVER.  A checkpoint may hand the log over to a new key:
+ *
+ *   {"seq":N,...,"type":"checkpoint","key":"<K>","next":"<K2>","pub":"<P>","sig":"<S>"}
+ *
+ * signed by K as above, P being base64url (43 characters) of K2's 32-byte
+ * Ed25519 public key.  Every later checkpoint (and the head file, below) must
+ * be signed by P: the old key signs nothing after it.  The verifier starts
+ * from the keys it trusts (the first checkpoint of a log may be signed by any
+ * of them) and follows handovers, so the first key alone verifies a log that
+ * changed keys since.
+ *
  * The head file, "<log path>" AUDIT_HEAD_SUFFIX, is rewritten atomically after
  * each checkpoint.  It holds one line:
  *
  *   {"seq":N,"hash":"<H>","key":"<K>","sig":"<S>"}
  *
  * N is the seq of the newest checkpoint, H the base64url SHA-256 of that line
- * (without newline), S an Ed25519 signature by the same key over
+ * (without newline), K the key in force after it (K2 after a handover), S an
+ * Ed25519 signature by that key over
  * AUDIT_HEAD_CONTEXT followed by the head line without its sig member (same
  * rule as above).  If the head file exists, the verifier requires line N of the
  * log to be that checkpoint; a log cut back past it fails with "truncated:
@@ -202,6 +214,32 @@ double audit_last_commit_seconds(const struct audit *a);
  */
 int audit_checkpoint(struct audit *a, const char *key_id, audit_sign_fn sign, void *ctx);
 
+/* The key a handover passes the log to: its id, public key and signer. */
+struct audit_next {
+	const char *key_id;
+	uint8_t pub[32];
+	audit_sign_fn sign;
+	void *ctx;
+};
+
+/*
+ * A checkpoint signed by key_id that hands the log over to next (see KEY
+ * HANDOVER); the head file is signed by next.  next->sign is tried on the
+ * head file before anything is written: if its signature does not verify
+ * with next->pub, SV_ECRYPTO and the log is unchanged.  Otherwise as
+ * audit_checkpoint().
+ */
+int audit_handover(struct audit *a, const char *key_id, audit_sign_fn sign, void *ctx,
+    const struct audit_next *next);
+
+/*
+ * The id of the key the next checkpoint must be signed with: the key of the
+ * log's newest checkpoint (its next key after a handover), as found by
+ * audit_open() in the last line or the head file and kept up to date by
+ * checkpoints.  "" if the log (and its head file) has none yet.
+ */
+const char *audit_key_in_force(const struct audit *a);
+
 /*
  * Rotate the log: commit a checkpoint (as audit_checkpoint()), keep the log
  * under the name "<path>.<seq of that checkpoint, 12 digits>" with a copy of
@@ -233,6 +271,11 @@ struct audit_report {
 	char link[44];	    /* prev of line 1, base64url */
 	char last[44];	    /* hash of the last line, base64url ("" if none) */
 	char from[96];	    /* a continuation's "from" (escaped) */
+	/* Keys (when signatures were checked): */
+	uint64_t handovers;    /* key handovers accepted */
+	int have_keys;	       /* a checkpoint was verified: start_key and end_key are set */
+	uint8_t start_key[32]; /* the key of the first checkpoint */
+	uint8_t end_key[32];   /* the key in force after the last one */
 };
 
 /*
@@ -245,6 +288,16 @@ struct audit_report {
  * malformed line or head file; SV_EIO / SV_ENOTFOUND if a file cannot be read.
  */
 int audit_verify(const char *path, const uint8_t *pub, struct audit_report *rep);
+
+/*
+ * audit_verify() trusting npubs keys (pubs may be NULL with npubs 0: no
+ * signature checks): a log's first checkpoint may be signed by any of them,
+ * every later one only by the key in force (the first one's, then the next
+ * key of each handover).  The head file must be signed by the key in force
+ * after its checkpoint.
+ */
+int audit_verify_keys(
+    const char *path, const uint8_t (*pubs)[32], size_t npubs, struct audit_report *rep);
 
 /*
  * Check that n logs, each verified intact by audit_verify() (reports in rep),

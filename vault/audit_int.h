@@ -12,14 +12,17 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "audit.h"
+
 #define HASH_LEN     crypto_hash_sha256_BYTES
 #define HASH_B64_LEN 43 /* base64url of HASH_LEN bytes, no padding */
 #define NKEYS(k)     (sizeof(k) / sizeof((k)[0]))
 
-/* What the head file vouches for: the last checkpoint's seq and line hash. */
+/* What the head file vouches for: the last checkpoint's seq and line hash, and the key in force. */
 struct audit_head {
 	uint64_t seq;
 	uint8_t hash[HASH_LEN];
+	char key[AUDIT_KEYID_MAX + 1];
 };
 
 /* base64url of a hash into out (NUL-terminated). */
@@ -43,6 +46,9 @@ int audit_rec_parse(const uint8_t *line, size_t len, json_t **out, uint64_t *seq
  */
 int audit_sig_check(
     const uint8_t *pub, const char *context, const uint8_t *line, size_t len, const char *sig);
+
+/* Parse a head file's bytes (and check its signature if pub); 0 or an SV code. */
+int audit_head_parse(const uint8_t *buf, size_t len, const uint8_t *pub, struct audit_head *h);
 
 /* Load and check the head file at hpath (*found = 0 if there is none); 0 or an SV code. */
 int audit_head_load(const char *hpath, const uint8_t *pub, struct audit_head *h, int *found);

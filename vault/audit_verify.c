@@ -20,12 +20,16 @@
 
 #include "audit.h"
 #include "audit_int.h"
+#include "b64.h"
+#include "fileio.h"
 #include "log.h"
 #include "sv_err.h"
 
 #define READ_SIZE 65536 /* read() size */
 
 static const char *const CKPT_KEYS[] = { "seq", "time", "prev", "type", "key", "sig" };
+static const char *const HANDOVER_KEYS[] = { "seq", "time", "prev", "type", "key", "next", "pub",
+	"sig" };
 static const char *const ROT_KEYS[] = { "seq", "time", "prev", "type", "from" };
 
 /* Line reader with a per-line cap; memory stays at one buffer. */
@@ -89,12 +93,64 @@ lr_next(struct lreader *lr, const uint8_t **line, size_t *len)
 }
 
 struct vstate {
-	const uint8_t *pub;
+	const uint8_t (*pubs)[32]; /* the keys trusted to sign a log's first checkpoint */
+	size_t npubs;		   /* 0: signatures not checked */
+	uint8_t cur[32];	   /* the key in force (once rep->have_keys) */
 	struct audit_head head;
 	int have_head;
+	uint8_t head_pub[32]; /* the key in force after checkpoint head.seq */
+	int have_head_pub;
 	uint8_t prev[HASH_LEN];
 	struct audit_report *rep;
 };
+
+/* The checkpoint's signature by the key in force, or by the first trusted key that verifies it. */
+static int
+checkpoint_sig(struct vstate *vs, const uint8_t *line, size_t len, const char *sig)
+{
+	struct audit_report *rep = vs->rep;
+	size_t i;
+	int r;
+
+	if (vs->npubs == 0 || rep->have_keys)
+		return audit_sig_check(
+		    vs->npubs ? vs->cur : NULL, AUDIT_CKPT_CONTEXT, line, len, sig);
+	for (i = 0; i < vs->npubs; i++) {
+		if ((r = audit_sig_check(vs->pubs[i], AUDIT_CKPT_CONTEXT, line, len, sig)) == 0) {
+			memcpy(vs->cur, vs->pubs[i], 32);
+			memcpy(rep->start_key, vs->cur, 32);
+			rep->have_keys = 1;
+			return 0;
+		}
+		if (r != SV_ECRYPTO || vs->npubs == 1)
+			return r;
+	}
+	return sv_seterr(SV_ECRYPTO, "signed by none of the %zu trusted keys", vs->npubs);
+}
+
+/* A handover's next key: its id and public key, now in force. */
+static int
+checkpoint_next(struct vstate *vs, json_t *o)
+{
+	json_t *k = json_object_get(o, "next"), *p = json_object_get(o, "pub");
+	uint8_t *raw = NULL;
+	size_t rl = 0;
+
+	if (!json_is_string(k) || json_string_length(k) == 0 ||
+	    json_string_length(k) > AUDIT_KEYID_MAX)
+		return sv_seterr(
+		    SV_EINVAL, "handover: next must be a key id of 1 to %d bytes", AUDIT_KEYID_MAX);
+	if (!json_is_string(p) || json_string_length(p) != 43 ||
+	    b64u_decode(json_string_value(p), 43, 32, &raw, &rl) != 0 || rl != 32) {
+		free(raw);
+		return sv_seterr(SV_EINVAL, "handover: pub is not base64url of 32 bytes");
+	}
+	if (vs->npubs > 0)
+		memcpy(vs->cur, raw, 32);
+	free(raw);
+	vs->rep->handovers++;
+	return 0;
+}
 
 static int
 verify_checkpoint(struct vstate *vs, json_t *o, const uint8_t *line, size_t len, uint64_t n)
@@ -103,11 +159,17 @@ verify_checkpoint(struct vstate *vs, json_t *o, const uint8_t *line, size_t len,
 	char esc[64];
 	int r;
 
-	if (!audit_keys_match(o, CKPT_KEYS, NKEYS(CKPT_KEYS), 1) || !json_is_string(k) ||
-	    !json_is_string(s) || json_string_length(k) == 0 ||
+	int handover = audit_keys_match(o, HANDOVER_KEYS, NKEYS(HANDOVER_KEYS), 1);
+
+	if ((!handover && !audit_keys_match(o, CKPT_KEYS, NKEYS(CKPT_KEYS), 1)) ||
+	    !json_is_string(k) || !json_is_string(s) || json_string_length(k) == 0 ||
 	    json_string_length(k) > AUDIT_KEYID_MAX)
-		return sv_seterr(SV_EINVAL, "checkpoint must be {seq,time,prev,type,key,sig}");
-	r = audit_sig_check(vs->pub, AUDIT_CKPT_CONTEXT, line, len, json_string_value(s));
+		return sv_seterr(SV_EINVAL,
+		    "checkpoint must be {seq,time,prev,type,key,sig} or "
+		    "{seq,time,prev,type,key,next,pub,sig}");
+	r = checkpoint_sig(vs, line, len, json_string_value(s));
+	if (r == 0 && handover)
+		r = checkpoint_next(vs, o);
 	if (r != 0)
 		return sv_preferr(r, "checkpoint (key \"%s\")",
 		    sv_escape(json_string_value(k), json_string_length(k), esc, sizeof(esc)));
@@ -203,6 +265,10 @@ verify_line(struct vstate *vs, const uint8_t *line, size_t len)
 		r = sv_seterr(SV_ECRYPTO, "not the checkpoint recorded in the head file");
 		goto out;
 	}
+	if (vs->have_head && seq == vs->head.seq && vs->rep->have_keys) {
+		memcpy(vs->head_pub, vs->cur, 32);
+		vs->have_head_pub = 1;
+	}
 	vs->rep->records = n;
 out:
 	json_decref(o);
@@ -258,24 +324,60 @@ static void
 verify_summary(const struct vstate *vs)
 {
 	struct audit_report *rep = vs->rep;
-	char cont[160] = "";
+	char cont[160] = "", keys[64] = "";
 
-	rep->sigs_checked = vs->pub != NULL;
+	rep->sigs_checked = vs->npubs > 0;
 	rep->head_checked = vs->have_head;
 	if (rep->first_seq > 1)
 		snprintf(cont, sizeof(cont), " (seq %" PRIu64 " on, continuing %s)", rep->first_seq,
 		    rep->from);
+	if (rep->handovers > 0)
+		snprintf(keys, sizeof(keys), " (key handed over %" PRIu64 " time%s)",
+		    rep->handovers, rep->handovers == 1 ? "" : "s");
 	snprintf(rep->reason, sizeof(rep->reason),
-	    "intact: %" PRIu64 " records%s, %" PRIu64 " checkpoints; signatures %s; %s",
-	    rep->records, cont, rep->checkpoints, vs->pub ? "verified" : "NOT checked (no key)",
-	    vs->have_head ? "head file matches" : "no head file (truncation not checked)");
+	    "intact: %" PRIu64 " records%s, %" PRIu64 " checkpoints; signatures %s%s; %s",
+	    rep->records, cont, rep->checkpoints, vs->npubs ? "verified" : "NOT checked (no key)",
+	    keys, vs->have_head ? "head file matches" : "no head file (truncation not checked)");
+}
+
+/*
+ * The head file's signature, by the key in force after its checkpoint: known
+ * if that checkpoint is in this log; else (a log continuing an archive) the
+ * key of this log's first checkpoint, or without one any trusted key, which
+ * then counts as the key in force at the log's start (for the chain check).
+ */
+static int
+head_sig(struct vstate *vs, const uint8_t *buf, size_t len)
+{
+	struct audit_head h;
+	size_t i;
+	int r = SV_ECRYPTO;
+
+	if (vs->npubs == 0)
+		return 0;
+	if (vs->have_head_pub)
+		return audit_head_parse(buf, len, vs->head_pub, &h);
+	if (vs->rep->have_keys)
+		return audit_head_parse(buf, len, vs->rep->start_key, &h);
+	/* No checkpoint in this log: the head file's key is the one in force at its start. */
+	for (i = 0; i < vs->npubs && r == SV_ECRYPTO; i++) {
+		if ((r = audit_head_parse(buf, len, vs->pubs[i], &h)) == 0) {
+			memcpy(vs->cur, vs->pubs[i], 32);
+			memcpy(vs->rep->start_key, vs->cur, 32);
+			vs->rep->have_keys = 1;
+		}
+	}
+	return r;
 }
 
 int
-audit_verify(const char *path, const uint8_t *pub, struct audit_report *rep)
+audit_verify_keys(
+    const char *path, const uint8_t (*pubs)[32], size_t npubs, struct audit_report *rep)
 {
-	struct vstate vs = { .pub = pub, .rep = rep };
+	struct vstate vs = { .pubs = pubs, .npubs = pubs ? npubs : 0, .rep = rep };
 	struct lreader lr = { .fd = -1, .path = path, .cap = AUDIT_RECORD_MAX + 1 + READ_SIZE };
+	uint8_t *hbuf = NULL;
+	size_t hlen = 0;
 	char *hpath = NULL;
 	struct stat st;
 	int r;
@@ -292,7 +394,16 @@ audit_verify(const char *path, const uint8_t *pub, struct audit_report *rep)
 		goto out;
 	}
 	snprintf(hpath, strlen(path) + sizeof(AUDIT_HEAD_SUFFIX), "%s%s", path, AUDIT_HEAD_SUFFIX);
-	if ((r = audit_head_load(hpath, pub, &vs.head, &vs.have_head)) != 0)
+	/* The head file is read once, here; its signature is checked after the log. */
+	if ((r = sv_read_file(hpath, AUDIT_HEAD_MAX, &hbuf, &hlen)) == SV_ENOTFOUND)
+		r = 0;
+	else if (r != 0)
+		r = sv_preferr(r, "head file");
+	else if ((r = audit_head_parse(hbuf, hlen, NULL, &vs.head)) != 0)
+		sv_preferr(r, "head file %s", hpath);
+	else
+		vs.have_head = 1;
+	if (r != 0)
 		goto out;
 	if ((lr.fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0)
 		r = sv_seterr(
@@ -301,16 +412,27 @@ audit_verify(const char *path, const uint8_t *pub, struct audit_report *rep)
 		r = sv_seterr(SV_EIO, "%s: not a regular file", path);
 	else if ((r = verify_stream(&vs, &lr)) != 0)
 		sv_seterr(r, "%s: %s", path, rep->reason);
+	else if (vs.have_head && (r = head_sig(&vs, hbuf, hlen)) != 0)
+		sv_preferr(r, "head file %s (checkpoint %" PRIu64 ")", hpath, vs.head.seq);
 	else
 		verify_summary(&vs);
+	if (vs.npubs > 0 && rep->have_keys)
+		memcpy(rep->end_key, vs.cur, 32);
 out:
 	if (r != 0 && rep->reason[0] == '\0')
 		vfail(rep, 0, r, "%s", sv_errmsg(r));
 	if (lr.fd >= 0)
 		close(lr.fd);
 	free(lr.buf);
+	free(hbuf);
 	free(hpath);
 	return r;
+}
+
+int
+audit_verify(const char *path, const uint8_t *pub, struct audit_report *rep)
+{
+	return audit_verify_keys(path, (const uint8_t(*)[32])pub, pub ? 1 : 0, rep);
 }
 
 __attribute__((format(printf, 3, 4))) static int
@@ -350,6 +472,11 @@ audit_verify_chain(const struct audit_report *rep, size_t n, size_t *order, char
 			return chain_fail(why, whyn,
 			    "%s does not continue %s: its line 1 holds another hash than that "
 			    "log's last line (cut or changed)",
+			    b->path, a->path);
+		if (a->have_keys && b->have_keys && memcmp(a->end_key, b->start_key, 32) != 0)
+			return chain_fail(why, whyn,
+			    "%s: its first checkpoint is signed by another key than the one in "
+			    "force at the end of %s",
 			    b->path, a->path);
 	}
 	snprintf(why, whyn, "%zu logs chained, seq %" PRIu64 " to %" PRIu64, n,

@@ -6,8 +6,9 @@
  * oversized fields and the batch cap; the fields check against the
  * verifier's parser; commit failure roll-back through the test hook; disk
  * allocated ahead of the log; the commit in two halves and its one sync
- * thread; checkpoint errors; 10,000 records.  The verifier has its own
- * suite, test_audit_verify.c.
+ * thread; checkpoint errors; key handover (the line and head file written,
+ * the key in force found again on open, refusals); 10,000 records.  The
+ * verifier has its own suite, test_audit_verify.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -649,6 +650,311 @@ test_checkpoint_errors(void **state)
 	expect_ok(f->log, f->pk, 2, 1);
 }
 
+/* ---- key handover ---- */
+
+/* The members of o, in order, are exactly the n names. */
+static void
+assert_members(json_t *o, const char *const *names, size_t n)
+{
+	void *it;
+	size_t i;
+
+	assert_non_null(o);
+	for (i = 0, it = json_object_iter(o); it != NULL; i++, it = json_object_iter_next(o, it)) {
+		assert_true(i < n);
+		assert_string_equal(json_object_iter_key(it), names[i]);
+	}
+	assert_int_equal(i, n);
+}
+
+/* A handover line and its head file, checked against audit.h without audit.c. */
+static void
+test_handover_write(void **state)
+{
+	static const char *const ckpt[] = { "seq", "time", "prev", "type", "key", "next", "pub",
+		"sig" };
+	static const char *const head[] = { "seq", "hash", "key", "sig" };
+	struct fx *f = *state;
+	struct lines ls, hd;
+	struct audit *a;
+	struct tkey b;
+	char *pub, *h, want[256];
+	json_t *o;
+
+	tkey_new(&b);
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "");
+	add_recs(a, 1, 1);
+	assert_string_equal(audit_key_in_force(a), ""); /* records name no key */
+	assert_ok(audit_checkpoint(a, "key-a", test_sign, f->sk));
+	assert_string_equal(audit_key_in_force(a), "key-a");
+	add_recs(a, 3, 1);
+	assert_ok(handover(a, "key-a", f->sk, "key-b", &b));
+	assert_string_equal(audit_key_in_force(a), "key-b");
+	assert_int_equal(audit_seq(a), 4);
+	assert_int_equal(audit_pending(a), 0);
+	audit_close(a);
+
+	lines_load(f->log, &ls);
+	assert_int_equal(ls.n, 4);
+	o = json_loads(ls.l[3], 0, NULL);
+	assert_members(o, ckpt, 8);
+	assert_int_equal(json_integer_value(json_object_get(o, "seq")), 4);
+	h = hash_b64(ls.l[2]);
+	assert_string_equal(json_string_value(json_object_get(o, "prev")), h);
+	free(h);
+	json_decref(o);
+	/* The exact bytes: key, next, then pub = base64url of b's 32-byte public key. */
+	assert_ok(b64u_encode(b.pk, 32, &pub));
+	assert_int_equal(strlen(pub), 43);
+	snprintf(want, sizeof(want),
+	    "\",\"type\":\"checkpoint\",\"key\":\"key-a\",\"next\":\"key-b\",\"pub\":\"%s\","
+	    "\"sig\":\"",
+	    pub);
+	assert_non_null(strstr(ls.l[3], want));
+	assert_int_equal(strncmp(ls.l[3], "{\"seq\":4,\"time\":\"", 17), 0);
+	free(pub);
+	/* Signed by the old key, not the new one. */
+	assert_true(doc_sig_verifies(f->pk, AUDIT_CKPT_CONTEXT, ls.l[3]));
+	assert_false(doc_sig_verifies(b.pk, AUDIT_CKPT_CONTEXT, ls.l[3]));
+
+	/* The head file: this checkpoint, the next key's id, signed by the next key. */
+	lines_load(f->head, &hd);
+	assert_int_equal(hd.n, 1);
+	o = json_loads(hd.l[0], 0, NULL);
+	assert_members(o, head, 4);
+	assert_int_equal(json_integer_value(json_object_get(o, "seq")), 4);
+	h = hash_b64(ls.l[3]);
+	assert_string_equal(json_string_value(json_object_get(o, "hash")), h);
+	free(h);
+	assert_string_equal(json_string_value(json_object_get(o, "key")), "key-b");
+	json_decref(o);
+	assert_true(doc_sig_verifies(b.pk, AUDIT_HEAD_CONTEXT, hd.l[0]));
+	assert_false(doc_sig_verifies(f->pk, AUDIT_HEAD_CONTEXT, hd.l[0]));
+	lines_free(&hd);
+	lines_free(&ls);
+
+	/* The log goes on with the new key and verifies from the first one alone. */
+	assert_ok(audit_open(f->log, &a));
+	assert_ok(audit_checkpoint(a, "key-b", test_sign, b.sk));
+	audit_close(a);
+	expect_ok(f->log, f->pk, 5, 3);
+}
+
+/* audit_open() finds the key in force in the last line or else in the head file. */
+static void
+test_handover_reopen(void **state)
+{
+	struct fx *f = *state;
+	struct audit *a;
+	struct tkey b;
+	uint8_t *old, *hb;
+	size_t oldlen, hlen;
+	char *k;
+
+	tkey_new(&b);
+	assert_ok(audit_open(f->log, &a));
+	add_recs(a, 1, 1);
+	assert_ok(audit_checkpoint(a, "key-a", test_sign, f->sk));
+	audit_close(a);
+	old = file_read(f->head, &oldlen); /* checkpoint 2, key-a */
+
+	/* Last line a plain checkpoint: its key, even if the head file says otherwise. */
+	hb = file_read(f->head, &hlen);
+	k = strstr((char *)hb, "\"key\":\"key-a\"");
+	assert_non_null(k);
+	k[11] = 'z'; /* key-z: audit_open() does not check the head file's signature */
+	file_put(f->head, hb, hlen);
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "key-a");
+	audit_close(a);
+	file_put(f->head, old, oldlen);
+
+	/* Last line a handover: its next key. */
+	assert_ok(audit_open(f->log, &a));
+	add_recs(a, 3, 1);
+	assert_ok(handover(a, "key-a", f->sk, "key-b", &b));
+	audit_close(a);
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "key-b");
+	audit_close(a);
+
+	/* The handover's head file never written: the old one (key-a) is still there. */
+	file_put(f->head, old, oldlen);
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "key-b");
+	assert_int_equal(audit_seq(a), 4);
+	/* The id as returned is a valid argument (it is the buffer the checkpoint updates). */
+	assert_ok(audit_checkpoint(a, audit_key_in_force(a), test_sign, b.sk));
+	assert_string_equal(audit_key_in_force(a), "key-b");
+	add_recs(a, 6, 1);
+	audit_close(a);
+	expect_ok(f->log, f->pk, 6, 3);
+
+	/* Records after the last checkpoint: the head file's key. */
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "key-b");
+	audit_close(a);
+	free(hb);
+	hb = file_read(f->head, &hlen);
+	k = strstr((char *)hb, "\"key\":\"key-b\"");
+	assert_non_null(k);
+	k[11] = 'z';
+	file_put(f->head, hb, hlen);
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "key-z");
+	audit_close(a);
+	/* No head file: the last checkpoint, read back from the end. */
+	assert_int_equal(unlink(f->head), 0);
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "key-b");
+	audit_close(a);
+	/* No checkpoint at all: unknown. */
+	assert_int_equal(unlink(f->log), 0);
+	assert_ok(audit_open(f->log, &a));
+	add_recs(a, 1, 3);
+	audit_close(a);
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "");
+	audit_close(a);
+	free(hb);
+	free(old);
+}
+
+/* A handover committed whose head file cannot be written: in force all the same. */
+static void
+test_handover_head_unwritten(void **state)
+{
+	struct fx *f = *state;
+	char aside[PATH_MAX + 8];
+	struct audit *a;
+	struct tkey b;
+
+	tkey_new(&b);
+	snprintf(aside, sizeof(aside), "%s.aside", f->head);
+	assert_ok(audit_open(f->log, &a));
+	add_recs(a, 1, 2);
+	assert_ok(audit_checkpoint(a, "key-a", test_sign, f->sk));
+	add_recs(a, 4, 1);
+	/* A directory where the head file goes: its rename fails. */
+	assert_int_equal(rename(f->head, aside), 0);
+	assert_int_equal(mkdir(f->head, 0700), 0);
+	assert_sverr(handover(a, "key-a", f->sk, "key-b", &b), SV_EIO);
+	assert_msg_has(SV_EIO, "checkpoint 5 committed but head file not written");
+	assert_int_equal(audit_seq(a), 5);
+	assert_string_equal(audit_key_in_force(a), "key-b");
+	audit_close(a);
+	assert_int_equal(rmdir(f->head), 0);
+	assert_int_equal(rename(aside, f->head), 0); /* as after a crash: the old head file */
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "key-b");
+	/* Records after the handover, then a crash: the old head file and no checkpoint
+	 * last.  Found reading back past the records (3000: more than one read's worth). */
+	add_recs(a, 6, 3000);
+	audit_close(a);
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "key-b");
+	audit_close(a);
+	assert_int_equal(rename(f->head, aside), 0); /* no head file at all: the same */
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "key-b");
+	assert_ok(audit_checkpoint(a, audit_key_in_force(a), test_sign, b.sk));
+	audit_close(a);
+	expect_ok(f->log, f->pk, 3006, 3);
+	/* The head file's own checkpoint is the last one when none follows it. */
+	assert_ok(audit_open(f->log, &a));
+	add_recs(a, 9000, 2);
+	audit_close(a);
+	assert_int_equal(unlink(f->head), 0);
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "key-b");
+	audit_close(a);
+}
+
+static void
+test_handover_errors(void **state)
+{
+	struct fx *f = *state;
+	char longkey[AUDIT_KEYID_MAX + 2];
+	struct audit_next nx;
+	struct tkey b, c;
+	struct audit *a;
+	uint8_t *log0, *head0;
+	size_t loglen, headlen;
+
+	tkey_new(&b);
+	tkey_new(&c);
+	memset(longkey, 'k', sizeof(longkey) - 1);
+	longkey[sizeof(longkey) - 1] = '\0';
+	assert_ok(audit_open(f->log, &a));
+	add_recs(a, 1, 1);
+	assert_ok(audit_checkpoint(a, "key-a", test_sign, f->sk));
+	log0 = file_read(f->log, &loglen);
+	head0 = file_read(f->head, &headlen);
+
+	/* b's public key announced, c's signer: refused before anything is written. */
+	nx = (struct audit_next){ .key_id = "key-b", .sign = test_sign, .ctx = c.sk };
+	memcpy(nx.pub, b.pk, 32);
+	assert_sverr(audit_handover(a, "key-a", test_sign, f->sk, &nx), SV_ECRYPTO);
+	assert_msg_has(SV_ECRYPTO, "the next key does not sign as its public key says");
+	assert_int_equal(audit_seq(a), 2);
+	assert_int_equal(audit_pending(a), 0);
+	assert_string_equal(audit_key_in_force(a), "key-a");
+	assert_file_is(f->log, log0, loglen);
+	assert_file_is(f->head, head0, headlen);
+
+	assert_sverr(audit_handover(a, "key-a", test_sign, f->sk, NULL), SV_EINVAL);
+	assert_msg_has(SV_EINVAL, "a handover needs the next key");
+	nx.ctx = b.sk;
+	nx.key_id = "";
+	assert_sverr(audit_handover(a, "key-a", test_sign, f->sk, &nx), SV_EINVAL);
+	assert_msg_has(SV_EINVAL, "key id of 1 to 128 bytes");
+	nx.key_id = longkey;
+	assert_sverr(audit_handover(a, "key-a", test_sign, f->sk, &nx), SV_EINVAL);
+	assert_msg_has(SV_EINVAL, "key id of 1 to 128 bytes");
+	nx.key_id = NULL;
+	assert_sverr(audit_handover(a, "key-a", test_sign, f->sk, &nx), SV_EINVAL);
+	nx.key_id = "\xff";
+	assert_sverr(audit_handover(a, "key-a", test_sign, f->sk, &nx), SV_EINVAL);
+	assert_msg_has(SV_EINVAL, "not UTF-8");
+	nx.key_id = "key-b";
+	nx.sign = NULL;
+	assert_sverr(audit_handover(a, "key-a", test_sign, f->sk, &nx), SV_EINVAL);
+	assert_msg_has(SV_EINVAL, "needs a signer");
+	nx.sign = test_sign;
+	assert_sverr(audit_handover(a, "", test_sign, f->sk, &nx), SV_EINVAL);
+	assert_sverr(audit_handover(a, "key-a", NULL, f->sk, &nx), SV_EINVAL);
+	/* A signer error, old key or new, is returned as is. */
+	assert_sverr(audit_handover(a, "key-a", failing_sign, NULL, &nx), SV_EHSM);
+	nx.sign = failing_sign;
+	assert_sverr(audit_handover(a, "key-a", test_sign, f->sk, &nx), SV_EHSM);
+	assert_msg_has(SV_EHSM, "token removed");
+	nx.sign = test_sign;
+	assert_int_equal(audit_seq(a), 2);
+	assert_int_equal(audit_pending(a), 0);
+	assert_string_equal(audit_key_in_force(a), "key-a");
+	assert_file_is(f->log, log0, loglen);
+	assert_file_is(f->head, head0, headlen);
+
+	/* Records queued: commit first, as for a checkpoint. */
+	add_rec(a, 3);
+	assert_sverr(audit_handover(a, "key-a", test_sign, f->sk, &nx), SV_ESTATE);
+	assert_msg_has(SV_ESTATE, "commit before a checkpoint");
+	assert_int_equal(audit_pending(a), 1);
+	assert_ok(audit_commit(a));
+
+	/* The longest next key id is fine. */
+	longkey[AUDIT_KEYID_MAX] = '\0';
+	nx.key_id = longkey;
+	assert_ok(audit_handover(a, "key-a", test_sign, f->sk, &nx));
+	assert_string_equal(audit_key_in_force(a), longkey);
+	assert_int_equal(audit_seq(a), 4);
+	audit_close(a);
+	expect_ok(f->log, f->pk, 4, 2);
+	free(log0);
+	free(head0);
+}
+
 static void
 test_many_records(void **state)
 {
@@ -690,6 +996,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handover_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handover_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handover_head_unwritten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handover_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_records, setup, teardown),
 	};
 
