@@ -373,19 +373,6 @@ on_net_event(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-/* Checkpoints are signed in the token by the vault's Ed25519 audit key. */
-static int
-ckpt_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64])
-{
-	struct kp *kp = ctx;
-	size_t sl = 64;
-	double t0 = metrics_now();
-	int r = hsm_sign(kp->h, &kp->audit_key, msg, len, sig, &sl);
-
-	metrics_observe(kp->m, "shadowvault_hsm_sign_seconds", metrics_now() - t0);
-	return r != 0 ? r : sl == 64 ? 0 : sv_seterr(SV_EHSM, "audit key gave a bad signature");
-}
-
 static void
 checkpoint(struct kp *kp)
 {
@@ -393,12 +380,8 @@ checkpoint(struct kp *kp)
 
 	if (audit_seq(kp->audit) == kp->seq_at_checkpoint)
 		return;
-	if ((r = audit_checkpoint(kp->audit, KS_AUDIT_KEY, ckpt_sign, kp)) != 0) {
+	if ((r = kp_audit_checkpoint(kp)) != 0)
 		sv_err("audit checkpoint: %s", sv_errmsg(r));
-		return;
-	}
-	kp->seq_at_checkpoint = audit_seq(kp->audit);
-	kp->last_checkpoint = metrics_now();
 }
 
 /*
@@ -431,11 +414,8 @@ kp_audit_rotate(struct kp *kp, char *archive, size_t n)
 	if (r == 0 && kp_nonce_floor(kp) < audit_seq(kp->audit))
 		r = sv_seterr(
 		    SV_ESTATE, "audit: signed nonces are not all in the state database yet");
-	if (r == 0 && (r = audit_rotate(kp->audit, KS_AUDIT_KEY, ckpt_sign, kp, archive, n)) == 0) {
-		/* The rotation's checkpoint is the line before the new log's first. */
-		kp->seq_at_checkpoint = audit_seq(kp->audit) - 1;
-		kp->last_checkpoint = metrics_now();
-	}
+	if (r == 0)
+		r = kp_audit_rotate_log(kp, archive, n);
 	return r;
 }
 
@@ -652,17 +632,13 @@ cpus_usable(void)
 static int
 open_all(struct kp *kp)
 {
-	struct ks_key k;
 	int r;
 
 	if ((r = state_open(kp->cfg->db_path, 0, &kp->st)) != 0 ||
 	    (r = state_durable(kp->st, 0)) != 0 || (r = hsm_open(&kp->cfg->hsm, &kp->h)) != 0 ||
 	    (r = load_ca(kp)) != 0)
 		return r;
-	if ((r = ks_get(kp->st, KS_AUDIT_KEY, 0, &k)) != 0)
-		return sv_preferr(r, "audit key");
-	kp->audit_key = k.hk;
-	if ((r = kp_bundle_init(kp)) != 0)
+	if ((r = kp_audit_key_load(kp)) != 0 || (r = kp_bundle_init(kp)) != 0)
 		return r;
 	if ((r = audit_open(kp->cfg->audit_file, &kp->audit)) != 0 ||
 	    (r = recover_nonces(kp)) != 0 || (r = kp_nonces_init(kp)) != 0 ||
@@ -674,6 +650,9 @@ open_all(struct kp *kp)
 	define_metrics(kp->m);
 	kp->seq_at_checkpoint = audit_seq(kp->audit);
 	kp->last_checkpoint = metrics_now();
+	/* A key rotation stopped before its handover: finish it now. */
+	if ((r = kp_audit_settle(kp)) != 0)
+		sv_err("%s (retried at each checkpoint)", sv_errmsg(r));
 	kp->last_prune = -1; /* never: prune at start */
 	prune_nonces(kp);    /* at start, then every KP_PRUNE_EVERY seconds */
 	kp->accts_stale = 1;

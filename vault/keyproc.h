@@ -72,8 +72,10 @@ struct kp {
 
 	X509 *ca;
 	struct hsm_key ca_key;
-	EVP_PKEY *ca_priv; /* hsm_pkey(): signs in the token */
-	struct hsm_key audit_key;
+	EVP_PKEY *ca_priv;	  /* hsm_pkey(): signs in the token */
+	struct hsm_key audit_key; /* vault.audit's current version: signs checkpoints */
+	int audit_key_version;
+	char audit_key_id[SV_NAME_MAX + 16]; /* "vault.audit@vN", as checkpoints name it */
 	struct hsm_key bundle_key; /* vault.bundle's current version: signs sealed bundles */
 	char bundle_pk[48];	   /* its Ed25519 public key, base64url, for enrolment answers */
 	uint64_t seq_at_checkpoint;
@@ -151,6 +153,19 @@ int kp_commit(struct kp *kp);
 int kp_policy_reload(struct kp *kp, const char *by);
 /* Rotate the audit log (audit_rotate(), signed by the audit key); the archive's path in archive. */
 int kp_audit_rotate(struct kp *kp, char *archive, size_t n);
+
+/* The audit key (kp_auditkey.c): load the current version of vault.audit. */
+int kp_audit_key_load(struct kp *kp);
+/* Hand the log over to the current version if an older one is in force in it (a handover
+ * checkpoint signed by that one); 0 if nothing was to do. */
+int kp_audit_settle(struct kp *kp);
+/* A checkpoint by the current version (after kp_audit_settle()). */
+int kp_audit_checkpoint(struct kp *kp);
+/* audit_rotate() by the current version (after kp_audit_settle()). */
+int kp_audit_rotate_log(struct kp *kp, char *archive, size_t n);
+/* `vaultctl key rotate vault.audit`: a new version, its public key appended to the audit keys
+ * file, made current, and the log handed over to it; *result describes the new version. */
+int kp_audit_key_rotate(struct kp *kp, json_t **result);
 
 /*
  * Handlers: each returns the response for netproc, never NULL, except that

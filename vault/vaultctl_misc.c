@@ -7,10 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/pem.h>
-
 #include "audit.h"
-#include "fileio.h"
+#include "audit_keys.h"
 #include "pol.h"
 #include "sv_err.h"
 #include "vaultctl.h"
@@ -109,37 +107,15 @@ ctl_cmd_policy(struct ctl *c, int argc, char **argv)
 	return ctl_usage(POLICY_USAGE, 1);
 }
 
-/* The raw Ed25519 public key from a PEM file. */
-static int
-load_pub(const char *path, uint8_t pub[32])
-{
-	uint8_t *pem = NULL;
-	size_t len, rl = 32;
-	EVP_PKEY *pk = NULL;
-	BIO *b;
-	int r;
-
-	if ((r = sv_read_file(path, 16384, &pem, &len)) != 0)
-		return r;
-	b = BIO_new_mem_buf(pem, (int)len);
-	pk = b ? PEM_read_bio_PUBKEY(b, NULL, NULL, NULL) : NULL;
-	BIO_free(b);
-	free(pem);
-	r = pk && EVP_PKEY_get_base_id(pk) == EVP_PKEY_ED25519 &&
-		EVP_PKEY_get_raw_public_key(pk, pub, &rl) == 1 && rl == 32
-	    ? 0
-	    : sv_seterr(SV_EINVAL, "%s: not an Ed25519 public key in PEM", path);
-	EVP_PKEY_free(pk);
-	return r;
-}
-
 static const char *const AUDIT_USAGE =
     "usage: vaultctl audit verify [FILE...] [--key PEM]\n"
     "       vaultctl audit rotate\n"
     "verify: check the audit log's hash chain, signed checkpoints and head file\n"
     "  (offline); given several logs (rotated ones and the current one, in any\n"
     "  order), also that each continues the one before it.  Defaults: the\n"
-    "  configured audit file and the vault's audit key (audit-key.pem).\n"
+    "  configured audit file and the vault's audit keys (audit-key.pem, every\n"
+    "  version; a copy of an older one still verifies the logs: each key\n"
+    "  rotation is recorded in the log, signed by the key before).\n"
     "rotate: make vaultd sign a checkpoint, keep the log as FILE.SEQ (SEQ: that\n"
     "  checkpoint's, 12 digits) with its head file, and go on in a new log that\n"
     "  continues the chain.\n";
@@ -158,30 +134,77 @@ static void
 report_json(json_t *arr, const char *file, int r, const struct audit_report *rep)
 {
 	json_array_append_new(arr,
-	    json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:b, s:s}", "file", file, "intact", r == 0,
-		"first_seq", (json_int_t)rep->first_seq, "records", (json_int_t)rep->records,
-		"checkpoints", (json_int_t)rep->checkpoints, "bad_line", (json_int_t)rep->bad_line,
-		"head_checked", rep->head_checked, "reason", rep->reason));
+	    json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:b, s:s}", "file", file, "intact",
+		r == 0, "first_seq", (json_int_t)rep->first_seq, "records",
+		(json_int_t)rep->records, "checkpoints", (json_int_t)rep->checkpoints, "handovers",
+		(json_int_t)rep->handovers, "bad_line", (json_int_t)rep->bad_line, "head_checked",
+		rep->head_checked, "reason", rep->reason));
+}
+
+/*
+ * Verify each log against the trusted keys.  A log that continues another
+ * may begin under a key that only an older log's handover names: the key in
+ * force at the end of each intact log is trusted for the others too (it was
+ * reached from a trusted key through signed handovers), and logs that failed
+ * are tried again while that helps.  audit_verify_chain() then holds each
+ * log to the key the one before it ended with.  rs[i]: each log's result.
+ */
+static int
+verify_all(const char *const *files, size_t n, const uint8_t (*pubs)[32], size_t npubs,
+    struct audit_report *rep, int *rs)
+{
+	uint8_t(*trust)[32] = calloc(npubs + n, 32);
+	size_t nt = npubs, i, j;
+	int progress = 1;
+
+	if (trust == NULL)
+		return SV_ENOMEM;
+	memcpy(trust, pubs, npubs * 32);
+	for (i = 0; i < n; i++)
+		rs[i] = -1; /* not tried */
+	while (progress) {
+		progress = 0;
+		for (i = 0; i < n; i++) {
+			if (rs[i] == 0 || (rs[i] != -1 && rs[i] != SV_ECRYPTO))
+				continue;
+			rs[i] =
+			    audit_verify_keys(files[i], (const uint8_t(*)[32])trust, nt, &rep[i]);
+			if (rs[i] != 0 || !rep[i].have_keys)
+				continue;
+			for (j = 0; j < nt && memcmp(trust[j], rep[i].end_key, 32) != 0; j++)
+				;
+			if (j == nt && npubs > 0) {
+				memcpy(trust[nt++], rep[i].end_key, 32);
+				progress = 1;
+			}
+		}
+	}
+	free(trust);
+	return 0;
 }
 
 /* Verify each log, then (several logs) that they chain; the worst result is returned. */
 static int
-verify_logs(struct ctl *c, const char *const *files, size_t n, const uint8_t *pub)
+verify_logs(
+    struct ctl *c, const char *const *files, size_t n, const uint8_t (*pubs)[32], size_t npubs)
 {
 	struct audit_report *rep = calloc(n, sizeof(*rep));
 	size_t *order = calloc(n, sizeof(*order)), i;
+	int *rs = calloc(n, sizeof(*rs));
 	json_t *arr = json_array();
 	char why[256] = "";
 	int r, bad = 0, broken = 0;
 
-	if (rep == NULL || order == NULL || arr == NULL) {
+	if (rep == NULL || order == NULL || rs == NULL || arr == NULL ||
+	    verify_all(files, n, pubs, npubs, rep, rs) != 0) {
 		free(rep);
 		free(order);
+		free(rs);
 		json_decref(arr);
 		return ctl_fail(SV_ENOMEM);
 	}
 	for (i = 0; i < n; i++) {
-		r = audit_verify(files[i], pub, &rep[i]);
+		r = rs[i];
 		if (c->json)
 			report_json(arr, files[i], r, &rep[i]);
 		else if (r == 0)
@@ -213,6 +236,7 @@ verify_logs(struct ctl *c, const char *const *files, size_t n, const uint8_t *pu
 	}
 	free(rep);
 	free(order);
+	free(rs);
 	if (bad)
 		return bad == SV_ECRYPTO ? SV_EXIT_FAIL : sv_exit_code(bad);
 	return broken ? SV_EXIT_FAIL : SV_EXIT_OK;
@@ -222,8 +246,8 @@ int
 ctl_cmd_audit(struct ctl *c, int argc, char **argv)
 {
 	const char *files[AUDIT_FILES_MAX], *key = c->cfg.audit_pub;
-	uint8_t pub[32];
-	size_t n = 0;
+	uint8_t pubs[AUDIT_PUBS_MAX][32];
+	size_t n = 0, npubs;
 	int i, r;
 
 	if (ctl_wants_help(argc, argv))
@@ -247,7 +271,7 @@ ctl_cmd_audit(struct ctl *c, int argc, char **argv)
 	}
 	if (n == 0)
 		files[n++] = c->cfg.audit_file;
-	if ((r = load_pub(key, pub)) != 0)
+	if ((r = audit_pubs_load(key, pubs, &npubs)) != 0)
 		return ctl_fail(r);
-	return verify_logs(c, files, n, pub);
+	return verify_logs(c, files, n, (const uint8_t(*)[32])pubs, npubs);
 }
