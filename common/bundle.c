@@ -447,3 +447,110 @@ bundle_meta_free(struct bundle_meta *m)
 	free(m->chain);
 	m->chain = NULL;
 }
+
+/* ---- bundle key rotation: links ---- */
+
+static void
+link_msg(const uint8_t from[BUNDLE_PK_LEN], const uint8_t to[BUNDLE_PK_LEN],
+    uint8_t msg[sizeof(BUNDLE_LINK_CONTEXT) - 1 + 2 * BUNDLE_PK_LEN])
+{
+	size_t c = sizeof(BUNDLE_LINK_CONTEXT) - 1;
+
+	memcpy(msg, BUNDLE_LINK_CONTEXT, c);
+	memcpy(msg + c, from, BUNDLE_PK_LEN);
+	memcpy(msg + c + BUNDLE_PK_LEN, to, BUNDLE_PK_LEN);
+}
+
+static char *
+b64u(const uint8_t *b, size_t n)
+{
+	size_t len = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	char *s = malloc(len);
+
+	if (s != NULL)
+		sodium_bin2base64(s, len, b, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return s;
+}
+
+int
+bundle_link_make(const uint8_t from[BUNDLE_PK_LEN], const uint8_t to[BUNDLE_PK_LEN],
+    bundle_sign_fn sign, void *ctx, json_t **out)
+{
+	uint8_t msg[sizeof(BUNDLE_LINK_CONTEXT) - 1 + 2 * BUNDLE_PK_LEN], sig[BUNDLE_SIG_LEN];
+	char *f = NULL, *t = NULL, *g = NULL;
+	int r;
+
+	*out = NULL;
+	link_msg(from, to, msg);
+	if ((r = sign(ctx, msg, sizeof(msg), sig)) != 0)
+		return r;
+	if ((f = b64u(from, BUNDLE_PK_LEN)) == NULL || (t = b64u(to, BUNDLE_PK_LEN)) == NULL ||
+	    (g = b64u(sig, BUNDLE_SIG_LEN)) == NULL ||
+	    (*out = json_pack("{s:s, s:s, s:s}", "from", f, "to", t, "sig", g)) == NULL)
+		r = sv_seterr(SV_ENOMEM, "bundle key link: out of memory");
+	free(f);
+	free(t);
+	free(g);
+	return r;
+}
+
+/* A member of a link: base64url (no padding) of exactly n bytes. */
+static int
+link_field(const json_t *l, const char *k, uint8_t *out, size_t n)
+{
+	const json_t *v = json_object_get(l, k);
+	size_t len;
+
+	if (!json_is_string(v) ||
+	    json_string_length(v) !=
+		sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING) - 1 ||
+	    sodium_base642bin(out, n, json_string_value(v), json_string_length(v), NULL, &len, NULL,
+		sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    len != n)
+		return sv_seterr(SV_EPROTO, "\"%s\" is not base64url of %zu bytes", k, n);
+	return 0;
+}
+
+int
+bundle_key_follow(
+    const uint8_t pinned[BUNDLE_PK_LEN], const json_t *chain, uint8_t out[BUNDLE_PK_LEN])
+{
+	uint8_t from[BUNDLE_PK_LEN], to[BUNDLE_PK_LEN], sig[BUNDLE_SIG_LEN];
+	uint8_t msg[sizeof(BUNDLE_LINK_CONTEXT) - 1 + 2 * BUNDLE_PK_LEN];
+	const json_t *l;
+	size_t i;
+	int r;
+
+	memcpy(out, pinned, BUNDLE_PK_LEN);
+	if (chain == NULL)
+		return 0;
+	if (sodium_init() < 0)
+		return sv_seterr(SV_ECRYPTO, "libsodium initialisation failed");
+	if (!json_is_array(chain) || json_array_size(chain) > BUNDLE_CHAIN_MAX)
+		return sv_seterr(
+		    SV_EPROTO, "key_chain is not an array of at most %d links", BUNDLE_CHAIN_MAX);
+	json_array_foreach(chain, i, l)
+	{
+		if (!json_is_object(l) || json_object_size(l) != 3) {
+			memcpy(out, pinned, BUNDLE_PK_LEN);
+			return sv_seterr(
+			    SV_EPROTO, "key_chain link %zu is not {from, to, sig}", i + 1);
+		}
+		if ((r = link_field(l, "from", from, BUNDLE_PK_LEN)) != 0 ||
+		    (r = link_field(l, "to", to, BUNDLE_PK_LEN)) != 0 ||
+		    (r = link_field(l, "sig", sig, BUNDLE_SIG_LEN)) != 0) {
+			memcpy(out, pinned, BUNDLE_PK_LEN);
+			return sv_preferr(r, "key_chain link %zu", i + 1);
+		}
+		if (sodium_memcmp(from, out, BUNDLE_PK_LEN) != 0)
+			continue; /* before the key reached so far */
+		link_msg(from, to, msg);
+		if (crypto_sign_verify_detached(sig, msg, sizeof(msg), from) != 0) {
+			memcpy(out, pinned, BUNDLE_PK_LEN);
+			return sv_seterr(SV_EPROTO,
+			    "key_chain link %zu: not signed by the key it starts from", i + 1);
+		}
+		memcpy(out, to, BUNDLE_PK_LEN);
+	}
+	return 0;
+}

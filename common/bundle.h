@@ -23,8 +23,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "names.h"
+#include <jansson.h>
 
+#include "names.h"
 #define BUNDLE_MAGIC	     "SVB1"
 #define BUNDLE_HEADER_MAX    (64 * 1024) /* header JSON, certificate chain included */
 #define BUNDLE_KEY_MAX	     8192	 /* PKCS#8 DER (RSA 4096 is about 2.4 KiB) */
@@ -80,5 +81,34 @@ int bundle_open(const uint8_t *sealed, size_t slen, const uint8_t box_pk[BUNDLE_
     const char *expect_name, int64_t now, struct bundle_meta *out, uint8_t **key, size_t *klen);
 
 void bundle_meta_free(struct bundle_meta *m);
+
+/*
+ * BUNDLE KEY ROTATION.  When the vault's bundle key changes, each old version
+ * vouches for the next with a link, sent beside the sealed bundle (the
+ * answer's "key_chain": the links from the first version to the current one,
+ * in order):
+ *
+ *   {"from": base64url(old public key), "to": base64url(new public key),
+ *    "sig": base64url(Ed25519 signature by old over BUNDLE_LINK_CONTEXT || old || new)}
+ *
+ * A shadow that pinned an old key follows the links from it and pins the key
+ * it ends at; links that do not start from the key reached so far are
+ * skipped (they come before the pinned one).
+ */
+#define BUNDLE_LINK_CONTEXT "shadowvault bundle key handover v1\n"
+#define BUNDLE_CHAIN_MAX    64 /* links in a key_chain */
+
+/* The link from -> to, signed by sign(ctx) with the key from; *out json_decref()s. */
+int bundle_link_make(const uint8_t from[BUNDLE_PK_LEN], const uint8_t to[BUNDLE_PK_LEN],
+    bundle_sign_fn sign, void *ctx, json_t **out);
+
+/*
+ * Follow chain (NULL: none) from the pinned key; the key reached in out (the
+ * pinned one if no link starts from it, and on any error).  SV_EPROTO if chain is not an array
+ * of at most BUNDLE_CHAIN_MAX links of exactly {from, to, sig} in base64url
+ * of the right sizes, or a link from the key reached so far does not verify.
+ */
+int bundle_key_follow(
+    const uint8_t pinned[BUNDLE_PK_LEN], const json_t *chain, uint8_t out[BUNDLE_PK_LEN]);
 
 #endif

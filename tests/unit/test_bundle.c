@@ -1,6 +1,7 @@
 /*
  * common/bundle.c: a round trip with a libsodium Ed25519 signer, and every
- * refusal of bundle_open and bundle_seal.  Malformed plaintexts that
+ * refusal of bundle_open and bundle_seal; the bundle key's rotation links
+ * (bundle_link_make, bundle_key_follow).  Malformed plaintexts that
  * bundle_seal would never produce are built here by raw_seal(), correctly
  * signed by the vault key and sealed to the shadow, so each test reaches
  * exactly the check it is about; each asserts the code and the detail, so it
@@ -607,6 +608,418 @@ test_seal_refusals(void **state)
 	assert_null(s);
 }
 
+/* ---- bundle key rotation: bundle_link_make(), bundle_key_follow() ---- */
+
+#define T_CTX_LEN (sizeof(BUNDLE_LINK_CONTEXT) - 1)
+#define T_NKEYS	  (BUNDLE_CHAIN_MAX + 2) /* a chain of BUNDLE_CHAIN_MAX links, and one more */
+
+/* Versions of the vault's bundle key: v[0] is v1, v[1] v2, ... */
+static uint8_t v_pk[T_NKEYS][crypto_sign_PUBLICKEYBYTES], v_sk[T_NKEYS][crypto_sign_SECRETKEYBYTES];
+
+static char *
+t_b64u(const uint8_t *b, size_t n)
+{
+	size_t len = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	char *s = malloc(len);
+
+	assert_non_null(s);
+	sodium_bin2base64(s, len, b, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return s;
+}
+
+/* The link from v[i] to v[j], signed by v[i] through bundle_link_make(). */
+static json_t *
+link_v(size_t i, size_t j)
+{
+	json_t *l = NULL;
+
+	assert_ok(bundle_link_make(v_pk[i], v_pk[j], ed_sign, v_sk[i], &l));
+	assert_non_null(l);
+	return l;
+}
+
+/* A link from -> to whose signature is made here by sk over msg (mlen bytes). */
+static json_t *
+link_raw(const uint8_t *from, const uint8_t *to, const uint8_t *sk, const uint8_t *msg, size_t mlen)
+{
+	uint8_t sig[crypto_sign_BYTES];
+	char *f = t_b64u(from, BUNDLE_PK_LEN), *t = t_b64u(to, BUNDLE_PK_LEN), *g;
+	json_t *l;
+
+	assert_int_equal(crypto_sign_detached(sig, NULL, msg, mlen, sk), 0);
+	g = t_b64u(sig, sizeof(sig));
+	l = json_pack("{s:s, s:s, s:s}", "from", f, "to", t, "sig", g);
+	assert_non_null(l);
+	free(f);
+	free(t);
+	free(g);
+	return l;
+}
+
+/* The documented message, built here and not with bundle.c's code. */
+static size_t
+link_message(const uint8_t *from, const uint8_t *to, uint8_t *msg)
+{
+	memcpy(msg, BUNDLE_LINK_CONTEXT, T_CTX_LEN);
+	memcpy(msg + T_CTX_LEN, from, BUNDLE_PK_LEN);
+	memcpy(msg + T_CTX_LEN + BUNDLE_PK_LEN, to, BUNDLE_PK_LEN);
+	return T_CTX_LEN + 2 * BUNDLE_PK_LEN;
+}
+
+/* The chain v[first] -> v[first + 1] -> ... -> v[last]. */
+static json_t *
+chain_v(size_t first, size_t last)
+{
+	json_t *c = json_array();
+	size_t i;
+
+	assert_non_null(c);
+	for (i = first; i < last; i++)
+		assert_int_equal(json_array_append_new(c, link_v(i, i + 1)), 0);
+	return c;
+}
+
+/* Follow c from pk and expect to end at want; out is spoiled first. */
+static void
+follows_to(const uint8_t *pk, const json_t *c, const uint8_t *want)
+{
+	uint8_t out[BUNDLE_PK_LEN];
+
+	memset(out, 0xa5, sizeof(out));
+	assert_ok(bundle_key_follow(pk, c, out));
+	assert_memory_equal(out, want, BUNDLE_PK_LEN);
+}
+
+/* Follow c from pk and expect SV_EPROTO with detail. */
+static void
+refused_from(const uint8_t *pk, const json_t *c, const char *detail)
+{
+	uint8_t out[BUNDLE_PK_LEN];
+
+	sv_clearerr();
+	assert_sverr(bundle_key_follow(pk, c, out), SV_EPROTO);
+	assert_msg_has(SV_EPROTO, detail);
+}
+
+static void
+chain_refused(const json_t *c, const char *detail)
+{
+	refused_from(v_pk[0], c, detail);
+}
+
+static void
+test_link_make(void **state)
+{
+	uint8_t msg[T_CTX_LEN + 2 * BUNDLE_PK_LEN], b[crypto_sign_BYTES];
+	json_t *l = link_v(0, 1), *bad = (json_t *)&b;
+	const char *k;
+	json_t *v;
+	size_t n, mlen;
+
+	/* Exactly {from, to, sig}, base64url without padding of the keys and the signature. */
+	assert_true(json_is_object(l));
+	assert_int_equal(json_object_size(l), 3);
+	json_object_foreach(l, k, v)
+	{
+		assert_true(json_is_string(v));
+		assert_int_equal(
+		    strspn(json_string_value(v),
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+		    json_string_length(v));
+	}
+	assert_int_equal(json_string_length(json_object_get(l, "from")), 43);
+	assert_int_equal(json_string_length(json_object_get(l, "to")), 43);
+	assert_int_equal(json_string_length(json_object_get(l, "sig")), 86);
+	assert_int_equal(
+	    sodium_base642bin(b, sizeof(b), json_string_value(json_object_get(l, "from")), 43, NULL,
+		&n, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+	    0);
+	assert_int_equal(n, BUNDLE_PK_LEN);
+	assert_memory_equal(b, v_pk[0], BUNDLE_PK_LEN);
+	assert_int_equal(
+	    sodium_base642bin(b, sizeof(b), json_string_value(json_object_get(l, "to")), 43, NULL,
+		&n, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+	    0);
+	assert_memory_equal(b, v_pk[1], BUNDLE_PK_LEN);
+	/* The signature is v1's over the documented message: context, old key, new key. */
+	assert_int_equal(
+	    sodium_base642bin(b, sizeof(b), json_string_value(json_object_get(l, "sig")), 86, NULL,
+		&n, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+	    0);
+	assert_int_equal(n, crypto_sign_BYTES);
+	mlen = link_message(v_pk[0], v_pk[1], msg);
+	assert_int_equal(crypto_sign_verify_detached(b, msg, mlen, v_pk[0]), 0);
+	mlen = link_message(v_pk[1], v_pk[0], msg);
+	assert_int_not_equal(crypto_sign_verify_detached(b, msg, mlen, v_pk[0]), 0);
+	json_decref(l);
+	/* The signer's error comes back as it is, and no link. */
+	assert_sverr(bundle_link_make(v_pk[0], v_pk[1], failing_sign, NULL, &bad), SV_EHSM);
+	assert_msg_has(SV_EHSM, "token gone");
+	assert_null(bad);
+}
+
+static void
+test_follow_chain(void **state)
+{
+	json_t *c = chain_v(0, 2), *e = json_array();
+
+	/* v1 -> v2 -> v3, from each version; a key the chain does not start from stays. */
+	follows_to(v_pk[0], c, v_pk[2]);
+	follows_to(v_pk[1], c, v_pk[2]);
+	follows_to(v_pk[2], c, v_pk[2]);
+	follows_to(other_sign_pk, c, other_sign_pk);
+	follows_to(sign_pk, c, sign_pk);
+	/* No chain (a vault whose bundle key never rotated), or an empty one. */
+	follows_to(v_pk[0], NULL, v_pk[0]);
+	follows_to(v_pk[1], NULL, v_pk[1]);
+	assert_non_null(e);
+	follows_to(v_pk[0], e, v_pk[0]);
+	/* One link only: v1 -> v2; v2 stays. */
+	json_array_remove(c, 1);
+	follows_to(v_pk[0], c, v_pk[1]);
+	follows_to(v_pk[1], c, v_pk[1]);
+	json_decref(c);
+	json_decref(e);
+}
+
+/* A link from the key reached so far must verify, whether that is the pinned one or not. */
+static void
+test_follow_bad_signature(void **state)
+{
+	uint8_t msg[T_CTX_LEN + 2 * BUNDLE_PK_LEN];
+	json_t *c = chain_v(0, 2), *l;
+	char *g;
+	size_t mlen;
+
+	/* v2 -> v3's signature spoiled (one bit of the signature's first byte). */
+	g = strdup(json_string_value(json_object_get(json_array_get(c, 1), "sig")));
+	assert_non_null(g);
+	g[0] = g[0] == 'A' ? 'B' : 'A';
+	json_object_set_new(json_array_get(c, 1), "sig", json_string(g));
+	free(g);
+	chain_refused(c, "key_chain link 2: not signed by the key it starts from");
+	/* From v2 the same link is the first that counts. */
+	refused_from(v_pk[1], c, "key_chain link 2: not signed");
+	json_decref(c);
+
+	/* v1's signature over v1 -> v2 with "to" changed to v3 afterwards. */
+	c = chain_v(0, 1);
+	g = t_b64u(v_pk[2], BUNDLE_PK_LEN);
+	json_object_set_new(json_array_get(c, 0), "to", json_string(g));
+	free(g);
+	chain_refused(c, "key_chain link 1: not signed by the key it starts from");
+	json_decref(c);
+
+	/* Forged: from the pinned v1 to a stranger's key, signed by the stranger. */
+	c = json_array();
+	mlen = link_message(v_pk[0], other_sign_pk, msg);
+	json_array_append_new(c, link_raw(v_pk[0], other_sign_pk, other_sign_sk, msg, mlen));
+	chain_refused(c, "key_chain link 1: not signed by the key it starts from");
+	json_decref(c);
+
+	/* Signed by v1, but over the keys without the context: not a handover. */
+	c = json_array();
+	mlen = link_message(v_pk[0], v_pk[1], msg);
+	json_array_append_new(
+	    c, link_raw(v_pk[0], v_pk[1], v_sk[0], msg + T_CTX_LEN, mlen - T_CTX_LEN));
+	chain_refused(c, "link 1: not signed");
+	json_decref(c);
+
+	/* Signed by v1 over the message of the link v1 -> v3, presented as v1 -> v2. */
+	c = json_array();
+	mlen = link_message(v_pk[0], v_pk[2], msg);
+	l = link_raw(v_pk[0], v_pk[1], v_sk[0], msg, mlen);
+	json_array_append_new(c, l);
+	chain_refused(c, "link 1: not signed");
+	json_decref(c);
+}
+
+/*
+ * Links that do not start from the key reached so far are skipped without
+ * checking their signatures.  That is safe: only a link starting from a key
+ * already trusted (the pinned one, or one a trusted key vouched for) changes
+ * the key reached, and only after its signature by that key verifies.  A
+ * skipped link changes nothing, whatever it says or whoever signed it; the
+ * vault sends every link from its first version, which a shadow pinned later
+ * cannot check and does not need.
+ */
+static void
+test_follow_skips(void **state)
+{
+	uint8_t msg[T_CTX_LEN + 2 * BUNDLE_PK_LEN];
+	json_t *c = json_array(), *c2;
+	size_t mlen;
+
+	/* A forged link from a stranger's key, then v1 -> v2 -> v3. */
+	mlen = link_message(other_sign_pk, v_pk[1], msg);
+	json_array_append_new(c, link_raw(other_sign_pk, v_pk[1], v_sk[0], msg, mlen));
+	c2 = chain_v(0, 2);
+	json_array_extend(c, c2);
+	json_decref(c2);
+	follows_to(v_pk[0], c, v_pk[2]);
+	follows_to(v_pk[1], c, v_pk[2]);
+	/* From the stranger's key, the forgery is the first that counts: refused. */
+	refused_from(other_sign_pk, c, "key_chain link 1: not signed");
+	json_decref(c);
+
+	/* v1 -> v2 good, v1 -> stranger forged after it: from v1, v2 is reached first. */
+	c = chain_v(0, 1);
+	mlen = link_message(v_pk[0], other_sign_pk, msg);
+	json_array_append_new(c, link_raw(v_pk[0], other_sign_pk, other_sign_sk, msg, mlen));
+	follows_to(v_pk[0], c, v_pk[1]);
+	/* v1 -> v2 with a spoiled signature, skipped from v2, which stays. */
+	json_decref(c);
+	c = json_array();
+	mlen = link_message(v_pk[0], v_pk[1], msg);
+	json_array_append_new(c, link_raw(v_pk[0], v_pk[1], other_sign_sk, msg, mlen));
+	json_array_append_new(c, link_v(1, 2));
+	follows_to(v_pk[1], c, v_pk[2]);
+	follows_to(v_pk[2], c, v_pk[2]);
+	chain_refused(c, "key_chain link 1: not signed");
+	json_decref(c);
+}
+
+/* A chain of BUNDLE_CHAIN_MAX links is followed to its end; one more is refused. */
+static void
+test_follow_cap(void **state)
+{
+	json_t *c = chain_v(0, BUNDLE_CHAIN_MAX);
+
+	assert_int_equal(json_array_size(c), BUNDLE_CHAIN_MAX);
+	follows_to(v_pk[0], c, v_pk[BUNDLE_CHAIN_MAX]);
+	follows_to(v_pk[BUNDLE_CHAIN_MAX - 1], c, v_pk[BUNDLE_CHAIN_MAX]);
+	json_array_append_new(c, link_v(BUNDLE_CHAIN_MAX, BUNDLE_CHAIN_MAX + 1));
+	chain_refused(c, "not an array of at most 64 links");
+	json_decref(c);
+}
+
+/* c (consumed) with link 1's member k set to s (n bytes), refused as not base64url. */
+static void
+member_refused(const char *k, const char *s, size_t n)
+{
+	json_t *c = chain_v(0, 2);
+	char want[64];
+
+	json_object_set_new(json_array_get(c, 0), k, json_stringn(s, n));
+	snprintf(want, sizeof(want), "key_chain link 1: \"%s\" is not base64url of %d bytes", k,
+	    strcmp(k, "sig") == 0 ? BUNDLE_SIG_LEN : BUNDLE_PK_LEN);
+	chain_refused(c, want);
+	json_decref(c);
+}
+
+static void
+test_follow_malformed(void **state)
+{
+	static const char *members[] = { "from", "to", "sig" };
+	uint8_t b[BUNDLE_SIG_LEN + 1];
+	json_t *c, *l;
+	char *s, std[128];
+	size_t i, n;
+
+	/* Not an array. */
+	c = json_object();
+	chain_refused(c, "key_chain is not an array");
+	json_object_set_new(c, "0", link_v(0, 1));
+	chain_refused(c, "key_chain is not an array");
+	json_decref(c);
+	c = json_string("");
+	chain_refused(c, "key_chain is not an array");
+	json_decref(c);
+	c = json_null();
+	chain_refused(c, "key_chain is not an array");
+	json_decref(c);
+
+	/* Links that are not objects of exactly {from, to, sig}. */
+	c = json_array();
+	json_array_append_new(c, json_string("link"));
+	chain_refused(c, "key_chain link 1 is not {from, to, sig}");
+	json_decref(c);
+	c = json_array();
+	json_array_append_new(c, chain_v(0, 1));
+	chain_refused(c, "key_chain link 1 is not {from, to, sig}");
+	json_decref(c);
+	c = chain_v(0, 2);
+	json_object_set_new(json_array_get(c, 1), "note", json_true());
+	chain_refused(c, "key_chain link 2 is not {from, to, sig}");
+	json_decref(c);
+	for (i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+		char want[64];
+
+		c = chain_v(0, 2);
+		json_object_del(json_array_get(c, 0), members[i]);
+		chain_refused(c, "key_chain link 1 is not {from, to, sig}");
+		/* Three members, but one under another name. */
+		s = t_b64u(v_pk[0], BUNDLE_PK_LEN);
+		json_object_set_new(json_array_get(c, 0), "From", json_string(s));
+		free(s);
+		snprintf(want, sizeof(want), "key_chain link 1: \"%s\" is not", members[i]);
+		chain_refused(c, want);
+		json_decref(c);
+		/* Not a string. */
+		c = chain_v(0, 2);
+		json_object_set_new(json_array_get(c, 0), members[i], json_integer(1));
+		chain_refused(c, want);
+		json_decref(c);
+	}
+	/* A malformed link is refused even where it would be skipped (after the pinned key). */
+	c = chain_v(0, 2);
+	json_object_set_new(json_array_get(c, 0), "from", json_string("AAAA"));
+	refused_from(v_pk[2], c, "key_chain link 1: \"from\" is not base64url of 32 bytes");
+	json_decref(c);
+
+	/* Wrong lengths: 31 and 33 bytes of key, 63 and 65 of signature, and a character off. */
+	memset(b, 0x5a, sizeof(b));
+	for (i = 0; i < 3; i++) {
+		n = strcmp(members[i], "sig") == 0 ? BUNDLE_SIG_LEN : BUNDLE_PK_LEN;
+		s = t_b64u(b, n - 1);
+		member_refused(members[i], s, strlen(s));
+		free(s);
+		s = t_b64u(b, n + 1);
+		member_refused(members[i], s, strlen(s));
+		free(s);
+		s = t_b64u(b, n);
+		member_refused(members[i], s, strlen(s) - 1);
+		member_refused(members[i], "", 0);
+		free(s);
+	}
+	s = t_b64u(v_pk[0], BUNDLE_PK_LEN);
+	n = strlen(s);
+	assert_int_equal(n, 43);
+	/* Padded ("=" after 43 characters, or in place of the last one). */
+	snprintf(std, sizeof(std), "%s=", s);
+	member_refused("from", std, n + 1);
+	snprintf(std, sizeof(std), "%.42s=", s);
+	member_refused("from", std, n);
+	/* Standard base64's characters where base64url has '-' and '_'. */
+	snprintf(std, sizeof(std), "+%s", s + 1);
+	member_refused("from", std, n);
+	snprintf(std, sizeof(std), "%.20s/%s", s, s + 21);
+	member_refused("from", std, n);
+	/* A NUL, white space, and bits set past the last byte (a second spelling of a key). */
+	snprintf(std, sizeof(std), "%s", s);
+	std[10] = '\0';
+	member_refused("from", std, n);
+	snprintf(std, sizeof(std), "%s", s);
+	std[10] = ' ';
+	member_refused("from", std, n);
+	snprintf(std, sizeof(std), "%.42sB", s);
+	member_refused("from", std, n);
+	free(s);
+	/* The same for a signature: padded, standard alphabet. */
+	l = link_v(0, 1);
+	s = strdup(json_string_value(json_object_get(l, "sig")));
+	assert_non_null(s);
+	assert_int_equal(strlen(s), 86);
+	snprintf(std, sizeof(std), "%.84s==", s);
+	member_refused("sig", std, 86);
+	snprintf(std, sizeof(std), "%.85s+", s);
+	member_refused("sig", std, 86);
+	snprintf(std, sizeof(std), "/%s", s + 1);
+	member_refused("sig", std, 86);
+	free(s);
+	json_decref(l);
+}
+
 int
 main(void)
 {
@@ -623,7 +1036,14 @@ main(void)
 		cmocka_unit_test(test_bad_magic),
 		cmocka_unit_test(test_sealed_cap),
 		cmocka_unit_test(test_seal_refusals),
+		cmocka_unit_test(test_link_make),
+		cmocka_unit_test(test_follow_chain),
+		cmocka_unit_test(test_follow_bad_signature),
+		cmocka_unit_test(test_follow_skips),
+		cmocka_unit_test(test_follow_cap),
+		cmocka_unit_test(test_follow_malformed),
 	};
+	size_t i;
 
 	if (sodium_init() < 0)
 		return 1;
@@ -631,5 +1051,7 @@ main(void)
 	crypto_sign_keypair(other_sign_pk, other_sign_sk);
 	crypto_box_keypair(box_pk, box_sk);
 	crypto_box_keypair(other_box_pk, other_box_sk);
+	for (i = 0; i < T_NKEYS; i++)
+		crypto_sign_keypair(v_pk[i], v_sk[i]);
 	return cmocka_run_group_tests_name("bundle", tests, NULL, NULL);
 }
