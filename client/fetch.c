@@ -3,16 +3,19 @@
  * vault, as a sealed bundle (common/bundle.h, DESIGN §4).  GET
  * /v1/bundles/NAME over mutual TLS; the bundle must open with this server's
  * box key (identity/box.key), be signed by the vault's bundle key pinned at
- * enrolment (identity/vault.json), be for this shadow and NAME, unexpired,
- * and newer than the one installed (bundles/NAME.json): no rollback, no
- * replay.  Then the key must belong to the chain's first certificate, and it
- * is installed as OUT/live/NAME/... by install.c exactly as shadow issue
- * installs (without renewal/NAME.json: the vault renews it, not this
- * server), bundles/NAME.json is written (atomically), and the deploy hook runs.
+ * enrolment (identity/vault.json) or by the key the answer's key_chain leads
+ * to from it (the vault rotated its key; each version vouches for the next,
+ * common/bundle.h), be for this shadow and NAME, unexpired, and newer than
+ * the one installed (bundles/NAME.json): no rollback, no replay.  Then the
+ * key must belong to the chain's first certificate, and it is installed as
+ * OUT/live/NAME/... by install.c exactly as shadow issue installs (without
+ * renewal/NAME.json: the vault renews it, not this server), bundles/NAME.json
+ * is written (atomically), and the deploy hook runs.
  *
  * The private key only exists here in guarded memory (the PKCS#8 DER and its
  * PEM form) and OpenSSL's key object, and is wiped after use; install.c
- * wipes its copy.  Nothing is written before every check has passed.
+ * wipes its copy.  Nothing is written before every check has passed; then a
+ * key the chain led to replaces the pinned one (identity_repin_bundle_key()).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -42,7 +45,8 @@ static const char *const FETCH_USAGE =
     "Fetch certificate NAME and its private key from the vault as a sealed bundle\n"
     "(the vault's policy for this server must list NAME in its bundles), check it\n"
     "(sealed to this server's box key, signed by the vault's bundle key pinned at\n"
-    "enrolment, for this server and NAME, not expired, newer than the one installed)\n"
+    "enrolment or by its successor, vouched for by it when the vault rotated it, for\n"
+    "this server and NAME, not expired, newer than the one installed)\n"
     "and install it as OUT/live/NAME/{cert,chain,fullchain,privkey}.pem like shadow\n"
     "issue (default OUT: the state directory).  The sequence installed is kept in\n"
     "OUT/bundles/NAME.json: the same sequence again is up to date (nothing is\n"
@@ -55,8 +59,11 @@ struct fetch {
 	const char *name;    /* certificate name */
 	const char *out_dir; /* live/, archive/ go here */
 	const char *hook;
-	char me[SV_NAME_MAX + 1]; /* this shadow's name at the vault */
-	uint8_t sign_pk[BUNDLE_PK_LEN], box_pk[BUNDLE_PK_LEN];
+	char me[SV_NAME_MAX + 1];	  /* this shadow's name at the vault */
+	uint8_t pinned_pk[BUNDLE_PK_LEN]; /* the bundle key in identity/vault.json */
+	uint8_t sign_pk[BUNDLE_PK_LEN];	  /* the key bundles are checked against */
+	int rotated;			  /* sign_pk is the pinned key's successor */
+	uint8_t box_pk[BUNDLE_PK_LEN];
 	uint8_t *box_sk; /* sodium_malloc */
 	struct bundle_meta m;
 	uint8_t *key; /* PKCS#8 DER, sodium_malloc */
@@ -93,7 +100,8 @@ load_box_key(struct fetch *f)
 /*
  * An enrolment older than bundles has no pinned bundle key: ask the vault
  * for it (GET /v1/identity, over the same mutual TLS with the vault's CA as
- * an identity renewal, whose answer would pin it too) and pin it for good.
+ * an identity renewal, whose answer would pin it too) and pin it: from then
+ * on only the vault's rotations of it, vouched for by it, replace it.
  */
 static int
 pin_from_vault(struct fetch *f)
@@ -141,10 +149,11 @@ load_identity(struct fetch *f)
 		r = sv_preferr(sv_recode(SV_ECONFIG), "identity/vault.json");
 	else if (json_object_get(v, "bundle_key") == NULL)
 		r = sv_seterr(SV_ECONFIG, "no vault bundle key is pinned in identity/vault.json");
-	else if ((r = identity_bundle_key_decode(json_object_get(v, "bundle_key"), f->sign_pk)) !=
+	else if ((r = identity_bundle_key_decode(json_object_get(v, "bundle_key"), f->pinned_pk)) !=
 	    0)
 		r = sv_preferr(sv_recode(SV_ECONFIG), "identity/vault.json");
 	else {
+		memcpy(f->sign_pk, f->pinned_pk, BUNDLE_PK_LEN);
 		snprintf(f->me, sizeof(f->me), "%s", me);
 		r = load_box_key(f);
 	}
@@ -207,6 +216,23 @@ get_sealed(struct fetch *f, uint8_t **sealed, size_t *slen, json_t **ans)
 	return r;
 }
 
+/*
+ * The key to check the bundle against: the pinned one, or the one the
+ * answer's key_chain leads to from it (the vault rotated its bundle key).
+ * Only links from a key already trusted count, each verified by that key; a
+ * chain that is malformed or does not verify refuses the bundle, as a bad
+ * signature would.
+ */
+static int
+follow_keys(struct fetch *f, const json_t *ans)
+{
+	if (bundle_key_follow(f->pinned_pk, json_object_get(ans, "key_chain"), f->sign_pk) != 0)
+		return sv_preferr(
+		    sv_recode(SV_EPROTO), "refusing the vault's bundle for %s", f->name);
+	f->rotated = memcmp(f->sign_pk, f->pinned_pk, BUNDLE_PK_LEN) != 0;
+	return 0;
+}
+
 /* Open and check the bundle; the answer's unsigned fields must agree with it. */
 static int
 open_bundle(struct fetch *f, const uint8_t *sealed, size_t slen, const json_t *ans)
@@ -221,8 +247,8 @@ open_bundle(struct fetch *f, const uint8_t *sealed, size_t slen, const json_t *a
 	if (r == SV_ENOMEM)
 		return r;
 	if (r != 0)
-		return sv_preferr(
-		    sv_recode(SV_EPROTO), "refusing the vault's bundle for %s", f->name);
+		return sv_preferr(sv_recode(SV_EPROTO), "refusing the vault's bundle for %s%s",
+		    f->name, f->rotated ? " (checked with the pinned key's successor)" : "");
 	if (!json_is_integer(seq) || json_integer_value(seq) != f->m.sequence || id == NULL ||
 	    strcmp(id, f->m.id) != 0 || name == NULL || strcmp(name, f->m.name) != 0)
 		return sv_seterr(SV_EPROTO,
@@ -396,6 +422,22 @@ install(struct fetch *f, const char *pem, EVP_PKEY *key)
 	return r;
 }
 
+/*
+ * The bundle checked out against the key the vault rotated to: pin that key.
+ * Not fatal: the bundle is good, and the next fetch follows the chain again.
+ */
+static void
+repin(const struct fetch *f)
+{
+	int r;
+
+	if (f->rotated && (r = identity_repin_bundle_key(f->s, f->pinned_pk, f->sign_pk)) != 0)
+		fprintf(stderr,
+		    "shadow: warning: the vault rotated its bundle key, but its new key is not "
+		    "pinned: %s\n",
+		    sv_errmsg(r));
+}
+
 /* The deploy hook with the certificate's DNS names (else NAME). */
 static int
 deploy(const struct fetch *f, const json_t *domains)
@@ -426,11 +468,16 @@ fetch_run(struct fetch *f, int *hook_r)
 	if (domains == NULL)
 		return SV_ENOMEM;
 	if ((r = load_identity(f)) != 0 || (r = get_sealed(f, &sealed, &slen, &ans)) != 0 ||
-	    (r = open_bundle(f, sealed, slen, ans)) != 0 || (r = record_read(f)) != 0 ||
-	    (r = judge(f)) != 0 || f->current)
+	    (r = follow_keys(f, ans)) != 0 || (r = open_bundle(f, sealed, slen, ans)) != 0 ||
+	    (r = record_read(f)) != 0 || (r = judge(f)) != 0)
 		goto out;
-	if ((r = key_forms(f, &key, &pem)) != 0 || (r = check_chain(f, key, domains)) != 0 ||
-	    (r = install(f, pem, key)) != 0 || f->current || f->hook == NULL)
+	if (!f->current &&
+	    ((r = key_forms(f, &key, &pem)) != 0 || (r = check_chain(f, key, domains)) != 0 ||
+		(r = install(f, pem, key)) != 0))
+		goto out;
+	/* Up to date, or installed: only now may the key that signed it be pinned. */
+	repin(f);
+	if (f->current || f->hook == NULL)
 		goto out;
 	if ((*hook_r = deploy(f, domains)) != 0)
 		fprintf(stderr, "shadow: warning: the bundle is installed, but %s\n",

@@ -18,7 +18,9 @@
  *
  * The vault's bundle key is pinned in identity/vault.json at enrolment; a
  * renewal answer that carries one adds it there if the enrolment was older
- * than bundles (never replaces a pinned one).
+ * than bundles.  A pinned key is only replaced by the key the vault rotated
+ * it to, when the answer's key_chain leads there from it, each key vouched
+ * for by the one before (common/bundle.h); never on the vault's word alone.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -307,24 +309,99 @@ identity_vault_load(struct shadow *s, json_t **out)
 }
 
 int
+identity_repin_bundle_key(
+    struct shadow *s, const uint8_t old[BUNDLE_PK_LEN], const uint8_t pk[BUNDLE_PK_LEN])
+{
+	uint8_t cur[BUNDLE_PK_LEN];
+	char path[PATH_MAX], *b64 = NULL, *txt = NULL;
+	json_t *v = NULL;
+	int r;
+
+	/* Read again: another run may have re-pinned (or someone changed the file) since. */
+	if ((r = identity_vault_load(s, &v)) != 0)
+		goto out;
+	if ((r = identity_bundle_key_decode(json_object_get(v, "bundle_key"), cur)) != 0) {
+		r = sv_preferr(r, "%s", VAULT_JSON);
+		goto out;
+	}
+	if (memcmp(cur, pk, BUNDLE_PK_LEN) == 0)
+		goto out; /* pinned already */
+	if (memcmp(cur, old, BUNDLE_PK_LEN) != 0) {
+		r = sv_seterr(SV_ESTATE,
+		    "%s no longer pins the key the vault's key_chain was followed from (changed "
+		    "meanwhile): left as it is",
+		    VAULT_JSON);
+		goto out;
+	}
+	if ((r = b64u_encode(pk, BUNDLE_PK_LEN, &b64)) != 0)
+		goto out;
+	if (json_object_set_new(v, "bundle_key", json_string(b64)) != 0 ||
+	    (txt = json_dumps(v, JSON_INDENT(2))) == NULL) {
+		r = SV_ENOMEM;
+		goto out;
+	}
+	if ((r = shadow_path(s, VAULT_JSON, path, sizeof(path))) == 0 &&
+	    (r = sv_write_file_atomic(path, txt, strlen(txt), 0644)) == 0)
+		shadow_progress(s,
+		    "the vault's bundle key was rotated: pinned its new key %s in %s, vouched for "
+		    "by the key pinned before",
+		    b64, VAULT_JSON);
+out:
+	free(b64);
+	free(txt);
+	json_decref(v);
+	return r;
+}
+
+/*
+ * ans names a bundle key other than the pinned old: pin it if ans's
+ * key_chain leads there from old; else keep old, with a warning (and
+ * SV_EPROTO if the chain is refused).  The vault's word alone never
+ * replaces a pinned key: the pin guards bundles against whoever holds the
+ * vault's TLS server key, so only the pinned key can vouch for another.
+ */
+static int
+follow_rotation(struct shadow *s, const json_t *ans, const uint8_t old[BUNDLE_PK_LEN],
+    const uint8_t named[BUNDLE_PK_LEN])
+{
+	uint8_t reached[BUNDLE_PK_LEN];
+	int r;
+
+	if ((r = bundle_key_follow(old, json_object_get(ans, "key_chain"), reached)) != 0)
+		return sv_preferr(r,
+		    "the vault now names another bundle key than the one pinned in %s, but its "
+		    "key_chain is refused; keeping the pinned one",
+		    VAULT_JSON);
+	if (memcmp(reached, named, BUNDLE_PK_LEN) != 0) {
+		fprintf(stderr,
+		    "shadow: warning: the vault now names another bundle key than the one pinned "
+		    "in %s, and no key_chain from the pinned one leads to it; keeping the pinned "
+		    "one\n",
+		    VAULT_JSON);
+		return 0;
+	}
+	return identity_repin_bundle_key(s, old, named);
+}
+
+int
 identity_pin_bundle_key(struct shadow *s, const json_t *ans)
 {
 	const json_t *bk = json_object_get(ans, "bundle_key"), *old;
+	uint8_t named[BUNDLE_PK_LEN], pinned[BUNDLE_PK_LEN];
 	char path[PATH_MAX], *txt = NULL;
 	json_t *v = NULL;
 	int r;
 
 	if (bk == NULL)
 		return 0; /* a vault that does not serve bundles */
-	if ((r = identity_bundle_key_decode(bk, NULL)) != 0 ||
+	if ((r = identity_bundle_key_decode(bk, named)) != 0 ||
 	    (r = identity_vault_load(s, &v)) != 0)
 		goto out;
 	if ((old = json_object_get(v, "bundle_key")) != NULL) {
-		if (!json_equal(old, bk))
-			fprintf(stderr,
-			    "shadow: warning: the vault now names another bundle key than the one "
-			    "pinned in %s; keeping the pinned one\n",
-			    VAULT_JSON);
+		if ((r = identity_bundle_key_decode(old, pinned)) != 0)
+			r = sv_preferr(r, "%s", VAULT_JSON);
+		else if (memcmp(pinned, named, BUNDLE_PK_LEN) != 0)
+			r = follow_rotation(s, ans, pinned, named);
 		goto out;
 	}
 	if (json_object_set(v, "bundle_key", (json_t *)bk) != 0 ||

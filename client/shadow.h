@@ -90,7 +90,7 @@ int vault_call(struct shadow *s, const char *method, const char *url, const json
  * and frees); identity_expiry: identity/cert.pem's notAfter (0: none);
  * identity_recover: finish or drop a swap a crash interrupted (at start);
  * identity_renew: a new certificate and key from the vault over the old ones
- * (and the answer's bundle key pinned in vault.json if none is yet);
+ * (and the answer's bundle key pinned in vault.json as identity_pin_bundle_key does);
  * identity_note_renewal: keep the vault's answer's renew_from for cert
  * (identity/renewal.json; best effort, a warning if it cannot);
  * identity_check: from the time the vault gave for this certificate (else
@@ -114,11 +114,22 @@ void identity_check(struct shadow *s, int renew);
 int identity_bundle_key_decode(const json_t *v, uint8_t pk[BUNDLE_PK_LEN]);
 int identity_vault_load(struct shadow *s, json_t **out);
 /*
- * Pin ans's bundle_key in identity/vault.json if none is pinned yet (an
- * enrolment older than bundles); never replaces a pinned key (a warning if
- * ans names another).  Warns on failure too, and returns it; 0 if ans has none.
+ * identity_pin_bundle_key: pin ans's bundle_key in identity/vault.json if
+ * none is pinned yet (an enrolment older than bundles).  A pinned key is
+ * only replaced by the key ans names when ans's key_chain leads there from
+ * it (bundle_key_follow(): the vault rotated its bundle key, each version
+ * vouched for by the one before); else it is kept, with a warning.  Warns on
+ * failure too (SV_EPROTO: a key_chain refused), and returns it; 0 if ans has none.
+ *
+ * identity_repin_bundle_key: replace the pinned key old by pk, which the
+ * caller checked is vouched for by old, and say so (a progress line).  The
+ * file is read again and only changed if it still pins old (SV_ESTATE if it
+ * pins another; 0 if it pins pk already); atomically.  No warning: the
+ * caller's.
  */
 int identity_pin_bundle_key(struct shadow *s, const json_t *ans);
+int identity_repin_bundle_key(
+    struct shadow *s, const uint8_t old[BUNDLE_PK_LEN], const uint8_t pk[BUNDLE_PK_LEN]);
 
 int shadow_cmd_enroll(struct shadow *s, int argc, char **argv);
 int shadow_cmd_issue(struct shadow *s, int argc, char **argv);

@@ -735,6 +735,7 @@ close_all(struct kp *kp)
 	metrics_free(kp->m);
 	EVP_PKEY_free(kp->ca_priv);
 	X509_free(kp->ca);
+	json_decref(kp->bundle_chain);
 	hsm_close(kp->h);
 	state_close(kp->st);
 }

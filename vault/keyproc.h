@@ -78,6 +78,7 @@ struct kp {
 	char audit_key_id[SV_NAME_MAX + 16]; /* "vault.audit@vN", as checkpoints name it */
 	struct hsm_key bundle_key; /* vault.bundle's current version: signs sealed bundles */
 	char bundle_pk[48];	   /* its Ed25519 public key, base64url, for enrolment answers */
+	json_t *bundle_chain;	   /* links from version 1 to it (common/bundle.h), NULL if none */
 	uint64_t seq_at_checkpoint;
 	double last_checkpoint;
 	double last_prune; /* nonces */
@@ -166,6 +167,9 @@ int kp_audit_rotate_log(struct kp *kp, char *archive, size_t n);
 /* `vaultctl key rotate vault.audit`: a new version, its public key appended to the audit keys
  * file, made current, and the log handed over to it; *result describes the new version. */
 int kp_audit_key_rotate(struct kp *kp, json_t **result);
+/* `vaultctl key rotate vault.bundle`: a new version signs bundles; the links to it are made
+ * (kp_bundle.c); *result describes the new version. */
+int kp_bundle_key_rotate(struct kp *kp, json_t **result);
 
 /*
  * Handlers: each returns the response for netproc, never NULL, except that

@@ -38,12 +38,89 @@ struct breq {
 	char id[33];	   /* "": no bundle made */
 };
 
+/* The raw Ed25519 public key of a bundle key version. */
+static int
+raw_pub(struct kp *kp, struct ks_key *k, uint8_t raw[BUNDLE_PK_LEN])
+{
+	size_t n = BUNDLE_PK_LEN;
+	EVP_PKEY *pk = NULL;
+	int r;
+
+	if ((r = hsm_key_public(kp->h, &k->hk, &pk)) != 0)
+		return r;
+	if (EVP_PKEY_get_raw_public_key(pk, raw, &n) != 1 || n != BUNDLE_PK_LEN)
+		r = sv_seterr_ssl(SV_ECRYPTO, "bundle key: not an Ed25519 key");
+	EVP_PKEY_free(pk);
+	return r;
+}
+
+struct link_signer {
+	struct kp *kp;
+	struct ks_key *k;
+};
+
+static int
+link_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig)
+{
+	struct link_signer *ls = ctx;
+	size_t sl = BUNDLE_SIG_LEN;
+	int r = hsm_sign(ls->kp->h, &ls->k->hk, msg, len, sig, &sl);
+
+	if (r == 0 && sl != BUNDLE_SIG_LEN)
+		r = sv_seterr(SV_EHSM, "the bundle key gave a signature of %zu bytes", sl);
+	return r;
+}
+
+/*
+ * The links from each version of the bundle key to the next, up to the
+ * current one (at most BUNDLE_CHAIN_MAX: the newest), each signed in the
+ * token by the older version (retired versions stay: the vault's own keys
+ * cannot be destroyed).  Ed25519 signatures are deterministic, so the links
+ * are the same at every start; nothing about them is stored.
+ */
+static int
+make_chain(struct kp *kp, const struct ks_key *cur, json_t **out)
+{
+	uint8_t from[BUNDLE_PK_LEN], to[BUNDLE_PK_LEN];
+	struct ks_key a, b;
+	struct link_signer ls = { kp, &a };
+	json_t *chain, *l;
+	int v, r = 0;
+
+	*out = NULL;
+	if (cur->version < 2)
+		return 0;
+	if ((chain = json_array()) == NULL)
+		return SV_ENOMEM;
+	v = cur->version - BUNDLE_CHAIN_MAX > 1 ? cur->version - BUNDLE_CHAIN_MAX : 1;
+	if ((r = ks_get(kp->st, KS_BUNDLE_KEY, v, &a)) != 0 || (r = raw_pub(kp, &a, from)) != 0)
+		goto out;
+	for (v++; v <= cur->version; v++) {
+		if ((r = ks_get(kp->st, KS_BUNDLE_KEY, v, &b)) != 0 ||
+		    (r = raw_pub(kp, &b, to)) != 0 ||
+		    (r = bundle_link_make(from, to, link_sign, &ls, &l)) != 0)
+			goto out;
+		if (json_array_append_new(chain, l) != 0) {
+			r = SV_ENOMEM;
+			goto out;
+		}
+		a = b;
+		memcpy(from, to, BUNDLE_PK_LEN);
+	}
+out:
+	if (r != 0) {
+		json_decref(chain);
+		return sv_preferr(r, "bundle key %s: the link to version %d", KS_BUNDLE_KEY, v);
+	}
+	*out = chain;
+	return 0;
+}
+
 int
 kp_bundle_init(struct kp *kp)
 {
 	uint8_t raw[BUNDLE_PK_LEN];
-	size_t n = sizeof(raw);
-	EVP_PKEY *pk = NULL;
+	json_t *chain = NULL;
 	struct ks_key k;
 	char *b = NULL;
 	int r;
@@ -60,20 +137,39 @@ kp_bundle_init(struct kp *kp)
 	}
 	if (r != 0)
 		return sv_preferr(r, "bundle key %s", KS_BUNDLE_KEY);
-	if ((r = hsm_key_public(kp->h, &k.hk, &pk)) != 0)
-		goto out;
-	if (EVP_PKEY_get_raw_public_key(pk, raw, &n) != 1 || n != BUNDLE_PK_LEN) {
-		r = sv_seterr_ssl(SV_ECRYPTO, "bundle key: not an Ed25519 key");
-		goto out;
-	}
-	if ((r = b64u_encode(raw, n, &b)) != 0)
+	if ((r = raw_pub(kp, &k, raw)) != 0 || (r = b64u_encode(raw, BUNDLE_PK_LEN, &b)) != 0 ||
+	    (r = make_chain(kp, &k, &chain)) != 0)
 		goto out;
 	snprintf(kp->bundle_pk, sizeof(kp->bundle_pk), "%s", b);
 	kp->bundle_key = k.hk;
+	json_decref(kp->bundle_chain);
+	kp->bundle_chain = chain;
 out:
 	free(b);
-	EVP_PKEY_free(pk);
 	return r;
+}
+
+int
+kp_bundle_key_rotate(struct kp *kp, json_t **result)
+{
+	struct ks_key k;
+	int r;
+
+	if ((r = ks_rotate(kp->st, kp->h, KS_BUNDLE_KEY, &k)) != 0)
+		return r;
+	/* Current in the database from here: a failure below is repeated at the next start. */
+	if ((r = kp_bundle_init(kp)) != 0)
+		return sv_preferr(r,
+		    "%s version %d is current, but not in use until vaultd restarts", KS_BUNDLE_KEY,
+		    k.version);
+	sv_info("bundle key %s rotated to version %d: bundles carry the link from each older "
+		"version",
+	    KS_BUNDLE_KEY, k.version);
+	if ((r = ks_json(kp->h, &k, 1, result)) != 0)
+		return r;
+	json_object_set_new(
+	    *result, "links", json_integer((json_int_t)json_array_size(kp->bundle_chain)));
+	return 0;
 }
 
 /* The audit record of a decision; extra (consumed, may be NULL) adds members. */
@@ -188,15 +284,15 @@ exportable(const struct ks_key *k, char *why, size_t n)
 
 /* The 200 answer: its body as JSON text, which netproc sends as it is. */
 static json_t *
-answer(const struct breq *q, int64_t expires, const uint8_t *sealed, size_t slen)
+answer(struct kp *kp, const struct breq *q, int64_t expires, const uint8_t *sealed, size_t slen)
 {
 	json_t *body = NULL, *resp = NULL;
 	char *b = NULL, *text = NULL;
 
 	if (b64u_encode(sealed, slen, &b) != 0 ||
-	    (body = json_pack("{s:s, s:I, s:s, s:I, s:s}", "name", q->name, "sequence",
+	    (body = json_pack("{s:s, s:I, s:s, s:I, s:s, s:O*}", "name", q->name, "sequence",
 		 (json_int_t)q->c.sequence, "id", q->id, "expires_at", (json_int_t)expires,
-		 "sealed", b)) == NULL ||
+		 "sealed", b, "key_chain", kp->bundle_chain)) == NULL ||
 	    (text = json_dumps(body, JSON_COMPACT)) == NULL)
 		goto out;
 	resp = json_pack("{s:i, s:s}", "status", 200, "raw", text);
@@ -238,7 +334,7 @@ seal(struct kp *kp, struct breq *q, struct ks_key *k)
 		return deny(kp, q, r == SV_EHSM ? 503 : 500,
 		    r == SV_EHSM ? "hsm-unavailable" : "internal", sv_errmsg(r),
 		    r == SV_EHSM ? 5 : 0, 1);
-	if ((resp = answer(q, m.expires_at, sealed, slen)) == NULL) {
+	if ((resp = answer(kp, q, m.expires_at, sealed, slen)) == NULL) {
 		free(sealed);
 		return deny(kp, q, 500, "internal", "out of memory", 0, 1);
 	}

@@ -302,9 +302,10 @@ kp_renew(struct kp *kp, const json_t *req)
 	metrics_add(kp->m, "shadowvault_renewals_total", 1, "result", "ok", NULL);
 	sv_info("shadow %s renewed its certificate %s as %s", name, serial, nserial);
 	resp = kp_ok(201,
-	    json_pack("{s:s, s:s, s:I, s:I, s:s}", "certificate", pem, "serial", nserial,
+	    json_pack("{s:s, s:s, s:I, s:I, s:s, s:O*}", "certificate", pem, "serial", nserial,
 		"not_after", (json_int_t)not_after(cert), "renew_from",
-		(json_int_t)renew_from(kp, cert), "bundle_key", kp->bundle_pk));
+		(json_int_t)renew_from(kp, cert), "bundle_key", kp->bundle_pk, "key_chain",
+		kp->bundle_chain));
 out:
 	free(pem);
 	X509_free(cert);
@@ -327,8 +328,8 @@ kp_whoami(struct kp *kp, const json_t *req)
 	if ((r = shadows_cert_info(kp->st, serial, &na, fpr, sizeof(fpr))) != 0)
 		return kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);
 	return kp_ok(200,
-	    json_pack("{s:s, s:s, s:I, s:s}", "shadow", name, "serial", serial, "not_after",
-		(json_int_t)na, "bundle_key", kp->bundle_pk));
+	    json_pack("{s:s, s:s, s:I, s:s, s:O*}", "shadow", name, "serial", serial, "not_after",
+		(json_int_t)na, "bundle_key", kp->bundle_pk, "key_chain", kp->bundle_chain));
 }
 
 void

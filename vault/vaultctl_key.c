@@ -20,8 +20,8 @@ static const char *const KEY_USAGE =
     "TYPE is ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519.  Keys are created\n"
     "in the HSM, sensitive and never extractable unless --exportable (not for ed25519).\n"
     "rotate makes a new version current and keeps the old one as retired; destroy removes\n"
-    "a retired version from the HSM.  Of the vault's own keys (vault.*) only vault.audit\n"
-    "rotates: the audit log is handed over to the new version (see vaultctl(8)).  Add\n"
+    "a retired version from the HSM.  Of the vault's own keys (vault.*), vault.audit and\n"
+    "vault.bundle rotate: the old version vouches for the new one (see vaultctl(8)).  Add\n"
     "--json (before the command) for JSON output.\n";
 
 static int

@@ -396,6 +396,72 @@ expect_rc 0 "another identity renewal" "$SH" --state-dir "$A" renew
 expect_err "keeping the pinned one" "a pinned key is never replaced by a renewal answer"
 [ "$(json_get "$A/identity/vault.json" '["bundle_key"]')" = "$PINNED" ] && pass "the pinned key stays" || fail "pinned key replaced"
 
+# Rotating the bundle key: bundles are signed by the new version and carry the link from
+# each older one, which a shadow that pinned an older key follows to the new one.
+setpin() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); d["bundle_key"]=sys.argv[2]; json.dump(d, open(sys.argv[1],"w"))' "$1/identity/vault.json" "$2"; }
+pinned() { json_get "$1/identity/vault.json" '["bundle_key"]'; }
+# check_links FILE KEY...: FILE's key_chain is exactly the links KEY1->KEY2->..., each
+# signature checked here with libsodium over the documented message.
+check_links() {
+	"$PY" - "$@" <<'PY'
+import base64, ctypes, ctypes.util, json, sys
+def unb64(s): return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+chain, keys = json.load(open(sys.argv[1]))["key_chain"], sys.argv[2:]
+na = ctypes.CDLL(ctypes.util.find_library("sodium"))
+assert na.sodium_init() >= 0
+assert [(l["from"], l["to"]) for l in chain] == list(zip(keys, keys[1:])), chain
+for l in chain:
+    assert set(l) == {"from", "to", "sig"}, l
+    msg = b"shadowvault bundle key handover v1\n" + unb64(l["from"]) + unb64(l["to"])
+    assert na.crypto_sign_verify_detached(unb64(l["sig"]), msg, ctypes.c_ulonglong(len(msg)), unb64(l["from"])) == 0, "link signature"
+PY
+}
+setpin "$A" "$BUNDLE_PK"
+vd_api sa GET /v1/bundles/web
+expect_code 200 "a bundle before the rotation"
+"$PY" -c 'import json,sys; assert "key_chain" not in json.load(open(sys.argv[1]))' "$T/body" &&
+	pass "no key_chain while the bundle key has one version" || fail "key_chain before a rotation"
+expect_rc 0 "key rotate vault.bundle" "$VC" -c "$VCONF" key rotate vault.bundle
+expect_out "version:    2" "the bundle key is at version 2"
+vd_api sa GET /v1/identity
+BUNDLE_PK2=$(json_get "$T/body" '["bundle_key"]')
+[ -n "$BUNDLE_PK2" ] && [ "$BUNDLE_PK2" != "$BUNDLE_PK" ] && pass "GET /v1/identity names the new key" ||
+	{ fail "identity after rotation"; cat "$T/body"; }
+check_links "$T/body" "$BUNDLE_PK" "$BUNDLE_PK2" && pass "and the link v1 -> v2, signed by v1" || fail "identity key_chain"
+vd_api sa GET /v1/bundles/web
+expect_code 200 "a bundle after the rotation"
+check_links "$T/body" "$BUNDLE_PK" "$BUNDLE_PK2" && pass "the bundle answer carries the link" || fail "bundle key_chain"
+rm -f "$O/bundles/web.json"
+expect_rc 0 "fetch with the old key pinned" "$SH" --state-dir "$A" fetch web --out "$O"
+expect_out "installed web (sequence 3)" "the bundle, signed by v2, is installed"
+[ "$(pinned "$A")" = "$BUNDLE_PK2" ] && pass "the shadow now pins v2" || fail "pin after fetch: $(pinned "$A")"
+expect_rc 0 "fetch again" "$SH" --state-dir "$A" fetch web --out "$O"
+expect_out "web is up to date (sequence 3)" "with v2 pinned"
+# A second rotation: sa follows v2 -> v3 on an up-to-date fetch; sb, which pinned v1 at
+# enrolment, follows v1 -> v2 -> v3 by an identity renewal.
+expect_rc 0 "a second rotation" "$VC" -c "$VCONF" key rotate vault.bundle
+vd_api sa GET /v1/identity
+BUNDLE_PK3=$(json_get "$T/body" '["bundle_key"]')
+check_links "$T/body" "$BUNDLE_PK" "$BUNDLE_PK2" "$BUNDLE_PK3" && pass "two links, v1 -> v2 -> v3" || fail "two links"
+expect_rc 0 "fetch, up to date, after the second rotation" "$SH" --state-dir "$A" fetch web --out "$O"
+[ "$(pinned "$A")" = "$BUNDLE_PK3" ] && pass "sa pins v3" || fail "sa pin: $(pinned "$A")"
+[ "$(pinned "$T/sh-sb")" = "$BUNDLE_PK" ] && pass "sb still pins v1" || fail "sb pin before renew: $(pinned "$T/sh-sb")"
+expect_rc 0 "identity renewal of sb" "$SH" --state-dir "$T/sh-sb" renew
+[ "$(pinned "$T/sh-sb")" = "$BUNDLE_PK3" ] && pass "the renewal follows the links: sb pins v3" || fail "sb pin: $(pinned "$T/sh-sb")"
+# A key the links do not start from: refused, nothing replaced.
+OTHER=$(head -c 32 /dev/urandom | b64url)
+setpin "$A" "$OTHER"
+expect_rc 1 "fetch with a key outside the chain pinned" "$SH" --state-dir "$A" fetch web --out "$O"
+[ "$(pinned "$A")" = "$OTHER" ] && pass "the pin is left alone" || fail "pin replaced: $(pinned "$A")"
+setpin "$A" "$BUNDLE_PK3"
+# A shadow enrolled now pins v3 at once; a vaultd restarted makes the same links.
+vd_enroll sd && pass "enrol sd" || fail "enrol sd"
+[ "$(pinned "$T/sh-sd")" = "$BUNDLE_PK3" ] && pass "sd pins v3 at enrolment" || fail "sd pin: $(pinned "$T/sh-sd")"
+vd_stop
+vd_start || { t_done; exit 1; }
+vd_api sa GET /v1/identity
+check_links "$T/body" "$BUNDLE_PK" "$BUNDLE_PK2" "$BUNDLE_PK3" && pass "the links after a restart" || fail "links after restart"
+
 vd_stop
 expect_rc 0 "audit log verifies" "$VC" -c "$VCONF" audit verify
 AUD=$VDIR/state/audit.log
