@@ -136,6 +136,9 @@ int hsm_key_ready(struct hsm *h, struct hsm_key *key);
 /* Public key as an OpenSSL key (caller EVP_PKEY_free()s). */
 int hsm_key_public(struct hsm *h, struct hsm_key *key, EVP_PKEY **out);
 
+/* An Ed25519 key's 32-byte public key (SV_EINVAL for another type). */
+int hsm_key_ed25519_raw(struct hsm *h, struct hsm_key *key, uint8_t out[32]);
+
 /* Read the private key's protection attributes back from the token. */
 int hsm_key_attrs(struct hsm *h, struct hsm_key *key, struct hsm_keyattrs *out);
 

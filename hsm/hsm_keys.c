@@ -668,3 +668,20 @@ hsm_uri_parse(const char *uri, char *token, char *object, uint8_t id[HSM_ID_LEN]
 	}
 	return 0;
 }
+
+int
+hsm_key_ed25519_raw(struct hsm *h, struct hsm_key *key, uint8_t out[32])
+{
+	EVP_PKEY *pk = NULL;
+	size_t n = 32;
+	int r;
+
+	if (key->type != HSM_ED25519)
+		return sv_seterr(SV_EINVAL, "hsm: not an Ed25519 key");
+	if ((r = hsm_key_public(h, key, &pk)) != 0)
+		return r;
+	if (EVP_PKEY_get_raw_public_key(pk, out, &n) != 1 || n != 32)
+		r = sv_seterr_ssl(SV_ECRYPTO, "hsm: Ed25519 public key");
+	EVP_PKEY_free(pk);
+	return r;
+}

@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "audit_keys.h"
 #include "keyproc.h"
 #include "log.h"
@@ -77,22 +75,6 @@ id_version(const char *id, int *v)
 	return 0;
 }
 
-static int
-raw_pub(struct kp *kp, struct hsm_key *k, uint8_t pub[32])
-{
-	EVP_PKEY *pk = NULL;
-	size_t rl = 32;
-	int r;
-
-	if ((r = hsm_key_public(kp->h, k, &pk)) != 0)
-		return r;
-	r = EVP_PKEY_get_raw_public_key(pk, pub, &rl) == 1 && rl == 32
-	    ? 0
-	    : sv_seterr(SV_ECRYPTO, "the audit key is not an Ed25519 key");
-	EVP_PKEY_free(pk);
-	return r;
-}
-
 int
 kp_audit_settle(struct kp *kp)
 {
@@ -124,7 +106,7 @@ kp_audit_settle(struct kp *kp)
 		    "handed over",
 		    KS_AUDIT_KEY, v);
 	olds.key = &old.hk;
-	if ((r = raw_pub(kp, &kp->audit_key, next.pub)) != 0 ||
+	if ((r = hsm_key_ed25519_raw(kp->h, &kp->audit_key, next.pub)) != 0 ||
 	    (r = audit_handover(kp->audit, force, sign_with, &olds, &next)) != 0)
 		return sv_preferr(r, "audit: handing the log over to %s", kp->audit_key_id);
 	sv_info("audit: checkpoint %llu hands the log over from %s to %s",
@@ -176,7 +158,7 @@ kp_audit_key_rotate(struct kp *kp, json_t **result)
 	if (audit_key_in_force(kp->audit)[0] == '\0' && (r = kp_audit_checkpoint(kp)) != 0)
 		return r;
 	if ((r = ks_stage(kp->st, kp->h, KS_AUDIT_KEY, &pend)) != 0 ||
-	    (r = raw_pub(kp, &pend.hk, pub)) != 0)
+	    (r = hsm_key_ed25519_raw(kp->h, &pend.hk, pub)) != 0)
 		return r;
 	/* On disk before anything signs with it: verify never meets a key it lacks. */
 	if ((r = audit_pubs_add(kp->cfg->audit_pub, pub)) != 0)

@@ -38,22 +38,6 @@ struct breq {
 	char id[33];	   /* "": no bundle made */
 };
 
-/* The raw Ed25519 public key of a bundle key version. */
-static int
-raw_pub(struct kp *kp, struct ks_key *k, uint8_t raw[BUNDLE_PK_LEN])
-{
-	size_t n = BUNDLE_PK_LEN;
-	EVP_PKEY *pk = NULL;
-	int r;
-
-	if ((r = hsm_key_public(kp->h, &k->hk, &pk)) != 0)
-		return r;
-	if (EVP_PKEY_get_raw_public_key(pk, raw, &n) != 1 || n != BUNDLE_PK_LEN)
-		r = sv_seterr_ssl(SV_ECRYPTO, "bundle key: not an Ed25519 key");
-	EVP_PKEY_free(pk);
-	return r;
-}
-
 struct link_signer {
 	struct kp *kp;
 	struct ks_key *k;
@@ -93,11 +77,12 @@ make_chain(struct kp *kp, const struct ks_key *cur, json_t **out)
 	if ((chain = json_array()) == NULL)
 		return SV_ENOMEM;
 	v = cur->version - BUNDLE_CHAIN_MAX > 1 ? cur->version - BUNDLE_CHAIN_MAX : 1;
-	if ((r = ks_get(kp->st, KS_BUNDLE_KEY, v, &a)) != 0 || (r = raw_pub(kp, &a, from)) != 0)
+	if ((r = ks_get(kp->st, KS_BUNDLE_KEY, v, &a)) != 0 ||
+	    (r = hsm_key_ed25519_raw(kp->h, &a.hk, from)) != 0)
 		goto out;
 	for (v++; v <= cur->version; v++) {
 		if ((r = ks_get(kp->st, KS_BUNDLE_KEY, v, &b)) != 0 ||
-		    (r = raw_pub(kp, &b, to)) != 0 ||
+		    (r = hsm_key_ed25519_raw(kp->h, &b.hk, to)) != 0 ||
 		    (r = bundle_link_make(from, to, link_sign, &ls, &l)) != 0)
 			goto out;
 		if (json_array_append_new(chain, l) != 0) {
@@ -137,8 +122,8 @@ kp_bundle_init(struct kp *kp)
 	}
 	if (r != 0)
 		return sv_preferr(r, "bundle key %s", KS_BUNDLE_KEY);
-	if ((r = raw_pub(kp, &k, raw)) != 0 || (r = b64u_encode(raw, BUNDLE_PK_LEN, &b)) != 0 ||
-	    (r = make_chain(kp, &k, &chain)) != 0)
+	if ((r = hsm_key_ed25519_raw(kp->h, &k.hk, raw)) != 0 ||
+	    (r = b64u_encode(raw, BUNDLE_PK_LEN, &b)) != 0 || (r = make_chain(kp, &k, &chain)) != 0)
 		goto out;
 	snprintf(kp->bundle_pk, sizeof(kp->bundle_pk), "%s", b);
 	kp->bundle_key = k.hk;

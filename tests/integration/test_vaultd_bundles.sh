@@ -9,7 +9,8 @@
 # policy, no certificate, not exportable (non-exportable, Ed25519,
 # destroyed), rate-limited, without a client certificate; sequences growing
 # with each import; the audit log verified, with the bundle records and no
-# key material; then `shadow fetch` opening, checking and installing them.
+# key material; then `shadow fetch` opening, checking and installing them;
+# then two rotations of the bundle key, followed by fetch and renew.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
 

@@ -597,6 +597,27 @@ test_pkey_cert(void **state)
 	assert_sverr(hsm_pkey(f->h, &ed, &priv), SV_EUNSUPP);
 }
 
+/* An Ed25519 key's raw public key is the one its token signatures verify under (libsodium). */
+static void
+test_ed25519_raw(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t msg[] = "shadowvault";
+	uint8_t pub[32], sig[64];
+	struct hsm_key ed, ec;
+	size_t sl = sizeof(sig);
+
+	assert_ok(hsm_key_create(f->h, HSM_ED25519, "ed", 0, &ed));
+	assert_ok(hsm_key_create(f->h, HSM_EC_P256, "ec", 0, &ec));
+	assert_ok(hsm_key_ed25519_raw(f->h, &ed, pub));
+	assert_ok(hsm_sign(f->h, &ed, msg, sizeof(msg), sig, &sl));
+	assert_int_equal(sl, 64);
+	assert_int_equal(crypto_sign_verify_detached(sig, msg, sizeof(msg), pub), 0);
+	sig[0] ^= 1;
+	assert_int_not_equal(crypto_sign_verify_detached(sig, msg, sizeof(msg), pub), 0);
+	assert_sverr(hsm_key_ed25519_raw(f->h, &ec, pub), SV_EINVAL);
+}
+
 int
 main(void)
 {
@@ -612,6 +633,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_csr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pkey_cert, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ed25519_raw, setup, teardown),
 	};
 
 	if (sodium_init() < 0)
