@@ -107,13 +107,9 @@ static int
 pin_from_vault(struct fetch *f)
 {
 	struct vault_resp resp;
-	char url[1024];
 	int r;
 
-	memset(&resp, 0, sizeof(resp));
-	if (snprintf(url, sizeof(url), "%s/v1/identity", f->s->api_url) >= (int)sizeof(url))
-		return sv_seterr(SV_ECONFIG, "the vault's address is too long");
-	if ((r = vault_call(f->s, "GET", url, NULL, 1, f->s->ca_file, &resp)) != 0)
+	if ((r = identity_get(f->s, &resp)) != 0)
 		r = sv_preferr(r, "asking the vault for its bundle key");
 	else if (resp.status != 200 || json_object_get(resp.body, "bundle_key") == NULL)
 		r = sv_seterr(SV_ECONFIG,

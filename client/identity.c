@@ -489,6 +489,17 @@ install(struct shadow *s, const char *cert_pem, const char *key_pem)
 	return rename_in(s, "identity/cert.pem.next", "identity/cert.pem");
 }
 
+int
+identity_get(struct shadow *s, struct vault_resp *resp)
+{
+	char url[1024];
+
+	memset(resp, 0, sizeof(*resp));
+	if (snprintf(url, sizeof(url), "%s/v1/identity", s->api_url) >= (int)sizeof(url))
+		return sv_seterr(SV_ECONFIG, "the vault's address is too long");
+	return vault_call(s, "GET", url, NULL, 1, s->ca_file, resp);
+}
+
 /*
  * Use the new identity once (GET /v1/identity): the vault then retires the
  * certificate it replaced.  Not fatal: the next request does the same.
@@ -497,13 +508,10 @@ static void
 confirm(struct shadow *s, const char *serial)
 {
 	struct vault_resp resp;
-	char url[1024];
 	const char *got;
 	int r;
 
-	memset(&resp, 0, sizeof(resp));
-	snprintf(url, sizeof(url), "%s/v1/identity", s->api_url);
-	r = vault_call(s, "GET", url, NULL, 1, s->ca_file, &resp);
+	r = identity_get(s, &resp);
 	got = json_string_value(json_object_get(resp.body, "serial"));
 	if (r != 0 || resp.status != 200 || got == NULL || serial == NULL ||
 	    strcmp(got, serial) != 0)

@@ -113,6 +113,8 @@ void identity_check(struct shadow *s, int renew);
  */
 int identity_bundle_key_decode(const json_t *v, uint8_t pk[BUNDLE_PK_LEN]);
 int identity_vault_load(struct shadow *s, json_t **out);
+/* GET /v1/identity over mutual TLS with the current identity; *resp as vault_call() fills it. */
+int identity_get(struct shadow *s, struct vault_resp *resp);
 /*
  * identity_pin_bundle_key: pin ans's bundle_key in identity/vault.json if
  * none is pinned yet (an enrolment older than bundles).  A pinned key is
