@@ -63,6 +63,7 @@ struct fetch {
 	uint8_t pinned_pk[BUNDLE_PK_LEN]; /* the bundle key in identity/vault.json */
 	uint8_t sign_pk[BUNDLE_PK_LEN];	  /* the key bundles are checked against */
 	int rotated;			  /* sign_pk is the pinned key's successor */
+	int repinned;			  /* and it is pinned now */
 	uint8_t box_pk[BUNDLE_PK_LEN];
 	uint8_t *box_sk; /* sodium_malloc */
 	struct bundle_meta m;
@@ -423,15 +424,19 @@ install(struct fetch *f, const char *pem, EVP_PKEY *key)
  * Not fatal: the bundle is good, and the next fetch follows the chain again.
  */
 static void
-repin(const struct fetch *f)
+repin(struct fetch *f)
 {
 	int r;
 
-	if (f->rotated && (r = identity_repin_bundle_key(f->s, f->pinned_pk, f->sign_pk)) != 0)
+	if (!f->rotated)
+		return;
+	if ((r = identity_repin_bundle_key(f->s, f->pinned_pk, f->sign_pk)) != 0)
 		fprintf(stderr,
 		    "shadow: warning: the vault rotated its bundle key, but its new key is not "
 		    "pinned: %s\n",
 		    sv_errmsg(r));
+	else
+		f->repinned = 1;
 }
 
 /* The deploy hook with the certificate's DNS names (else NAME). */
@@ -503,6 +508,10 @@ report(const struct fetch *f, int r, int hook_r)
 		}
 		if (j != NULL && r == 0 && f->live[0] != '\0')
 			json_object_set_new(j, "lineage", json_string(f->live));
+		if (j != NULL && f->repinned && b64u_encode(f->sign_pk, BUNDLE_PK_LEN, &t) == 0) {
+			json_object_set_new(j, "bundle_key_pinned", json_string(t));
+			free(t);
+		}
 		if (j != NULL && r != 0)
 			json_object_set_new(j, "error", json_string(sv_errmsg(r)));
 		if (j != NULL && hook_r != 0)

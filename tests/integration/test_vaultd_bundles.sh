@@ -444,8 +444,13 @@ expect_rc 0 "a second rotation" "$VC" -c "$VCONF" key rotate vault.bundle
 vd_api sa GET /v1/identity
 BUNDLE_PK3=$(json_get "$T/body" '["bundle_key"]')
 check_links "$T/body" "$BUNDLE_PK" "$BUNDLE_PK2" "$BUNDLE_PK3" && pass "two links, v1 -> v2 -> v3" || fail "two links"
-expect_rc 0 "fetch, up to date, after the second rotation" "$SH" --state-dir "$A" fetch web --out "$O"
+expect_rc 0 "fetch --json, up to date, after the second rotation" "$SH" --json --state-dir "$A" fetch web --out "$O"
 [ "$(pinned "$A")" = "$BUNDLE_PK3" ] && pass "sa pins v3" || fail "sa pin: $(pinned "$A")"
+"$PY" -c 'import json,sys; d=json.loads(open(sys.argv[1]).read()); assert d["result"]=="up-to-date" and d["bundle_key_pinned"]==sys.argv[2], d' \
+	"$T/out" "$BUNDLE_PK3" && pass "--json says which key it pinned" || fail "--json: $(cat "$T/out")"
+expect_rc 0 "fetch --json again" "$SH" --json --state-dir "$A" fetch web --out "$O"
+"$PY" -c 'import json,sys; d=json.loads(open(sys.argv[1]).read()); assert "bundle_key_pinned" not in d, d' "$T/out" &&
+	pass "and nothing once it is pinned" || fail "--json again: $(cat "$T/out")"
 [ "$(pinned "$T/sh-sb")" = "$BUNDLE_PK" ] && pass "sb still pins v1" || fail "sb pin before renew: $(pinned "$T/sh-sb")"
 expect_rc 0 "identity renewal of sb" "$SH" --state-dir "$T/sh-sb" renew
 [ "$(pinned "$T/sh-sb")" = "$BUNDLE_PK3" ] && pass "the renewal follows the links: sb pins v3" || fail "sb pin: $(pinned "$T/sh-sb")"
