@@ -980,6 +980,51 @@ test_many_records(void **state)
 	assert_int_equal(rep.head_checked, 1);
 }
 
+/* Set byte 0 of line n (1-based) of path to c. */
+static void
+poke_line(const char *path, size_t n, char c)
+{
+	FILE *fp = fopen(path, "r+");
+	size_t line = 1;
+	long off = 0;
+	int ch;
+
+	assert_non_null(fp);
+	while (line < n && (ch = fgetc(fp)) != EOF) {
+		off++;
+		if (ch == '\n')
+			line++;
+	}
+	assert_int_equal(line, n);
+	assert_int_equal(fseek(fp, off, SEEK_SET), 0);
+	assert_int_equal(fputc(c, fp), c);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/*
+ * After a crash the lines since the head file's checkpoint are read back for
+ * the key in force: a malformed one there stops audit_open(); one before
+ * that checkpoint is not read (the verifier finds it).
+ */
+static void
+test_open_reads_back(void **state)
+{
+	struct fx *f = *state;
+	struct audit *a;
+
+	make_log(f, 7, 5); /* records 1-5, checkpoint 6, records 7-8: a crash after 8 */
+	poke_line(f->log, 3, '[');
+	assert_ok(audit_open(f->log, &a));
+	assert_string_equal(audit_key_in_force(a), "audit-key-1");
+	audit_close(a);
+	poke_line(f->log, 7, '[');
+	assert_sverr(audit_open(f->log, &a), SV_EINVAL);
+	assert_msg_has(SV_EINVAL, "a line after checkpoint 6");
+	poke_line(f->log, 7, '{');
+	assert_ok(audit_open(f->log, &a));
+	audit_close(a);
+}
+
 int
 main(void)
 {
@@ -999,6 +1044,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_handover_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handover_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handover_head_unwritten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_reads_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handover_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_records, setup, teardown),
 	};
