@@ -381,8 +381,9 @@ summary(const char *op, const json_t *req)
 	for (i = 0; o != NULL && i < sizeof(keep) / sizeof(keep[0]); i++) {
 		json_t *v = json_object_get(req, keep[i]);
 
+		/* A key's type as key_type: "type" is the record's own (admin). */
 		if (json_is_string(v) || json_is_integer(v))
-			json_object_set(o, keep[i], v);
+			json_object_set(o, strcmp(keep[i], "type") == 0 ? "key_type" : keep[i], v);
 	}
 	return o;
 }

@@ -57,6 +57,16 @@ vd_stop
 tail -1 "$LOG" | grep -q '"type":"checkpoint","key":"vault.audit@v3","sig"' \
 	&& pass "the stop's checkpoint is signed by v3" || fail "last line: $(tail -1 "$LOG")"
 
+# Administration is recorded as type admin, before and after (the key type as key_type).
+"$PY" - "$ARCHIVE" <<'PY' && pass "admin records: key create and both rotations, requested and done" || fail "admin records"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+def has(**kw): return any(all(r.get(k) == v for k, v in kw.items()) for r in recs)
+for d in ("requested", "done"):
+    assert has(type="admin", op="key.create", name="acct", key_type="ec-p256", decision=d), d
+    assert has(type="admin", op="key.rotate", name="vault.audit", decision=d), d
+assert not any(r.get("type") == "ec-p256" for r in recs), "a record typed by its key type"
+PY
 expect_rc 0 "verify with audit-key.pem (every version)" "$VC" -c "$VCONF" audit verify "$ARCHIVE" "$LOG"
 expect_out "key handed over 2 times" "the report counts the handovers"
 expect_out "chain: 2 logs chained" "the logs chain"
