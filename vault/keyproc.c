@@ -653,6 +653,17 @@ open_all(struct kp *kp)
 	/* A key rotation stopped before its handover: finish it now. */
 	if ((r = kp_audit_settle(kp)) != 0)
 		sv_err("%s (retried at each checkpoint)", sv_errmsg(r));
+	/* The bundle key made above, before the log was open: recorded now. */
+	if (kp->bundle_created) {
+		kp_audit(kp, "admin",
+		    json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s}", "op", "key.create", "name",
+			KS_BUNDLE_KEY, "key_type", "ed25519", "version", 1, "by", "vaultd",
+			"reason", "state initialised before sealed bundles", "decision", "done"));
+		/* Not fatal: the key exists now, and failing here would not record it either. */
+		if ((r = kp_commit(kp)) != 0)
+			sv_err("audit: the bundle key made at start is not recorded: %s",
+			    sv_errmsg(r));
+	}
 	kp->last_prune = -1; /* never: prune at start */
 	prune_nonces(kp);    /* at start, then every KP_PRUNE_EVERY seconds */
 	kp->accts_stale = 1;

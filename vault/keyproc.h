@@ -79,6 +79,7 @@ struct kp {
 	struct hsm_key bundle_key; /* vault.bundle's current version: signs sealed bundles */
 	char bundle_pk[48];	   /* its Ed25519 public key, base64url, for enrolment answers */
 	json_t *bundle_chain;	   /* links from version 1 to it (common/bundle.h), NULL if none */
+	int bundle_created; /* kp_bundle_init() made vault.bundle: audited once the log is open */
 	uint64_t seq_at_checkpoint;
 	double last_checkpoint;
 	double last_prune; /* nonces */

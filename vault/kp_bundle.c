@@ -115,10 +115,12 @@ kp_bundle_init(struct kp *kp)
 		state_durable(kp->st, 1);
 		r = ks_create(kp->st, kp->h, KS_BUNDLE_KEY, HSM_ED25519, 0, &k);
 		state_durable(kp->st, 0);
-		if (r == 0)
+		if (r == 0) {
 			sv_info("created the bundle key %s (Ed25519, in the token): this state "
 				"directory was initialised before sealed bundles",
 			    KS_BUNDLE_KEY);
+			kp->bundle_created = 1;
+		}
 	}
 	if (r != 0)
 		return sv_preferr(r, "bundle key %s", KS_BUNDLE_KEY);

@@ -40,6 +40,8 @@ vd_stop
 vd_start || { t_done; exit 1; }
 [ "$(grep -c 'created the bundle key' "$T/vaultd.log")" = 1 ] &&
 	pass "only once: the next start finds it" || fail "bundle key created again"
+[ "$(grep -c '"type":"admin","op":"key.create","name":"vault.bundle","key_type":"ed25519","version":1,"by":"vaultd"' \
+	"$VDIR/state/audit.log")" = 1 ] && pass "and audits it, once" || fail "bundle key creation not audited once"
 
 # Keys: exportable EC and RSA, non-exportable, Ed25519, one to rotate and destroy.
 expect_rc 0 "exportable EC key" "$VC" -c "$VCONF" -q key create web --type ec-p256 --exportable
