@@ -178,19 +178,25 @@ file_size(const char *path)
 	return st.st_size;
 }
 
+/* A verify result r must be code at line, with want in the reason and the error detail. */
+static inline void
+expect_refusal(int r, const struct audit_report *rep, int code, uint64_t line, const char *want)
+{
+	if (r != code || rep->bad_line != line || strstr(rep->reason, want) == NULL)
+		fail_msg("verify = %d (want %d), bad line %llu (want %llu), reason \"%s\" "
+			 "(want \"%s\")",
+		    r, code, (unsigned long long)rep->bad_line, (unsigned long long)line,
+		    rep->reason, want);
+	assert_non_null(strstr(sv_errmsg(r), want));
+}
+
 /* Verify must fail with code at line, with want in the reason. */
 static inline void
 expect_bad(const char *path, const uint8_t *pub, int code, uint64_t line, const char *want)
 {
 	struct audit_report rep;
-	int r = audit_verify(path, pub, &rep);
 
-	if (r != code || rep.bad_line != line || strstr(rep.reason, want) == NULL)
-		fail_msg("verify = %d (want %d), bad line %llu (want %llu), reason \"%s\" "
-			 "(want \"%s\")",
-		    r, code, (unsigned long long)rep.bad_line, (unsigned long long)line, rep.reason,
-		    want);
-	assert_non_null(strstr(sv_errmsg(r), want));
+	expect_refusal(audit_verify(path, pub, &rep), &rep, code, line, want);
 }
 
 static inline void
@@ -263,14 +269,8 @@ expect_bad_keys(const char *path, const uint8_t *const *keys, size_t n, int code
     const char *want)
 {
 	struct audit_report rep;
-	int r = verify_keys(path, keys, n, &rep);
 
-	if (r != code || rep.bad_line != line || strstr(rep.reason, want) == NULL)
-		fail_msg("verify = %d (want %d), bad line %llu (want %llu), reason \"%s\" "
-			 "(want \"%s\")",
-		    r, code, (unsigned long long)rep.bad_line, (unsigned long long)line, rep.reason,
-		    want);
-	assert_non_null(strstr(sv_errmsg(r), want));
+	expect_refusal(verify_keys(path, keys, n, &rep), &rep, code, line, want);
 }
 
 /* As expect_ok(), trusting keys, with the handovers counted; the report in *rep. */
