@@ -308,13 +308,29 @@ identity_vault_load(struct shadow *s, json_t **out)
 	return 0;
 }
 
+/* v with its bundle_key set to bk (a string), written to identity/vault.json atomically. */
+static int
+vault_json_pin(struct shadow *s, json_t *v, json_t *bk)
+{
+	char path[PATH_MAX], *txt = NULL;
+	int r;
+
+	if (json_object_set(v, "bundle_key", bk) != 0 ||
+	    (txt = json_dumps(v, JSON_INDENT(2))) == NULL)
+		return SV_ENOMEM;
+	if ((r = shadow_path(s, VAULT_JSON, path, sizeof(path))) == 0)
+		r = sv_write_file_atomic(path, txt, strlen(txt), 0644);
+	free(txt);
+	return r;
+}
+
 int
 identity_repin_bundle_key(
     struct shadow *s, const uint8_t old[BUNDLE_PK_LEN], const uint8_t pk[BUNDLE_PK_LEN])
 {
 	uint8_t cur[BUNDLE_PK_LEN];
-	char path[PATH_MAX], *b64 = NULL, *txt = NULL;
-	json_t *v = NULL;
+	json_t *v = NULL, *bk = NULL;
+	char *b64 = NULL;
 	int r;
 
 	/* Read again: another run may have re-pinned (or someone changed the file) since. */
@@ -335,20 +351,16 @@ identity_repin_bundle_key(
 	}
 	if ((r = b64u_encode(pk, BUNDLE_PK_LEN, &b64)) != 0)
 		goto out;
-	if (json_object_set_new(v, "bundle_key", json_string(b64)) != 0 ||
-	    (txt = json_dumps(v, JSON_INDENT(2))) == NULL) {
+	if ((bk = json_string(b64)) == NULL)
 		r = SV_ENOMEM;
-		goto out;
-	}
-	if ((r = shadow_path(s, VAULT_JSON, path, sizeof(path))) == 0 &&
-	    (r = sv_write_file_atomic(path, txt, strlen(txt), 0644)) == 0)
+	else if ((r = vault_json_pin(s, v, bk)) == 0)
 		shadow_progress(s,
 		    "the vault's bundle key was rotated: pinned its new key %s in %s, vouched for "
 		    "by the key pinned before",
 		    b64, VAULT_JSON);
 out:
+	json_decref(bk);
 	free(b64);
-	free(txt);
 	json_decref(v);
 	return r;
 }
@@ -388,7 +400,6 @@ identity_pin_bundle_key(struct shadow *s, const json_t *ans)
 {
 	const json_t *bk = json_object_get(ans, "bundle_key"), *old;
 	uint8_t named[BUNDLE_PK_LEN], pinned[BUNDLE_PK_LEN];
-	char path[PATH_MAX], *txt = NULL;
 	json_t *v = NULL;
 	int r;
 
@@ -404,13 +415,7 @@ identity_pin_bundle_key(struct shadow *s, const json_t *ans)
 			r = follow_rotation(s, ans, pinned, named);
 		goto out;
 	}
-	if (json_object_set(v, "bundle_key", (json_t *)bk) != 0 ||
-	    (txt = json_dumps(v, JSON_INDENT(2))) == NULL) {
-		r = SV_ENOMEM;
-		goto out;
-	}
-	if ((r = shadow_path(s, VAULT_JSON, path, sizeof(path))) == 0 &&
-	    (r = sv_write_file_atomic(path, txt, strlen(txt), 0644)) == 0)
+	if ((r = vault_json_pin(s, v, (json_t *)bk)) == 0)
 		shadow_progress(s,
 		    "pinned the vault's bundle key in %s: shadow fetch can be used now",
 		    VAULT_JSON);
@@ -418,7 +423,6 @@ out:
 	if (r != 0)
 		fprintf(
 		    stderr, "shadow: warning: pinning the vault's bundle key: %s\n", sv_errmsg(r));
-	free(txt);
 	json_decref(v);
 	return r;
 }
