@@ -156,6 +156,18 @@ int kp_policy_reload(struct kp *kp, const char *by);
 /* Rotate the audit log (audit_rotate(), signed by the audit key); the archive's path in archive. */
 int kp_audit_rotate(struct kp *kp, char *archive, size_t n);
 
+/*
+ * One of the vault's Ed25519 keys in the token signing for audit.c
+ * (audit_sign_fn) or bundle.c (bundle_sign_fn): kp_ed25519_sign(ctx, ...)
+ * with ctx a struct kp_ed_signer; timed in shadowvault_hsm_sign_seconds
+ * once the metrics exist.
+ */
+struct kp_ed_signer {
+	struct kp *kp;
+	struct hsm_key *key;
+};
+int kp_ed25519_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig);
+
 /* The audit key (kp_auditkey.c): load the current version of vault.audit. */
 int kp_audit_key_load(struct kp *kp);
 /* Hand the log over to the current version if an older one is in force in it (a handover

@@ -11,6 +11,8 @@
  * that older version (retired keys stay in the token: the vault's own keys
  * cannot be destroyed).  A rotation is new key, public key file, promotion,
  * then that rule; stopped anywhere, the next checkpoint finishes it.
+ *
+ * Also kp_ed25519_sign(), the signer the audit and bundle keys share.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,22 +22,19 @@
 #include "keyproc.h"
 #include "log.h"
 
-struct ckpt_signer {
-	struct kp *kp;
-	struct hsm_key *key;
-};
-
-/* Checkpoints are signed in the token by a version of the Ed25519 audit key. */
-static int
-sign_with(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64])
+int
+kp_ed25519_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig)
 {
-	struct ckpt_signer *s = ctx;
+	struct kp_ed_signer *s = ctx;
 	size_t sl = 64;
 	double t0 = metrics_now();
 	int r = hsm_sign(s->kp->h, s->key, msg, len, sig, &sl);
 
-	metrics_observe(s->kp->m, "shadowvault_hsm_sign_seconds", metrics_now() - t0);
-	return r != 0 ? r : sl == 64 ? 0 : sv_seterr(SV_EHSM, "audit key gave a bad signature");
+	if (s->kp->m != NULL) /* the bundle key's links are made before the metrics */
+		metrics_observe(s->kp->m, "shadowvault_hsm_sign_seconds", metrics_now() - t0);
+	if (r == 0 && sl != 64)
+		r = sv_seterr(SV_EHSM, "the token gave an Ed25519 signature of %zu bytes", sl);
+	return r;
 }
 
 int
@@ -79,8 +78,8 @@ int
 kp_audit_settle(struct kp *kp)
 {
 	char force[AUDIT_KEYID_MAX + 1]; /* a copy: the handover changes the log's */
-	struct ckpt_signer olds = { kp, NULL }, news = { kp, &kp->audit_key };
-	struct audit_next next = { kp->audit_key_id, { 0 }, sign_with, &news };
+	struct kp_ed_signer olds = { kp, NULL }, news = { kp, &kp->audit_key };
+	struct audit_next next = { kp->audit_key_id, { 0 }, kp_ed25519_sign, &news };
 	struct ks_key old;
 	int r, v;
 
@@ -107,7 +106,7 @@ kp_audit_settle(struct kp *kp)
 		    KS_AUDIT_KEY, v);
 	olds.key = &old.hk;
 	if ((r = hsm_key_ed25519_raw(kp->h, &kp->audit_key, next.pub)) != 0 ||
-	    (r = audit_handover(kp->audit, force, sign_with, &olds, &next)) != 0)
+	    (r = audit_handover(kp->audit, force, kp_ed25519_sign, &olds, &next)) != 0)
 		return sv_preferr(r, "audit: handing the log over to %s", kp->audit_key_id);
 	sv_info("audit: checkpoint %llu hands the log over from %s to %s",
 	    (unsigned long long)audit_seq(kp->audit), force, kp->audit_key_id);
@@ -119,11 +118,11 @@ kp_audit_settle(struct kp *kp)
 int
 kp_audit_checkpoint(struct kp *kp)
 {
-	struct ckpt_signer s = { kp, &kp->audit_key };
+	struct kp_ed_signer s = { kp, &kp->audit_key };
 	int r;
 
 	if ((r = kp_audit_settle(kp)) != 0 ||
-	    (r = audit_checkpoint(kp->audit, kp->audit_key_id, sign_with, &s)) != 0)
+	    (r = audit_checkpoint(kp->audit, kp->audit_key_id, kp_ed25519_sign, &s)) != 0)
 		return r;
 	kp->seq_at_checkpoint = audit_seq(kp->audit);
 	kp->last_checkpoint = metrics_now();
@@ -133,11 +132,11 @@ kp_audit_checkpoint(struct kp *kp)
 int
 kp_audit_rotate_log(struct kp *kp, char *archive, size_t n)
 {
-	struct ckpt_signer s = { kp, &kp->audit_key };
+	struct kp_ed_signer s = { kp, &kp->audit_key };
 	int r;
 
 	if ((r = kp_audit_settle(kp)) != 0 ||
-	    (r = audit_rotate(kp->audit, kp->audit_key_id, sign_with, &s, archive, n)) != 0)
+	    (r = audit_rotate(kp->audit, kp->audit_key_id, kp_ed25519_sign, &s, archive, n)) != 0)
 		return r;
 	/* The rotation's checkpoint is the line before the new log's first. */
 	kp->seq_at_checkpoint = audit_seq(kp->audit) - 1;

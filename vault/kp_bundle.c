@@ -38,23 +38,6 @@ struct breq {
 	char id[33];	   /* "": no bundle made */
 };
 
-struct link_signer {
-	struct kp *kp;
-	struct ks_key *k;
-};
-
-static int
-link_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig)
-{
-	struct link_signer *ls = ctx;
-	size_t sl = BUNDLE_SIG_LEN;
-	int r = hsm_sign(ls->kp->h, &ls->k->hk, msg, len, sig, &sl);
-
-	if (r == 0 && sl != BUNDLE_SIG_LEN)
-		r = sv_seterr(SV_EHSM, "the bundle key gave a signature of %zu bytes", sl);
-	return r;
-}
-
 /*
  * The links from each version of the bundle key to the next, up to the
  * current one (at most BUNDLE_CHAIN_MAX: the newest), each signed in the
@@ -67,7 +50,7 @@ make_chain(struct kp *kp, const struct ks_key *cur, json_t **out)
 {
 	uint8_t from[BUNDLE_PK_LEN], to[BUNDLE_PK_LEN];
 	struct ks_key a, b;
-	struct link_signer ls = { kp, &a };
+	struct kp_ed_signer ls = { kp, &a.hk };
 	json_t *chain, *l;
 	int v, r = 0;
 
@@ -83,7 +66,7 @@ make_chain(struct kp *kp, const struct ks_key *cur, json_t **out)
 	for (v++; v <= cur->version; v++) {
 		if ((r = ks_get(kp->st, KS_BUNDLE_KEY, v, &b)) != 0 ||
 		    (r = hsm_key_ed25519_raw(kp->h, &b.hk, to)) != 0 ||
-		    (r = bundle_link_make(from, to, link_sign, &ls, &l)) != 0)
+		    (r = bundle_link_make(from, to, kp_ed25519_sign, &ls, &l)) != 0)
 			goto out;
 		if (json_array_append_new(chain, l) != 0) {
 			r = SV_ENOMEM;
@@ -235,21 +218,6 @@ limited(struct kp *kp, struct kp_rate *rt, const struct breq *q, int wait)
 	return deny(kp, q, 429, "rate-limited", detail, wait, 0);
 }
 
-/* Signs for bundle_seal() with the vault's bundle key in the token. */
-static int
-bundle_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig)
-{
-	struct kp *kp = ctx;
-	size_t sl = BUNDLE_SIG_LEN;
-	double t0 = metrics_now();
-	int r = hsm_sign(kp->h, &kp->bundle_key, msg, len, sig, &sl);
-
-	metrics_observe(kp->m, "shadowvault_hsm_sign_seconds", metrics_now() - t0);
-	if (r == 0 && sl != BUNDLE_SIG_LEN)
-		r = sv_seterr(SV_EHSM, "the bundle key gave a signature of %zu bytes", sl);
-	return r;
-}
-
 /* 1 if the key version k may leave the token in a bundle; else 0 and why. */
 static int
 exportable(const struct ks_key *k, char *why, size_t n)
@@ -294,6 +262,7 @@ out:
 static json_t *
 seal(struct kp *kp, struct breq *q, struct ks_key *k)
 {
+	struct kp_ed_signer signer = { kp, &kp->bundle_key };
 	struct bundle_meta m;
 	uint8_t box[BUNDLE_PK_LEN], *der = NULL, *sealed = NULL;
 	size_t dlen = 0, slen = 0;
@@ -315,7 +284,7 @@ seal(struct kp *kp, struct breq *q, struct ks_key *k)
 	m.issued_at = now;
 	m.expires_at = now + BUNDLE_TTL;
 	m.chain = q->c.chain;
-	r = bundle_seal(&m, der, dlen, bundle_sign, kp, box, &sealed, &slen);
+	r = bundle_seal(&m, der, dlen, kp_ed25519_sign, &signer, box, &sealed, &slen);
 	sodium_free(der); /* the key in the clear: gone from here on, whatever happened */
 	if (r != 0)
 		return deny(kp, q, r == SV_EHSM ? 503 : 500,
