@@ -515,27 +515,6 @@ drop_to_state_owner(const struct vconf *cfg)
 	return 0;
 }
 
-static int
-load_ca(struct kp *kp)
-{
-	struct ks_key k;
-	uint8_t *pem = NULL;
-	size_t len;
-	int r;
-
-	if ((r = sv_read_file(kp->cfg->ca_cert, SCA_PEM_MAX, &pem, &len)) != 0 ||
-	    (r = sca_cert_parse_pem((const char *)pem, len, &kp->ca)) != 0)
-		goto out;
-	if ((r = ks_get(kp->st, KS_CA_KEY, 0, &k)) != 0)
-		goto out;
-	kp->ca_key = k.hk;
-	if ((r = hsm_pkey(kp->h, &kp->ca_key, &kp->ca_priv)) != 0)
-		goto out;
-out:
-	free(pem);
-	return r ? sv_preferr(r, "shadow CA") : 0;
-}
-
 static void
 define_metrics(struct metrics *m)
 {
@@ -636,7 +615,7 @@ open_all(struct kp *kp)
 
 	if ((r = state_open(kp->cfg->db_path, 0, &kp->st)) != 0 ||
 	    (r = state_durable(kp->st, 0)) != 0 || (r = hsm_open(&kp->cfg->hsm, &kp->h)) != 0 ||
-	    (r = load_ca(kp)) != 0)
+	    (r = kp_ca_load(kp)) != 0)
 		return r;
 	if ((r = kp_audit_key_load(kp)) != 0 || (r = kp_bundle_init(kp)) != 0)
 		return r;
@@ -744,8 +723,7 @@ close_all(struct kp *kp)
 	audit_close(kp->audit);
 	pol_free(kp->pol);
 	metrics_free(kp->m);
-	EVP_PKEY_free(kp->ca_priv);
-	X509_free(kp->ca);
+	kp_ca_free(kp);
 	json_decref(kp->bundle_chain);
 	hsm_close(kp->h);
 	state_close(kp->st);
@@ -771,7 +749,7 @@ keyproc_main(const struct vconf *cfg, const struct vaultd_fds *fds)
 		close_all(&kp);
 		return sv_exit_code(r);
 	}
-	kp_push_peers(&kp);
+	kp_push_peers(&kp, NULL);
 	sv_info("ready: token \"%s\", %zu shadow policies, audit at seq %llu", cfg->token,
 	    pol_count(kp.pol), (unsigned long long)audit_seq(kp.audit));
 	event_base_dispatch(kp.base);

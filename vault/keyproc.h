@@ -70,9 +70,12 @@ struct kp {
 	struct lguard *admin_guard; /* at most 64 admin connections; no accept() loop */
 	struct event *ev_hup, *ev_term, *ev_tick;
 
-	X509 *ca;
+	X509 *ca; /* the issuing shadow CA: vault.shadow-ca's current version */
 	struct hsm_key ca_key;
 	EVP_PKEY *ca_priv;	  /* hsm_pkey(): signs in the token */
+	int ca_version;		  /* its version */
+	char *ca_pem;		  /* ca.pem's bundle, the issuing CA first (kp_ca.c) */
+	int ca_count;		  /* certificates in it */
 	struct hsm_key audit_key; /* vault.audit's current version: signs checkpoints */
 	int audit_key_version;
 	char audit_key_id[SV_NAME_MAX + 16]; /* "vault.audit@vN", as checkpoints name it */
@@ -276,8 +279,24 @@ int kp_cert_csr(struct kp *kp, const json_t *req, json_t **result);
 int kp_cert_import(struct kp *kp, const json_t *req, json_t **result);
 int kp_cert_list(struct kp *kp, const json_t *req, json_t **result);
 
-/* Push the CA and revoked serials to netproc. */
-void kp_push_peers(struct kp *kp);
+/*
+ * Push the CA bundle and revoked serials to netproc, and the TLS server
+ * certificate chain's PEM when server_chain is not NULL (a CA rotation reissued it).
+ */
+void kp_push_peers(struct kp *kp, const char *server_chain);
+
+/*
+ * The shadow CA (kp_ca.c).  kp_ca_load: read ca.pem's bundle and find the
+ * certificate of vault.shadow-ca's current version (kp->ca, ca_priv,
+ * ca_version, ca_pem, ca_count); refused if none holds it.
+ * kp_ca_key_rotate: `vaultctl key rotate vault.shadow-ca`.
+ * kp_ca_key_destroy: {version, yes} `vaultctl key destroy vault.shadow-ca`,
+ * refused for the current version or while a shadow needs that one.
+ */
+int kp_ca_load(struct kp *kp);
+void kp_ca_free(struct kp *kp);
+int kp_ca_key_rotate(struct kp *kp, json_t **result);
+int kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result);
 
 /*
  * Signed nonces (kp_nonce.c).  kp_nonce_fresh: 1 if the nonce hash was never

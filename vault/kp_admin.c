@@ -89,8 +89,8 @@ op_shadow_revoke(struct kp *kp, const json_t *req, json_t **result)
 	if ((r = need_name(req, "name", "shadow name", &name)) != 0 ||
 	    (r = shadows_revoke(kp->st, name)) != 0)
 		return r;
-	kp_push_peers(
-	    kp); /* netproc refuses the certificates at once, and drops open connections */
+	/* netproc refuses the certificates at once, and drops open connections */
+	kp_push_peers(kp, NULL);
 	*result = json_pack("{s:s, s:s}", "name", name, "state", "revoked");
 	return *result ? 0 : SV_ENOMEM;
 }
@@ -338,6 +338,13 @@ op_audit_key_rotate(struct kp *kp, const json_t *req, json_t **result)
 	return kp_audit_key_rotate(kp, result);
 }
 
+/* `vaultctl key rotate vault.shadow-ca`: a new CA beside the old one (kp_ca.c). */
+static int
+op_ca_key_rotate(struct kp *kp, const json_t *req, json_t **result)
+{
+	return kp_ca_key_rotate(kp, result);
+}
+
 /* `vaultctl key rotate vault.bundle`: the key process makes the links (kp_bundle.c). */
 static int
 op_bundle_key_rotate(struct kp *kp, const json_t *req, json_t **result)
@@ -367,6 +374,8 @@ static const struct {
 	{ "audit.rotate", op_audit_rotate, 1 },
 	{ "audit.key.rotate", op_audit_key_rotate, 1 },
 	{ "bundle.key.rotate", op_bundle_key_rotate, 1 },
+	{ "ca.key.rotate", op_ca_key_rotate, 1 },
+	{ "ca.key.destroy", kp_ca_key_destroy, 1 },
 	{ "status", op_status, 0 },
 };
 
@@ -394,13 +403,19 @@ find_op(const char *op, const json_t *req)
 	const char *name = str(req, "name");
 	size_t i;
 
-	/* The audit and bundle keys rotate here, not in admin.c, which refuses the vault's own. */
+	/* The vault's own keys rotate here, not in admin.c, which refuses them. */
 	if (op != NULL && strcmp(op, "key.rotate") == 0 && name != NULL &&
 	    strcmp(name, KS_AUDIT_KEY) == 0)
 		op = "audit.key.rotate";
 	else if (op != NULL && strcmp(op, "key.rotate") == 0 && name != NULL &&
 	    strcmp(name, KS_BUNDLE_KEY) == 0)
 		op = "bundle.key.rotate";
+	else if (op != NULL && strcmp(op, "key.rotate") == 0 && name != NULL &&
+	    strcmp(name, KS_CA_KEY) == 0)
+		op = "ca.key.rotate";
+	else if (op != NULL && strcmp(op, "key.destroy") == 0 && name != NULL &&
+	    strcmp(name, KS_CA_KEY) == 0)
+		op = "ca.key.destroy";
 
 	for (i = 0; op != NULL && i < sizeof(ops) / sizeof(ops[0]); i++)
 		if (strcmp(ops[i].op, op) == 0)

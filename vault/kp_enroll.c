@@ -119,8 +119,8 @@ issue(struct kp *kp, const struct ereq *e, const char *name, X509 **cert, char *
 
 	if ((r = make_cert(kp, e->csr, name, cert, serial, fpr)) != 0)
 		return r;
-	if ((r = shadows_enrolled(
-		 kp->st, e->token, name, e->box_pk, serial, fpr, not_after(*cert))) != 0) {
+	if ((r = shadows_enrolled(kp->st, e->token, name, e->box_pk, serial, fpr, not_after(*cert),
+		 kp->ca_version)) != 0) {
 		X509_free(*cert);
 		*cert = NULL;
 	}
@@ -141,7 +141,7 @@ kp_enroll(struct kp *kp, const json_t *req)
 {
 	char name[SV_NAME_MAX + 1], serial[SCA_HEX_MAX], fpr[SCA_HEX_MAX], why[64];
 	char reason[SV_ERRMSG_MAX + 64];
-	char *pem = NULL, *ca = NULL;
+	char *pem = NULL;
 	X509 *cert = NULL;
 	struct ereq e;
 	json_t *resp;
@@ -168,7 +168,7 @@ kp_enroll(struct kp *kp, const json_t *req)
 		    "bad-csr", sv_errmsg(r), name);
 		goto out;
 	}
-	if ((r = sca_cert_pem(cert, &pem)) != 0 || (r = sca_cert_pem(kp->ca, &ca)) != 0) {
+	if ((r = sca_cert_pem(cert, &pem)) != 0) {
 		resp = kp_problem(500, "internal", "Internal error", sv_errmsg(r), 0);
 		goto out;
 	}
@@ -180,11 +180,10 @@ kp_enroll(struct kp *kp, const json_t *req)
 	sv_info("shadow %s enrolled (certificate %s)", name, serial);
 	resp = kp_ok(201,
 	    json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "name", name, "certificate", pem, "ca",
-		ca, "serial", serial, "api_port", api_port(kp->cfg->listen), "renew_from",
+		kp->ca_pem, "serial", serial, "api_port", api_port(kp->cfg->listen), "renew_from",
 		(json_int_t)renew_from(kp, cert), "bundle_key", kp->bundle_pk));
 out:
 	free(pem);
-	free(ca);
 	X509_free(cert);
 	free(e.box_pk);
 	return resp;
@@ -254,6 +253,7 @@ kp_renew(struct kp *kp, const json_t *req)
 	char name[SV_NAME_MAX + 1], nserial[SCA_HEX_MAX], fpr[SCA_HEX_MAX], detail[128];
 	char old_fpr[SCA_HEX_MAX];
 	int64_t old_na, from = 0, now = (int64_t)time(NULL);
+	int old_ca = 0;
 	X509 *cert = NULL;
 	char *pem = NULL;
 	json_t *resp;
@@ -268,12 +268,14 @@ kp_renew(struct kp *kp, const json_t *req)
 	if ((resp = kp_shadow_admit(kp, serial, name)) != NULL)
 		return resp;
 	if ((r = kp_txn(kp)) != 0 ||
-	    (r = shadows_cert_info(kp->st, serial, &old_na, old_fpr, sizeof(old_fpr))) != 0)
+	    (r = shadows_cert_info(kp->st, serial, &old_na, old_fpr, sizeof(old_fpr), &old_ca)) !=
+		0)
 		return kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);
 	if (check_proof(kp, serial, old_fpr, old_pem, proof, csr, &from, detail, sizeof(detail)) !=
 	    0)
 		return refuse_renew(kp, 403, "bad-proof", detail, name, serial);
-	if (now < from) {
+	/* A certificate from an older CA renews at once: its CA is on its way out (kp_ca.c). */
+	if (now < from && old_ca == kp->ca_version) {
 		snprintf(detail, sizeof(detail), "this certificate can be renewed from %lld",
 		    (long long)from);
 		/* The time also as a member (RFC 9457 extension): a shadow that kept an older
@@ -287,25 +289,25 @@ kp_renew(struct kp *kp, const json_t *req)
 		return refuse_renew(kp,
 		    r == SV_EINVAL || r == SV_EDENIED || r == SV_ETOOBIG ? 400 : 500, "bad-csr",
 		    sv_errmsg(r), name, serial);
-	if ((r = shadows_renewed(kp->st, name, serial, nserial, fpr, not_after(cert), &nrev)) !=
-		0 ||
+	if ((r = shadows_renewed(kp->st, name, serial, nserial, fpr, not_after(cert),
+		 kp->ca_version, &nrev)) != 0 ||
 	    (r = sca_cert_pem(cert, &pem)) != 0) {
 		resp = kp_problem(500, "internal", "Internal error", sv_errmsg(r), 0);
 		goto out;
 	}
 	kp_shadows_reset(kp);
 	if (nrev > 0)
-		kp_push_peers(kp); /* an earlier renewal of the same certificate is revoked */
+		kp_push_peers(kp, NULL); /* an earlier renewal of the same certificate is revoked */
 	kp_audit(kp, "renew",
 	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "shadow", name, "serial", nserial,
 		"replaces", serial, "fingerprint", fpr, "decision", "allow", "revoked", nrev));
 	metrics_add(kp->m, "shadowvault_renewals_total", 1, "result", "ok", NULL);
 	sv_info("shadow %s renewed its certificate %s as %s", name, serial, nserial);
 	resp = kp_ok(201,
-	    json_pack("{s:s, s:s, s:I, s:I, s:s, s:O*}", "certificate", pem, "serial", nserial,
+	    json_pack("{s:s, s:s, s:I, s:I, s:s, s:O*, s:s}", "certificate", pem, "serial", nserial,
 		"not_after", (json_int_t)not_after(cert), "renew_from",
 		(json_int_t)renew_from(kp, cert), "bundle_key", kp->bundle_pk, "key_chain",
-		kp->bundle_chain));
+		kp->bundle_chain, "ca", kp->ca_pem));
 out:
 	free(pem);
 	X509_free(cert);
@@ -325,30 +327,28 @@ kp_whoami(struct kp *kp, const json_t *req)
 		return kp_problem(400, "malformed", "Bad request", "serial needed", 0);
 	if ((resp = kp_shadow_admit(kp, serial, name)) != NULL)
 		return resp;
-	if ((r = shadows_cert_info(kp->st, serial, &na, fpr, sizeof(fpr))) != 0)
+	if ((r = shadows_cert_info(kp->st, serial, &na, fpr, sizeof(fpr), NULL)) != 0)
 		return kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);
 	return kp_ok(200,
-	    json_pack("{s:s, s:s, s:I, s:s, s:O*}", "shadow", name, "serial", serial, "not_after",
-		(json_int_t)na, "bundle_key", kp->bundle_pk, "key_chain", kp->bundle_chain));
+	    json_pack("{s:s, s:s, s:I, s:s, s:O*, s:s}", "shadow", name, "serial", serial,
+		"not_after", (json_int_t)na, "bundle_key", kp->bundle_pk, "key_chain",
+		kp->bundle_chain, "ca", kp->ca_pem));
 }
 
 void
-kp_push_peers(struct kp *kp)
+kp_push_peers(struct kp *kp, const char *server_chain)
 {
 	json_t *revoked = NULL, *msg;
-	char *ca = NULL;
 
 	if (kp->net == NULL)
 		return;
-	if (shadows_revoked(kp->st, &revoked) != 0 || sca_cert_pem(kp->ca, &ca) != 0) {
+	if (shadows_revoked(kp->st, &revoked) != 0) {
 		sv_err("cannot tell netproc the revoked certificates: %s", sv_errmsg(SV_EDB));
-		json_decref(revoked);
-		free(ca);
 		return;
 	}
-	msg = json_pack("{s:s, s:o}", "ca", ca, "revoked", revoked);
+	msg = json_pack(
+	    "{s:s, s:o, s:s*}", "ca", kp->ca_pem, "revoked", revoked, "server_chain", server_chain);
 	if (msg == NULL || ipc_put_json(bufferevent_get_output(kp->net), IPC_PEERS, 0, msg) != 0)
 		sv_err("cannot queue the peer list for netproc");
 	json_decref(msg);
-	free(ca);
 }

@@ -227,7 +227,7 @@ retire_replaced(struct kp *kp, const char *serial, const char *name)
 		"its renewal is in use"));
 	sv_info("shadow %s uses its renewed certificate %s: %s revoked", name, serial, old);
 	kp_shadows_reset(kp);
-	kp_push_peers(kp);
+	kp_push_peers(kp, NULL);
 }
 
 /* What the serial cache keeps for a certificate. */

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "log.h"
 #include "np_int.h"
+#include "shadowca.h"
 #include "sv_err.h"
 
 static int conn_idx = -1;
@@ -118,29 +119,70 @@ cut_revoked(struct np *np)
 	}
 }
 
-/* {ca: PEM, revoked: [serials]} from the key process. */
+/*
+ * A new server certificate chain for both listeners (the key process
+ * reissued it from a new shadow CA): used only if it is for the key they
+ * already hold; connections already open keep theirs.
+ */
+static void
+use_server_chain(struct np *np, const char *pem)
+{
+	SSL_CTX *ctxs[2] = { np->mtls, np->tls };
+	STACK_OF(X509) *sk = NULL;
+	size_t i;
+	int j;
+
+	if (sca_chain_parse(pem, strlen(pem), &sk) != 0) {
+		sv_err("keyproc sent an unusable TLS certificate: %s", sv_errmsg(SV_EINVAL));
+		return;
+	}
+	for (i = 0; i < 2; i++) {
+		SSL_CTX *ctx = ctxs[i];
+		EVP_PKEY *key = ctx ? SSL_CTX_get0_privatekey(ctx) : NULL;
+
+		if (ctx == NULL)
+			continue;
+		if (key == NULL || X509_check_private_key(sk_X509_value(sk, 0), key) != 1 ||
+		    SSL_CTX_use_certificate(ctx, sk_X509_value(sk, 0)) != 1 ||
+		    SSL_CTX_clear_chain_certs(ctx) != 1) {
+			sv_err("keyproc sent a TLS certificate for another key: kept the old one");
+			ERR_clear_error();
+			break;
+		}
+		for (j = 1; j < sk_X509_num(sk); j++)
+			SSL_CTX_add1_chain_cert(ctx, sk_X509_value(sk, j));
+	}
+	if (i == 2)
+		sv_info("TLS server certificate replaced (reissued by the new shadow CA)");
+	sk_X509_pop_free(sk, X509_free);
+}
+
+/* {ca: PEM bundle, revoked: [serials], server_chain?: PEM} from the key process. */
 void
 np_peers(struct np *np, const json_t *msg)
 {
 	const char *pem = json_string_value(json_object_get(msg, "ca"));
+	const char *chain = json_string_value(json_object_get(msg, "server_chain"));
 	const json_t *rev = json_object_get(msg, "revoked"), *v;
-	X509_STORE *store;
-	BIO *bio;
-	X509 *ca;
+	STACK_OF(X509) *cas = NULL;
+	X509_STORE *store = NULL;
 	size_t i, n = json_array_size(rev);
+	int j;
 
-	bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
-	ca = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-	BIO_free(bio);
-	if (ca == NULL || n > NP_REVOKED_MAX || (store = X509_STORE_new()) == NULL) {
+	if (pem == NULL || sca_bundle_parse(pem, strlen(pem), &cas) != 0 || n > NP_REVOKED_MAX ||
+	    (store = X509_STORE_new()) == NULL) {
 		sv_err("keyproc sent an unusable peer list");
-		X509_free(ca);
+		sk_X509_pop_free(cas, X509_free);
 		return;
 	}
-	X509_STORE_add_cert(store, ca);
+	/* Every CA of the bundle: during a rotation, certificates of the old and the new. */
+	for (j = 0; j < sk_X509_num(cas); j++)
+		X509_STORE_add_cert(store, sk_X509_value(cas, j));
+	sk_X509_pop_free(cas, X509_free);
 	X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
-	X509_free(ca);
 	SSL_CTX_set_cert_store(np->mtls, store);
+	if (chain != NULL)
+		use_server_chain(np, chain);
 	for (i = 0; i < np->nrevoked; i++)
 		free(np->revoked[i]);
 	free(np->revoked);

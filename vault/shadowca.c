@@ -445,19 +445,31 @@ leaf_exts(X509 *x, X509 *ca, EVP_PKEY *pub, const struct sca_profile *p)
 int
 sca_issue(EVP_PKEY *ca_priv, X509 *ca, X509_REQ *csr, const struct sca_profile *p, X509 **out)
 {
-	EVP_PKEY *capub, *pub;
+	int r;
+
+	*out = NULL;
+	if (csr == NULL)
+		return sv_seterr(SV_EINVAL, "shadow CA: issue needs a CA key, certificate and CSR");
+	if ((r = csr_check(csr)) != 0)
+		return r;
+	return sca_issue_key(ca_priv, ca, X509_REQ_get0_pubkey(csr), p, out);
+}
+
+int
+sca_issue_key(EVP_PKEY *ca_priv, X509 *ca, EVP_PKEY *pub, const struct sca_profile *p, X509 **out)
+{
+	EVP_PKEY *capub;
 	const EVP_MD *md;
 	X509 *x = NULL;
 	int r;
 
 	*out = NULL;
-	if (ca_priv == NULL || ca == NULL || csr == NULL)
-		return sv_seterr(SV_EINVAL, "shadow CA: issue needs a CA key, certificate and CSR");
+	if (ca_priv == NULL || ca == NULL || pub == NULL)
+		return sv_seterr(SV_EINVAL, "shadow CA: issue needs a CA key, certificate and key");
 	if (X509_check_ca(ca) == 0)
 		return sv_seterr(SV_EINVAL, "shadow CA: the issuer certificate is not a CA");
 	capub = X509_get0_pubkey(ca);
-	pub = X509_REQ_get0_pubkey(csr);
-	if ((r = profile_check(p)) != 0 || (r = csr_check(csr)) != 0 ||
+	if ((r = profile_check(p)) != 0 || (r = key_check(pub, "certificate key")) != 0 ||
 	    (r = ca_digest(capub, &md)) != 0 || (r = cert_new(pub, p->cn, p->days, ca, &x)) != 0 ||
 	    (r = leaf_exts(x, ca, pub, p)) != 0 || (r = cert_sign(x, ca_priv, capub, md)) != 0)
 		goto out;
@@ -596,4 +608,122 @@ out:
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(st);
 	return r;
+}
+
+/* 1..SCA_BUNDLE_MAX PEM certificates; each a CA if cas (what names the input). */
+static int
+certs_parse(const char *pem, size_t len, int cas, const char *what, STACK_OF(X509) * *out)
+{
+	STACK_OF(X509) *sk = NULL;
+	X509 *x = NULL;
+	BIO *b = NULL;
+	int r = 0;
+
+	*out = NULL;
+	if ((r = size_check(pem == NULL ? 0 : len, what)) != 0)
+		return r;
+	if (!is_pem((const uint8_t *)pem, len))
+		return sv_seterr(SV_EINVAL, "%s: not PEM (no \"-----BEGIN\" line)", what);
+	if ((b = BIO_new_mem_buf(pem, (int)len)) == NULL || (sk = sk_X509_new_null()) == NULL) {
+		r = SV_ENOMEM;
+		goto out;
+	}
+	while (!rest_is_blank(b)) {
+		int n = sk_X509_num(sk) + 1;
+
+		if (n > SCA_BUNDLE_MAX) {
+			r = sv_seterr(
+			    SV_ETOOBIG, "%s: more than %d certificates", what, SCA_BUNDLE_MAX);
+			goto out;
+		}
+		if ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) == NULL) {
+			r = sv_seterr(
+			    SV_EINVAL, "%s: certificate %d: not a PEM certificate", what, n);
+			goto out;
+		}
+		if (cas && X509_check_ca(x) == 0) {
+			r = sv_seterr(
+			    SV_EINVAL, "%s: certificate %d: not a CA certificate", what, n);
+			goto out;
+		}
+		if (sk_X509_push(sk, x) <= 0) {
+			r = SV_ENOMEM;
+			goto out;
+		}
+		x = NULL;
+	}
+	*out = sk;
+	sk = NULL;
+out:
+	ERR_clear_error();
+	X509_free(x);
+	sk_X509_pop_free(sk, X509_free);
+	BIO_free(b);
+	return r;
+}
+
+int
+sca_bundle_parse(const char *pem, size_t len, STACK_OF(X509) * *out)
+{
+	return certs_parse(pem, len, 1, "CA bundle", out);
+}
+
+int
+sca_chain_parse(const char *pem, size_t len, STACK_OF(X509) * *out)
+{
+	return certs_parse(pem, len, 0, "certificate chain", out);
+}
+
+int
+sca_bundle_pem(STACK_OF(X509) * sk, char **out)
+{
+	size_t len = 0, n;
+	char *all = NULL, *one, *grown;
+	int i, r = 0;
+
+	*out = NULL;
+	for (i = 0; i < sk_X509_num(sk); i++) {
+		if ((r = sca_cert_pem(sk_X509_value(sk, i), &one)) != 0)
+			break;
+		n = strlen(one);
+		if ((grown = realloc(all, len + n + 1)) == NULL) {
+			free(one);
+			r = SV_ENOMEM;
+			break;
+		}
+		all = grown;
+		memcpy(all + len, one, n + 1);
+		len += n;
+		free(one);
+	}
+	if (r == 0 && all == NULL)
+		r = sv_seterr(SV_EINVAL, "CA bundle: no certificate");
+	if (r != 0) {
+		free(all);
+		return r;
+	}
+	*out = all;
+	return 0;
+}
+
+void
+sca_profile_server(
+    struct sca_profile *p, char *const *names, size_t n, const char **dns, const char **ips)
+{
+	unsigned char ipbuf[16];
+	size_t i;
+
+	memset(p, 0, sizeof(*p));
+	for (i = 0; i < n; i++) {
+		if (inet_pton(AF_INET, names[i], ipbuf) == 1 ||
+		    inet_pton(AF_INET6, names[i], ipbuf) == 1)
+			ips[p->nips++] = names[i];
+		else
+			dns[p->ndns++] = names[i];
+	}
+	p->cn = n > 0 ? names[0] : NULL;
+	p->dns = dns;
+	p->ips = ips;
+	p->days = SCA_TLS_DAYS;
+	p->server = 1;
 }

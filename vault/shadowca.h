@@ -35,6 +35,9 @@
 #define SCA_RSA_MAX_BITS 8192	     /* largest (bounds the cost of verifying a CSR) */
 #define SCA_SKEW_SECONDS 300	     /* notBefore is this far in the past (clock skew) */
 #define SCA_HEX_MAX	 65	     /* buffer for sca_serial_hex() / sca_fingerprint() */
+#define SCA_BUNDLE_MAX	 8	     /* CA certificates in one bundle (ca.pem) */
+#define SCA_CA_DAYS	 3650	     /* validity of a shadow CA certificate */
+#define SCA_TLS_DAYS	 825	     /* validity of the vault's TLS server certificate */
 
 struct sca_profile {
 	const char *cn; /* subject CN: a shadow name or the vault's host name; printable ASCII */
@@ -47,6 +50,15 @@ struct sca_profile {
 		       (1..SCA_DAYS_MAX) */
 	int server; /* 1: EKU serverAuth (the vault's TLS cert); 0: EKU clientAuth (a shadow) */
 };
+
+/*
+ * The profile of the vault's TLS server certificate for names (the first is
+ * the CN; IPv4/IPv6 literals go to iPAddress, the rest to dNSName), valid
+ * SCA_TLS_DAYS.  dns and ips must have room for n entries; p points into
+ * them and into names.
+ */
+void sca_profile_server(
+    struct sca_profile *p, char *const *names, size_t n, const char **dns, const char **ips);
 
 /*
  * Self-signed CA certificate for a token key: subject and issuer CN=cn,
@@ -82,6 +94,14 @@ int sca_csr_parse(const uint8_t *data, size_t len, X509_REQ **out);
  */
 int sca_issue(EVP_PKEY *ca_priv, X509 *ca, X509_REQ *csr, const struct sca_profile *p, X509 **out);
 
+/*
+ * The same for a public key the vault already holds (its own TLS key, when
+ * a new CA reissues the server certificate): no CSR, the key checked as a
+ * CSR's would be.  pub is borrowed.
+ */
+int sca_issue_key(
+    EVP_PKEY *ca_priv, X509 *ca, EVP_PKEY *pub, const struct sca_profile *p, X509 **out);
+
 /* PEM text of a certificate: malloc'd, NUL-terminated; caller free()s *out. */
 int sca_cert_pem(X509 *x, char **out);
 
@@ -109,5 +129,21 @@ int sca_fingerprint(const X509 *x, char *buf, size_t n);
  * ("certificate has expired").  Both borrowed.
  */
 int sca_verify(X509 *ca, X509 *leaf, int server);
+
+/*
+ * A CA bundle (the vault's ca.pem after a rotation of the shadow CA): 1 to
+ * SCA_BUNDLE_MAX PEM certificates, the issuing CA first, then the older CAs
+ * still trusted; at most SCA_PEM_MAX bytes, nothing but white space between
+ * and after them, each a CA certificate (basicConstraints CA:TRUE).  The
+ * error names the certificate by its position.  Caller
+ * sk_X509_pop_free(*out, X509_free)s.
+ */
+int sca_bundle_parse(const char *pem, size_t len, STACK_OF(X509) * *out);
+
+/* The same for a certificate chain (a TLS certificate file): the leaf first, no CA check. */
+int sca_chain_parse(const char *pem, size_t len, STACK_OF(X509) * *out);
+
+/* The PEM text of every certificate of sk, in order: malloc'd; caller free()s *out. */
+int sca_bundle_pem(STACK_OF(X509) * sk, char **out);
 
 #endif

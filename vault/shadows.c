@@ -139,7 +139,7 @@ shadows_token_check(struct state *st, const char *token, char *name, char *why, 
 
 int
 shadows_enrolled(struct state *st, const char *token, const char *name, const uint8_t *box_pk,
-    const char *serial, const char *fingerprint, int64_t not_after)
+    const char *serial, const char *fingerprint, int64_t not_after, int ca_version)
 {
 	uint8_t h[32];
 	int r, n;
@@ -156,27 +156,32 @@ shadows_enrolled(struct state *st, const char *token, const char *name, const ui
 		 box_pk)) != 0)
 		return r;
 	return state_exec(st, "recording certificate", NULL,
-	    "INSERT INTO shadow_certs (serial, shadow, fingerprint, not_after) "
-	    "VALUES (?1, ?2, ?3, ?4)",
-	    "ttti", serial, name, fingerprint, not_after);
+	    "INSERT INTO shadow_certs (serial, shadow, fingerprint, not_after, ca_version) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5)",
+	    "tttii", serial, name, fingerprint, not_after, (int64_t)ca_version);
 }
 
 int
-shadows_cert_info(struct state *st, const char *serial, int64_t *not_after, char *fpr, size_t fprn)
+shadows_cert_info(struct state *st, const char *serial, int64_t *not_after, char *fpr, size_t fprn,
+    int *ca_version)
 {
 	sqlite3_stmt *s;
 	int r;
 
 	*not_after = 0;
 	fpr[0] = '\0';
+	if (ca_version != NULL)
+		*ca_version = 0;
 	if ((r = state_prep(st, &s,
-		 "SELECT not_after, fingerprint FROM shadow_certs WHERE serial = ?1", "t",
-		 serial)) != 0)
+		 "SELECT not_after, fingerprint, ca_version FROM shadow_certs WHERE serial = ?1",
+		 "t", serial)) != 0)
 		return r;
 	if ((r = sqlite3_step(s)) == SQLITE_ROW) {
 		*not_after = sqlite3_column_int64(s, 0);
 		if (sqlite3_column_text(s, 1) != NULL)
 			snprintf(fpr, fprn, "%s", (const char *)sqlite3_column_text(s, 1));
+		if (ca_version != NULL)
+			*ca_version = sqlite3_column_int(s, 2);
 		r = 0;
 	} else {
 		r = r == SQLITE_DONE ? sv_seterr(SV_ENOTFOUND, "no certificate with that serial")
@@ -187,8 +192,37 @@ shadows_cert_info(struct state *st, const char *serial, int64_t *not_after, char
 }
 
 int
+shadows_on_ca(struct state *st, int ca_version, int64_t now, json_t **out)
+{
+	sqlite3_stmt *s;
+	json_t *a;
+	int r;
+
+	*out = NULL;
+	if ((r = state_prep(st, &s,
+		 "SELECT DISTINCT c.shadow FROM shadow_certs c JOIN shadows s ON s.name = "
+		 "c.shadow WHERE s.state = 'active' AND c.revoked = 0 AND c.not_after > ?2 AND "
+		 "c.ca_version = ?1 ORDER BY c.shadow",
+		 "ii", (int64_t)ca_version, now)) != 0)
+		return r;
+	if ((a = json_array()) == NULL) {
+		sqlite3_finalize(s);
+		return SV_ENOMEM;
+	}
+	while ((r = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(a, json_string((const char *)sqlite3_column_text(s, 0)));
+	sqlite3_finalize(s);
+	if (r != SQLITE_DONE) {
+		json_decref(a);
+		return state_err(st, "listing the certificates of a CA version");
+	}
+	*out = a;
+	return 0;
+}
+
+int
 shadows_renewed(struct state *st, const char *name, const char *replaces, const char *serial,
-    const char *fingerprint, int64_t not_after, int *revoked)
+    const char *fingerprint, int64_t not_after, int ca_version, int *revoked)
 {
 	int r;
 
@@ -197,9 +231,9 @@ shadows_renewed(struct state *st, const char *name, const char *replaces, const 
 		 replaces)) != 0)
 		return r;
 	return state_exec(st, "recording certificate", NULL,
-	    "INSERT INTO shadow_certs (serial, shadow, fingerprint, not_after, replaces) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5)",
-	    "tttit", serial, name, fingerprint, not_after, replaces);
+	    "INSERT INTO shadow_certs (serial, shadow, fingerprint, not_after, replaces, "
+	    "ca_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	    "tttiti", serial, name, fingerprint, not_after, replaces, (int64_t)ca_version);
 }
 
 int

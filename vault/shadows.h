@@ -39,15 +39,24 @@ int shadows_token_check(struct state *st, const char *token, char *name, char *w
 
 /*
  * Record a completed enrolment (same transaction as the check): token used,
- * shadow active with its X25519 box key, certificate recorded.
+ * shadow active with its X25519 box key, certificate recorded with the
+ * version of the CA key that issued it.
  */
 int shadows_enrolled(struct state *st, const char *token, const char *name, const uint8_t *box_pk,
-    const char *serial, const char *fingerprint, int64_t not_after);
+    const char *serial, const char *fingerprint, int64_t not_after, int ca_version);
 
-/* The expiry (seconds since the epoch) and fingerprint (64 hex digits and a
- * NUL, so fprn >= 65) of the certificate with this serial. */
-int shadows_cert_info(
-    struct state *st, const char *serial, int64_t *not_after, char *fpr, size_t fprn);
+/* The expiry (seconds since the epoch), fingerprint (64 hex digits and a
+ * NUL, so fprn >= 65) and, unless ca_version is NULL, the version of the
+ * shadow CA key that issued the certificate with this serial. */
+int shadows_cert_info(struct state *st, const char *serial, int64_t *not_after, char *fpr,
+    size_t fprn, int *ca_version);
+
+/*
+ * Names of the active shadows holding a certificate that version ca_version
+ * of the shadow CA key issued, not revoked and not expired at now: a JSON
+ * array of strings (empty if none).  Caller json_decref()s *out.
+ */
+int shadows_on_ca(struct state *st, int ca_version, int64_t now, json_t **out);
 
 /*
  * Record a certificate shadow name renewed itself with certificate replaces
@@ -56,7 +65,7 @@ int shadows_cert_info(
  * one valid successor.
  */
 int shadows_renewed(struct state *st, const char *name, const char *replaces, const char *serial,
-    const char *fingerprint, int64_t not_after, int *revoked);
+    const char *fingerprint, int64_t not_after, int ca_version, int *revoked);
 
 /*
  * The certificate serial replaced, if it is still valid: revoke it (in the

@@ -101,6 +101,9 @@ static const char *const migrations[] = {
 	" not_after INTEGER NOT NULL,"
 	" imported INTEGER NOT NULL,"
 	" PRIMARY KEY (name, sequence));",
+	/* 6 -> 7: which version of the shadow CA key issued each certificate (before: 1, the
+	   only one), so that an old version is destroyed only when nobody needs it. */
+	"ALTER TABLE shadow_certs ADD COLUMN ca_version INTEGER NOT NULL DEFAULT 1;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -96,9 +96,6 @@ dev_token(const struct vconf *cfg, int quiet)
 	return r;
 }
 
-#define CA_DAYS	 3650
-#define TLS_DAYS 825
-
 static const char DEFAULT_POLICY[] =
     "# shadowvault policies (see policies/examples/README.md in the sources).\n"
     "# Deny by default: every shadow needs a group here naming its accounts and\n"
@@ -218,28 +215,6 @@ tls_token_key(struct ctl *c, struct state *st, struct hsm *h, EVP_PKEY **key)
 	return hsm_pkey(h, &k.hk, key);
 }
 
-static void
-tls_profile(const struct vconf *cfg, struct sca_profile *p, const char **dns, const char **ips)
-{
-	unsigned char ipbuf[16];
-	int i;
-
-	memset(p, 0, sizeof(*p));
-	for (i = 0; i < cfg->ntls_names; i++) {
-		const char *n = cfg->tls_names[i];
-
-		if (inet_pton(AF_INET, n, ipbuf) == 1 || inet_pton(AF_INET6, n, ipbuf) == 1)
-			ips[p->nips++] = n;
-		else
-			dns[p->ndns++] = n;
-	}
-	p->cn = cfg->tls_names[0];
-	p->dns = dns;
-	p->ips = ips;
-	p->days = TLS_DAYS;
-	p->server = 1;
-}
-
 /* The vault's TLS key (a file, or a key in the token) and its certificate from the shadow CA. */
 static int
 make_tls(struct ctl *c, struct state *st, struct hsm *h, EVP_PKEY *ca_priv, X509 *ca)
@@ -252,7 +227,7 @@ make_tls(struct ctl *c, struct state *st, struct hsm *h, EVP_PKEY *ca_priv, X509
 	X509 *cert = NULL;
 	int r;
 
-	tls_profile(&c->cfg, &p, dns, ips);
+	sca_profile_server(&p, c->cfg.tls_names, (size_t)c->cfg.ntls_names, dns, ips);
 	r = vconf_tls_in_token(&c->cfg) ? tls_token_key(c, st, h, &key) : tls_file_key(c, &key);
 	if (r != 0)
 		goto out;
@@ -286,7 +261,7 @@ make_ca(struct ctl *c, struct state *st, struct hsm *h)
 	snprintf(cn, sizeof(cn), "shadowvault shadow CA %.40s", host);
 	if ((r = ks_create(st, h, KS_CA_KEY, HSM_EC_P256, 0, &k)) != 0 ||
 	    (r = hsm_key_public(h, &k.hk, &pub)) != 0 || (r = hsm_pkey(h, &k.hk, &priv)) != 0 ||
-	    (r = sca_make_ca(priv, pub, cn, CA_DAYS, &ca)) != 0 ||
+	    (r = sca_make_ca(priv, pub, cn, SCA_CA_DAYS, &ca)) != 0 ||
 	    (r = write_cert(c->cfg.ca_cert, ca, NULL)) != 0 ||
 	    (r = make_tls(c, st, h, priv, ca)) != 0)
 		goto out;

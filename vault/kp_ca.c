@@ -1,0 +1,352 @@
+/*
+ * kp_ca: the shadow CA in the key process, and its rotation with overlap.
+ *
+ * The CA file (vconf ca_cert, state_dir/ca.pem) is a bundle: the issuing CA
+ * certificate first, then the older ones still trusted (shadowca.h's
+ * sca_bundle_parse()).  The issuing certificate is the one for the current
+ * version of vault.shadow-ca; netproc trusts every certificate of the bundle
+ * for client certificates, and shadows receive the bundle in enrolment,
+ * identity and renewal answers.
+ *
+ * `vaultctl key rotate vault.shadow-ca` stages a new version, makes its CA
+ * certificate, writes the bundle with it first, then promotes it: a crash
+ * before the promotion leaves the old version issuing and a certificate
+ * nobody signs with in the bundle (a second rotation replaces it).  The
+ * vault's TLS server certificate is left alone: shadows learn the new CA
+ * from their next answer, and a certificate from the old CA renews at once.
+ *
+ * `vaultctl key destroy vault.shadow-ca --version N` ends the overlap for an
+ * older version: refused while an active shadow still holds a valid
+ * certificate of it; otherwise the server certificate is reissued by the
+ * current CA if version N issued it (same key, tls.names), version N leaves
+ * the bundle, then the token.  Each step is redone or skipped by a retry.
+ *
+ * Touches the token (the CA keys), ca.pem and the TLS certificate file, the
+ * keys and shadow_certs tables, and netproc (kp_push_peers()).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+
+#include "fileio.h"
+#include "keyproc.h"
+#include "keystore.h"
+#include "log.h"
+#include "shadowca.h"
+#include "shadows.h"
+#include "sv_err.h"
+
+/* The bundle in ca.pem. */
+static int
+read_bundle(struct kp *kp, STACK_OF(X509) * *out)
+{
+	uint8_t *pem = NULL;
+	size_t len;
+	int r;
+
+	if ((r = sv_read_file(kp->cfg->ca_cert, SCA_PEM_MAX, &pem, &len)) == 0)
+		r = sca_bundle_parse((const char *)pem, len, out);
+	free(pem);
+	return r ? sv_preferr(r, "%s", kp->cfg->ca_cert) : 0;
+}
+
+static int
+write_bundle(struct kp *kp, STACK_OF(X509) * sk)
+{
+	char *pem = NULL;
+	int r;
+
+	if ((r = sca_bundle_pem(sk, &pem)) == 0)
+		r = sv_write_file_atomic(kp->cfg->ca_cert, pem, strlen(pem), 0644);
+	free(pem);
+	return r ? sv_preferr(r, "%s", kp->cfg->ca_cert) : 0;
+}
+
+/* Index of the certificate of sk holding pub, or -1. */
+static int
+find_key(STACK_OF(X509) * sk, EVP_PKEY *pub)
+{
+	int i;
+
+	for (i = 0; i < sk_X509_num(sk); i++)
+		if (EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(sk, i)), pub) == 1)
+			return i;
+	return -1;
+}
+
+/* Remove (and free) every certificate of sk holding pub. */
+static void
+drop_key(STACK_OF(X509) * sk, EVP_PKEY *pub)
+{
+	int i;
+
+	while ((i = find_key(sk, pub)) >= 0)
+		X509_free(sk_X509_delete(sk, i));
+}
+
+static int
+version_public(struct kp *kp, int version, struct ks_key *k, EVP_PKEY **pub)
+{
+	int r;
+
+	*pub = NULL;
+	if ((r = ks_get(kp->st, KS_CA_KEY, version, k)) != 0)
+		return r;
+	return hsm_key_public(kp->h, &k->hk, pub);
+}
+
+static void
+ca_free(struct kp *kp)
+{
+	EVP_PKEY_free(kp->ca_priv);
+	X509_free(kp->ca);
+	free(kp->ca_pem);
+	kp->ca_priv = NULL;
+	kp->ca = NULL;
+	kp->ca_pem = NULL;
+}
+
+int
+kp_ca_load(struct kp *kp)
+{
+	STACK_OF(X509) *sk = NULL;
+	EVP_PKEY *pub = NULL, *priv = NULL;
+	struct ks_key k;
+	char *pem = NULL;
+	int i, r;
+
+	if ((r = read_bundle(kp, &sk)) != 0 || (r = version_public(kp, 0, &k, &pub)) != 0)
+		goto out;
+	if ((i = find_key(sk, pub)) < 0) {
+		r = sv_seterr(SV_ESTATE, "%s holds no certificate for %s@v%d, the current version",
+		    kp->cfg->ca_cert, KS_CA_KEY, k.version);
+		goto out;
+	}
+	/* The issuing CA first, as shadows expect (a rotation cut short may have put another). */
+	if (i != 0) {
+		X509 *x = sk_X509_delete(sk, i);
+
+		if (sk_X509_unshift(sk, x) <= 0) {
+			X509_free(x);
+			r = SV_ENOMEM;
+			goto out;
+		}
+	}
+	if ((r = sca_bundle_pem(sk, &pem)) != 0 || (r = hsm_pkey(kp->h, &k.hk, &priv)) != 0)
+		goto out;
+	ca_free(kp);
+	kp->ca = X509_dup(sk_X509_value(sk, 0));
+	kp->ca_key = k.hk;
+	kp->ca_version = k.version;
+	kp->ca_priv = priv;
+	kp->ca_pem = pem;
+	kp->ca_count = sk_X509_num(sk);
+	priv = NULL;
+	pem = NULL;
+	if (kp->ca == NULL)
+		r = SV_ENOMEM;
+out:
+	EVP_PKEY_free(priv);
+	EVP_PKEY_free(pub);
+	free(pem);
+	sk_X509_pop_free(sk, X509_free);
+	return r ? sv_preferr(r, "shadow CA") : 0;
+}
+
+void
+kp_ca_free(struct kp *kp)
+{
+	ca_free(kp);
+}
+
+/* "shadowvault shadow CA host" (version 1, from init) -> "shadowvault shadow CA host vN". */
+static void
+next_cn(X509 *ca, int version, char *cn, size_t n)
+{
+	char base[SCA_CN_MAX + 1] = "shadowvault shadow CA";
+	char *v;
+	int len;
+
+	len = X509_NAME_get_text_by_NID(
+	    X509_get_subject_name(ca), NID_commonName, base, (int)sizeof(base));
+	if (len <= 0)
+		snprintf(base, sizeof(base), "shadowvault shadow CA");
+	if ((v = strrchr(base, ' ')) != NULL && v[1] == 'v' && strspn(v + 2, "0123456789") > 0 &&
+	    v[2 + strspn(v + 2, "0123456789")] == '\0')
+		*v = '\0';
+	/* Room for " v" and up to 7 digits within the CN's 64 characters. */
+	snprintf(cn, n, "%.54s v%d", base, version);
+}
+
+int
+kp_ca_key_rotate(struct kp *kp, json_t **result)
+{
+	STACK_OF(X509) *sk = NULL;
+	EVP_PKEY *pub = NULL, *priv = NULL;
+	struct ks_key pend;
+	char cn[SCA_CN_MAX + 1];
+	X509 *ca = NULL;
+	int r;
+
+	if ((r = read_bundle(kp, &sk)) != 0 ||
+	    (r = ks_stage(kp->st, kp->h, KS_CA_KEY, &pend)) != 0 ||
+	    (r = hsm_key_public(kp->h, &pend.hk, &pub)) != 0 ||
+	    (r = hsm_pkey(kp->h, &pend.hk, &priv)) != 0)
+		goto out;
+	next_cn(kp->ca, pend.version, cn, sizeof(cn));
+	if ((r = sca_make_ca(priv, pub, cn, SCA_CA_DAYS, &ca)) != 0)
+		goto out;
+	drop_key(sk, pub); /* a certificate from a rotation cut short */
+	if (sk_X509_num(sk) >= SCA_BUNDLE_MAX) {
+		r = sv_seterr(SV_ESTATE,
+		    "%s already trusts %d CA certificates: destroy an older version of %s first",
+		    kp->cfg->ca_cert, sk_X509_num(sk), KS_CA_KEY);
+		goto out;
+	}
+	if (sk_X509_unshift(sk, ca) <= 0) {
+		r = SV_ENOMEM;
+		goto out;
+	}
+	ca = NULL;
+	/* Trusted before it issues anything: netproc and shadows never meet a CA they lack. */
+	if ((r = write_bundle(kp, sk)) != 0 ||
+	    (r = ks_promote(kp->st, KS_CA_KEY, pend.version)) != 0)
+		goto out;
+	if ((r = kp_ca_load(kp)) != 0) {
+		r = sv_preferr(r, "%s version %d is current, but vaultd must restart to use it",
+		    KS_CA_KEY, pend.version);
+		goto out;
+	}
+	kp_push_peers(kp, NULL);
+	sv_info("shadow CA rotated to %s@v%d (%s): %d CA certificates trusted", KS_CA_KEY,
+	    pend.version, cn, kp->ca_count);
+	if ((r = ks_get(kp->st, KS_CA_KEY, 0, &pend)) != 0 ||
+	    (r = ks_json(kp->h, &pend, 1, result)) != 0)
+		goto out;
+	json_object_set_new(*result, "ca_file", json_string(kp->cfg->ca_cert));
+	json_object_set_new(*result, "subject", json_string(cn));
+	json_object_set_new(*result, "trusted", json_integer(kp->ca_count));
+out:
+	X509_free(ca);
+	EVP_PKEY_free(priv);
+	EVP_PKEY_free(pub);
+	sk_X509_pop_free(sk, X509_free);
+	return r;
+}
+
+/*
+ * The vault's TLS server certificate, reissued by the current CA if the CA
+ * key old_pub issued it: *chain is the new chain's PEM (NULL: nothing to do).
+ */
+static int
+reissue_server(struct kp *kp, EVP_PKEY *old_pub, char **chain)
+{
+	const char *dns[VCONF_MAX_TLS_NAMES], *ips[VCONF_MAX_TLS_NAMES];
+	STACK_OF(X509) *two = NULL, *old = NULL;
+	struct sca_profile p;
+	X509 *leaf, *cert = NULL;
+	uint8_t *pem = NULL;
+	size_t len;
+	int r;
+
+	*chain = NULL;
+	if ((r = sv_read_file(kp->cfg->tls_cert, SCA_PEM_MAX, &pem, &len)) != 0)
+		return sv_preferr(r, "the TLS certificate");
+	/* Its first certificate is the server's; the rest (the chain) is not ours to judge. */
+	if ((r = sca_chain_parse((const char *)pem, len, &old)) != 0)
+		goto out;
+	leaf = sk_X509_value(old, 0);
+	if (X509_verify(leaf, old_pub) != 1) {
+		ERR_clear_error();
+		goto out; /* another CA (or an older rotation) issued it */
+	}
+	sca_profile_server(&p, kp->cfg->tls_names, (size_t)kp->cfg->ntls_names, dns, ips);
+	if ((r = sca_issue_key(kp->ca_priv, kp->ca, X509_get0_pubkey(leaf), &p, &cert)) != 0)
+		goto out;
+	if ((two = sk_X509_new_null()) == NULL || sk_X509_push(two, cert) <= 0) {
+		r = SV_ENOMEM;
+		goto out;
+	}
+	cert = NULL;
+	if (sk_X509_push(two, kp->ca) <= 0) {
+		r = SV_ENOMEM;
+		goto out;
+	}
+	X509_up_ref(kp->ca);
+	if ((r = sca_bundle_pem(two, chain)) == 0 &&
+	    (r = sv_write_file_atomic(kp->cfg->tls_cert, *chain, strlen(*chain), 0644)) != 0) {
+		free(*chain);
+		*chain = NULL;
+	}
+out:
+	sk_X509_pop_free(two, X509_free);
+	sk_X509_pop_free(old, X509_free);
+	X509_free(cert);
+	free(pem);
+	return r ? sv_preferr(r, "reissuing %s", kp->cfg->tls_cert) : 0;
+}
+
+int
+kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result)
+{
+	const json_t *v = json_object_get(req, "version");
+	STACK_OF(X509) *sk = NULL;
+	EVP_PKEY *pub = NULL;
+	json_t *holders = NULL;
+	struct ks_key k;
+	char *chain = NULL, *list = NULL;
+	int version, r;
+
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000000)
+		return sv_seterr(SV_EINVAL, "key destroy needs the version to destroy");
+	if (!json_is_true(json_object_get(req, "confirm")))
+		return sv_seterr(SV_EINVAL, "key destroy must be confirmed (--yes)");
+	version = (int)json_integer_value(v);
+	if (version == kp->ca_version)
+		return sv_seterr(SV_EDENIED,
+		    "%s@v%d issues the shadows' certificates: rotate it first (vaultctl key rotate "
+		    "%s)",
+		    KS_CA_KEY, version, KS_CA_KEY);
+	if ((r = version_public(kp, version, &k, &pub)) != 0)
+		goto out;
+	if ((r = shadows_on_ca(kp->st, version, (int64_t)time(NULL), &holders)) != 0)
+		goto out;
+	if (json_array_size(holders) > 0) {
+		list = json_dumps(holders, JSON_COMPACT);
+		r = sv_seterr(SV_ESTATE,
+		    "%s@v%d issued certificates still valid for %zu shadow%s, which would be "
+		    "locked "
+		    "out: %.200s (each renews its identity at its next `shadow renew`; or revoke "
+		    "it)",
+		    KS_CA_KEY, version, json_array_size(holders),
+		    json_array_size(holders) == 1 ? "" : "s", list ? list : "?");
+		goto out;
+	}
+	if ((r = reissue_server(kp, pub, &chain)) != 0 || (r = read_bundle(kp, &sk)) != 0)
+		goto out;
+	drop_key(sk, pub);
+	if (sk_X509_num(sk) == 0)
+		r = sv_seterr(SV_ESTATE, "%s would trust no CA", kp->cfg->ca_cert);
+	else if ((r = write_bundle(kp, sk)) == 0 &&
+	    (r = ks_destroy(kp->st, kp->h, KS_CA_KEY, version)) == 0)
+		r = kp_ca_load(kp);
+	/* netproc follows what is on disk, even when a later step failed. */
+	kp_push_peers(kp, chain);
+	if (r != 0)
+		goto out;
+	sv_info("shadow CA %s@v%d destroyed%s: %d CA certificates trusted", KS_CA_KEY, version,
+	    chain ? ", TLS server certificate reissued" : "", kp->ca_count);
+	*result =
+	    json_pack("{s:s, s:i, s:s, s:b, s:i}", "name", KS_CA_KEY, "version", version, "state",
+		"destroyed", "server_certificate_reissued", chain != NULL, "trusted", kp->ca_count);
+out:
+	free(list);
+	free(chain);
+	json_decref(holders);
+	EVP_PKEY_free(pub);
+	sk_X509_pop_free(sk, X509_free);
+	return r;
+}
