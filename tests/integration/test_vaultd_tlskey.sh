@@ -90,6 +90,29 @@ LOG=$(tail -n +"$((L0 + 1))" "$T/vaultd.log")
 	|| fail "handshake limit log lines: $(grep -c "tls_signs_per_second" <<<"$LOG")"
 vd_stop
 
+vd_start || { t_done; exit 1; }
+# A rotation of the shadow CA reissues the server certificate for the key in the token: web1
+# renews onto the new CA, the old version is destroyed, and the running netproc serves the
+# new certificate, its handshakes still signed in the token.
+expect_rc 0 "rotate the shadow CA" "$VC" -c "$VCONF" key rotate vault.shadow-ca
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/r.key" -subj /CN=x -out "$T/r.csr" 2>/dev/null
+vd_api web1 POST /v1/identity/renew "$(renew_body "$T/r.csr" "$T/sh-web1/identity/cert.pem" "$T/sh-web1/identity/key.pem")"
+expect_code 201 "web1 renews onto the new CA"
+json_get "$T/body" "['certificate']" >"$T/sh-web1/identity/cert.pem" && cp "$T/r.key" "$T/sh-web1/identity/key.pem"
+vd_api web1 GET /v1/identity
+expect_code 200 "web1 uses its new certificate (retiring the old one)"
+expect_rc 0 "destroy the old CA version" "$VC" -c "$VCONF" --json key destroy vault.shadow-ca --version 1 --yes
+grep -q '"server_certificate_reissued": true' "$T/out" && pass "the server certificate was reissued" || { fail "not reissued"; cat "$T/out"; }
+openssl s_client -connect "127.0.0.1:$VD_API_PORT" -CAfile "$VD_CA" -verify_return_error \
+	-cert "$T/sh-web1/identity/cert.pem" -key "$T/sh-web1/identity/key.pem" </dev/null 2>/dev/null >"$T/s_client.txt"
+grep -q "Verify return code: 0 (ok)" "$T/s_client.txt" && openssl x509 -noout -pubkey <"$T/s_client.txt" >"$T/served2.pub" \
+	&& cmp -s "$T/served.pub" "$T/served2.pub" \
+	&& pass "the new server certificate verifies under the new CA and holds the same token key" \
+	|| { fail "served after reissue"; tail -5 "$T/s_client.txt"; }
+vd_api web1 GET /v1/health
+expect_code 200 "mutual TLS after the reissue, signed in the token"
+vd_stop
+
 # A frame out of place on the TLS channel (SV_FAULT=tls-garbage: netproc's 2nd request there
 # is of another type) ends the pair: the handshake thread stops, the key process exits at its
 # next tick, the supervisor starts a new pair.  Handshakes are counted, so vd_start's health
@@ -142,6 +165,7 @@ done
 	&& [ -n "$NEW" ] && [ "$NEW" != "$KP" ] \
 	&& pass "a TLS-channel frame on the request channel ends the pair ($C1, then $C2)" \
 	|| { fail "request-channel fault: $C1, $C2 (key process $KP, then ${NEW:-none})"; tail -5 "$T/vaultd.log"; }
+
 vd_stop
 vd_sanitizer_check
 t_done
