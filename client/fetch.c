@@ -117,6 +117,10 @@ pin_from_vault(struct fetch *f)
 		    "no vault bundle key is pinned in identity/vault.json, and the vault does not "
 		    "name one (HTTP %ld%s%s): it does not serve bundles",
 		    resp.status, resp.detail[0] ? ": " : "", resp.detail);
+	/* The same answer carries the vault's CA bundle: a malformed one fails the fetch
+	   (SV_EPROTO) before anything is pinned. */
+	else if ((r = identity_update_ca(f->s, resp.body, NULL)) != 0)
+		r = sv_preferr(r, "asking the vault for its bundle key");
 	else if ((r = identity_pin_bundle_key(f->s, resp.body)) != 0)
 		r = sv_recode(SV_ECONFIG);
 	vault_resp_free(&resp);

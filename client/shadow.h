@@ -6,7 +6,8 @@
  * State directory layout (mode 0700):
  *   identity/key.pem       the shadow's TLS client key (0600, made here, never sent)
  *   identity/cert.pem      its certificate from the vault's shadow CA
- *   identity/vault-ca.pem  the shadow CA (trusted for the vault's TLS server too)
+ *   identity/vault-ca.pem  the shadow CA bundle: the issuing CA first, then older ones the
+ *                          vault still trusts (trusted for the vault's TLS server too)
  *   identity/box.key       X25519 secret key for sealed bundles (0600)
  *   identity/vault.json    {name, serial, enroll_url, api_url, bundle_key}
  *   bundles/NAME.json      {sequence, id, installed_at} of the bundle fetch installed for
@@ -19,6 +20,7 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "bundle.h"
 #include "extcsr.h"
@@ -90,11 +92,14 @@ int vault_call(struct shadow *s, const char *method, const char *url, const json
  * and frees); identity_expiry: identity/cert.pem's notAfter (0: none);
  * identity_recover: finish or drop a swap a crash interrupted (at start);
  * identity_renew: a new certificate and key from the vault over the old ones
- * (and the answer's bundle key pinned in vault.json as identity_pin_bundle_key does);
+ * (the answer's CA bundle taken first, as identity_update_ca does, and its
+ * bundle key pinned in vault.json as identity_pin_bundle_key does);
  * identity_note_renewal: keep the vault's answer's renew_from for cert
  * (identity/renewal.json; best effort, a warning if it cannot);
  * identity_check: from the time the vault gave for this certificate (else
- * common/renewal.h's rule), renew (if renew) or warn on stderr, even with -q.
+ * common/renewal.h's rule), or at once if it does not verify under the first
+ * certificate of identity/vault-ca.pem (the vault rotated its CA), renew (if
+ * renew) or warn on stderr, even with -q.
  */
 int identity_csr(EVP_PKEY **key, char **csr);
 int identity_key_pem(EVP_PKEY *key, char **out);
@@ -115,6 +120,38 @@ int identity_bundle_key_decode(const json_t *v, uint8_t pk[BUNDLE_PK_LEN]);
 int identity_vault_load(struct shadow *s, json_t **out);
 /* GET /v1/identity over mutual TLS with the current identity; *resp as vault_call() fills it. */
 int identity_get(struct shadow *s, struct vault_resp *resp);
+/*
+ * The vault's shadow CA bundle (its "ca" in the enrolment, renewal and GET
+ * /v1/identity answers; identity/vault-ca.pem): PEM, the issuing CA first.
+ *
+ * identity_ca_bundle_parse: pem (len bytes) as a well-formed bundle: at
+ * most 64 KiB, 1..8 PEM CERTIFICATE blocks and nothing else but white
+ * space, each a CA certificate (basicConstraints CA:TRUE) that verifies
+ * under its own key.  *out: the certificates in order (caller frees with
+ * sk_X509_pop_free(*out, X509_free)).  SV_EPROTO naming what is wrong and
+ * which certificate ("the vault's CA bundle: certificate 2: not a CA
+ * certificate ..."); SV_ENOMEM.
+ *
+ * identity_ca_vouches: 1 if leaf verifies under one of cas' certificates.
+ *
+ * identity_update_ca: take ans's "ca" into identity/vault-ca.pem.  0 when
+ * ans has none, when it equals the file byte for byte (nothing written), or
+ * when written (atomically, 0644, with a progress line).  It must be
+ * well-formed and vouch for leaf (the renewed certificate in a renewal;
+ * NULL: identity/cert.pem); else SV_EPROTO
+ * (SV_ECONFIG: no identity/cert.pem to check) and the file is untouched.
+ * The answer came over TLS verified against that file, hence no more checks.
+ *
+ * identity_ca_enrol_check: the enrolment answer's "ca" (ca) against the
+ * --ca file ca_file: well-formed, holding (DER byte for byte) at least one
+ * certificate of ca_file (read as PEM, any number of certificates), and
+ * vouching for the issued cert.  SV_EPROTO, or ca_file's read error.
+ */
+int identity_ca_bundle_parse(const char *pem, size_t len, STACK_OF(X509) * *out);
+int identity_ca_vouches(STACK_OF(X509) * cas, X509 *leaf);
+int identity_update_ca(struct shadow *s, const json_t *ans, X509 *leaf);
+int identity_ca_enrol_check(const json_t *ca, const char *ca_file, X509 *cert);
+
 /*
  * identity_pin_bundle_key: pin ans's bundle_key in identity/vault.json if
  * none is pinned yet (an enrolment older than bundles).  A pinned key is
