@@ -3,7 +3,9 @@
  * through the libp11 engine: the CA certificate, shadow and server leaves
  * (CSR content ignored), purpose, foreign, expired and tampered certificates,
  * CSR parsing and refused keys, profile checks, serials, fingerprints, PEM,
- * and the engine beside the raw hsm layer (test_coexist).
+ * leaves for a key without a CSR (sca_issue_key), CA bundles and chains
+ * (sca_bundle_parse, sca_chain_parse, sca_bundle_pem), the server profile
+ * (sca_profile_server), and the engine beside the raw hsm layer (test_coexist).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -925,6 +927,301 @@ test_cert_pem(void **state)
 	X509_free(leaf);
 }
 
+/* sca_issue_key() refuses its arguments with code and exactly the message want. */
+static void
+issue_key_refused(EVP_PKEY *priv, X509 *ca, EVP_PKEY *key, const struct sca_profile *p, int code,
+    const char *want)
+{
+	X509 *x = (X509 *)1;
+
+	sv_clearerr();
+	assert_sverr(sca_issue_key(priv, ca, key, p, &x), code);
+	assert_string_equal(sv_errmsg(code), want);
+	assert_null(x);
+}
+
+/*
+ * A leaf for a public key the vault holds, without a CSR: signed in the
+ * token, for that very key, checked as a CSR's key would be (each refused
+ * key type with its message); a second CA's leaf is not ours.
+ */
+static void
+test_issue_key(void **state)
+{
+	struct fx *f = *state;
+	const char *want[] = { "certificate key: RSA key of 1024 bits: at least 2048 required",
+		"certificate key: EC key on curve secp256k1: only P-256 and P-384 accepted",
+		"certificate key: EC key on curve secp521r1: only P-256 and P-384 accepted",
+		"certificate key: RSA key of 8200 bits: at most 8192 accepted",
+		"certificate key: ED448 key: only EC P-256/P-384, RSA and Ed25519 keys accepted" };
+	EVP_PKEY *bad[] = { key_rsa(1024), key_ec("secp256k1"), key_ec("P-521"), rsa_pub(8200),
+		key_ok(EVP_PKEY_Q_keygen(NULL, NULL, "ED448")) };
+	EVP_PKEY *key = key_ec("P-256"), *k2 = key_ec("P-256");
+	const struct sca_profile *p = &f->client;
+	X509 *leaf = NULL, *ca2 = NULL, *leaf2 = NULL;
+	const char *noarg = "shadow CA: issue needs a CA key, certificate and key";
+	size_t i;
+
+	assert_ok(sca_issue_key(f->ca_priv, f->ca, key, p, &leaf));
+	assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(leaf), key), 1);
+	assert_int_equal(X509_verify(leaf, f->ca_pub), 1);
+	assert_cn(leaf, "shadow-1");
+	assert_bc(leaf, 0, -1);
+	assert_validity(leaf, 30);
+	assert_ok(sca_verify(f->ca, leaf, 0));
+	/* A second CA (in-memory key) issues for the same key: not ours, nor ours its. */
+	assert_ok(sca_make_ca(k2, k2, "second CA", 10, &ca2));
+	assert_ok(sca_issue_key(k2, ca2, key, p, &leaf2));
+	assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(leaf2), key), 1);
+	assert_ok(sca_verify(ca2, leaf2, 0));
+	assert_fails(sca_verify(f->ca, leaf2, 0), SV_EDENIED, "verify (as client)");
+	assert_sverr(sca_verify(ca2, leaf, 0), SV_EDENIED);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		issue_key_refused(f->ca_priv, f->ca, bad[i], p, SV_EDENIED, want[i]);
+		EVP_PKEY_free(bad[i]);
+	}
+	/* Missing arguments, no profile, a leaf as the issuer. */
+	issue_key_refused(f->ca_priv, f->ca, NULL, p, SV_EINVAL, noarg);
+	issue_key_refused(f->ca_priv, NULL, key, p, SV_EINVAL, noarg);
+	issue_key_refused(NULL, f->ca, key, p, SV_EINVAL, noarg);
+	issue_key_refused(f->ca_priv, f->ca, key, NULL, SV_EINVAL, "shadow CA: no profile");
+	issue_key_refused(
+	    f->ca_priv, leaf, key, p, SV_EINVAL, "shadow CA: the issuer certificate is not a CA");
+	X509_free(leaf2);
+	X509_free(ca2);
+	X509_free(leaf);
+	EVP_PKEY_free(k2);
+	EVP_PKEY_free(key);
+}
+
+/* PEM text of x (malloc'd). */
+static char *
+cert_pem(X509 *x)
+{
+	char *pem = NULL;
+
+	assert_ok(sca_cert_pem(x, &pem));
+	return pem;
+}
+
+/* A stack of the n certificates of v, each up-referenced. */
+static STACK_OF(X509) * certs_of(X509 **v, size_t n)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	size_t i;
+
+	assert_non_null(sk);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(X509_up_ref(v[i]), 1);
+		assert_true(sk_X509_push(sk, v[i]) > 0);
+	}
+	return sk;
+}
+
+/* sk holds the n certificates of v in that order. */
+static void
+assert_certs(STACK_OF(X509) * sk, X509 **v, size_t n)
+{
+	size_t i;
+
+	assert_int_equal(sk_X509_num(sk), (int)n);
+	for (i = 0; i < n; i++)
+		assert_int_equal(X509_cmp(sk_X509_value(sk, (int)i), v[i]), 0);
+}
+
+/* sca_bundle_parse() (or, chain, sca_chain_parse()) refuses pem with code and exactly want. */
+static void
+certs_refused(int chain, const char *pem, size_t len, int code, const char *want)
+{
+	STACK_OF(X509) *sk = (STACK_OF(X509) *)1;
+
+	sv_clearerr();
+	assert_sverr(
+	    chain ? sca_chain_parse(pem, len, &sk) : sca_bundle_parse(pem, len, &sk), code);
+	assert_string_equal(sv_errmsg(code), want);
+	assert_null(sk);
+}
+
+#define NCA (SCA_BUNDLE_MAX + 1)
+
+/*
+ * CA bundles: sca_bundle_pem() and back for 1, 2 and SCA_BUNDLE_MAX CAs in
+ * their order, white space around them, the byte cap; every refusal, each
+ * naming the certificate by its position; sca_chain_parse() takes the leaf
+ * that a bundle refuses.
+ */
+static void
+test_bundle_parse(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *k = key_ec("P-256");
+	X509 *cas[NCA], *leaf = issue_client(f), *two[2];
+	STACK_OF(X509) * sk, *back = NULL;
+	char *pem = NULL, *capem = cert_pem(f->ca), *leafpem = cert_pem(leaf), *ca2pem, *buf;
+	static const size_t counts[] = { 1, 2, SCA_BUNDLE_MAX };
+	size_t i, n, len;
+
+	assert_non_null(buf = calloc(1, SCA_PEM_MAX + 2));
+	cas[0] = f->ca;
+	assert_int_equal(X509_up_ref(f->ca), 1);
+	for (i = 1; i < NCA; i++) {
+		char cn[16];
+
+		snprintf(cn, sizeof(cn), "old CA %zu", i);
+		assert_ok(sca_make_ca(k, k, cn, 10, &cas[i]));
+	}
+	ca2pem = cert_pem(cas[1]);
+	/* 1, 2 and SCA_BUNDLE_MAX CAs: the PEM is each certificate's in turn, and parses back. */
+	for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		n = counts[i];
+		sk = certs_of(cas, n);
+		assert_ok(sca_bundle_pem(sk, &pem));
+		if (n == 1)
+			assert_string_equal(pem, capem);
+		if (n == 2) {
+			snprintf(buf, SCA_PEM_MAX, "%s%s", capem, ca2pem);
+			assert_string_equal(pem, buf);
+		}
+		assert_ok(sca_bundle_parse(pem, strlen(pem), &back));
+		assert_certs(back, cas, n);
+		sk_X509_pop_free(back, X509_free);
+		sk_X509_pop_free(sk, X509_free);
+		free(pem);
+	}
+	/* The other order is kept too; blank lines around and between are fine. */
+	two[0] = cas[1];
+	two[1] = f->ca;
+	snprintf(buf, SCA_PEM_MAX, "\r\n\n%s \t\r\n\n%s \t\r\n\n", ca2pem, capem);
+	assert_ok(sca_bundle_parse(buf, strlen(buf), &back));
+	assert_certs(back, two, 2);
+	sk_X509_pop_free(back, X509_free);
+	/* Up to SCA_PEM_MAX bytes (white space padding), not one more. */
+	len = strlen(capem);
+	memcpy(buf, capem, len);
+	memset(buf + len, '\n', SCA_PEM_MAX + 1 - len);
+	assert_ok(sca_bundle_parse(buf, SCA_PEM_MAX, &back));
+	assert_certs(back, cas, 1);
+	sk_X509_pop_free(back, X509_free);
+	certs_refused(
+	    0, buf, SCA_PEM_MAX + 1, SV_ETOOBIG, "CA bundle: 65537 bytes: at most 65536 accepted");
+	/* Nothing, not PEM, garbage after the certificates, half a certificate. */
+	certs_refused(0, "", 0, SV_EINVAL, "CA bundle: empty input");
+	certs_refused(0, NULL, 10, SV_EINVAL, "CA bundle: empty input");
+	certs_refused(0, LIT("garbage"), SV_EINVAL, "CA bundle: not PEM (no \"-----BEGIN\" line)");
+	certs_refused(0, LIT(" \n\r\t"), SV_EINVAL, "CA bundle: not PEM (no \"-----BEGIN\" line)");
+	snprintf(buf, SCA_PEM_MAX, "%s%sgarbage\n", capem, ca2pem);
+	certs_refused(
+	    0, buf, strlen(buf), SV_EINVAL, "CA bundle: certificate 3: not a PEM certificate");
+	snprintf(buf, SCA_PEM_MAX, "%s%.*s", capem, (int)strlen(ca2pem) / 2, ca2pem);
+	certs_refused(
+	    0, buf, strlen(buf), SV_EINVAL, "CA bundle: certificate 2: not a PEM certificate");
+	/* A leaf is no CA, first or second; a chain takes it. */
+	snprintf(buf, SCA_PEM_MAX, "%s%s", capem, leafpem);
+	certs_refused(
+	    0, buf, strlen(buf), SV_EINVAL, "CA bundle: certificate 2: not a CA certificate");
+	snprintf(buf, SCA_PEM_MAX, "%s%s", leafpem, capem);
+	certs_refused(
+	    0, buf, strlen(buf), SV_EINVAL, "CA bundle: certificate 1: not a CA certificate");
+	assert_ok(sca_chain_parse(buf, strlen(buf), &back));
+	two[0] = leaf;
+	two[1] = f->ca;
+	assert_certs(back, two, 2);
+	sk_X509_pop_free(back, X509_free);
+	snprintf(buf, SCA_PEM_MAX, "%s%.*s", leafpem, (int)strlen(capem) / 2, capem);
+	certs_refused(1, buf, strlen(buf), SV_EINVAL,
+	    "certificate chain: certificate 2: not a PEM certificate");
+	certs_refused(1, "", 0, SV_EINVAL, "certificate chain: empty input");
+	/* One CA too many. */
+	sk = certs_of(cas, NCA);
+	assert_ok(sca_bundle_pem(sk, &pem));
+	certs_refused(0, pem, strlen(pem), SV_ETOOBIG, "CA bundle: more than 8 certificates");
+	certs_refused(
+	    1, pem, strlen(pem), SV_ETOOBIG, "certificate chain: more than 8 certificates");
+	sk_X509_pop_free(sk, X509_free);
+	free(pem);
+	for (i = 0; i < NCA; i++)
+		X509_free(cas[i]);
+	X509_free(leaf);
+	EVP_PKEY_free(k);
+	free(buf);
+	free(ca2pem);
+	free(leafpem);
+	free(capem);
+}
+
+/* sca_bundle_pem() of no certificate is an error, not an empty bundle. */
+static void
+test_bundle_pem_empty(void **state)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	char *pem = (char *)1;
+
+	(void)state;
+	assert_non_null(sk);
+	sv_clearerr();
+	assert_sverr(sca_bundle_pem(sk, &pem), SV_EINVAL);
+	assert_string_equal(sv_errmsg(SV_EINVAL), "CA bundle: no certificate");
+	assert_null(pem);
+	pem = (char *)1;
+	assert_sverr(sca_bundle_pem(NULL, &pem), SV_EINVAL);
+	assert_null(pem);
+	sk_X509_free(sk);
+}
+
+/*
+ * The server profile: the first name is the CN, IP literals go to iPAddress
+ * and the rest to dNSName in their order; a certificate issued with it is
+ * what a TLS client accepts for each name.
+ */
+static void
+test_profile_server(void **state)
+{
+	struct fx *f = *state;
+	char *names[] = { "vault.test", "127.0.0.1", "::1", "other.test" };
+	const char *dns[4], *ips[4];
+	struct sca_profile p;
+	EVP_PKEY *key = key_ec("P-256");
+	X509 *leaf = NULL;
+
+	memset(&p, 0x55, sizeof(p)); /* whatever was there is overwritten */
+	sca_profile_server(&p, names, 4, dns, ips);
+	assert_string_equal(p.cn, "vault.test");
+	assert_ptr_equal(p.dns, dns);
+	assert_int_equal(p.ndns, 2);
+	assert_string_equal(dns[0], "vault.test");
+	assert_string_equal(dns[1], "other.test");
+	assert_ptr_equal(p.ips, ips);
+	assert_int_equal(p.nips, 2);
+	assert_string_equal(ips[0], "127.0.0.1");
+	assert_string_equal(ips[1], "::1");
+	assert_int_equal(p.days, SCA_TLS_DAYS);
+	assert_int_equal(p.server, 1);
+	assert_ok(sca_issue_key(f->ca_priv, f->ca, key, &p, &leaf));
+	assert_cn(leaf, "vault.test");
+	assert_validity(leaf, SCA_TLS_DAYS);
+	assert_ok(sca_verify(f->ca, leaf, 1));
+	assert_int_equal(X509_check_host(leaf, "vault.test", 0, 0, NULL), 1);
+	assert_int_equal(X509_check_host(leaf, "other.test", 0, 0, NULL), 1);
+	assert_int_equal(X509_check_host(leaf, "evil.test", 0, 0, NULL), 0);
+	assert_int_equal(X509_check_ip_asc(leaf, "127.0.0.1", 0), 1);
+	assert_int_equal(X509_check_ip_asc(leaf, "::1", 0), 1);
+	assert_int_equal(X509_check_ip_asc(leaf, "127.0.0.2", 0), 0);
+	X509_free(leaf);
+	/* An IP address first is the CN too (and still an iPAddress); no name, no CN. */
+	sca_profile_server(&p, names + 1, 2, dns, ips);
+	assert_string_equal(p.cn, "127.0.0.1");
+	assert_int_equal(p.ndns, 0);
+	assert_int_equal(p.nips, 2);
+	sca_profile_server(&p, names, 0, dns, ips);
+	assert_null(p.cn);
+	assert_int_equal(p.ndns + p.nips, 0);
+	leaf = (X509 *)1;
+	assert_fails(
+	    sca_issue_key(f->ca_priv, f->ca, key, &p, &leaf), SV_EINVAL, "empty subject CN");
+	assert_null(leaf);
+	EVP_PKEY_free(key);
+}
+
 static void
 issue_ok(struct fx *f)
 {
@@ -990,6 +1287,10 @@ main(void)
 		cmocka_unit_test(test_serials),
 		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_cert_pem),
+		cmocka_unit_test(test_issue_key),
+		cmocka_unit_test(test_bundle_parse),
+		cmocka_unit_test(test_bundle_pem_empty),
+		cmocka_unit_test(test_profile_server),
 		cmocka_unit_test(test_coexist),
 	};
 
