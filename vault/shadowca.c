@@ -58,6 +58,20 @@ rest_is_blank(BIO *b)
 	return 1;
 }
 
+/* The PEM reader skips whatever precedes a block it wants: the next thing must be a certificate. */
+static int
+next_is_cert(BIO *b)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----";
+	char *p;
+	long n, i = 0;
+
+	n = BIO_get_mem_data(b, &p);
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+		i++;
+	return n - i >= (long)sizeof(begin) - 1 && memcmp(p + i, begin, sizeof(begin) - 1) == 0;
+}
+
 static int
 size_check(size_t len, const char *what)
 {
@@ -374,6 +388,40 @@ out:
 	return r;
 }
 
+int
+sca_cross(EVP_PKEY *old_priv, X509 *old_ca, X509 *new_ca, X509 **out)
+{
+	char cn[SCA_CN_MAX + 1];
+	const EVP_MD *md;
+	EVP_PKEY *oldpub;
+	X509V3_CTX ctx;
+	X509 *x = NULL;
+	int r;
+
+	*out = NULL;
+	if (old_priv == NULL || old_ca == NULL || new_ca == NULL)
+		return sv_seterr(SV_EINVAL, "shadow CA: a link needs the old CA and the new one");
+	oldpub = X509_get0_pubkey(old_ca);
+	if (X509_NAME_get_text_by_NID(
+		X509_get_subject_name(new_ca), NID_commonName, cn, (int)sizeof(cn)) <= 0)
+		return sv_seterr(SV_EINVAL, "shadow CA: the new CA has no common name");
+	if ((r = ca_digest(oldpub, &md)) != 0 ||
+	    (r = cert_new(X509_get0_pubkey(new_ca), cn, SCA_CA_DAYS, old_ca, &x)) != 0)
+		goto out;
+	X509V3_set_ctx(&ctx, old_ca, x, NULL, NULL, 0);
+	if ((r = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0")) != 0 ||
+	    (r = add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign")) != 0 ||
+	    (r = add_ext(x, &ctx, NID_subject_key_identifier, "hash")) != 0 ||
+	    (r = add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always")) != 0 ||
+	    (r = cert_sign(x, old_priv, oldpub, md)) != 0)
+		goto out;
+	*out = x;
+	x = NULL;
+out:
+	X509_free(x);
+	return r;
+}
+
 /* Key policy and self-signature of a CSR. */
 static int
 csr_check(X509_REQ *req)
@@ -636,7 +684,8 @@ certs_parse(const char *pem, size_t len, int cas, const char *what, STACK_OF(X50
 			    SV_ETOOBIG, "%s: more than %d certificates", what, SCA_BUNDLE_MAX);
 			goto out;
 		}
-		if ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) == NULL) {
+		if (!next_is_cert(b) ||
+		    (x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) == NULL) {
 			r = sv_seterr(
 			    SV_EINVAL, "%s: certificate %d: not a PEM certificate", what, n);
 			goto out;

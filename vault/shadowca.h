@@ -73,6 +73,16 @@ void sca_profile_server(
 int sca_make_ca(EVP_PKEY *ca_priv, EVP_PKEY *ca_pub, const char *cn, int days, X509 **out);
 
 /*
+ * A link from one CA to the next (a cross-certificate): new_ca's subject CN
+ * and public key, issued by old_ca (its subject, an authority key identifier)
+ * and signed by old_priv, CA:TRUE pathlen:0 like the CA itself, valid
+ * SCA_CA_DAYS.  A shadow that trusts old_ca takes new_ca only with such a
+ * link (a network process cannot make one: it never holds a CA key).  Checked
+ * against old_ca's public key before it is returned.  Caller X509_free()s *out.
+ */
+int sca_cross(EVP_PKEY *old_priv, X509 *old_ca, X509 *new_ca, X509 **out);
+
+/*
  * Parse a CSR given as PEM or DER (detected by a leading "-----BEGIN"),
  * at most SCA_PEM_MAX bytes, nothing but white space after it.  Accepts only
  * EC P-256/P-384, RSA of SCA_RSA_MIN_BITS..SCA_RSA_MAX_BITS and Ed25519 public

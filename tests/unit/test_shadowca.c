@@ -1115,6 +1115,15 @@ test_bundle_parse(void **state)
 	snprintf(buf, SCA_PEM_MAX, "%s%.*s", capem, (int)strlen(ca2pem) / 2, ca2pem);
 	certs_refused(
 	    0, buf, strlen(buf), SV_EINVAL, "CA bundle: certificate 2: not a PEM certificate");
+	/* Anything between two certificates (the PEM reader would skip it): garbage, a CRL block.
+	 */
+	snprintf(buf, SCA_PEM_MAX, "%sgarbage\n%s", capem, ca2pem);
+	certs_refused(
+	    0, buf, strlen(buf), SV_EINVAL, "CA bundle: certificate 2: not a PEM certificate");
+	snprintf(buf, SCA_PEM_MAX, "%s-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n%s",
+	    capem, ca2pem);
+	certs_refused(
+	    0, buf, strlen(buf), SV_EINVAL, "CA bundle: certificate 2: not a PEM certificate");
 	/* A leaf is no CA, first or second; a chain takes it. */
 	snprintf(buf, SCA_PEM_MAX, "%s%s", capem, leafpem);
 	certs_refused(
