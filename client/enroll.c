@@ -60,21 +60,21 @@ make_keys(struct keys *k)
 
 /*
  * The issued certificate must be for our key, and the answer's CA bundle
- * must share a certificate with ca_file (the CA we trusted) and vouch for it
+ * must be linked from ca_file (the CA we trusted) and vouch for it
  * (identity_ca_enrol_check): the vault may have rotated its CA since
  * ca_file was copied, so the bundle need not equal it.
  */
 static int
-check_answer(
-    const struct keys *k, const char *cert_pem, const json_t *ca, const char *ca_file, X509 **cert)
+check_answer(const struct keys *k, const json_t *ans, const char *ca_file, X509 **cert)
 {
+	const char *cert_pem = json_string_value(json_object_get(ans, "certificate"));
 	BIO *b = cert_pem ? BIO_new_mem_buf(cert_pem, -1) : NULL;
 
 	*cert = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
 	BIO_free(b);
 	if (*cert == NULL || X509_check_private_key(*cert, k->tls) != 1)
 		return sv_seterr(SV_EPROTO, "the vault returned a certificate for another key");
-	return identity_ca_enrol_check(ca, ca_file, *cert);
+	return identity_ca_enrol_check(ans, ca_file, *cert);
 }
 
 /* "https://host:8444/..." -> "https://host:PORT" */
@@ -191,9 +191,7 @@ enroll(struct shadow *s, const char *url, const char *token, const char *ca_file
 	if (resp.status != 201) {
 		r = sv_seterr(resp.status == 403 ? SV_EDENIED : SV_EPROTO,
 		    "the vault refused the enrolment (HTTP %ld): %s", resp.status, resp.detail);
-	} else if ((r = check_answer(&k,
-			json_string_value(json_object_get(resp.body, "certificate")),
-			json_object_get(resp.body, "ca"), ca_file, &cert)) == 0 &&
+	} else if ((r = check_answer(&k, resp.body, ca_file, &cert)) == 0 &&
 	    (r = save(s, &k, cert, resp.body, url)) == 0 && !s->quiet) {
 		printf("enrolled as %s (certificate %s)\n",
 		    json_string_value(json_object_get(resp.body, "name")),

@@ -467,280 +467,6 @@ make_proof(struct shadow *s, const char *csr, char **proof)
 }
 
 /*
- * The vault's shadow CA bundle: the issuing CA certificate first, then the
- * older ones it still trusts (the vault keeps at most CA_BUNDLE_CERTS).  An
- * answer's bundle came over TLS verified against identity/vault-ca.pem, so
- * it is taken if it is well-formed and still vouches for this identity.
- */
-#define CA_BUNDLE_MAX	(64 * 1024)
-#define CA_BUNDLE_CERTS 8
-#define CA_FILE		"identity/vault-ca.pem"
-#define PEM_BEGIN_CERT	"-----BEGIN CERTIFICATE-----"
-
-static int
-is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* Does p (n bytes) start with a BEGIN CERTIFICATE line?  PEM_read_bio() would skip anything
-   else, a BEGIN line with trailing text included, so the bundle could carry garbage. */
-static int
-at_begin_cert(const char *p, size_t n)
-{
-	size_t k = strlen(PEM_BEGIN_CERT);
-
-	if (n < k || memcmp(p, PEM_BEGIN_CERT, k) != 0)
-		return 0;
-	if (k < n && p[k] == '\r')
-		k++;
-	return k == n || p[k] == '\n';
-}
-
-/* Certificate number i (from 1) of the bundle: the PEM block at *pos, which is moved past it. */
-static int
-read_block(const char *pem, size_t len, size_t *pos, int i, X509 **out)
-{
-	BIO *b = BIO_new_mem_buf(pem + *pos, (int)(len - *pos));
-	char *name = NULL, *hdr = NULL;
-	unsigned char *data = NULL;
-	const unsigned char *p;
-	long dlen = 0;
-	int r = 0;
-
-	*out = NULL;
-	if (b == NULL)
-		return SV_ENOMEM;
-	if (PEM_read_bio(b, &name, &hdr, &data, &dlen) != 1)
-		r = sv_seterr(
-		    SV_EPROTO, "the vault's CA bundle: certificate %d: unreadable PEM", i);
-	else if (strcmp(name, "CERTIFICATE") != 0 || hdr[0] != '\0')
-		r = sv_seterr(SV_EPROTO,
-		    "the vault's CA bundle: certificate %d: not a plain PEM CERTIFICATE block", i);
-	else if ((p = data, *out = d2i_X509(NULL, &p, dlen)) == NULL || p != data + dlen)
-		r = sv_seterr(
-		    SV_EPROTO, "the vault's CA bundle: certificate %d: not one DER certificate", i);
-	else
-		*pos = len - (size_t)BIO_pending(b);
-	if (r != 0) {
-		X509_free(*out);
-		*out = NULL;
-	}
-	OPENSSL_free(name);
-	OPENSSL_free(hdr);
-	OPENSSL_free(data);
-	BIO_free(b);
-	ERR_clear_error();
-	return r;
-}
-
-/* Certificate i must be a CA certificate that verifies under its own key. */
-static int
-check_ca_cert(X509 *x, int i)
-{
-	int r = 0;
-
-	/* 1: basicConstraints CA:TRUE (and keyCertSign if it has a keyUsage); not the
-	   weaker answers (a v1 self-signed certificate, a keyUsage alone). */
-	if (X509_check_ca(x) != 1)
-		r = sv_seterr(SV_EPROTO,
-		    "the vault's CA bundle: certificate %d: not a CA certificate (it needs "
-		    "basicConstraints CA:TRUE, and keyCertSign if it has a keyUsage)",
-		    i);
-	else if (X509_verify(x, X509_get0_pubkey(x)) != 1)
-		r = sv_seterr(SV_EPROTO,
-		    "the vault's CA bundle: certificate %d: not self-signed (does not verify under "
-		    "its own key)",
-		    i);
-	ERR_clear_error();
-	return r;
-}
-
-int
-identity_ca_bundle_parse(const char *pem, size_t len, STACK_OF(X509) * *out)
-{
-	STACK_OF(X509) *st = sk_X509_new_null();
-	size_t pos = 0;
-	X509 *x = NULL;
-	int i, r = 0;
-
-	*out = NULL;
-	if (st == NULL)
-		return SV_ENOMEM;
-	if (len > CA_BUNDLE_MAX)
-		r = sv_seterr(SV_EPROTO, "the vault's CA bundle: larger than %d KiB (%zu bytes)",
-		    CA_BUNDLE_MAX / 1024, len);
-	for (i = 1; r == 0; i++) {
-		while (pos < len && is_space(pem[pos]))
-			pos++;
-		if (pos == len)
-			break;
-		if (i > CA_BUNDLE_CERTS)
-			r = sv_seterr(SV_EPROTO, "the vault's CA bundle: more than %d certificates",
-			    CA_BUNDLE_CERTS);
-		else if (!at_begin_cert(pem + pos, len - pos))
-			r = sv_seterr(SV_EPROTO,
-			    "the vault's CA bundle: %s certificate %d: something other than a PEM "
-			    "CERTIFICATE block or white space",
-			    i == 1 ? "before" : "after", i == 1 ? 1 : i - 1);
-		else if ((r = read_block(pem, len, &pos, i, &x)) == 0 &&
-		    (r = check_ca_cert(x, i)) == 0 && sk_X509_push(st, x) > 0)
-			x = NULL;
-		else if (r == 0)
-			r = SV_ENOMEM;
-		X509_free(x);
-		x = NULL;
-	}
-	if (r == 0 && sk_X509_num(st) == 0)
-		r = sv_seterr(SV_EPROTO, "the vault's CA bundle: no certificate");
-	if (r != 0)
-		sk_X509_pop_free(st, X509_free);
-	else
-		*out = st;
-	return r;
-}
-
-int
-identity_ca_vouches(STACK_OF(X509) * cas, X509 *leaf)
-{
-	int i, ok = 0;
-
-	for (i = 0; i < sk_X509_num(cas) && !ok; i++)
-		ok = X509_verify(leaf, X509_get0_pubkey(sk_X509_value(cas, i))) == 1;
-	ERR_clear_error(); /* the refusals of the certificates that did not issue it */
-	return ok;
-}
-
-/* ans's "ca" as a bundle that vouches for leaf ("which": what leaf is, for the error). */
-static int
-answer_bundle(const json_t *ca, X509 *leaf, const char *which, STACK_OF(X509) * *out)
-{
-	int r;
-
-	*out = NULL;
-	if (!json_is_string(ca))
-		return sv_seterr(SV_EPROTO, "the vault's CA bundle (\"ca\") is not a string");
-	if ((r = identity_ca_bundle_parse(json_string_value(ca), json_string_length(ca), out)) != 0)
-		return r;
-	if (identity_ca_vouches(*out, leaf))
-		return 0;
-	r = sv_seterr(SV_EPROTO,
-	    "the vault's CA bundle does not vouch for %s: it verifies under none of its %d "
-	    "certificates",
-	    which, sk_X509_num(*out));
-	sk_X509_pop_free(*out, X509_free);
-	*out = NULL;
-	return r;
-}
-
-int
-identity_update_ca(struct shadow *s, const json_t *ans, X509 *leaf)
-{
-	const json_t *ca = json_object_get(ans, "ca");
-	STACK_OF(X509) *cas = NULL;
-	X509 *own = NULL;
-	char path[PATH_MAX];
-	uint8_t *cur = NULL;
-	size_t clen = 0, len = json_string_length(ca);
-	int r;
-
-	if (ca == NULL)
-		return 0; /* a vault from before CA rotation */
-	if (leaf == NULL && (leaf = own = load_cert(s, "identity/cert.pem")) == NULL)
-		return sv_seterr(SV_ECONFIG, "cannot read this server's identity certificate");
-	if ((r = answer_bundle(ca, leaf,
-		 own ? "this server's identity certificate" : "the renewed certificate", &cas)) !=
-		0 ||
-	    (r = shadow_path(s, CA_FILE, path, sizeof(path))) != 0)
-		goto out;
-	/* Unreadable (or missing): written anew, the answer being trusted as said above. */
-	if (sv_read_file(path, CA_BUNDLE_MAX, &cur, &clen) == 0 && clen == len &&
-	    memcmp(cur, json_string_value(ca), len) == 0)
-		goto out;
-	if ((r = sv_write_file_atomic(path, json_string_value(ca), len, 0644)) != 0)
-		goto out;
-	shadow_progress(s,
-	    "the vault's CA bundle changed (it rotated its shadow CA): wrote its %d "
-	    "certificate%s to %s",
-	    sk_X509_num(cas), sk_X509_num(cas) == 1 ? "" : "s", CA_FILE);
-out:
-	sk_X509_pop_free(cas, X509_free);
-	X509_free(own);
-	free(cur);
-	return r;
-}
-
-/* The certificates of ca_file, read leniently: the administrator's trust anchor, not an answer. */
-static int
-load_ca_file(const char *ca_file, STACK_OF(X509) * *out)
-{
-	STACK_OF(X509) *st = sk_X509_new_null();
-	uint8_t *d = NULL;
-	size_t len = 0;
-	BIO *b = NULL;
-	X509 *x;
-	int r;
-
-	*out = NULL;
-	if (st == NULL)
-		return SV_ENOMEM;
-	if ((r = sv_read_file(ca_file, CA_BUNDLE_MAX, &d, &len)) == 0 &&
-	    (b = BIO_new_mem_buf(d, (int)len)) == NULL)
-		r = SV_ENOMEM;
-	while (r == 0 && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
-		if (sk_X509_push(st, x) <= 0) {
-			X509_free(x);
-			r = SV_ENOMEM;
-		}
-	ERR_clear_error(); /* the end of the file */
-	if (r == 0 && sk_X509_num(st) == 0)
-		r = sv_seterr(SV_ECONFIG, "%s: no PEM certificate", ca_file);
-	BIO_free(b);
-	free(d);
-	if (r != 0)
-		sk_X509_pop_free(st, X509_free);
-	else
-		*out = st;
-	return r;
-}
-
-static int
-same_der(X509 *a, X509 *b)
-{
-	unsigned char *da = NULL, *db = NULL;
-	int na = i2d_X509(a, &da), nb = i2d_X509(b, &db);
-	int same = na > 0 && na == nb && memcmp(da, db, (size_t)na) == 0;
-
-	OPENSSL_free(da);
-	OPENSSL_free(db);
-	return same;
-}
-
-int
-identity_ca_enrol_check(const json_t *ca, const char *ca_file, X509 *cert)
-{
-	STACK_OF(X509) *cas = NULL, *anchors = NULL;
-	int i, j, shared = 0, r;
-
-	if (ca == NULL)
-		return sv_seterr(
-		    SV_EPROTO, "the vault's enrolment answer has no CA bundle (\"ca\")");
-	if ((r = answer_bundle(ca, cert, "the issued certificate", &cas)) != 0 ||
-	    (r = load_ca_file(ca_file, &anchors)) != 0)
-		goto out;
-	for (i = 0; i < sk_X509_num(cas) && !shared; i++)
-		for (j = 0; j < sk_X509_num(anchors) && !shared; j++)
-			shared = same_der(sk_X509_value(cas, i), sk_X509_value(anchors, j));
-	if (!shared)
-		r = sv_seterr(SV_EPROTO,
-		    "the vault's CA bundle holds none of the certificates of %s", ca_file);
-out:
-	sk_X509_pop_free(cas, X509_free);
-	sk_X509_pop_free(anchors, X509_free);
-	return r;
-}
-
-/*
  * The answer must be a certificate for key, issued by the vault's CA: a
  * certificate of the answer's bundle if it has one (the vault may have
  * rotated its CA: the first of the bundle issues), else of identity/vault-ca.pem.
@@ -751,7 +477,6 @@ check_renewal(struct shadow *s, const json_t *ans, EVP_PKEY *key, X509 **out)
 	const char *pem = json_string_value(json_object_get(ans, "certificate"));
 	const json_t *bundle = json_object_get(ans, "ca");
 	BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
-	STACK_OF(X509) *cas = NULL;
 	X509 *ca = NULL;
 	int r = 0;
 
@@ -760,11 +485,10 @@ check_renewal(struct shadow *s, const json_t *ans, EVP_PKEY *key, X509 **out)
 	if (*out == NULL || X509_check_private_key(*out, key) != 1)
 		r = sv_seterr(SV_EPROTO, "the vault returned no certificate for the new key");
 	else if (bundle != NULL)
-		r = answer_bundle(bundle, *out, "the renewed certificate", &cas);
-	else if ((ca = load_cert(s, CA_FILE)) == NULL ||
+		r = identity_ca_answer(s, ans, *out);
+	else if ((ca = load_cert(s, SHADOW_VAULT_CA)) == NULL ||
 	    X509_verify(*out, X509_get0_pubkey(ca)) != 1)
 		r = sv_seterr(SV_EPROTO, "the renewed certificate is not from the vault's CA");
-	sk_X509_pop_free(cas, X509_free);
 	X509_free(ca);
 	ERR_clear_error();
 	return r;
@@ -821,7 +545,8 @@ confirm(struct shadow *s, const char *serial)
 			: resp.detail[0] ? resp.detail
 					 : "another certificate");
 	else if ((r = identity_update_ca(s, resp.body, NULL)) != 0)
-		fprintf(stderr, "shadow: warning: %s; %s left as it was\n", sv_errmsg(r), CA_FILE);
+		fprintf(stderr, "shadow: warning: %s; %s left as it was\n", sv_errmsg(r),
+		    SHADOW_VAULT_CA);
 	vault_resp_free(&resp);
 }
 
@@ -924,12 +649,36 @@ out:
 static int
 ca_rotated(struct shadow *s, X509 *x)
 {
-	X509 *ca = load_cert(s, CA_FILE);
+	X509 *ca = load_cert(s, SHADOW_VAULT_CA);
 	int old = ca != NULL && X509_verify(x, X509_get0_pubkey(ca)) != 1;
 
 	ERR_clear_error();
 	X509_free(ca);
 	return old;
+}
+
+/*
+ * Ask the vault for its CA bundle (GET /v1/identity) and take it: how this
+ * server learns of a rotation of the vault's CA before it renews.  Only a
+ * warning if that fails: renewing goes on with what is here.
+ */
+static void
+refresh_ca(struct shadow *s)
+{
+	struct vault_resp resp;
+	int r;
+
+	if (s->api_url[0] == '\0')
+		return;
+	if ((r = identity_get(s, &resp)) == 0 && resp.status != 200)
+		r = sv_seterr(SV_EPROTO, "HTTP %ld: %s", resp.status, resp.detail);
+	if (r == 0)
+		r = identity_update_ca(s, resp.body, NULL);
+	if (r != 0)
+		fprintf(stderr,
+		    "shadow: warning: asking the vault for its CA bundle: %s; %s left as it was\n",
+		    sv_errmsg(r), SHADOW_VAULT_CA);
+	vault_resp_free(&resp);
 }
 
 void
@@ -941,6 +690,8 @@ identity_check(struct shadow *s, int renew)
 	struct tm tm;
 	int r, rotated = 0;
 
+	if (x != NULL && renew && sv_asn1_time(X509_get0_notAfter(x)) > now)
+		refresh_ca(s);
 	if (x != NULL) {
 		na = sv_asn1_time(X509_get0_notAfter(x));
 		from = renew_from(s, x);
@@ -962,7 +713,7 @@ identity_check(struct shadow *s, int renew)
 		    "shadow: warning: this server's vault identity certificate is not from the "
 		    "vault's current shadow CA (the first certificate of %s): the vault rotated "
 		    "its CA; shadow renew renews it\n",
-		    CA_FILE);
+		    SHADOW_VAULT_CA);
 		return;
 	}
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%MZ", gmtime_r(&na, &tm));

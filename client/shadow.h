@@ -25,6 +25,8 @@
 #include "bundle.h"
 #include "extcsr.h"
 
+#define SHADOW_VAULT_CA "identity/vault-ca.pem" /* the vault's shadow CA bundle */
+
 #define SHADOW_STATE_DEFAULT  "/var/lib/shadowvault-shadow"
 #define SHADOW_CONFIG_DEFAULT "/etc/shadowvault/shadow.conf"
 #define SHADOW_RESP_MAX	      (1024 * 1024) /* any answer from the vault */
@@ -134,23 +136,34 @@ int identity_get(struct shadow *s, struct vault_resp *resp);
  *
  * identity_ca_vouches: 1 if leaf verifies under one of cas' certificates.
  *
+ * identity_ca_linked: every certificate of bundle is one of anchors (DER
+ * byte for byte) or reached from them by links_pem (the answer's
+ * "ca_links", NULL if none: PEM cross-certificates, each a new CA's subject
+ * and key issued by a CA already trusted, the vault's key process being the
+ * only maker).  SV_EPROTO naming the first certificate no link reaches.
+ *
  * identity_update_ca: take ans's "ca" into identity/vault-ca.pem.  0 when
  * ans has none, when it equals the file byte for byte (nothing written), or
  * when written (atomically, 0644, with a progress line).  It must be
- * well-formed and vouch for leaf (the renewed certificate in a renewal;
- * NULL: identity/cert.pem); else SV_EPROTO
- * (SV_ECONFIG: no identity/cert.pem to check) and the file is untouched.
- * The answer came over TLS verified against that file, hence no more checks.
+ * well-formed, linked from the file's certificates (identity_ca_linked with
+ * ans's "ca_links") and vouch for leaf (the renewed certificate in a
+ * renewal; NULL: identity/cert.pem); else SV_EPROTO (SV_ECONFIG: no
+ * identity/cert.pem or vault-ca.pem to check against) and the file is untouched.
  *
- * identity_ca_enrol_check: the enrolment answer's "ca" (ca) against the
- * --ca file ca_file: well-formed, holding (DER byte for byte) at least one
- * certificate of ca_file (read as PEM, any number of certificates), and
- * vouching for the issued cert.  SV_EPROTO, or ca_file's read error.
+ * identity_ca_answer: the same checks of ans's "ca" for leaf, nothing written
+ * (0 if ans has none).
+ *
+ * identity_ca_enrol_check: the enrolment answer ans's "ca" against the --ca
+ * file ca_file (read as PEM, any number of certificates): well-formed,
+ * linked from ca_file's certificates, and vouching for the issued cert.
+ * SV_EPROTO, or ca_file's read error.
  */
 int identity_ca_bundle_parse(const char *pem, size_t len, STACK_OF(X509) * *out);
 int identity_ca_vouches(STACK_OF(X509) * cas, X509 *leaf);
+int identity_ca_linked(STACK_OF(X509) * anchors, STACK_OF(X509) * bundle, const json_t *links_pem);
 int identity_update_ca(struct shadow *s, const json_t *ans, X509 *leaf);
-int identity_ca_enrol_check(const json_t *ca, const char *ca_file, X509 *cert);
+int identity_ca_answer(struct shadow *s, const json_t *ans, X509 *leaf);
+int identity_ca_enrol_check(const json_t *ans, const char *ca_file, X509 *cert);
 
 /*
  * identity_pin_bundle_key: pin ans's bundle_key in identity/vault.json if

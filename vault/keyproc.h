@@ -75,6 +75,7 @@ struct kp {
 	EVP_PKEY *ca_priv;	  /* hsm_pkey(): signs in the token */
 	int ca_version;		  /* its version */
 	char *ca_pem;		  /* ca.pem's bundle, the issuing CA first (kp_ca.c) */
+	char *ca_links_pem;	  /* links between its CAs (ca-links.pem), NULL if none */
 	int ca_count;		  /* certificates in it */
 	struct hsm_key audit_key; /* vault.audit's current version: signs checkpoints */
 	int audit_key_version;

@@ -9,25 +9,31 @@
  * identity and renewal answers.
  *
  * `vaultctl key rotate vault.shadow-ca` stages a new version, makes its CA
- * certificate, writes the bundle with it first, then promotes it: a crash
- * before the promotion leaves the old version issuing and a certificate
- * nobody signs with in the bundle (a second rotation replaces it).  The
- * vault's TLS server certificate is left alone: shadows learn the new CA
- * from their next answer, and a certificate from the old CA renews at once.
+ * certificate and a link to it (a cross-certificate signed by the version in
+ * use, in ca-links.pem: shadows take a new CA only with a link from one they
+ * trust), writes the links, then the bundle with the new CA first, then
+ * promotes it: a crash before the promotion leaves the old version issuing
+ * and a certificate nobody signs with in the bundle (a second rotation
+ * replaces it and its link).  The vault's TLS server certificate is left
+ * alone: shadows learn the new CA from their next answer, and a certificate
+ * from the old CA renews at once.
  *
  * `vaultctl key destroy vault.shadow-ca --version N` ends the overlap for an
  * older version: refused while an active shadow still holds a valid
  * certificate of it; otherwise the server certificate is reissued by the
  * current CA if version N issued it (same key, tls.names), version N leaves
- * the bundle, then the token.  Each step is redone or skipped by a retry.
+ * the bundle and the links, then the token.  Each step is redone or skipped
+ * by a retry.
  *
- * Touches the token (the CA keys), ca.pem and the TLS certificate file, the
+ * Touches the token (the CA keys), ca.pem, ca-links.pem and the TLS certificate file, the
  * keys and shadow_certs tables, and netproc (kp_push_peers()).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 
@@ -53,16 +59,46 @@ read_bundle(struct kp *kp, STACK_OF(X509) * *out)
 	return r ? sv_preferr(r, "%s", kp->cfg->ca_cert) : 0;
 }
 
+/* The links in ca-links.pem (an empty stack when there is no such file). */
 static int
-write_bundle(struct kp *kp, STACK_OF(X509) * sk)
+read_links(struct kp *kp, STACK_OF(X509) * *out)
+{
+	uint8_t *pem = NULL;
+	size_t len;
+	int r;
+
+	r = sv_read_file(kp->cfg->ca_links, SCA_PEM_MAX, &pem, &len);
+	if (r == SV_ENOTFOUND) {
+		sv_clearerr();
+		*out = sk_X509_new_null();
+		return *out ? 0 : SV_ENOMEM;
+	}
+	if (r == 0)
+		r = sca_bundle_parse((const char *)pem, len, out);
+	free(pem);
+	return r ? sv_preferr(r, "%s", kp->cfg->ca_links) : 0;
+}
+
+/* sk into path, atomically; no certificate at all removes the file. */
+static int
+write_certs(const char *path, STACK_OF(X509) * sk)
 {
 	char *pem = NULL;
 	int r;
 
-	if ((r = sca_bundle_pem(sk, &pem)) == 0)
-		r = sv_write_file_atomic(kp->cfg->ca_cert, pem, strlen(pem), 0644);
+	if (sk_X509_num(sk) == 0)
+		r = unlink(path) == 0 || errno == ENOENT ? 0
+							 : sv_seterr(SV_EIO, "%s", strerror(errno));
+	else if ((r = sca_bundle_pem(sk, &pem)) == 0)
+		r = sv_write_file_atomic(path, pem, strlen(pem), 0644);
 	free(pem);
-	return r ? sv_preferr(r, "%s", kp->cfg->ca_cert) : 0;
+	return r ? sv_preferr(r, "%s", path) : 0;
+}
+
+static int
+write_bundle(struct kp *kp, STACK_OF(X509) * sk)
+{
+	return write_certs(kp->cfg->ca_cert, sk);
 }
 
 /* Index of the certificate of sk holding pub, or -1. */
@@ -87,6 +123,29 @@ drop_key(STACK_OF(X509) * sk, EVP_PKEY *pub)
 		X509_free(sk_X509_delete(sk, i));
 }
 
+/*
+ * Keep the links that still mean something for bundle: to a CA of it, made
+ * by another CA of it (a link from a destroyed version vouches for nothing).
+ */
+static void
+keep_links(STACK_OF(X509) * links, STACK_OF(X509) * bundle)
+{
+	int i, j, from;
+
+	for (i = sk_X509_num(links) - 1; i >= 0; i--) {
+		X509 *l = sk_X509_value(links, i);
+
+		for (from = -1, j = 0; j < sk_X509_num(bundle) && from < 0; j++)
+			if (EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(bundle, j)),
+				X509_get0_pubkey(l)) != 1 &&
+			    X509_verify(l, X509_get0_pubkey(sk_X509_value(bundle, j))) == 1)
+				from = j;
+		ERR_clear_error();
+		if (from < 0 || find_key(bundle, X509_get0_pubkey(l)) < 0)
+			X509_free(sk_X509_delete(links, i));
+	}
+}
+
 static int
 version_public(struct kp *kp, int version, struct ks_key *k, EVP_PKEY **pub)
 {
@@ -104,21 +163,24 @@ ca_free(struct kp *kp)
 	EVP_PKEY_free(kp->ca_priv);
 	X509_free(kp->ca);
 	free(kp->ca_pem);
+	free(kp->ca_links_pem);
 	kp->ca_priv = NULL;
 	kp->ca = NULL;
 	kp->ca_pem = NULL;
+	kp->ca_links_pem = NULL;
 }
 
 int
 kp_ca_load(struct kp *kp)
 {
-	STACK_OF(X509) *sk = NULL;
+	STACK_OF(X509) *sk = NULL, *links = NULL;
 	EVP_PKEY *pub = NULL, *priv = NULL;
 	struct ks_key k;
-	char *pem = NULL;
+	char *pem = NULL, *lpem = NULL;
 	int i, r;
 
-	if ((r = read_bundle(kp, &sk)) != 0 || (r = version_public(kp, 0, &k, &pub)) != 0)
+	if ((r = read_bundle(kp, &sk)) != 0 || (r = read_links(kp, &links)) != 0 ||
+	    (r = version_public(kp, 0, &k, &pub)) != 0)
 		goto out;
 	if ((i = find_key(sk, pub)) < 0) {
 		r = sv_seterr(SV_ESTATE, "%s holds no certificate for %s@v%d, the current version",
@@ -135,7 +197,10 @@ kp_ca_load(struct kp *kp)
 			goto out;
 		}
 	}
-	if ((r = sca_bundle_pem(sk, &pem)) != 0 || (r = hsm_pkey(kp->h, &k.hk, &priv)) != 0)
+	keep_links(links, sk);
+	if ((r = sca_bundle_pem(sk, &pem)) != 0 ||
+	    (sk_X509_num(links) > 0 && (r = sca_bundle_pem(links, &lpem)) != 0) ||
+	    (r = hsm_pkey(kp->h, &k.hk, &priv)) != 0)
 		goto out;
 	ca_free(kp);
 	kp->ca = X509_dup(sk_X509_value(sk, 0));
@@ -143,16 +208,20 @@ kp_ca_load(struct kp *kp)
 	kp->ca_version = k.version;
 	kp->ca_priv = priv;
 	kp->ca_pem = pem;
+	kp->ca_links_pem = lpem;
 	kp->ca_count = sk_X509_num(sk);
 	priv = NULL;
 	pem = NULL;
+	lpem = NULL;
 	if (kp->ca == NULL)
 		r = SV_ENOMEM;
 out:
 	EVP_PKEY_free(priv);
 	EVP_PKEY_free(pub);
 	free(pem);
+	free(lpem);
 	sk_X509_pop_free(sk, X509_free);
+	sk_X509_pop_free(links, X509_free);
 	return r ? sv_preferr(r, "shadow CA") : 0;
 }
 
@@ -184,22 +253,24 @@ next_cn(X509 *ca, int version, char *cn, size_t n)
 int
 kp_ca_key_rotate(struct kp *kp, json_t **result)
 {
-	STACK_OF(X509) *sk = NULL;
+	STACK_OF(X509) *sk = NULL, *links = NULL;
 	EVP_PKEY *pub = NULL, *priv = NULL;
 	struct ks_key pend;
 	char cn[SCA_CN_MAX + 1];
-	X509 *ca = NULL;
+	X509 *ca = NULL, *link = NULL;
 	int r;
 
-	if ((r = read_bundle(kp, &sk)) != 0 ||
+	if ((r = read_bundle(kp, &sk)) != 0 || (r = read_links(kp, &links)) != 0 ||
 	    (r = ks_stage(kp->st, kp->h, KS_CA_KEY, &pend)) != 0 ||
 	    (r = hsm_key_public(kp->h, &pend.hk, &pub)) != 0 ||
 	    (r = hsm_pkey(kp->h, &pend.hk, &priv)) != 0)
 		goto out;
 	next_cn(kp->ca, pend.version, cn, sizeof(cn));
-	if ((r = sca_make_ca(priv, pub, cn, SCA_CA_DAYS, &ca)) != 0)
+	if ((r = sca_make_ca(priv, pub, cn, SCA_CA_DAYS, &ca)) != 0 ||
+	    (r = sca_cross(kp->ca_priv, kp->ca, ca, &link)) != 0)
 		goto out;
-	drop_key(sk, pub); /* a certificate from a rotation cut short */
+	drop_key(sk, pub); /* a certificate and a link from a rotation cut short */
+	drop_key(links, pub);
 	if (sk_X509_num(sk) >= SCA_BUNDLE_MAX) {
 		r = sv_seterr(SV_ESTATE,
 		    "%s already trusts %d CA certificates: destroy an older version of %s first",
@@ -211,8 +282,15 @@ kp_ca_key_rotate(struct kp *kp, json_t **result)
 		goto out;
 	}
 	ca = NULL;
-	/* Trusted before it issues anything: netproc and shadows never meet a CA they lack. */
-	if ((r = write_bundle(kp, sk)) != 0 ||
+	if (sk_X509_push(links, link) <= 0) {
+		r = SV_ENOMEM;
+		goto out;
+	}
+	link = NULL;
+	keep_links(links, sk);
+	/* Linked and trusted before it issues anything: netproc and shadows never meet a CA
+	   they lack, and shadows get the link with the CA. */
+	if ((r = write_certs(kp->cfg->ca_links, links)) != 0 || (r = write_bundle(kp, sk)) != 0 ||
 	    (r = ks_promote(kp->st, KS_CA_KEY, pend.version)) != 0)
 		goto out;
 	if ((r = kp_ca_load(kp)) != 0) {
@@ -231,9 +309,11 @@ kp_ca_key_rotate(struct kp *kp, json_t **result)
 	json_object_set_new(*result, "trusted", json_integer(kp->ca_count));
 out:
 	X509_free(ca);
+	X509_free(link);
 	EVP_PKEY_free(priv);
 	EVP_PKEY_free(pub);
 	sk_X509_pop_free(sk, X509_free);
+	sk_X509_pop_free(links, X509_free);
 	return r;
 }
 
@@ -293,7 +373,7 @@ int
 kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result)
 {
 	const json_t *v = json_object_get(req, "version");
-	STACK_OF(X509) *sk = NULL;
+	STACK_OF(X509) *sk = NULL, *links = NULL;
 	EVP_PKEY *pub = NULL;
 	json_t *holders = NULL;
 	struct ks_key k;
@@ -325,12 +405,15 @@ kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result)
 		    json_array_size(holders) == 1 ? "" : "s", list ? list : "?");
 		goto out;
 	}
-	if ((r = reissue_server(kp, pub, &chain)) != 0 || (r = read_bundle(kp, &sk)) != 0)
+	if ((r = reissue_server(kp, pub, &chain)) != 0 || (r = read_bundle(kp, &sk)) != 0 ||
+	    (r = read_links(kp, &links)) != 0)
 		goto out;
 	drop_key(sk, pub);
+	keep_links(links, sk);
 	if (sk_X509_num(sk) == 0)
 		r = sv_seterr(SV_ESTATE, "%s would trust no CA", kp->cfg->ca_cert);
 	else if ((r = write_bundle(kp, sk)) == 0 &&
+	    (r = write_certs(kp->cfg->ca_links, links)) == 0 &&
 	    (r = ks_destroy(kp->st, kp->h, KS_CA_KEY, version)) == 0)
 		r = kp_ca_load(kp);
 	/* netproc follows what is on disk, even when a later step failed. */
@@ -348,5 +431,6 @@ out:
 	json_decref(holders);
 	EVP_PKEY_free(pub);
 	sk_X509_pop_free(sk, X509_free);
+	sk_X509_pop_free(links, X509_free);
 	return r;
 }

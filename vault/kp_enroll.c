@@ -182,6 +182,9 @@ kp_enroll(struct kp *kp, const json_t *req)
 	    json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "name", name, "certificate", pem, "ca",
 		kp->ca_pem, "serial", serial, "api_port", api_port(kp->cfg->listen), "renew_from",
 		(json_int_t)renew_from(kp, cert), "bundle_key", kp->bundle_pk));
+	if (kp->ca_links_pem != NULL)
+		json_object_set_new(
+		    json_object_get(resp, "body"), "ca_links", json_string(kp->ca_links_pem));
 out:
 	free(pem);
 	X509_free(cert);
@@ -304,10 +307,10 @@ kp_renew(struct kp *kp, const json_t *req)
 	metrics_add(kp->m, "shadowvault_renewals_total", 1, "result", "ok", NULL);
 	sv_info("shadow %s renewed its certificate %s as %s", name, serial, nserial);
 	resp = kp_ok(201,
-	    json_pack("{s:s, s:s, s:I, s:I, s:s, s:O*, s:s}", "certificate", pem, "serial", nserial,
-		"not_after", (json_int_t)not_after(cert), "renew_from",
+	    json_pack("{s:s, s:s, s:I, s:I, s:s, s:O*, s:s, s:s*}", "certificate", pem, "serial",
+		nserial, "not_after", (json_int_t)not_after(cert), "renew_from",
 		(json_int_t)renew_from(kp, cert), "bundle_key", kp->bundle_pk, "key_chain",
-		kp->bundle_chain, "ca", kp->ca_pem));
+		kp->bundle_chain, "ca", kp->ca_pem, "ca_links", kp->ca_links_pem));
 out:
 	free(pem);
 	X509_free(cert);
@@ -330,9 +333,9 @@ kp_whoami(struct kp *kp, const json_t *req)
 	if ((r = shadows_cert_info(kp->st, serial, &na, fpr, sizeof(fpr), NULL)) != 0)
 		return kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);
 	return kp_ok(200,
-	    json_pack("{s:s, s:s, s:I, s:s, s:O*, s:s}", "shadow", name, "serial", serial,
+	    json_pack("{s:s, s:s, s:I, s:s, s:O*, s:s, s:s*}", "shadow", name, "serial", serial,
 		"not_after", (json_int_t)na, "bundle_key", kp->bundle_pk, "key_chain",
-		kp->bundle_chain, "ca", kp->ca_pem));
+		kp->bundle_chain, "ca", kp->ca_pem, "ca_links", kp->ca_links_pem));
 }
 
 void

@@ -113,6 +113,7 @@ derive_vaultd(struct vconf *c)
 	if ((r = under_state(c, c->tls_cert, sizeof(c->tls_cert), "tls/server.pem")) != 0 ||
 	    (r = under_state(c, c->tls_key, sizeof(c->tls_key), "tls/server.key")) != 0 ||
 	    (r = under_state(c, c->ca_cert, sizeof(c->ca_cert), "ca.pem")) != 0 ||
+	    (r = under_state(c, c->ca_links, sizeof(c->ca_links), "ca-links.pem")) != 0 ||
 	    (r = under_state(c, c->policy_file, sizeof(c->policy_file), "policies.conf")) != 0 ||
 	    (r = under_state(c, c->admin_socket, sizeof(c->admin_socket), "admin.sock")) != 0 ||
 	    (r = under_state(c, c->audit_file, sizeof(c->audit_file), "audit.log")) != 0 ||

@@ -38,7 +38,8 @@ struct vconf {
 	char tls_key[PATH_MAX];	 /* its key file (default state_dir/tls/server.key) */
 	char *tls_names[VCONF_MAX_TLS_NAMES]; /* names in the certificate vaultctl init makes */
 	int ntls_names;
-	char ca_cert[PATH_MAX];	     /* shadow CA certificate (state_dir/ca.pem) */
+	char ca_cert[PATH_MAX];	     /* shadow CA certificates (state_dir/ca.pem) */
+	char ca_links[PATH_MAX];     /* each newer CA certified by the one before (ca-links.pem) */
 	char policy_file[PATH_MAX];  /* default state_dir/policies.conf */
 	char admin_socket[PATH_MAX]; /* default state_dir/admin.sock */
 	char audit_file[PATH_MAX];   /* default state_dir/audit.log */

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Rotation of the shadow CA key (vault.shadow-ca) with overlap (SECURITY.md): the new CA
-# issues, the old one stays trusted, shadows learn the new one from their answers and
-# renew onto it at once; destroying the old version is refused while a shadow still
-# needs it, then reissues the vault's TLS server certificate from the new CA, live, and
-# the old CA's certificates are refused in the handshake.
+# issues, the old one stays trusted, shadows learn the new one from their answers (with
+# the link the old CA signed for it) and renew onto it at once; destroying the old version
+# is refused while a shadow still needs it, then reissues the vault's TLS server
+# certificate from the new CA, live, and the old CA's certificates are refused in the
+# handshake.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
 vd_setup
@@ -11,6 +12,7 @@ printf 'shadows = {\n  web1 = { accounts = [ "x" ]; names = [ "a.test" ]; };\n};
 vd_start || { t_done; exit 1; }
 CA=$VDIR/state/ca.pem
 TLS=$VDIR/state/tls/server.pem
+LINKS=$VDIR/state/ca-links.pem
 
 # ncerts FILE: how many certificates; nth FILE N OUT: the Nth (1-based) into OUT.
 ncerts() { grep -c -- '-----BEGIN CERTIFICATE-----' "$1"; }
@@ -32,7 +34,8 @@ handshake() {
 	curl "${args[@]}" "$VD_API/v1/identity"
 }
 
-vd_enroll web1 && vd_enroll web2 && pass "two shadows enrolled under the first CA" || fail "enrol"
+vd_enroll web1 && vd_enroll web2 && vd_enroll web5 && pass "three shadows enrolled under the first CA" || fail "enrol"
+[ ! -e "$LINKS" ] && pass "no links before a rotation" || fail "ca-links.pem exists"
 cp "$CA" "$T/ca-v1.pem"
 cp "$T/sh-web1/identity/cert.pem" "$T/web1-v1.pem"
 cp "$T/sh-web1/identity/key.pem" "$T/web1-v1.key"
@@ -56,6 +59,10 @@ t = subprocess.run(["openssl", "x509", "-in", sys.argv[1], "-noout", "-text", "-
 assert "CA:TRUE" in t and "Certificate Sign" in t, t
 subprocess.run(["openssl", "verify", "-CAfile", sys.argv[1], sys.argv[1]], check=True, capture_output=True)
 PY
+[ "$(ncerts "$LINKS")" = 1 ] && openssl verify -CAfile "$T/ca-v1.pem" "$LINKS" >/dev/null 2>&1 \
+	&& [ "$(subject_cn "$LINKS")" = "$V2" ] \
+	&& [ "$(openssl x509 -in "$LINKS" -noout -pubkey)" = "$(openssl x509 -in "$T/ca-v2.pem" -noout -pubkey)" ] \
+	&& pass "ca-links.pem: the new CA's name and key, certified by the old CA" || fail "link after rotation"
 [ "$(issuer_cn "$TLS")" = "$V1" ] && pass "the server certificate is left alone (still from $V1)" || fail "server cert issuer $(issuer_cn "$TLS")"
 [ "$(handshake "$T/ca-v1.pem" "$T/sh-web1/identity/cert.pem" "$T/sh-web1/identity/key.pem")" = 200 ] \
 	&& pass "a shadow trusting only the old CA, with its old certificate, is still served" || fail "old CA, old cert"
@@ -63,13 +70,27 @@ PY
 # Answers carry the bundle; new certificates come from the new CA.
 vd_api web2 GET /v1/identity
 expect_code 200 "GET /v1/identity with a certificate of the old CA"
-"$PY" -c 'import json,sys; assert json.load(open(sys.argv[1]))["ca"] == open(sys.argv[2]).read()' "$T/body" "$CA" 2>"$T/err" \
-	&& pass "the identity answer carries ca.pem's bundle" || { fail "identity ca"; cat "$T/err"; }
-vd_enroll web3 && pass "a shadow enrols after the rotation" || fail "enrol web3"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ca"] == open(sys.argv[2]).read() and d["ca_links"] == open(sys.argv[3]).read()' \
+	"$T/body" "$CA" "$LINKS" 2>"$T/err" \
+	&& pass "the identity answer carries ca.pem's bundle and the link" || { fail "identity ca"; cat "$T/err"; }
+# A shadow given the old CA file (copied before the rotation) still enrols: the link vouches.
+TOK3=$("$VC" -c "$VCONF" --json shadow add web3 | json_get /dev/stdin '["token"]')
+expect_rc 0 "a shadow enrols after the rotation, given a copy of the old ca.pem" \
+	"$SH" -q --state-dir "$T/sh-web3" enroll --vault "$VD_ENROLL" --token "$TOK3" --ca "$T/ca-v1.pem"
 [ "$(issuer_cn "$T/sh-web3/identity/cert.pem")" = "$V2" ] && verifies "$T/ca-v2.pem" "$T/sh-web3/identity/cert.pem" \
 	&& ! verifies "$T/ca-v1.pem" "$T/sh-web3/identity/cert.pem" \
 	&& pass "its certificate is from the new CA only" || fail "web3 issuer $(issuer_cn "$T/sh-web3/identity/cert.pem")"
 cmp -s "$T/sh-web3/identity/vault-ca.pem" "$CA" && pass "it keeps the whole bundle" || fail "web3 vault-ca.pem"
+
+# web2 runs `shadow renew` as its timer would: it asks for the bundle, takes it (linked
+# from its v1), sees its identity is not from the new CA, and renews at once.
+expect_rc 0 "shadow renew on web2" "$SH" --state-dir "$T/sh-web2" renew
+expect_err "the vault's CA bundle changed" "it says it took the new bundle"
+expect_out "vault identity renewed" "and renewed its identity"
+cmp -s "$T/sh-web2/identity/vault-ca.pem" "$CA" && verifies "$T/ca-v2.pem" "$T/sh-web2/identity/cert.pem" \
+	&& pass "web2: the bundle, and an identity from the new CA" || fail "web2 after renew: $(issuer_cn "$T/sh-web2/identity/cert.pem")"
+expect_rc 0 "a second shadow renew" "$SH" --state-dir "$T/sh-web2" renew
+grep -q "vault identity renewed" "$T/out" && fail "renewed again" || pass "does nothing more"
 
 # A certificate from the old CA renews at once; one from the new CA keeps its window.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/r1.key" -subj /CN=x -out "$T/r1.csr" 2>/dev/null
@@ -90,18 +111,19 @@ cp "$T/r1.pem" "$T/sh-web1/identity/cert.pem" && cp "$T/r1.key" "$T/sh-web1/iden
 vd_api web1 GET /v1/identity
 expect_code 200 "web1 uses its renewed certificate"
 
-# The old version cannot go while web2 still holds a certificate of it.
-expect_rc 6 "destroying the old CA while web2 needs it" "$VC" -c "$VCONF" key destroy vault.shadow-ca --version 1 --yes
-expect_err '["web2"]' "the refusal names the shadow still on it"
-grep -q "web1" "$T/err" && fail "web1 (renewed) listed too: $(cat "$T/err")" || pass "and only it"
+# The old version cannot go while web5 still holds a certificate of it.
+expect_rc 6 "destroying the old CA while web5 needs it" "$VC" -c "$VCONF" key destroy vault.shadow-ca --version 1 --yes
+expect_err '["web5"]' "the refusal names the shadow still on it"
+grep -qE "web1|web2" "$T/err" && fail "renewed shadows listed too: $(cat "$T/err")" || pass "and only it"
 [ "$(ncerts "$CA")" = 2 ] && [ "$(issuer_cn "$TLS")" = "$V1" ] && pass "a refusal changes nothing" || fail "changed by a refusal"
 
-# web2 is revoked; now the old version goes, and the server certificate moves to the new CA.
-expect_rc 0 "revoke web2" "$VC" -c "$VCONF" shadow revoke web2
+# web5 is revoked; now the old version goes, and the server certificate moves to the new CA.
+expect_rc 0 "revoke web5" "$VC" -c "$VCONF" shadow revoke web5
 expect_rc 0 "destroying the old CA version" "$VC" -c "$VCONF" --json key destroy vault.shadow-ca --version 1 --yes
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["server_certificate_reissued"] is True and d["trusted"] == 1 and d["state"] == "destroyed", d' "$T/out" 2>"$T/err" \
 	&& pass "it says the server certificate was reissued" || { fail "destroy answer"; cat "$T/out" "$T/err"; }
 [ "$(ncerts "$CA")" = 1 ] && cmp -s "$CA" "$T/ca-v2.pem" && pass "ca.pem holds the new CA only" || fail "ca.pem after destroy"
+[ ! -e "$LINKS" ] && pass "the link from the destroyed CA is gone" || fail "ca-links.pem left"
 [ "$(issuer_cn "$TLS")" = "$V2" ] && openssl verify -purpose sslserver -CAfile "$T/ca-v2.pem" "$TLS" >/dev/null 2>&1 \
 	&& pass "the server certificate file is from the new CA" || fail "server cert issuer $(issuer_cn "$TLS")"
 openssl x509 -in "$TLS" -noout -ext subjectAltName 2>/dev/null | grep -q "IP Address:127.0.0.1" \
@@ -115,6 +137,12 @@ openssl x509 -in "$TLS" -noout -ext subjectAltName 2>/dev/null | grep -q "IP Add
 "$VC" -c "$VCONF" --json key list >"$T/keys.json"
 "$PY" -c 'import json,sys; ks=[k for k in json.load(open(sys.argv[1])) if k["name"]=="vault.shadow-ca"]; st={k["version"]: k["state"] for k in ks}; assert st == {1: "destroyed", 2: "current"}, st' "$T/keys.json" 2>"$T/err" \
 	&& pass "version 1 is destroyed, version 2 current" || { fail "key states"; cat "$T/err" "$T/keys.json"; }
+
+# web2 follows with `shadow renew`: the bundle without the old CA, and it is still served.
+expect_rc 0 "shadow renew on web2 after the destroy" "$SH" --state-dir "$T/sh-web2" renew
+cmp -s "$T/sh-web2/identity/vault-ca.pem" "$T/ca-v2.pem" && pass "web2 drops the old CA from its bundle" || fail "web2 bundle after destroy"
+vd_api web2 GET /v1/identity
+expect_code 200 "web2 is served"
 
 # web1's first certificate, of the destroyed CA (and revoked once its renewal was used).
 [ "$(handshake "$T/ca-v2.pem" "$T/web1-v1.pem" "$T/web1-v1.key")" = 000 ] \
@@ -149,6 +177,8 @@ cp "$T/ca.keep" "$CA"
 vd_start || { t_done; exit 1; }
 expect_rc 0 "a second rotation" "$VC" -c "$VCONF" key rotate vault.shadow-ca
 nth "$CA" 1 "$T/ca-v3.pem"
+[ "$(ncerts "$LINKS")" = 1 ] && openssl verify -CAfile "$T/ca-v2.pem" "$LINKS" >/dev/null 2>&1 \
+	&& pass "ca-links.pem: v3 certified by v2" || fail "link v2 -> v3"
 vd_stop
 cat "$T/ca-v2.pem" "$T/ca-v3.pem" >"$CA" # v2 first, as if v3 were never promoted
 vd_start || { t_done; exit 1; }

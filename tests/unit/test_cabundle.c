@@ -1,8 +1,10 @@
 /*
- * client/identity.c: the vault's shadow CA bundle (identity/vault-ca.pem)
- * as the shadow follows the vault's CA rotation.  Real CA certificates made
- * here: two self-signed P-256 CAs (ca1, the one the shadow enrolled under;
- * ca2, the one the vault rotated to) and identity certificates from each.
+ * client/cabundle.c and identity.c: the vault's shadow CA bundle
+ * (identity/vault-ca.pem) as the shadow follows the vault's CA rotation.
+ * Real CA certificates made here: self-signed P-256 CAs (ca1, the one the
+ * shadow enrolled under; ca2, the one the vault rotated to; ca3 the next),
+ * the links between them (link12: ca2's name and key issued by ca1; link23)
+ * and identity certificates from ca1 and ca2.
  * The vault is faked at vault_call(): its renewal answer issues for the
  * CSR's key from a chosen CA and carries a chosen bundle, so identity_renew()
  * is tested as it runs, up to the files it leaves.
@@ -33,8 +35,9 @@
 
 static char dir[64];
 static struct shadow sh;
-static EVP_PKEY *cakey1, *cakey2, *leafkey, *otherkey;
-static X509 *ca1, *ca2, *leaf1, *leaf2;
+static EVP_PKEY *cakey1, *cakey2, *cakey3, *leafkey, *otherkey;
+static X509 *ca1, *ca2, *ca3, *leaf1, *leaf2, *link12, *link23;
+static char *links; /* link12's PEM: the vault's "ca_links" after one rotation */
 static int progress_lines;
 
 /* ---- What identity.c calls outside itself (shadow.c, issue.c, vaultcli.c) ---- */
@@ -61,6 +64,7 @@ static struct {
 	EVP_PKEY *issuer_key; /* with this key */
 	const char *renew_ca; /* the renewal answer's "ca" (NULL: none) */
 	const char *get_ca;   /* the GET /v1/identity answer's "ca" (NULL: none) */
+	const char *links;    /* both answers' "ca_links" with a "ca" (NULL: none) */
 	int renews, gets;     /* requests seen */
 	int too_early;	      /* refuse renewals as too early (HTTP 403) */
 } vault;
@@ -89,6 +93,8 @@ vault_call(struct shadow *s, const char *method, const char *url, const json_t *
 		out->body = json_pack("{s:s}", "serial", "0b");
 		if (vault.get_ca != NULL)
 			json_object_set_new(out->body, "ca", json_string(vault.get_ca));
+		if (vault.get_ca != NULL && vault.links != NULL)
+			json_object_set_new(out->body, "ca_links", json_string(vault.links));
 		return 0;
 	}
 	assert_non_null(strstr(url, "/v1/identity/renew"));
@@ -110,6 +116,8 @@ vault_call(struct shadow *s, const char *method, const char *url, const json_t *
 	out->body = json_pack("{s:s, s:s}", "certificate", cert, "serial", "0b");
 	if (vault.renew_ca != NULL)
 		json_object_set_new(out->body, "ca", json_string(vault.renew_ca));
+	if (vault.renew_ca != NULL && vault.links != NULL)
+		json_object_set_new(out->body, "ca_links", json_string(vault.links));
 	free(cert);
 	X509_free(x);
 	X509_REQ_free(req);
@@ -357,11 +365,21 @@ check_output(int renew)
 	return out;
 }
 
-/* An answer {"ca": pem}. */
+/* An answer {"ca": pem, "ca_links": link12}. */
 static json_t *
 answer(const char *pem)
 {
-	json_t *j = json_pack("{s:s}", "ca", pem);
+	json_t *j = json_pack("{s:s, s:s}", "ca", pem, "ca_links", links);
+
+	assert_non_null(j);
+	return j;
+}
+
+/* An answer {"ca": pem, "ca_links": lpem} (lpem NULL: no links). */
+static json_t *
+answer_links(const char *pem, const char *lpem)
+{
+	json_t *j = json_pack("{s:s, s:s*}", "ca", pem, "ca_links", lpem);
 
 	assert_non_null(j);
 	return j;
@@ -383,6 +401,7 @@ setup(void **state)
 	snprintf(sh.api_url, sizeof(sh.api_url), "https://vault.test:8443");
 	sh.quiet = 1;
 	memset(&vault, 0, sizeof(vault));
+	vault.links = links;
 	progress_lines = 0;
 	/* Enrolled under ca1. */
 	put_cert("identity/vault-ca.pem", ca1);
@@ -596,7 +615,7 @@ test_not_vouching(void **state)
 	free(was);
 }
 
-/* shadow enroll --ca FILE: the answer's bundle must share a certificate with FILE. */
+/* shadow enroll --ca FILE: each CA of the answer's bundle is FILE's or linked from it. */
 static void
 test_enrol(void **state)
 {
@@ -609,43 +628,50 @@ test_enrol(void **state)
 	(void)state;
 	snprintf(file, sizeof(file), "%s/given-ca.pem", dir);
 	put("given-ca.pem", p1);
-	/* Rotated since FILE was copied: (ca2, ca1) holds ca1; leaf2 from ca2. */
-	j = json_string(p21);
+	/* Rotated since FILE was copied: (ca2, ca1) with the link to ca2; leaf2 from ca2. */
+	j = answer(p21);
 	assert_ok(identity_ca_enrol_check(j, file, leaf2));
 	assert_ok(identity_ca_enrol_check(j, file, leaf1));
 	json_decref(j);
+	/* The same without the link: ca2 is new and nothing vouches for it. */
+	j = answer_links(p21, NULL);
+	assert_sverr(identity_ca_enrol_check(j, file, leaf2), SV_EPROTO);
+	assert_msg_has(SV_EPROTO, "certificate 1 (/CN=shadowvault shadow CA test v2) is new");
+	json_decref(j);
+	/* ca1 dropped since (the vault destroyed it): ca2 alone, linked from FILE's ca1. */
+	j = answer(p2);
+	assert_ok(identity_ca_enrol_check(j, file, leaf2));
+	json_decref(j);
 	/* As before rotation: byte-equal to FILE. */
-	j = json_string(p1);
+	j = answer_links(p1, NULL);
 	assert_ok(identity_ca_enrol_check(j, file, leaf1));
 	/* It holds FILE's CA but does not vouch for the issued certificate. */
 	assert_sverr(identity_ca_enrol_check(j, file, leaf2), SV_EPROTO);
 	assert_msg_has(SV_EPROTO, "does not vouch for the issued certificate");
 	json_decref(j);
-	/* Vouches, but shares no certificate with FILE. */
-	j = json_string(p2);
-	assert_sverr(identity_ca_enrol_check(j, file, leaf2), SV_EPROTO);
-	assert_msg_has(SV_EPROTO, "holds none of the certificates of");
-	json_decref(j);
-	/* FILE's CA by name and key but not by DER. */
+	/* FILE's CA by name and key but not by DER: not FILE's, and no link leads to it. */
 	put("given-ca.pem", p1b);
-	j = json_string(p1);
+	j = answer(p1);
 	assert_sverr(identity_ca_enrol_check(j, file, leaf1), SV_EPROTO);
-	assert_msg_has(SV_EPROTO, "holds none of the certificates of");
+	assert_msg_has(SV_EPROTO, "is new, and no link from a CA this server trusts");
 	json_decref(j);
-	/* FILE a bundle itself (ca2, ca1); the answer (ca1) shares its second certificate. */
+	/* FILE a bundle itself (ca2, ca1); the answer (ca1) is its second certificate. */
 	put("given-ca.pem", p21);
-	j = json_string(p1);
+	j = answer_links(p1, NULL);
 	assert_ok(identity_ca_enrol_check(j, file, leaf1));
 	json_decref(j);
 	/* Malformed answers; none at all. */
-	j = json_string("garbage");
+	j = answer("garbage");
 	assert_sverr(identity_ca_enrol_check(j, file, leaf1), SV_EPROTO);
 	assert_msg_has(SV_EPROTO, "the vault's CA bundle: before certificate 1");
 	json_decref(j);
-	assert_sverr(identity_ca_enrol_check(NULL, file, leaf1), SV_EPROTO);
+	j = json_object();
+	assert_sverr(identity_ca_enrol_check(j, file, leaf1), SV_EPROTO);
+	assert_msg_has(SV_EPROTO, "has no CA bundle");
+	json_decref(j);
 	/* FILE without a certificate. */
 	put("given-ca.pem", "nothing\n");
-	j = json_string(p1);
+	j = answer(p1);
 	assert_sverr(identity_ca_enrol_check(j, file, leaf1), SV_ECONFIG);
 	assert_msg_has(SV_ECONFIG, "no PEM certificate");
 	json_decref(j);
@@ -654,6 +680,86 @@ test_enrol(void **state)
 	free(p1b);
 	free(p2);
 	free(p21);
+}
+
+/*
+ * Links: a new CA is taken only with a link from a trusted CA, for exactly
+ * its name and key; links are followed in steps (ca1 -> ca2 -> ca3); a
+ * malformed "ca_links" is refused.  Each refusal leaves the file untouched.
+ */
+static void
+test_links(void **state)
+{
+	char *p21 = pem2(ca2, ca1), *p32 = pem2(ca3, ca2), *p1 = pem1(ca1), *l, *both, *was;
+	/* Forged: ca2's name and key, ca1 as issuer, signed by another key. */
+	X509 *forged = make_cert("shadowvault shadow CA test v2", cakey2, ca1, otherkey, 1, 40);
+	/* A real link from ca1, but for another key under ca2's name. */
+	X509 *otherkey_link =
+	    make_cert("shadowvault shadow CA test v2", otherkey, ca1, cakey1, 1, 41);
+	/* A real link from ca1 for ca2's key, under another name. */
+	X509 *renamed = make_cert("another CA", cakey2, ca1, cakey1, 1, 42);
+	X509 *lk[2] = { link12, link23 };
+	struct stat before = stat_of("identity/vault-ca.pem");
+	json_t *j;
+
+	(void)state;
+	was = get("identity/vault-ca.pem");
+	assert_string_equal(was, p1);
+	l = pem1(forged);
+	j = answer_links(p21, l);
+	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
+	assert_msg_has(SV_EPROTO, "is new, and no link from a CA this server trusts");
+	json_decref(j);
+	free(l);
+	l = pem1(otherkey_link);
+	j = answer_links(p21, l);
+	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
+	json_decref(j);
+	free(l);
+	l = pem1(renamed);
+	j = answer_links(p21, l);
+	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
+	json_decref(j);
+	free(l);
+	/* A link that is not a CA certificate, and garbage. */
+	l = pem1(leaf2);
+	j = answer_links(p21, l);
+	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
+	assert_msg_has(SV_EPROTO, "the vault's CA links: certificate 1: not a CA certificate");
+	json_decref(j);
+	free(l);
+	j = answer_links(p21, "garbage");
+	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
+	assert_msg_has(SV_EPROTO, "the vault's CA links");
+	json_decref(j);
+	j = json_pack("{s:s, s:i}", "ca", p21, "ca_links", 7);
+	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
+	assert_msg_has(SV_EPROTO, "are not a string");
+	json_decref(j);
+	assert_untouched("identity/vault-ca.pem", &before, was);
+	/* Two rotations missed: (ca3, ca2) reached from ca1 through ca2.  leaf1 is not from
+	   either, so it does not vouch: the same with leaf2 as the identity. */
+	put_cert("identity/cert.pem", leaf2);
+	both = pem_of(lk, 2);
+	j = answer_links(p32, both);
+	assert_ok(identity_update_ca(&sh, j, NULL));
+	assert_file_is("identity/vault-ca.pem", p32);
+	json_decref(j);
+	/* Only link23, from ca1's side: ca2 is not reached, nor ca3. */
+	put_cert("identity/vault-ca.pem", ca1);
+	l = pem1(link23);
+	j = answer_links(p32, l);
+	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
+	json_decref(j);
+	free(l);
+	X509_free(forged);
+	X509_free(otherkey_link);
+	X509_free(renamed);
+	free(both);
+	free(was);
+	free(p1);
+	free(p21);
+	free(p32);
 }
 
 /* identity_check: a fresh identity is due at once when not from the bundle's first CA. */
@@ -709,7 +815,7 @@ test_renew_rotated(void **state)
 	assert_string_equal(out, "");
 	free(out);
 	assert_int_equal(vault.renews, 1);
-	assert_int_equal(vault.gets, 1); /* the confirmation */
+	assert_int_equal(vault.gets, 2); /* asking for the bundle first, then the confirmation */
 	now = cert_in_dir();
 	assert_int_equal(X509_verify(now, X509_get0_pubkey(ca2)), 1);
 	X509_free(now);
@@ -852,6 +958,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_vouching, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enrol, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_links, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_renew_rotated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_rotated_too_early, setup, teardown),
@@ -863,21 +970,32 @@ main(void)
 
 	cakey1 = EVP_EC_gen("P-256");
 	cakey2 = EVP_EC_gen("P-256");
+	cakey3 = EVP_EC_gen("P-256");
 	leafkey = EVP_EC_gen("P-256");
 	otherkey = EVP_EC_gen("P-256");
-	if (cakey1 == NULL || cakey2 == NULL || leafkey == NULL || otherkey == NULL)
+	if (cakey1 == NULL || cakey2 == NULL || cakey3 == NULL || leafkey == NULL ||
+	    otherkey == NULL)
 		return 1;
 	ca1 = make_cert("shadowvault shadow CA test v1", cakey1, NULL, cakey1, 1, 1);
 	ca2 = make_cert("shadowvault shadow CA test v2", cakey2, NULL, cakey2, 1, 2);
+	ca3 = make_cert("shadowvault shadow CA test v3", cakey3, NULL, cakey3, 1, 5);
+	link12 = make_cert("shadowvault shadow CA test v2", cakey2, ca1, cakey1, 1, 6);
+	link23 = make_cert("shadowvault shadow CA test v3", cakey3, ca2, cakey2, 1, 7);
+	links = pem1(link12);
 	leaf1 = make_cert("shadow", leafkey, ca1, cakey1, 0, 3);
 	leaf2 = make_cert("shadow", leafkey, ca2, cakey2, 0, 4);
 	r = cmocka_run_group_tests(tests, NULL, NULL);
 	X509_free(ca1);
 	X509_free(ca2);
+	X509_free(ca3);
+	X509_free(link12);
+	X509_free(link23);
+	free(links);
 	X509_free(leaf1);
 	X509_free(leaf2);
 	EVP_PKEY_free(cakey1);
 	EVP_PKEY_free(cakey2);
+	EVP_PKEY_free(cakey3);
 	EVP_PKEY_free(leafkey);
 	EVP_PKEY_free(otherkey);
 	return r;
