@@ -338,7 +338,9 @@ shadows_list(struct state *st, json_t **out)
 		 "SELECT s.name, s.state, s.created, s.revoked_at, "
 		 "(SELECT COUNT(*) FROM shadow_certs c WHERE c.shadow = s.name), "
 		 "(SELECT MAX(not_after) FROM shadow_certs c WHERE c.shadow = s.name AND c.revoked "
-		 "= 0) "
+		 "= 0), "
+		 "(SELECT ca_version FROM shadow_certs c WHERE c.shadow = s.name AND c.revoked = 0 "
+		 "ORDER BY not_after DESC LIMIT 1) "
 		 "FROM shadows s ORDER BY s.name",
 		 "")) != 0)
 		return r;
@@ -348,12 +350,13 @@ shadows_list(struct state *st, json_t **out)
 	}
 	while (sqlite3_step(s) == SQLITE_ROW)
 		json_array_append_new(a,
-		    json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "name", sqlite3_column_text(s, 0),
-			"state", sqlite3_column_text(s, 1), "created",
+		    json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name",
+			sqlite3_column_text(s, 0), "state", sqlite3_column_text(s, 1), "created",
 			(json_int_t)sqlite3_column_int64(s, 2), "revoked_at",
 			(json_int_t)sqlite3_column_int64(s, 3), "certificates",
 			(json_int_t)sqlite3_column_int64(s, 4), "cert_not_after",
-			(json_int_t)sqlite3_column_int64(s, 5)));
+			(json_int_t)sqlite3_column_int64(s, 5), "ca_version",
+			(json_int_t)sqlite3_column_int64(s, 6)));
 	sqlite3_finalize(s);
 	*out = a;
 	return 0;

@@ -87,7 +87,9 @@ int shadows_by_serial(struct state *st, const char *serial, char *name, int64_t 
 /* Serials of the revoked certificates not yet expired, as a JSON array of strings. */
 int shadows_revoked(struct state *st, json_t **out);
 
-/* [{name, state, created, certificates, revoked_at}] */
+/* [{name, state, created, certificates, revoked_at, cert_not_after, ca_version}]: the last
+   two of its newest certificate not revoked (0 if none), ca_version the shadow CA key's
+   version that issued it. */
 int shadows_list(struct state *st, json_t **out);
 
 /* The X25519 box key of an active shadow (32 bytes). */

@@ -75,18 +75,22 @@ print_list(struct ctl *c, const json_t *res)
 	char when[32];
 	size_t i;
 
-	printf("%-24s %-8s %-5s %s\n", "NAME", "STATE", "CERTS", "CERT EXPIRES");
+	printf("%-24s %-8s %-5s %-4s %s\n", "NAME", "STATE", "CERTS", "CA", "CERT EXPIRES");
 	json_array_foreach(res, i, s)
 	{
 		time_t t = (time_t)json_integer_value(json_object_get(s, "cert_not_after"));
+		json_int_t ca = json_integer_value(json_object_get(s, "ca_version"));
+		char cav[24] = "-";
 		struct tm tm;
 
 		if (t == 0 || gmtime_r(&t, &tm) == NULL ||
 		    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 			snprintf(when, sizeof(when), "-");
-		printf("%-24s %-8s %-5lld %s\n", json_string_value(json_object_get(s, "name")),
+		if (ca > 0)
+			snprintf(cav, sizeof(cav), "v%lld", (long long)ca);
+		printf("%-24s %-8s %-5lld %-4s %s\n", json_string_value(json_object_get(s, "name")),
 		    json_string_value(json_object_get(s, "state")),
-		    (long long)json_integer_value(json_object_get(s, "certificates")), when);
+		    (long long)json_integer_value(json_object_get(s, "certificates")), cav, when);
 	}
 }
 

@@ -111,6 +111,11 @@ cp "$T/r1.pem" "$T/sh-web1/identity/cert.pem" && cp "$T/r1.key" "$T/sh-web1/iden
 vd_api web1 GET /v1/identity
 expect_code 200 "web1 uses its renewed certificate"
 
+expect_rc 0 "vaultctl shadow list" "$VC" -c "$VCONF" shadow list
+grep -q '^web1  *active  *2  *v2 ' "$T/out" && grep -q '^web2  *active  *2  *v2 ' "$T/out" \
+	&& grep -q '^web3  *active  *1  *v2 ' "$T/out" && grep -q '^web5  *active  *1  *v1 ' "$T/out" \
+	&& pass "shadow list shows which CA version each shadow is on" || { fail "shadow list"; cat "$T/out"; }
+
 # The old version cannot go while web5 still holds a certificate of it.
 expect_rc 6 "destroying the old CA while web5 needs it" "$VC" -c "$VCONF" key destroy vault.shadow-ca --version 1 --yes
 expect_err '["web5"]' "the refusal names the shadow still on it"
