@@ -390,7 +390,9 @@ kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result)
 		    "%s@v%d issues the shadows' certificates: rotate it first (vaultctl key rotate "
 		    "%s)",
 		    KS_CA_KEY, version, KS_CA_KEY);
-	if ((r = version_public(kp, version, &k, &pub)) != 0)
+	if ((r = ks_get(kp->st, KS_CA_KEY, version, &k)) == 0 && strcmp(k.state, "destroyed") == 0)
+		return sv_seterr(SV_ESTATE, "%s@v%d is destroyed already", KS_CA_KEY, version);
+	if (r != 0 || (r = version_public(kp, version, &k, &pub)) != 0)
 		goto out;
 	if ((r = shadows_on_ca(kp->st, version, (int64_t)time(NULL), &holders)) != 0)
 		goto out;

@@ -133,6 +133,15 @@ print_destroyed(struct ctl *c, const json_t *res)
 {
 	printf("destroyed %s version %d\n", json_string_value(json_object_get(res, "name")),
 	    (int)json_integer_value(json_object_get(res, "version")));
+	/* An old shadow CA version: what changed for the shadows and the vault's TLS. */
+	if (json_is_integer(json_object_get(res, "trusted")))
+		printf("shadow CA certificates trusted: %d%s\n",
+		    (int)json_integer_value(json_object_get(res, "trusted")),
+		    json_is_true(json_object_get(res, "server_certificate_reissued"))
+			? "; the vault's TLS certificate was reissued by the current CA and is "
+			  "served "
+			  "now"
+			: "");
 }
 
 static int

@@ -128,6 +128,9 @@ expect_rc 0 "destroying the old CA version" "$VC" -c "$VCONF" --json key destroy
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["server_certificate_reissued"] is True and d["trusted"] == 1 and d["state"] == "destroyed", d' "$T/out" 2>"$T/err" \
 	&& pass "it says the server certificate was reissued" || { fail "destroy answer"; cat "$T/out" "$T/err"; }
 [ "$(ncerts "$CA")" = 1 ] && cmp -s "$CA" "$T/ca-v2.pem" && pass "ca.pem holds the new CA only" || fail "ca.pem after destroy"
+# The same destroy again, in text: the version is gone already.
+expect_rc 6 "destroying it twice" "$VC" -c "$VCONF" key destroy vault.shadow-ca --version 1 --yes
+expect_err "vault.shadow-ca@v1 is destroyed already" "says so"
 [ ! -e "$LINKS" ] && pass "the link from the destroyed CA is gone" || fail "ca-links.pem left"
 [ "$(issuer_cn "$TLS")" = "$V2" ] && openssl verify -purpose sslserver -CAfile "$T/ca-v2.pem" "$TLS" >/dev/null 2>&1 \
 	&& pass "the server certificate file is from the new CA" || fail "server cert issuer $(issuer_cn "$TLS")"
