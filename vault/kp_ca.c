@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include "fileio.h"
 #include "keyproc.h"
@@ -325,9 +326,10 @@ static int
 reissue_server(struct kp *kp, EVP_PKEY *old_pub, char **chain)
 {
 	const char *dns[VCONF_MAX_TLS_NAMES], *ips[VCONF_MAX_TLS_NAMES];
-	STACK_OF(X509) *two = NULL, *old = NULL;
+	STACK_OF(X509) *two = NULL;
 	struct sca_profile p;
-	X509 *leaf, *cert = NULL;
+	X509 *leaf = NULL, *cert = NULL;
+	BIO *b = NULL;
 	uint8_t *pem = NULL;
 	size_t len;
 	int r;
@@ -335,10 +337,14 @@ reissue_server(struct kp *kp, EVP_PKEY *old_pub, char **chain)
 	*chain = NULL;
 	if ((r = sv_read_file(kp->cfg->tls_cert, SCA_PEM_MAX, &pem, &len)) != 0)
 		return sv_preferr(r, "the TLS certificate");
-	/* Its first certificate is the server's; the rest (the chain) is not ours to judge. */
-	if ((r = sca_chain_parse((const char *)pem, len, &old)) != 0)
+	/* Its first certificate is the server's.  The file may be the administrator's (a
+	   certificate from elsewhere, a chain with comments): read leniently, judged by who
+	   signed that first certificate only. */
+	if ((b = BIO_new_mem_buf(pem, (int)len)) == NULL ||
+	    (leaf = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+		r = sv_seterr(SV_EINVAL, "%s: no PEM certificate", kp->cfg->tls_cert);
 		goto out;
-	leaf = sk_X509_value(old, 0);
+	}
 	if (X509_verify(leaf, old_pub) != 1) {
 		ERR_clear_error();
 		goto out; /* another CA (or an older rotation) issued it */
@@ -363,8 +369,10 @@ reissue_server(struct kp *kp, EVP_PKEY *old_pub, char **chain)
 	}
 out:
 	sk_X509_pop_free(two, X509_free);
-	sk_X509_pop_free(old, X509_free);
+	X509_free(leaf);
 	X509_free(cert);
+	BIO_free(b);
+	ERR_clear_error();
 	free(pem);
 	return r ? sv_preferr(r, "reissuing %s", kp->cfg->tls_cert) : 0;
 }
