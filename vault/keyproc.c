@@ -444,6 +444,10 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	uint64_t since = audit_seq(kp->audit) - kp->seq_at_checkpoint;
 
 	kp_tls_check(kp);
+	if (metrics_now() - kp->last_tls_renew >= 3600) {
+		kp->last_tls_renew = metrics_now();
+		kp_ca_tls_check(kp);
+	}
 	kp_nonce_flush(kp);
 	kp_rates_flush(kp);
 	prune_nonces(kp);
@@ -750,6 +754,8 @@ keyproc_main(const struct vconf *cfg, const struct vaultd_fds *fds)
 		return sv_exit_code(r);
 	}
 	kp_push_peers(&kp, NULL);
+	kp.last_tls_renew = metrics_now();
+	kp_ca_tls_check(&kp); /* the certificate netproc just loaded, if it is due */
 	sv_info("ready: token \"%s\", %zu shadow policies, audit at seq %llu", cfg->token,
 	    pol_count(kp.pol), (unsigned long long)audit_seq(kp.audit));
 	event_base_dispatch(kp.base);

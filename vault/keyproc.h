@@ -86,7 +86,8 @@ struct kp {
 	int bundle_created; /* kp_bundle_init() made vault.bundle: audited once the log is open */
 	uint64_t seq_at_checkpoint;
 	double last_checkpoint;
-	double last_prune; /* nonces */
+	double last_prune;     /* nonces */
+	double last_tls_renew; /* kp_ca_tls_check() */
 
 	/* Accounts and every account key thumbprint (for the CSR check). */
 	struct kp_account *accts;
@@ -298,6 +299,17 @@ int kp_ca_load(struct kp *kp);
 void kp_ca_free(struct kp *kp);
 int kp_ca_key_rotate(struct kp *kp, json_t **result);
 int kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result);
+
+/*
+ * The vault's TLS server certificate, when a CA of the bundle issued it:
+ * kp_ca_tls_renew reissues it by the current CA (same key, tls.names),
+ * writes it and hands it to netproc; due_only: only in its renewal window
+ * (tls.renew_days), else at once, and a certificate from elsewhere is then
+ * an error.  *result {renewed, serial, not_after}.  kp_ca_tls_check: the
+ * due_only renewal at start and every hour, audited when it renews.
+ */
+int kp_ca_tls_renew(struct kp *kp, int due_only, json_t **result);
+void kp_ca_tls_check(struct kp *kp);
 
 /*
  * Signed nonces (kp_nonce.c).  kp_nonce_fresh: 1 if the nonce hash was never

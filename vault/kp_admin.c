@@ -338,6 +338,13 @@ op_audit_key_rotate(struct kp *kp, const json_t *req, json_t **result)
 	return kp_audit_key_rotate(kp, result);
 }
 
+/* `vaultctl tls renew`: the vault's TLS certificate from the shadow CA, at once (kp_ca.c). */
+static int
+op_tls_renew(struct kp *kp, const json_t *req, json_t **result)
+{
+	return kp_ca_tls_renew(kp, 0, result);
+}
+
 /* `vaultctl key rotate vault.shadow-ca`: a new CA beside the old one (kp_ca.c). */
 static int
 op_ca_key_rotate(struct kp *kp, const json_t *req, json_t **result)
@@ -376,6 +383,7 @@ static const struct {
 	{ "bundle.key.rotate", op_bundle_key_rotate, 1 },
 	{ "ca.key.rotate", op_ca_key_rotate, 1 },
 	{ "ca.key.destroy", kp_ca_key_destroy, 1 },
+	{ "tls.renew", op_tls_renew, 1 },
 	{ "status", op_status, 0 },
 };
 

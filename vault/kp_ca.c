@@ -42,6 +42,7 @@
 #include "keyproc.h"
 #include "keystore.h"
 #include "log.h"
+#include "renewal.h"
 #include "shadowca.h"
 #include "shadows.h"
 #include "sv_err.h"
@@ -318,12 +319,30 @@ out:
 	return r;
 }
 
+/* Did one of keys (n) sign x? */
+static int
+signed_by(X509 *x, EVP_PKEY *const *keys, int n)
+{
+	int i, ok = 0;
+
+	for (i = 0; i < n && !ok; i++)
+		ok = X509_verify(x, keys[i]) == 1;
+	ERR_clear_error();
+	return ok;
+}
+
 /*
- * The vault's TLS server certificate, reissued by the current CA if the CA
- * key old_pub issued it: *chain is the new chain's PEM (NULL: nothing to do).
+ * The vault's TLS server certificate, reissued by the current CA (same key,
+ * tls.names) if one of the CA keys `from` (n) issued it and, when due_only,
+ * its renewal window (tls.renew_days, common/renewal.h) has begun.  *chain
+ * is the new chain's PEM, written to the certificate file (NULL: nothing
+ * done, and *skip says why).  The file may be the administrator's own (a
+ * certificate from elsewhere, a chain with comments): read leniently, and
+ * judged only by who signed its first certificate.
  */
 static int
-reissue_server(struct kp *kp, EVP_PKEY *old_pub, char **chain)
+reissue_server(
+    struct kp *kp, EVP_PKEY *const *from, int n, int due_only, char **chain, const char **skip)
 {
 	const char *dns[VCONF_MAX_TLS_NAMES], *ips[VCONF_MAX_TLS_NAMES];
 	STACK_OF(X509) *two = NULL;
@@ -335,19 +354,21 @@ reissue_server(struct kp *kp, EVP_PKEY *old_pub, char **chain)
 	int r;
 
 	*chain = NULL;
+	*skip = NULL;
 	if ((r = sv_read_file(kp->cfg->tls_cert, SCA_PEM_MAX, &pem, &len)) != 0)
 		return sv_preferr(r, "the TLS certificate");
-	/* Its first certificate is the server's.  The file may be the administrator's (a
-	   certificate from elsewhere, a chain with comments): read leniently, judged by who
-	   signed that first certificate only. */
 	if ((b = BIO_new_mem_buf(pem, (int)len)) == NULL ||
 	    (leaf = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
 		r = sv_seterr(SV_EINVAL, "%s: no PEM certificate", kp->cfg->tls_cert);
 		goto out;
 	}
-	if (X509_verify(leaf, old_pub) != 1) {
-		ERR_clear_error();
-		goto out; /* another CA (or an older rotation) issued it */
+	if (!signed_by(leaf, from, n)) {
+		*skip = "not issued by the shadow CA";
+		goto out;
+	}
+	if (due_only && time(NULL) < sv_cert_renew_from(leaf, kp->cfg->tls_renew_days)) {
+		*skip = "not due";
+		goto out;
 	}
 	sca_profile_server(&p, kp->cfg->tls_names, (size_t)kp->cfg->ntls_names, dns, ips);
 	if ((r = sca_issue_key(kp->ca_priv, kp->ca, X509_get0_pubkey(leaf), &p, &cert)) != 0)
@@ -377,6 +398,81 @@ out:
 	return r ? sv_preferr(r, "reissuing %s", kp->cfg->tls_cert) : 0;
 }
 
+/* Serial and notAfter of the first certificate of a chain we made, into res. */
+static void
+describe(const char *chain, json_t *res)
+{
+	STACK_OF(X509) *sk = NULL;
+	char serial[SCA_HEX_MAX];
+
+	if (sca_chain_parse(chain, strlen(chain), &sk) == 0 &&
+	    sca_serial_hex(sk_X509_value(sk, 0), serial, sizeof(serial)) == 0) {
+		json_object_set_new(res, "serial", json_string(serial));
+		json_object_set_new(res, "not_after",
+		    json_integer(
+			(json_int_t)sv_asn1_time(X509_get0_notAfter(sk_X509_value(sk, 0)))));
+	}
+	sk_X509_pop_free(sk, X509_free);
+}
+
+int
+kp_ca_tls_renew(struct kp *kp, int due_only, json_t **result)
+{
+	EVP_PKEY *keys[SCA_BUNDLE_MAX];
+	STACK_OF(X509) *sk = NULL;
+	const char *skip = NULL;
+	char *chain = NULL;
+	int n, r;
+
+	*result = NULL;
+	if ((r = read_bundle(kp, &sk)) != 0)
+		return r;
+	for (n = 0; n < sk_X509_num(sk) && n < SCA_BUNDLE_MAX; n++)
+		keys[n] = X509_get0_pubkey(sk_X509_value(sk, n));
+	r = reissue_server(kp, keys, n, due_only, &chain, &skip);
+	if (r == 0 && chain == NULL && !due_only)
+		r = sv_seterr(SV_ESTATE,
+		    "%s is %s: renew it where it came from (vaultd only renews what its CA issued)",
+		    kp->cfg->tls_cert, skip);
+	if (r == 0 && (*result = json_pack("{s:b}", "renewed", chain != NULL)) == NULL)
+		r = SV_ENOMEM;
+	if (r == 0 && chain != NULL) {
+		describe(chain, *result);
+		kp_push_peers(kp, chain);
+		sv_info("TLS certificate %s renewed by the shadow CA%s", kp->cfg->tls_cert,
+		    due_only ? " (in its renewal window)" : "");
+	}
+	free(chain);
+	sk_X509_pop_free(sk, X509_free);
+	return r;
+}
+
+void
+kp_ca_tls_check(struct kp *kp)
+{
+	json_t *res = NULL;
+	int r;
+
+	if ((r = kp_ca_tls_renew(kp, 1, &res)) != 0) {
+		sv_err("renewing the TLS certificate: %s (tried again in an hour)", sv_errmsg(r));
+		return;
+	}
+	if (json_is_true(json_object_get(res, "renewed"))) {
+		json_object_set_new(res, "op", json_string("tls.renew"));
+		json_object_set_new(res, "by", json_string("vaultd"));
+		json_object_set_new(res, "decision", json_string("done"));
+		json_object_del(res, "renewed");
+		kp_audit(kp, "admin", res);
+		res = NULL;
+		/* Not fatal: the certificate is in place, and failing would not record it either.
+		 */
+		if ((r = kp_commit(kp)) != 0)
+			sv_err("audit: the renewal of the TLS certificate is not recorded: %s",
+			    sv_errmsg(r));
+	}
+	json_decref(res);
+}
+
 int
 kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result)
 {
@@ -384,6 +480,7 @@ kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result)
 	STACK_OF(X509) *sk = NULL, *links = NULL;
 	EVP_PKEY *pub = NULL;
 	json_t *holders = NULL;
+	const char *skip;
 	struct ks_key k;
 	char *chain = NULL, *list = NULL;
 	int version, r;
@@ -415,8 +512,8 @@ kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result)
 		    json_array_size(holders) == 1 ? "" : "s", list ? list : "?");
 		goto out;
 	}
-	if ((r = reissue_server(kp, pub, &chain)) != 0 || (r = read_bundle(kp, &sk)) != 0 ||
-	    (r = read_links(kp, &links)) != 0)
+	if ((r = reissue_server(kp, &pub, 1, 0, &chain, &skip)) != 0 ||
+	    (r = read_bundle(kp, &sk)) != 0 || (r = read_links(kp, &links)) != 0)
 		goto out;
 	drop_key(sk, pub);
 	keep_links(links, sk);

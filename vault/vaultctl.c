@@ -44,6 +44,7 @@ static const char *const USAGE =
     "  cert csr NAME --dns D [--dns D...] | cert import NAME FILE | cert list\n"
     "  policy check FILE | policy reload\n"
     "  audit verify [FILE...] [--key PEM] | audit rotate\n"
+    "  tls renew                  reissue the vault's TLS certificate from the shadow CA\n"
     "  status                     what the vault is and where its state lives\n"
     "\n"
     "options:\n"
@@ -250,6 +251,7 @@ static const struct {
 	{ "cert", ctl_cmd_cert },
 	{ "policy", ctl_cmd_policy },
 	{ "audit", ctl_cmd_audit },
+	{ "tls", ctl_cmd_tls },
 	{ "status", cmd_status },
 };
 

@@ -46,6 +46,7 @@ int ctl_cmd_account(struct ctl *c, int argc, char **argv);
 int ctl_cmd_policy(struct ctl *c, int argc, char **argv);
 int ctl_cmd_audit(struct ctl *c, int argc, char **argv);
 int ctl_cmd_cert(struct ctl *c, int argc, char **argv);
+int ctl_cmd_tls(struct ctl *c, int argc, char **argv);
 
 /* "3600", "90s", "30m", "24h", "7d" -> seconds; -1 if malformed. */
 long long ctl_duration(const char *s);

@@ -1,11 +1,13 @@
 /*
- * vaultctl policy ... and audit ...: offline checks that read files only
- * (policy check, audit verify) and the policy reload request.  Plus small
- * argument helpers shared by the commands.
+ * vaultctl policy ..., audit ... and tls ...: offline checks that read files
+ * only (policy check, audit verify), and the policy reload, audit rotate and
+ * TLS certificate renewal requests.  Plus small argument helpers shared by
+ * the commands.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "audit_keys.h"
@@ -274,4 +276,38 @@ ctl_cmd_audit(struct ctl *c, int argc, char **argv)
 	if ((r = audit_pubs_load(key, pubs, &npubs)) != 0)
 		return ctl_fail(r);
 	return verify_logs(c, files, n, (const uint8_t(*)[32])pubs, npubs);
+}
+
+static const char *const TLS_USAGE =
+    "usage: vaultctl tls renew\n"
+    "renew: have vaultd reissue its TLS certificate from the current shadow CA\n"
+    "  now, for the same key and the names of tls.names, and serve it at once\n"
+    "  (vaultd does so by itself in the certificate's last tls.renew_days days;\n"
+    "  a certificate the shadow CA did not issue is refused: renew it where it\n"
+    "  came from).\n";
+
+static void
+print_tls_renew(struct ctl *c, const json_t *res)
+{
+	time_t t = (time_t)json_integer_value(json_object_get(res, "not_after"));
+	char when[32] = "?";
+	struct tm tm;
+
+	if (t > 0 && gmtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("TLS certificate renewed: serial %s, valid until %s, served now\n",
+	    json_string_value(json_object_get(res, "serial"))
+		? json_string_value(json_object_get(res, "serial"))
+		: "?",
+	    when);
+}
+
+int
+ctl_cmd_tls(struct ctl *c, int argc, char **argv)
+{
+	if (ctl_wants_help(argc, argv))
+		return ctl_usage(TLS_USAGE, 0);
+	if (argc == 2 && strcmp(argv[1], "renew") == 0)
+		return ctl_run(c, json_pack("{s:s}", "op", "tls.renew"), print_tls_renew);
+	return ctl_usage(TLS_USAGE, 1);
 }

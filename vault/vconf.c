@@ -25,6 +25,7 @@ static const struct conf_key tls_keys[] = {
 	{ "cert", CONF_STRING, 0, NULL },
 	{ "key", CONF_STRING, 0, NULL },
 	{ "names", CONF_STRLIST, 0, NULL },
+	{ "renew_days", CONF_INT, 0, NULL },
 	{ NULL, 0, 0, NULL },
 };
 
@@ -285,6 +286,7 @@ load_vaultd(const config_setting_t *root, const char *base, struct vconf *c)
 	    (r = get_path(tls, "cert", base, c->tls_cert, sizeof(c->tls_cert))) != 0 ||
 	    (r = get_tls_key(tls, base, c)) != 0 ||
 	    (r = get_list(tls, "names", c->tls_names, &c->ntls_names)) != 0 ||
+	    (r = get_int(tls, "renew_days", 0, 3650, &c->tls_renew_days)) != 0 ||
 	    (r = get_path(root, "policy_file", base, c->policy_file, sizeof(c->policy_file))) !=
 		0 ||
 	    (r = get_path(root, "admin_socket", base, c->admin_socket, sizeof(c->admin_socket))) !=

@@ -38,8 +38,10 @@ struct vconf {
 	char tls_key[PATH_MAX];	 /* its key file (default state_dir/tls/server.key) */
 	char *tls_names[VCONF_MAX_TLS_NAMES]; /* names in the certificate vaultctl init makes */
 	int ntls_names;
-	char ca_cert[PATH_MAX];	     /* shadow CA certificates (state_dir/ca.pem) */
-	char ca_links[PATH_MAX];     /* each newer CA certified by the one before (ca-links.pem) */
+	int tls_renew_days;	 /* the shadow CA reissues tls_cert this many days before it expires
+				    (0: the last 30 days or last third, common/renewal.h) */
+	char ca_cert[PATH_MAX];	 /* shadow CA certificates (state_dir/ca.pem) */
+	char ca_links[PATH_MAX]; /* each newer CA certified by the one before (ca-links.pem) */
 	char policy_file[PATH_MAX];  /* default state_dir/policies.conf */
 	char admin_socket[PATH_MAX]; /* default state_dir/admin.sock */
 	char audit_file[PATH_MAX];   /* default state_dir/audit.log */
