@@ -127,6 +127,13 @@ parse_certs(const char *what, int links, const char *pem, size_t len, STACK_OF(X
 	if (len > CA_BUNDLE_MAX)
 		r = sv_seterr(SV_EPROTO, "%s: larger than %d KiB (%zu bytes)", what,
 		    CA_BUNDLE_MAX / 1024, len);
+	/* PEM is printable ASCII in lines.  OpenSSL's reader drops control and 8-bit bytes
+	   at the end of a line, which would then reach the file this bundle is written to. */
+	for (pos = 0; r == 0 && pos < len; pos++)
+		if ((pem[pos] < ' ' || pem[pos] > '~') && !is_space(pem[pos]))
+			r = sv_seterr(SV_EPROTO, "%s: byte %zu is 0x%02x, not printable ASCII",
+			    what, pos, (unsigned)(unsigned char)pem[pos]);
+	pos = 0;
 	for (i = 1; r == 0; i++) {
 		while (pos < len && is_space(pem[pos]))
 			pos++;

@@ -518,11 +518,27 @@ test_malformed(void **state)
 		refused(q, strlen(q), "before certificate 1: something other");
 		free(q);
 	}
-	/* A NUL inside. */
+	/* A NUL inside; control and 8-bit bytes at the end of a line (OpenSSL's PEM reader
+	   drops them there, so only the byte check sees them). */
 	t = cat3(p2, "\n", p1);
 	t[strlen(p2)] = '\0';
-	refused(t, strlen(p2) + 1 + strlen(p1), "after certificate 1: something other");
+	refused(t, strlen(p2) + 1 + strlen(p1), "not printable ASCII");
 	free(t);
+	{
+		size_t l2 = strlen(p2);
+		char *q = cat3(p2, "", "");
+
+		assert_true(l2 > 2 && q[l2 - 1] == '\n');
+		q[l2 - 1] =
+		    '\0'; /* "é" (UTF-8, as JSON carries it) after -----END CERTIFICATE----- */
+		t = cat3(q, "\xc3\xa9\n", p1);
+		refused(t, strlen(t), "is 0xc3, not printable ASCII");
+		free(t);
+		q[l2 - 1] = '\n';
+		q[64] = (char)0x01; /* the end of the first base64 line */
+		refused(q, strlen(q), "byte 64 is 0x01, not printable ASCII");
+		free(q);
+	}
 	/* Nine certificates; eight are fine. */
 	t = pem_of(nine, 9);
 	refused(t, strlen(t), "more than 8 certificates");
