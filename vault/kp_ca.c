@@ -25,8 +25,12 @@
  * the bundle and the links, then the token.  Each step is redone or skipped
  * by a retry.
  *
- * Touches the token (the CA keys), ca.pem, ca-links.pem and the TLS certificate file, the
- * keys and shadow_certs tables, and netproc (kp_push_peers()).
+ * The TLS server certificate is also renewed here (kp_ca_tls_renew()), in
+ * its window or when an administrator asks.
+ *
+ * Touches the token (the CA keys), ca.pem, ca-links.pem, the TLS
+ * certificate file, the keys and shadow_certs tables, and netproc
+ * (kp_push_peers()).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -97,9 +101,12 @@ write_certs(const char *path, STACK_OF(X509) * sk)
 	return r ? sv_preferr(r, "%s", path) : 0;
 }
 
+/* ca.pem: never empty (write_certs() would remove it). */
 static int
 write_bundle(struct kp *kp, STACK_OF(X509) * sk)
 {
+	if (sk_X509_num(sk) == 0)
+		return sv_seterr(SV_EINTERNAL, "%s would trust no CA", kp->cfg->ca_cert);
 	return write_certs(kp->cfg->ca_cert, sk);
 }
 
