@@ -385,8 +385,8 @@ own_cert(struct shadow *s, X509 **out)
 	return r;
 }
 
-int
-identity_update_ca(struct shadow *s, const json_t *ans, X509 *leaf)
+static int
+update_locked(struct shadow *s, const json_t *ans, X509 *leaf)
 {
 	const json_t *ca = json_object_get(ans, "ca");
 	STACK_OF(X509) *anchors = NULL, *cas = NULL;
@@ -420,6 +420,20 @@ out:
 	sk_X509_pop_free(cas, X509_free);
 	X509_free(own);
 	free(cur);
+	return r;
+}
+
+int
+identity_update_ca(struct shadow *s, const json_t *ans, X509 *leaf)
+{
+	int r;
+
+	if (json_object_get(ans, "ca") == NULL)
+		return 0; /* a vault from before CA rotation */
+	if ((r = identity_lock(s)) != 0)
+		return r;
+	r = update_locked(s, ans, leaf);
+	identity_unlock(s);
 	return r;
 }
 

@@ -29,11 +29,13 @@
  * not from the first certificate is then due for renewal at once.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -149,6 +151,39 @@ static X509 *
 load_cert(struct shadow *s, const char *rel)
 {
 	return load_pem(s, rel, rd_cert);
+}
+
+int
+identity_lock(struct shadow *s)
+{
+	char path[PATH_MAX];
+	int fd, r;
+
+	if (s->id_lock_depth > 0) {
+		s->id_lock_depth++;
+		return 0;
+	}
+	if ((r = shadow_path(s, "identity", path, sizeof(path))) != 0)
+		return r;
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return sv_seterr(SV_EIO, "%s: %s", path, strerror(errno));
+	/* Another run holds it for the few requests of a renewal at most: wait. */
+	while (flock(fd, LOCK_EX) != 0)
+		if (errno != EINTR) {
+			r = sv_seterr(SV_EIO, "locking %s: %s", path, strerror(errno));
+			close(fd);
+			return r;
+		}
+	s->id_lock_fd = fd;
+	s->id_lock_depth = 1;
+	return 0;
+}
+
+void
+identity_unlock(struct shadow *s)
+{
+	if (s->id_lock_depth > 0 && --s->id_lock_depth == 0)
+		close(s->id_lock_fd); /* and the lock with it */
 }
 
 #define RENEWAL_JSON	 "identity/renewal.json"
@@ -332,9 +367,8 @@ vault_json_pin(struct shadow *s, json_t *v, json_t *bk)
 	return r;
 }
 
-int
-identity_repin_bundle_key(
-    struct shadow *s, const uint8_t old[BUNDLE_PK_LEN], const uint8_t pk[BUNDLE_PK_LEN])
+static int
+repin_locked(struct shadow *s, const uint8_t old[BUNDLE_PK_LEN], const uint8_t pk[BUNDLE_PK_LEN])
 {
 	uint8_t cur[BUNDLE_PK_LEN];
 	json_t *v = NULL, *bk = NULL;
@@ -373,6 +407,19 @@ out:
 	return r;
 }
 
+int
+identity_repin_bundle_key(
+    struct shadow *s, const uint8_t old[BUNDLE_PK_LEN], const uint8_t pk[BUNDLE_PK_LEN])
+{
+	int r;
+
+	if ((r = identity_lock(s)) != 0)
+		return r;
+	r = repin_locked(s, old, pk);
+	identity_unlock(s);
+	return r;
+}
+
 /*
  * ans names a bundle key other than the pinned old: pin it if ans's
  * key_chain leads there from old; else keep old, with a warning (and
@@ -403,8 +450,8 @@ follow_rotation(struct shadow *s, const json_t *ans, const uint8_t old[BUNDLE_PK
 	return identity_repin_bundle_key(s, old, named);
 }
 
-int
-identity_pin_bundle_key(struct shadow *s, const json_t *ans)
+static int
+pin_locked(struct shadow *s, const json_t *ans)
 {
 	const json_t *bk = json_object_get(ans, "bundle_key"), *old;
 	uint8_t named[BUNDLE_PK_LEN], pinned[BUNDLE_PK_LEN];
@@ -432,6 +479,23 @@ out:
 		fprintf(
 		    stderr, "shadow: warning: pinning the vault's bundle key: %s\n", sv_errmsg(r));
 	json_decref(v);
+	return r;
+}
+
+int
+identity_pin_bundle_key(struct shadow *s, const json_t *ans)
+{
+	int r;
+
+	if (json_object_get(ans, "bundle_key") == NULL)
+		return 0; /* a vault that does not serve bundles: nothing to lock for */
+	if ((r = identity_lock(s)) != 0) {
+		fprintf(
+		    stderr, "shadow: warning: pinning the vault's bundle key: %s\n", sv_errmsg(r));
+		return r;
+	}
+	r = pin_locked(s, ans);
+	identity_unlock(s);
 	return r;
 }
 
@@ -681,8 +745,8 @@ refresh_ca(struct shadow *s)
 	vault_resp_free(&resp);
 }
 
-void
-identity_check(struct shadow *s, int renew)
+static void
+check_locked(struct shadow *s, int renew)
 {
 	X509 *x = load_cert(s, "identity/cert.pem");
 	time_t na = 0, from = 0, now = time(NULL);
@@ -725,4 +789,20 @@ identity_check(struct shadow *s, int renew)
 	    na <= now ? ": have it enrolled again (vaultctl shadow revoke, vaultctl shadow add, "
 			"shadow enroll --force)"
 		      : ": shadow renew renews it");
+}
+
+void
+identity_check(struct shadow *s, int renew)
+{
+	int r;
+
+	/* Two runs at once would both renew, and the second renewal revokes the first. */
+	if (renew && (r = identity_lock(s)) != 0) {
+		fprintf(stderr, "shadow: warning: %s: the vault identity is not checked\n",
+		    sv_errmsg(r));
+		return;
+	}
+	check_locked(s, renew);
+	if (renew)
+		identity_unlock(s);
 }

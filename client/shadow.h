@@ -59,6 +59,8 @@ struct shadow {
 	int quiet, json;
 	unsigned long signatures; /* made by the vault for this run */
 	void *curl;		  /* one libcurl handle: its connection to the vault stays open */
+	int id_lock_fd;		  /* identity_lock(): the locked identity/ directory */
+	int id_lock_depth;	  /* how many identity_lock() calls hold it (0: unlocked) */
 };
 
 /* Close the connection to the vault (at exit). */
@@ -103,6 +105,15 @@ int vault_call(struct shadow *s, const char *method, const char *url, const json
  * certificate of identity/vault-ca.pem (the vault rotated its CA), renew (if
  * renew) or warn on stderr, even with -q.
  */
+/*
+ * identity_lock: serialise reading and rewriting identity/ across shadow
+ * runs (an exclusive flock on the directory, waited for); nested calls in
+ * one run only count.  identity_unlock: the matching release.  Taken by
+ * identity_check (when it may renew), by the pinning of the bundle key and
+ * by identity_update_ca, each of which reads a file, compares and writes it.
+ */
+int identity_lock(struct shadow *s);
+void identity_unlock(struct shadow *s);
 int identity_csr(EVP_PKEY **key, char **csr);
 int identity_key_pem(EVP_PKEY *key, char **out);
 time_t identity_expiry(struct shadow *s);

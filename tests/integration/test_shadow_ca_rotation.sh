@@ -34,7 +34,7 @@ handshake() {
 	curl "${args[@]}" "$VD_API/v1/identity"
 }
 
-vd_enroll web1 && vd_enroll web2 && vd_enroll web5 && pass "three shadows enrolled under the first CA" || fail "enrol"
+vd_enroll web1 && vd_enroll web2 && vd_enroll web5 && vd_enroll web6 && pass "four shadows enrolled under the first CA" || fail "enrol"
 [ ! -e "$LINKS" ] && pass "no links before a rotation" || fail "ca-links.pem exists"
 cp "$CA" "$T/ca-v1.pem"
 cp "$T/sh-web1/identity/cert.pem" "$T/web1-v1.pem"
@@ -92,6 +92,19 @@ cmp -s "$T/sh-web2/identity/vault-ca.pem" "$CA" && verifies "$T/ca-v2.pem" "$T/s
 expect_rc 0 "a second shadow renew" "$SH" --state-dir "$T/sh-web2" renew
 grep -q "vault identity renewed" "$T/out" && fail "renewed again" || pass "does nothing more"
 
+# Two runs at once on web6's due identity (a timer and a hand): one renews, the other waits
+# for it (identity/ is locked) and then finds nothing due.  Without the lock both renewed,
+# and the second renewal revoked the first one's certificate, which one of them installed.
+"$SH" -q --state-dir "$T/sh-web6" renew >"$T/r1.out" 2>&1 &
+R1=$!
+"$SH" -q --state-dir "$T/sh-web6" renew >"$T/r2.out" 2>&1 &
+R2=$!
+wait $R1 && wait $R2 && pass "two shadow renew runs at once both succeed" || { fail "concurrent renew"; cat "$T/r1.out" "$T/r2.out"; }
+N=$(grep -c '"type":"renew","shadow":"web6","serial"' "$VDIR/state/audit.log")
+[ "$N" = 1 ] && pass "one renewal between them" || fail "$N renewals of web6"
+vd_api web6 GET /v1/identity
+expect_code 200 "web6 is served with the identity it kept"
+
 # A certificate from the old CA renews at once; one from the new CA keeps its window.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/r1.key" -subj /CN=x -out "$T/r1.csr" 2>/dev/null
 vd_api web1 POST /v1/identity/renew "$(renew_body "$T/r1.csr" "$T/sh-web1/identity/cert.pem" "$T/sh-web1/identity/key.pem")"
@@ -119,7 +132,7 @@ grep -q '^web1  *active  *2  *v2 ' "$T/out" && grep -q '^web2  *active  *2  *v2 
 # The old version cannot go while web5 still holds a certificate of it.
 expect_rc 6 "destroying the old CA while web5 needs it" "$VC" -c "$VCONF" key destroy vault.shadow-ca --version 1 --yes
 expect_err '["web5"]' "the refusal names the shadow still on it"
-grep -qE "web1|web2" "$T/err" && fail "renewed shadows listed too: $(cat "$T/err")" || pass "and only it"
+grep -qE "web1|web2|web6" "$T/err" && fail "renewed shadows listed too: $(cat "$T/err")" || pass "and only it"
 [ "$(ncerts "$CA")" = 2 ] && [ "$(issuer_cn "$TLS")" = "$V1" ] && pass "a refusal changes nothing" || fail "changed by a refusal"
 
 # web5 is revoked; now the old version goes, and the server certificate moves to the new CA.

@@ -20,7 +20,10 @@
 #include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include <openssl/evp.h>
@@ -965,6 +968,62 @@ test_renew_bundle_unwritable(void **state)
 	free(key);
 }
 
+static double
+now_s(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/*
+ * identity_lock: a second run waits for the first (here a child holding the
+ * flock for 0.4 s) before it reads and rewrites identity/; nested locking in
+ * one run does not wait for itself.
+ */
+static void
+test_lock(void **state)
+{
+	char *p21 = pem2(ca2, ca1), idir[PATH_MAX], c;
+	int pfd[2], status;
+	json_t *ans = answer(p21);
+	double t0;
+	pid_t pid;
+
+	(void)state;
+	snprintf(idir, sizeof(idir), "%s/identity", dir);
+	assert_int_equal(pipe(pfd), 0);
+	if ((pid = fork()) == 0) {
+		int fd = open(idir, O_RDONLY | O_DIRECTORY);
+
+		if (fd < 0 || flock(fd, LOCK_EX) != 0 || write(pfd[1], "L", 1) != 1)
+			_exit(1);
+		usleep(400000);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+	t0 = now_s();
+	assert_ok(identity_update_ca(&sh, ans, NULL));
+	assert_true(now_s() - t0 >= 0.3);
+	assert_file_is("identity/vault-ca.pem", p21);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* Held by this run already: no wait, and released only by the outer unlock. */
+	put_cert("identity/vault-ca.pem", ca1);
+	assert_ok(identity_lock(&sh));
+	assert_ok(identity_update_ca(&sh, ans, NULL)); /* would never return if it waited */
+	assert_file_is("identity/vault-ca.pem", p21);
+	assert_int_equal(sh.id_lock_depth, 1);
+	identity_unlock(&sh);
+	assert_int_equal(sh.id_lock_depth, 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	json_decref(ans);
+	free(p21);
+}
+
 int
 main(void)
 {
@@ -975,6 +1034,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_not_vouching, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enrol, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_links, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_renew_rotated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_rotated_too_early, setup, teardown),
