@@ -310,6 +310,8 @@ int kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result);
  */
 int kp_ca_tls_renew(struct kp *kp, int due_only, json_t **result);
 void kp_ca_tls_check(struct kp *kp);
+/* For vaultctl status: shadow_ca (NAME@vN issuing), shadow_cas_trusted, tls_cert_expires. */
+void kp_ca_status(struct kp *kp, json_t *out);
 
 /*
  * Signed nonces (kp_nonce.c).  kp_nonce_fresh: 1 if the nonce hash was never

@@ -315,7 +315,10 @@ op_status(struct kp *kp, const json_t *req, json_t **result)
 	    kp->cfg->audit_file, "audit_seq", (json_int_t)audit_seq(kp->audit), "hsm_recoveries",
 	    (int)hsm_recoveries(kp->h), "audit", kp->audit_down ? "failing" : "ok", "listen",
 	    kp->cfg->listen);
-	return *result ? 0 : SV_ENOMEM;
+	if (*result == NULL)
+		return SV_ENOMEM;
+	kp_ca_status(kp, *result);
+	return 0;
 }
 
 static int

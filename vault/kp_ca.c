@@ -455,6 +455,33 @@ kp_ca_tls_renew(struct kp *kp, int due_only, json_t **result)
 }
 
 void
+kp_ca_status(struct kp *kp, json_t *out)
+{
+	char id[SV_NAME_MAX + 16], when[32] = "unreadable";
+	uint8_t *pem = NULL;
+	X509 *leaf = NULL;
+	BIO *b = NULL;
+	size_t len;
+	time_t t;
+	struct tm tm;
+
+	snprintf(id, sizeof(id), "%s@v%d", KS_CA_KEY, kp->ca_version);
+	json_object_set_new(out, "shadow_ca", json_string(id));
+	json_object_set_new(out, "shadow_cas_trusted", json_integer(kp->ca_count));
+	if (sv_read_file(kp->cfg->tls_cert, SCA_PEM_MAX, &pem, &len) == 0 &&
+	    (b = BIO_new_mem_buf(pem, (int)len)) != NULL &&
+	    (leaf = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL &&
+	    (t = sv_asn1_time(X509_get0_notAfter(leaf))) > 0 && gmtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	sv_clearerr();
+	ERR_clear_error();
+	json_object_set_new(out, "tls_cert_expires", json_string(when));
+	X509_free(leaf);
+	BIO_free(b);
+	free(pem);
+}
+
+void
 kp_ca_tls_check(struct kp *kp)
 {
 	json_t *res = NULL;

@@ -64,6 +64,9 @@ PY
 	&& [ "$(openssl x509 -in "$LINKS" -noout -pubkey)" = "$(openssl x509 -in "$T/ca-v2.pem" -noout -pubkey)" ] \
 	&& pass "ca-links.pem: the new CA's name and key, certified by the old CA" || fail "link after rotation"
 [ "$(issuer_cn "$TLS")" = "$V1" ] && pass "the server certificate is left alone (still from $V1)" || fail "server cert issuer $(issuer_cn "$TLS")"
+"$VC" -c "$VCONF" --json status >"$T/status.json"
+[ "$(json_get "$T/status.json" "['shadow_ca']")" = "vault.shadow-ca@v2" ] && [ "$(json_get "$T/status.json" "['shadow_cas_trusted']")" = 2 ] \
+	&& pass "vaultctl status: v2 issues, two CAs trusted" || { fail "status"; cat "$T/status.json"; }
 [ "$(handshake "$T/ca-v1.pem" "$T/sh-web1/identity/cert.pem" "$T/sh-web1/identity/key.pem")" = 200 ] \
 	&& pass "a shadow trusting only the old CA, with its old certificate, is still served" || fail "old CA, old cert"
 

@@ -49,6 +49,10 @@ expect_code 200 "a shadow's mutual TLS with the renewed certificate"
 grep -q '"op":"tls.renew","uid":[0-9]*,"decision":"done"' "$VDIR/state/audit.log" \
 	&& pass "the admin request is audited" || fail "no admin record"
 expect_rc 2 "vaultctl tls with no subcommand" "$VC" -c "$VCONF" tls
+expect_rc 0 "vaultctl status" "$VC" -c "$VCONF" --json status
+WANT=$(date -u -d "$(openssl x509 -in "$TLS" -noout -enddate | cut -d= -f2)" +%Y-%m-%dT%H:%M:%SZ)
+[ "$(json_get "$T/out" "['tls_cert_expires']")" = "$WANT" ] && [ "$(json_get "$T/out" "['shadow_ca']")" = "vault.shadow-ca@v1" ] \
+	&& pass "status shows the TLS certificate's expiry and the issuing CA" || { fail "status"; cat "$T/out"; }
 
 # A certificate from elsewhere (self-signed here) for the same key: left alone, at start and
 # by vaultctl tls renew, which says why.
