@@ -120,9 +120,9 @@ cut_revoked(struct np *np)
 }
 
 /*
- * A new server certificate chain for both listeners (the key process
- * reissued it from a new shadow CA): used only if it is for the key they
- * already hold; connections already open keep theirs.
+ * A new server certificate chain for both listeners (the key process had
+ * the shadow CA reissue it: a renewal, or a CA version destroyed): used only
+ * if it is for the key they already hold; open connections keep theirs.
  */
 static void
 use_server_chain(struct np *np, const char *pem)
@@ -153,7 +153,7 @@ use_server_chain(struct np *np, const char *pem)
 			SSL_CTX_add1_chain_cert(ctx, sk_X509_value(sk, j));
 	}
 	if (i == 2)
-		sv_info("TLS server certificate replaced (reissued by the new shadow CA)");
+		sv_info("TLS server certificate replaced (reissued by the shadow CA)");
 	sk_X509_pop_free(sk, X509_free);
 }
 
