@@ -249,8 +249,7 @@ find_der(STACK_OF(X509) * sk, X509 *x)
 	return -1;
 }
 
-/* Does a link of links make x trusted, given trusted?  Its subject and key, signed by one of them.
- */
+/* Does one of links make x trusted, given trusted?  x's subject and key, signed by one of them. */
 static int
 linked(STACK_OF(X509) * links, STACK_OF(X509) * trusted, X509 *x)
 {
@@ -306,9 +305,8 @@ identity_ca_linked(STACK_OF(X509) * anchors, STACK_OF(X509) * bundle, const json
 	for (i = 0; i < sk_X509_num(bundle) && r == 0; i++)
 		if (find_der(trusted, sk_X509_value(bundle, i)) < 0)
 			r = sv_seterr(SV_EPROTO,
-			    "the vault's CA bundle: certificate %d (%s) is new, and no link from a "
-			    "CA "
-			    "this server trusts vouches for it",
+			    "the vault's CA bundle: certificate %d (%s) is new, and no link "
+			    "from a CA this server trusts vouches for it",
 			    i + 1, subject(sk_X509_value(bundle, i), name, sizeof(name)));
 out:
 	sk_X509_free(trusted); /* borrowed certificates */
