@@ -326,35 +326,69 @@ out:
 	return r;
 }
 
-/* Did one of keys (n) sign x? */
-static int
-signed_by(X509 *x, EVP_PKEY *const *keys, int n)
+/* The certificate of cas that signed x, or NULL. */
+static X509 *
+signer_of(X509 *x, STACK_OF(X509) * cas)
 {
-	int i, ok = 0;
+	X509 *found = NULL;
+	int i;
 
-	for (i = 0; i < n && !ok; i++)
-		ok = X509_verify(x, keys[i]) == 1;
+	for (i = 0; i < sk_X509_num(cas) && found == NULL; i++)
+		if (X509_verify(x, X509_get0_pubkey(sk_X509_value(cas, i))) == 1)
+			found = sk_X509_value(cas, i);
 	ERR_clear_error();
-	return ok;
+	return found;
+}
+
+/* The token key (hsm_pkey()) of the version of vault.shadow-ca whose certificate ca is. */
+static int
+ca_priv_of(struct kp *kp, X509 *ca, EVP_PKEY **priv)
+{
+	EVP_PKEY *pub = NULL;
+	struct ks_key k;
+	int v, r;
+
+	*priv = NULL;
+	if (EVP_PKEY_eq(X509_get0_pubkey(ca), X509_get0_pubkey(kp->ca)) == 1) {
+		*priv = kp->ca_priv;
+		return EVP_PKEY_up_ref(kp->ca_priv) == 1 ? 0 : SV_ENOMEM;
+	}
+	for (v = kp->ca_version - 1; v >= 1; v--) {
+		if (ks_get(kp->st, KS_CA_KEY, v, &k) != 0 || strcmp(k.state, "destroyed") == 0)
+			continue;
+		if ((r = hsm_key_public(kp->h, &k.hk, &pub)) != 0)
+			return r;
+		r = EVP_PKEY_eq(pub, X509_get0_pubkey(ca)) == 1;
+		EVP_PKEY_free(pub);
+		if (r)
+			return hsm_pkey(kp->h, &k.hk, priv);
+	}
+	sv_clearerr();
+	return sv_seterr(SV_ESTATE, "no version of %s in the token holds the key of %s", KS_CA_KEY,
+	    "the CA that issued the TLS certificate");
 }
 
 /*
- * The vault's TLS server certificate, reissued by the current CA (same key,
- * tls.names) if one of the CA keys `from` (n) issued it and, when due_only,
- * its renewal window (tls.renew_days, common/renewal.h) has begun.  *chain
- * is the new chain's PEM, written to the certificate file (NULL: nothing
- * done, and *skip says why).  The file may be the administrator's own (a
- * certificate from elsewhere, a chain with comments): read leniently, and
- * judged only by who signed its first certificate.
+ * The vault's TLS server certificate, reissued for the same key and the
+ * names of tls.names if one of the CA certificates `from` issued it and,
+ * when due_only, its renewal window (tls.renew_days, common/renewal.h) has
+ * begun.  By the current CA if to_current (a CA version being destroyed),
+ * else by the same CA as before: during a CA rotation, shadows that have not
+ * taken the new CA yet must still trust the server.  *chain is the new
+ * chain's PEM, written to the certificate file (NULL: nothing done, and
+ * *skip says why).  The file may be the administrator's own (a certificate
+ * from elsewhere, a chain with comments): read leniently, and judged only by
+ * who signed its first certificate.
  */
 static int
-reissue_server(
-    struct kp *kp, EVP_PKEY *const *from, int n, int due_only, char **chain, const char **skip)
+reissue_server(struct kp *kp, STACK_OF(X509) * from, int to_current, int due_only, char **chain,
+    const char **skip)
 {
 	const char *dns[VCONF_MAX_TLS_NAMES], *ips[VCONF_MAX_TLS_NAMES];
 	STACK_OF(X509) *two = NULL;
 	struct sca_profile p;
-	X509 *leaf = NULL, *cert = NULL;
+	X509 *leaf = NULL, *cert = NULL, *issuer;
+	EVP_PKEY *priv = NULL;
 	BIO *b = NULL;
 	uint8_t *pem = NULL;
 	size_t len;
@@ -369,7 +403,7 @@ reissue_server(
 		r = sv_seterr(SV_EINVAL, "%s: no PEM certificate", kp->cfg->tls_cert);
 		goto out;
 	}
-	if (!signed_by(leaf, from, n)) {
+	if ((issuer = signer_of(leaf, from)) == NULL) {
 		*skip = "not issued by the shadow CA";
 		goto out;
 	}
@@ -377,19 +411,23 @@ reissue_server(
 		*skip = "not due";
 		goto out;
 	}
+	if (to_current)
+		issuer = kp->ca;
+	if ((r = ca_priv_of(kp, issuer, &priv)) != 0)
+		goto out;
 	sca_profile_server(&p, kp->cfg->tls_names, (size_t)kp->cfg->ntls_names, dns, ips);
-	if ((r = sca_issue_key(kp->ca_priv, kp->ca, X509_get0_pubkey(leaf), &p, &cert)) != 0)
+	if ((r = sca_issue_key(priv, issuer, X509_get0_pubkey(leaf), &p, &cert)) != 0)
 		goto out;
 	if ((two = sk_X509_new_null()) == NULL || sk_X509_push(two, cert) <= 0) {
 		r = SV_ENOMEM;
 		goto out;
 	}
 	cert = NULL;
-	if (sk_X509_push(two, kp->ca) <= 0) {
+	if (sk_X509_push(two, issuer) <= 0) {
 		r = SV_ENOMEM;
 		goto out;
 	}
-	X509_up_ref(kp->ca);
+	X509_up_ref(issuer);
 	if ((r = sca_bundle_pem(two, chain)) == 0 &&
 	    (r = sv_write_file_atomic(kp->cfg->tls_cert, *chain, strlen(*chain), 0644)) != 0) {
 		free(*chain);
@@ -397,6 +435,7 @@ reissue_server(
 	}
 out:
 	sk_X509_pop_free(two, X509_free);
+	EVP_PKEY_free(priv);
 	X509_free(leaf);
 	X509_free(cert);
 	BIO_free(b);
@@ -425,18 +464,15 @@ describe(const char *chain, json_t *res)
 int
 kp_ca_tls_renew(struct kp *kp, int due_only, json_t **result)
 {
-	EVP_PKEY *keys[SCA_BUNDLE_MAX];
 	STACK_OF(X509) *sk = NULL;
 	const char *skip = NULL;
 	char *chain = NULL;
-	int n, r;
+	int r;
 
 	*result = NULL;
 	if ((r = read_bundle(kp, &sk)) != 0)
 		return r;
-	for (n = 0; n < sk_X509_num(sk) && n < SCA_BUNDLE_MAX; n++)
-		keys[n] = X509_get0_pubkey(sk_X509_value(sk, n));
-	r = reissue_server(kp, keys, n, due_only, &chain, &skip);
+	r = reissue_server(kp, sk, 0, due_only, &chain, &skip);
 	if (r == 0 && chain == NULL && !due_only)
 		r = sv_seterr(SV_ESTATE,
 		    "%s is %s: renew it where it came from (vaultd only renews what its CA issued)",
@@ -511,13 +547,13 @@ int
 kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result)
 {
 	const json_t *v = json_object_get(req, "version");
-	STACK_OF(X509) *sk = NULL, *links = NULL;
+	STACK_OF(X509) *sk = NULL, *links = NULL, *old = NULL;
 	EVP_PKEY *pub = NULL;
 	json_t *holders = NULL;
 	const char *skip;
 	struct ks_key k;
 	char *chain = NULL, *list = NULL;
-	int version, r;
+	int version, i, r;
 
 	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000000)
 		return sv_seterr(SV_EINVAL, "key destroy needs the version to destroy");
@@ -546,8 +582,18 @@ kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result)
 		    json_array_size(holders) == 1 ? "" : "s", list ? list : "?");
 		goto out;
 	}
-	if ((r = reissue_server(kp, &pub, 1, 0, &chain, &skip)) != 0 ||
-	    (r = read_bundle(kp, &sk)) != 0 || (r = read_links(kp, &links)) != 0)
+	if ((r = read_bundle(kp, &sk)) != 0 || (r = read_links(kp, &links)) != 0)
+		goto out;
+	/* Version N's certificate alone as `from` (none left: a retry past that step). */
+	if ((old = sk_X509_new_null()) == NULL) {
+		r = SV_ENOMEM;
+		goto out;
+	}
+	if ((i = find_key(sk, pub)) >= 0 && sk_X509_push(old, sk_X509_value(sk, i)) <= 0) {
+		r = SV_ENOMEM;
+		goto out;
+	}
+	if ((r = reissue_server(kp, old, 1, 0, &chain, &skip)) != 0)
 		goto out;
 	drop_key(sk, pub);
 	keep_links(links, sk);
@@ -572,6 +618,7 @@ out:
 	json_decref(holders);
 	EVP_PKEY_free(pub);
 	sk_X509_pop_free(sk, X509_free);
+	sk_X509_free(old); /* borrowed from sk */
 	sk_X509_pop_free(links, X509_free);
 	return r;
 }

@@ -280,8 +280,9 @@ ctl_cmd_audit(struct ctl *c, int argc, char **argv)
 
 static const char *const TLS_USAGE =
     "usage: vaultctl tls renew\n"
-    "renew: have vaultd reissue its TLS certificate from the current shadow CA\n"
-    "  now, for the same key and the names of tls.names, and serve it at once\n"
+    "renew: have vaultd reissue its TLS certificate now, from the shadow CA\n"
+    "  version that issued it, for the same key and the names of tls.names, and\n"
+    "  serve it at once\n"
     "  (vaultd does so by itself in the certificate's last tls.renew_days days;\n"
     "  a certificate the shadow CA did not issue is refused: renew it where it\n"
     "  came from).\n";

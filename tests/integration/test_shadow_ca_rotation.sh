@@ -69,6 +69,14 @@ PY
 	&& pass "vaultctl status: v2 issues, two CAs trusted" || { fail "status"; cat "$T/status.json"; }
 [ "$(handshake "$T/ca-v1.pem" "$T/sh-web1/identity/cert.pem" "$T/sh-web1/identity/key.pem")" = 200 ] \
 	&& pass "a shadow trusting only the old CA, with its old certificate, is still served" || fail "old CA, old cert"
+# Renewing the TLS certificate during the overlap keeps its CA: shadows that have not taken
+# the new CA yet must still trust the server.
+cp "$TLS" "$T/tls-before.pem"
+expect_rc 0 "vaultctl tls renew during the overlap" "$VC" -c "$VCONF" tls renew
+! cmp -s "$TLS" "$T/tls-before.pem" && [ "$(issuer_cn "$TLS")" = "$V1" ] \
+	&& [ "$(handshake "$T/ca-v1.pem" "$T/sh-web1/identity/cert.pem" "$T/sh-web1/identity/key.pem")" = 200 ] \
+	&& pass "renewed by the old CA, which issued it, and served to those trusting only that one" \
+	|| fail "tls renew during the overlap: issuer $(issuer_cn "$TLS")"
 
 # Answers carry the bundle; new certificates come from the new CA.
 vd_api web2 GET /v1/identity
@@ -156,6 +164,8 @@ openssl x509 -in "$TLS" -noout -ext subjectAltName 2>/dev/null | grep -q "IP Add
 	&& pass "the running vault serves the new server certificate (no restart)" || fail "new server cert not served"
 [ "$(handshake "$T/ca-v1.pem" "$T/sh-web3/identity/cert.pem" "$T/sh-web3/identity/key.pem")" = 000 ] \
 	&& pass "a client trusting only the old CA no longer connects" || fail "old CA still anchors the server"
+expect_rc 0 "vaultctl tls renew after the destroy" "$VC" -c "$VCONF" tls renew
+[ "$(issuer_cn "$TLS")" = "$V2" ] && pass "renewed by the new CA now" || fail "issuer after destroy: $(issuer_cn "$TLS")"
 [ "$(handshake "$T/ca-v2.pem" "$T/sh-web1/identity/cert.pem" "$T/sh-web1/identity/key.pem")" = 200 ] \
 	&& pass "web1's renewed certificate is served" || fail "web1 renewed cert refused"
 "$VC" -c "$VCONF" --json key list >"$T/keys.json"
