@@ -226,9 +226,9 @@ show_status(struct ctl *c, const json_t *res)
 	json_object_foreach((json_t *)res, k, v)
 	{
 		if (json_is_string(v))
-			printf("%-15s %s\n", k, json_string_value(v));
+			printf("%-19s %s\n", k, json_string_value(v));
 		else
-			printf("%-15s %lld\n", k, (long long)json_integer_value(v));
+			printf("%-19s %lld\n", k, (long long)json_integer_value(v));
 	}
 }
 
