@@ -299,8 +299,14 @@ kp_ca_key_rotate(struct kp *kp, json_t **result)
 	keep_links(links, sk);
 	/* Linked and trusted before it issues anything: netproc and shadows never meet a CA
 	   they lack, and shadows get the link with the CA. */
-	if ((r = write_certs(kp->cfg->ca_links, links)) != 0 || (r = write_bundle(kp, sk)) != 0 ||
-	    (r = ks_promote(kp->st, KS_CA_KEY, pend.version)) != 0)
+	if ((r = write_certs(kp->cfg->ca_links, links)) != 0 || (r = write_bundle(kp, sk)) != 0)
+		goto out;
+	/* Fault injection for the tests (as SV_FAULT elsewhere): stop before the promotion. */
+	if (sv_fault("ca-key-promote")) {
+		r = sv_seterr(SV_EIO, "fault injected (SV_FAULT=ca-key-promote)");
+		goto out;
+	}
+	if ((r = ks_promote(kp->st, KS_CA_KEY, pend.version)) != 0)
 		goto out;
 	if ((r = kp_ca_load(kp)) != 0) {
 		r = sv_preferr(r, "%s version %d is current, but vaultd must restart to use it",

@@ -221,6 +221,43 @@ vd_api web3 GET /v1/identity
 	"$T/body" "$T/ca-v3.pem" "$T/ca-v2.pem" 2>"$T/err" \
 	&& pass "the issuing CA (v3) comes first in answers whatever the file's order" || { fail "order"; cat "$T/err"; }
 
+# A rotation stopped after ca.pem was written, before the promotion (an injected fault, then
+# vaultd killed): v1 still issues, the next start puts it first again, and the next rotation
+# replaces the orphan certificate and its link instead of adding to them.
+vd_stop
+SV_FAULT=ca-key-promote "$VD" -c "$VCONF" -f >>"$T/vaultd.log" 2>&1 &
+VD_PID=$!
+T_PIDS="$T_PIDS $VD_PID"
+for _ in $(seq 100); do [ "$(vd_health)" = 200 ] && break; sleep 0.1; done
+expect_rc 1 "a rotation stopped before its promotion (fault)" "$VC" -c "$VCONF" key rotate vault.shadow-ca
+expect_err "fault injected (SV_FAULT=ca-key-promote)" "says so"
+KIDS="$(vd_child keyproc) $(vd_child netproc)"
+# shellcheck disable=SC2086 # two PIDs
+kill -KILL "$VD_PID" $KIDS
+wait "$VD_PID" 2>/dev/null
+for _ in $(seq 50); do
+	# shellcheck disable=SC2086
+	kill -0 $KIDS 2>/dev/null || break
+	sleep 0.1
+done
+[ "$(ncerts "$CA")" = 3 ] && [ "$(subject_cn "$CA")" = "$V1 v4" ] && [ "$(ncerts "$LINKS")" = 2 ] \
+	&& pass "left behind: ca.pem with the unpromoted v4 first, and its link" || fail "after the fault: $(ncerts "$CA") certs, $(subject_cn "$CA")"
+vd_start || { t_done; exit 1; }
+"$VC" -c "$VCONF" --json status >"$T/status.json"
+[ "$(json_get "$T/status.json" "['shadow_ca']")" = "vault.shadow-ca@v3" ] && pass "after a restart v3 still issues" || fail "status: $(cat "$T/status.json")"
+vd_api web3 GET /v1/identity
+json_get "$T/body" "['ca']" >"$T/ans-ca.pem"
+[ "$(subject_cn "$T/ans-ca.pem")" = "$V1 v3" ] && pass "and answers name it first" || fail "answer's first CA: $(subject_cn "$T/ans-ca.pem")"
+expect_rc 0 "the rotation again" "$VC" -c "$VCONF" key rotate vault.shadow-ca
+expect_out "version:    4" "finishes v4"
+[ "$(ncerts "$CA")" = 3 ] && [ "$(ncerts "$LINKS")" = 2 ] && [ "$(subject_cn "$CA")" = "$V1 v4" ] \
+	&& pass "ca.pem: v4, v3, v2 and two links: the orphan certificate and link replaced" || fail "after the second try: $(ncerts "$CA") certs, $(ncerts "$LINKS") links"
+nth "$CA" 1 "$T/ca-v4.pem"
+nth "$LINKS" 2 "$T/link4.pem"
+openssl verify -CAfile "$T/ca-v3.pem" "$T/link4.pem" >/dev/null 2>&1 && [ "$(openssl x509 -in "$T/link4.pem" -noout -pubkey)" = "$(openssl x509 -in "$T/ca-v4.pem" -noout -pubkey)" ] \
+	&& pass "the new link is for the v4 certificate in ca.pem, from v3" || fail "link after the second try"
+vd_enroll web7 && verifies "$T/ca-v4.pem" "$T/sh-web7/identity/cert.pem" && pass "v4 issues" || fail "enrol web7"
+
 # The audit trail: each step an admin record, and the log verifies.
 for what in '"op":"key.rotate","name":"vault.shadow-ca","uid":[0-9]*,"decision":"done"' \
 	'"op":"key.destroy","name":"vault.shadow-ca","version":1,"uid":[0-9]*,"decision":"done"' \
