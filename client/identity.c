@@ -798,8 +798,9 @@ identity_check(struct shadow *s, int renew)
 
 	/* Two runs at once would both renew, and the second renewal revokes the first. */
 	if (renew && (r = identity_lock(s)) != 0) {
-		fprintf(stderr, "shadow: warning: %s: the vault identity is not checked\n",
-		    sv_errmsg(r));
+		if (identity_expiry(s) != 0) /* else: not enrolled, nothing to check */
+			fprintf(stderr, "shadow: warning: %s: the vault identity is not checked\n",
+			    sv_errmsg(r));
 		return;
 	}
 	check_locked(s, renew);

@@ -1024,6 +1024,21 @@ test_lock(void **state)
 	free(p21);
 }
 
+/* A state directory never enrolled (no identity/): shadow renew checks nothing, says nothing. */
+static void
+test_check_not_enrolled(void **state)
+{
+	char *out;
+
+	(void)state;
+	testtok_rmrf(dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	out = check_output(1);
+	assert_string_equal(out, "");
+	free(out);
+	assert_int_equal(vault.gets + vault.renews, 0);
+}
+
 int
 main(void)
 {
@@ -1035,6 +1050,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_enrol, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_links, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_not_enrolled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_renew_rotated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_rotated_too_early, setup, teardown),
