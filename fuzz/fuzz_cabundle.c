@@ -45,7 +45,7 @@ static const char anchor_pem[] =
     "34ZktWnWAiAReEVD7lrLQSsdg1o4Ktvy+rZzsEH8t04+qpCBXRJHTQ==\n"
     "-----END CERTIFICATE-----\n";
 
-/* Defined in client/shadow.c and client/issue.c, which are not linked here; the two functions
+/* Defined in client/shadow.c, issue.c and identity.c, which are not linked here; the two functions
    fuzzed never call them. */
 int
 shadow_path(const struct shadow *s, const char *rel, char *dst, size_t n)
@@ -55,6 +55,18 @@ shadow_path(const struct shadow *s, const char *rel, char *dst, size_t n)
 
 void
 shadow_progress(const struct shadow *s, const char *fmt, ...)
+{
+	abort();
+}
+
+int
+identity_lock(struct shadow *s)
+{
+	abort();
+}
+
+void
+identity_unlock(struct shadow *s)
 {
 	abort();
 }
