@@ -6,8 +6,9 @@
 #                    vaultd in the foreground
 #   ./dev.sh test    install dependencies, check the house style (every C file
 #                    as .clang-format says, every shell script clean under the
-#                    linter shellcheck), build, run the whole test suite twice:
-#                    a normal -Werror build and an ASan+UBSan build
+#                    linter shellcheck), build the fuzz targets and replay their
+#                    seeds, build, run the whole test suite twice: a normal
+#                    -Werror build and an ASan+UBSan build
 #   ./dev.sh deps    only install the Debian packages
 #   ./dev.sh build [DIR [CMAKE ARGS...]]   only build (default DIR: build)
 set -euo pipefail
@@ -84,10 +85,30 @@ style() { # every tracked C file as .clang-format says (the house style)
 	shellcheck -x -S warning "${files[@]}"
 }
 
+# Every fuzz target builds (clang-14, libFuzzer, ASan+UBSan) and replays its seed corpus
+# (fuzz/corpus/NAME/, -runs=0: the seeds only, no mutation) without a finding.  Fuzzing
+# itself is by hand (fuzz/CMakeLists.txt); this keeps the targets and seeds working.
+fuzz_seeds() {
+	local d t n=0 rc=0
+	echo "== build-fuzz: building the fuzz targets"
+	mkdir -p build-fuzz
+	build build-fuzz -DSV_FUZZ=ON -DCMAKE_C_COMPILER=clang-14 -DSV_TESTS=OFF -DSV_WERROR=ON \
+		>build-fuzz/build.log 2>&1 || { tail -n 20 build-fuzz/build.log; return 1; }
+	for d in fuzz/corpus/fuzz_*/; do
+		t=$(basename "$d")
+		n=$((n + 1))
+		LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp "build-fuzz/fuzz/$t" -runs=0 "$d" \
+			>"build-fuzz/$t.log" 2>&1 || { echo "   $t: its seeds fail (build-fuzz/$t.log)"; rc=1; }
+	done
+	echo "== build-fuzz: $n targets replayed their seeds$([ $rc -eq 0 ] && echo ", no finding")"
+	return $rc
+}
+
 test_all() {
 	local rc=0
 	deps
 	style || rc=1
+	fuzz_seeds || rc=1
 	suite build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo || rc=1
 	suite build-asan -DSV_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug || rc=1
 	echo "== summary"
