@@ -753,6 +753,7 @@ keyproc_main(const struct vconf *cfg, const struct vaultd_fds *fds)
 		close_all(&kp);
 		return sv_exit_code(r);
 	}
+	kp_ca_tls_recover(&kp); /* before the renewal check reads the files */
 	kp_push_peers(&kp, NULL);
 	kp.last_tls_renew = metrics_now();
 	kp_ca_tls_check(&kp); /* the certificate netproc just loaded, if it is due */

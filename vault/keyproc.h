@@ -286,6 +286,8 @@ int kp_cert_list(struct kp *kp, const json_t *req, json_t **result);
  * certificate chain's PEM when server_chain is not NULL (a CA rotation reissued it).
  */
 void kp_push_peers(struct kp *kp, const char *server_chain);
+/* The same with a new TLS private key (PEM) for that chain: tls renew --new-key, a key file. */
+void kp_push_peers_key(struct kp *kp, const char *server_chain, const char *server_key);
 
 /*
  * The shadow CA (kp_ca.c).  kp_ca_load: read ca.pem's bundle and find the
@@ -305,10 +307,13 @@ int kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result);
  * kp_ca_tls_renew reissues it by the current CA (same key, tls.names),
  * writes it and hands it to netproc; due_only: only in its renewal window
  * (tls.renew_days), else at once, and a certificate from elsewhere is then
- * an error.  *result {renewed, serial, not_after}.  kp_ca_tls_check: the
+ * an error; new_key: for a new key (a key file only), which replaces
+ * tls.key.  *result {renewed, serial, not_after, new_key}.  kp_ca_tls_check: the
  * due_only renewal at start and every hour, audited when it renews.
  */
-int kp_ca_tls_renew(struct kp *kp, int due_only, json_t **result);
+int kp_ca_tls_renew(struct kp *kp, int due_only, int new_key, json_t **result);
+/* At start: finish or drop a key swap of tls renew --new-key that a crash cut short. */
+void kp_ca_tls_recover(struct kp *kp);
 void kp_ca_tls_check(struct kp *kp);
 /* For vaultctl status: shadow_ca (NAME@vN issuing), shadow_cas_trusted, tls_cert_expires. */
 void kp_ca_status(struct kp *kp, json_t *out);

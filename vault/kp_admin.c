@@ -345,7 +345,7 @@ op_audit_key_rotate(struct kp *kp, const json_t *req, json_t **result)
 static int
 op_tls_renew(struct kp *kp, const json_t *req, json_t **result)
 {
-	return kp_ca_tls_renew(kp, 0, result);
+	return kp_ca_tls_renew(kp, 0, json_is_true(json_object_get(req, "new_key")), result);
 }
 
 /* `vaultctl key rotate vault.shadow-ca`: a new CA beside the old one (kp_ca.c). */

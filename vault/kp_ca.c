@@ -41,6 +41,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <sodium.h>
 
 #include "fileio.h"
 #include "keyproc.h"
@@ -50,6 +51,7 @@
 #include "shadowca.h"
 #include "shadows.h"
 #include "sv_err.h"
+#include "vconf.h"
 
 /* The bundle in ca.pem. */
 static int
@@ -332,6 +334,103 @@ out:
 	return r;
 }
 
+/*
+ * A new TLS key file (tls renew --new-key) replaces tls.key in three steps:
+ * the key to tls.key.next (0600), the certificate for it to tls.cert, then
+ * tls.key.next renamed over tls.key.  After a crash, kp_ca_tls_recover()
+ * finishes or drops the swap by which key the certificate holds, and
+ * netproc, which may load the files before that, takes tls.key.next when
+ * tls.key does not fit the certificate (np_make_ctx()).
+ */
+static void
+key_next_path(const struct kp *kp, char *path, size_t n)
+{
+	snprintf(path, n, "%s.next", kp->cfg->tls_key);
+}
+
+static int
+key_pem(EVP_PKEY *key, char **out)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+	int r = 0;
+
+	*out = NULL;
+	if (b == NULL || PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL) != 1 ||
+	    (n = BIO_get_mem_data(b, &p)) <= 0)
+		r = sv_seterr_ssl(SV_ECRYPTO, "writing the new TLS key");
+	else if ((*out = sodium_malloc((size_t)n + 1)) == NULL)
+		r = SV_ENOMEM;
+	else {
+		memcpy(*out, p, (size_t)n);
+		(*out)[n] = '\0';
+		OPENSSL_cleanse(p, (size_t)n);
+	}
+	BIO_free(b);
+	return r;
+}
+
+static int
+key_next_write(struct kp *kp, EVP_PKEY *key)
+{
+	char path[PATH_MAX + 8], *pem = NULL;
+	int r;
+
+	key_next_path(kp, path, sizeof(path));
+	if ((r = key_pem(key, &pem)) == 0)
+		r = sv_write_file_atomic(path, pem, strlen(pem), 0600);
+	if (pem != NULL)
+		sodium_free(pem);
+	return r ? sv_preferr(r, "%s", path) : 0;
+}
+
+static int
+key_next_swap(struct kp *kp)
+{
+	char path[PATH_MAX + 8];
+
+	key_next_path(kp, path, sizeof(path));
+	if (sv_fault("tls-key-swap"))
+		return sv_seterr(SV_EIO, "fault injected (SV_FAULT=tls-key-swap)");
+	if (rename(path, kp->cfg->tls_key) != 0)
+		return sv_seterr(
+		    SV_EIO, "renaming %s to %s: %s", path, kp->cfg->tls_key, strerror(errno));
+	return 0;
+}
+
+void
+kp_ca_tls_recover(struct kp *kp)
+{
+	char path[PATH_MAX + 8];
+	EVP_PKEY *next = NULL;
+	X509 *leaf = NULL;
+	FILE *f;
+
+	if (vconf_tls_in_token(kp->cfg))
+		return;
+	key_next_path(kp, path, sizeof(path));
+	if ((f = fopen(path, "r")) == NULL)
+		return; /* no swap under way */
+	next = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if ((f = fopen(kp->cfg->tls_cert, "r")) != NULL) {
+		leaf = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (next != NULL && leaf != NULL && X509_check_private_key(leaf, next) == 1) {
+		if (rename(path, kp->cfg->tls_key) == 0)
+			sv_warn("finished the TLS key swap a crash cut short: %s is the new key",
+			    kp->cfg->tls_key);
+		else
+			sv_err("finishing the TLS key swap: %s: %s", path, strerror(errno));
+	} else if (unlink(path) == 0)
+		sv_warn("dropped %s: a TLS key swap cut short before its certificate", path);
+	ERR_clear_error();
+	EVP_PKEY_free(next);
+	X509_free(leaf);
+}
+
 /* The certificate of cas that signed x, or NULL. */
 static X509 *
 signer_of(X509 *x, STACK_OF(X509) * cas)
@@ -387,8 +486,8 @@ ca_priv_of(struct kp *kp, X509 *ca, EVP_PKEY **priv)
  * who signed its first certificate.
  */
 static int
-reissue_server(struct kp *kp, STACK_OF(X509) * from, int to_current, int due_only, char **chain,
-    const char **skip)
+reissue_server(struct kp *kp, STACK_OF(X509) * from, int to_current, int due_only, EVP_PKEY *newkey,
+    char **chain, const char **skip)
 {
 	const char *dns[VCONF_MAX_TLS_NAMES], *ips[VCONF_MAX_TLS_NAMES];
 	STACK_OF(X509) *two = NULL;
@@ -422,7 +521,8 @@ reissue_server(struct kp *kp, STACK_OF(X509) * from, int to_current, int due_onl
 	if ((r = ca_priv_of(kp, issuer, &priv)) != 0)
 		goto out;
 	sca_profile_server(&p, kp->cfg->tls_names, (size_t)kp->cfg->ntls_names, dns, ips);
-	if ((r = sca_issue_key(priv, issuer, X509_get0_pubkey(leaf), &p, &cert)) != 0)
+	if ((r = sca_issue_key(
+		 priv, issuer, newkey ? newkey : X509_get0_pubkey(leaf), &p, &cert)) != 0)
 		goto out;
 	if ((two = sk_X509_new_null()) == NULL || sk_X509_push(two, cert) <= 0) {
 		r = SV_ENOMEM;
@@ -434,8 +534,14 @@ reissue_server(struct kp *kp, STACK_OF(X509) * from, int to_current, int due_onl
 		goto out;
 	}
 	X509_up_ref(issuer);
-	if ((r = sca_bundle_pem(two, chain)) == 0 &&
-	    (r = sv_write_file_atomic(kp->cfg->tls_cert, *chain, strlen(*chain), 0644)) != 0) {
+	if ((r = sca_bundle_pem(two, chain)) == 0 && newkey != NULL)
+		r = key_next_write(kp, newkey);
+	if (r == 0)
+		r = sv_write_file_atomic(kp->cfg->tls_cert, *chain, strlen(*chain), 0644);
+	/* The certificate is for the key in tls.key.next now: it takes tls.key's place. */
+	if (r == 0 && newkey != NULL)
+		r = key_next_swap(kp);
+	if (r != 0) {
 		free(*chain);
 		*chain = NULL;
 	}
@@ -468,30 +574,45 @@ describe(const char *chain, json_t *res)
 }
 
 int
-kp_ca_tls_renew(struct kp *kp, int due_only, json_t **result)
+kp_ca_tls_renew(struct kp *kp, int due_only, int new_key, json_t **result)
 {
 	STACK_OF(X509) *sk = NULL;
 	const char *skip = NULL;
-	char *chain = NULL;
+	EVP_PKEY *key = NULL;
+	char *chain = NULL, *kpem = NULL;
 	int r;
 
 	*result = NULL;
+	if (new_key && vconf_tls_in_token(kp->cfg))
+		return sv_seterr(SV_EUNSUPP,
+		    "tls.key is a key in the token: a new key for it is not built yet (only for a "
+		    "key file)");
+	if (new_key && ((key = EVP_EC_gen("P-256")) == NULL || key_pem(key, &kpem) != 0)) {
+		r = key ? SV_ENOMEM : sv_seterr_ssl(SV_ECRYPTO, "making the new TLS key");
+		goto out;
+	}
 	if ((r = read_bundle(kp, &sk)) != 0)
-		return r;
-	r = reissue_server(kp, sk, 0, due_only, &chain, &skip);
+		goto out;
+	r = reissue_server(kp, sk, 0, due_only, key, &chain, &skip);
 	if (r == 0 && chain == NULL && !due_only)
 		r = sv_seterr(SV_ESTATE,
 		    "%s is %s: renew it where it came from (vaultd only renews what its CA issued)",
 		    kp->cfg->tls_cert, skip);
-	if (r == 0 && (*result = json_pack("{s:b}", "renewed", chain != NULL)) == NULL)
+	if (r == 0 &&
+	    (*result = json_pack(
+		 "{s:b, s:b}", "renewed", chain != NULL, "new_key", new_key != 0)) == NULL)
 		r = SV_ENOMEM;
 	if (r == 0 && chain != NULL) {
 		describe(chain, *result);
-		kp_push_peers(kp, chain);
-		sv_info("TLS certificate %s renewed by the shadow CA%s", kp->cfg->tls_cert,
-		    due_only ? " (in its renewal window)" : "");
+		kp_push_peers_key(kp, chain, kpem);
+		sv_info("TLS certificate %s renewed by the shadow CA%s%s", kp->cfg->tls_cert,
+		    new_key ? ", for a new key in " : "", new_key ? kp->cfg->tls_key : "");
 	}
+out:
 	free(chain);
+	if (kpem != NULL)
+		sodium_free(kpem);
+	EVP_PKEY_free(key);
 	sk_X509_pop_free(sk, X509_free);
 	return r;
 }
@@ -529,7 +650,7 @@ kp_ca_tls_check(struct kp *kp)
 	json_t *res = NULL;
 	int r;
 
-	if ((r = kp_ca_tls_renew(kp, 1, &res)) != 0) {
+	if ((r = kp_ca_tls_renew(kp, 1, 0, &res)) != 0) {
 		sv_err("renewing the TLS certificate: %s (tried again in an hour)", sv_errmsg(r));
 		return;
 	}
@@ -538,6 +659,7 @@ kp_ca_tls_check(struct kp *kp)
 		json_object_set_new(res, "by", json_string("vaultd"));
 		json_object_set_new(res, "decision", json_string("done"));
 		json_object_del(res, "renewed");
+		json_object_del(res, "new_key");
 		kp_audit(kp, "admin", res);
 		res = NULL;
 		/* Not fatal: the certificate is in place, and failing would not record it either.
@@ -599,7 +721,7 @@ kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result)
 		r = SV_ENOMEM;
 		goto out;
 	}
-	if ((r = reissue_server(kp, old, 1, 0, &chain, &skip)) != 0)
+	if ((r = reissue_server(kp, old, 1, 0, NULL, &chain, &skip)) != 0)
 		goto out;
 	drop_key(sk, pub);
 	keep_links(links, sk);

@@ -341,6 +341,12 @@ kp_whoami(struct kp *kp, const json_t *req)
 void
 kp_push_peers(struct kp *kp, const char *server_chain)
 {
+	kp_push_peers_key(kp, server_chain, NULL);
+}
+
+void
+kp_push_peers_key(struct kp *kp, const char *server_chain, const char *server_key)
+{
 	json_t *revoked = NULL, *msg;
 
 	if (kp->net == NULL)
@@ -349,8 +355,8 @@ kp_push_peers(struct kp *kp, const char *server_chain)
 		sv_err("cannot tell netproc the revoked certificates: %s", sv_errmsg(SV_EDB));
 		return;
 	}
-	msg = json_pack(
-	    "{s:s, s:o, s:s*}", "ca", kp->ca_pem, "revoked", revoked, "server_chain", server_chain);
+	msg = json_pack("{s:s, s:o, s:s*, s:s*}", "ca", kp->ca_pem, "revoked", revoked,
+	    "server_chain", server_chain, "server_key", server_key);
 	if (msg == NULL || ipc_put_json(bufferevent_get_output(kp->net), IPC_PEERS, 0, msg) != 0)
 		sv_err("cannot queue the peer list for netproc");
 	json_decref(msg);

@@ -125,10 +125,12 @@ cut_revoked(struct np *np)
  * if it is for the key they already hold; open connections keep theirs.
  */
 static void
-use_server_chain(struct np *np, const char *pem)
+use_server_chain(struct np *np, const char *pem, const char *key_pem)
 {
 	SSL_CTX *ctxs[2] = { np->mtls, np->tls };
 	STACK_OF(X509) *sk = NULL;
+	EVP_PKEY *newkey = NULL;
+	BIO *b;
 	size_t i;
 	int j;
 
@@ -136,14 +138,27 @@ use_server_chain(struct np *np, const char *pem)
 		sv_err("keyproc sent an unusable TLS certificate: %s", sv_errmsg(SV_EINVAL));
 		return;
 	}
+	if (key_pem != NULL &&
+	    ((b = BIO_new_mem_buf(key_pem, -1)) == NULL ||
+		(newkey = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)) == NULL ||
+		X509_check_private_key(sk_X509_value(sk, 0), newkey) != 1)) {
+		sv_err("keyproc sent a TLS key that is not the certificate's: kept the old ones");
+		BIO_free(b);
+		goto out;
+	}
+	if (key_pem != NULL)
+		BIO_free(b);
 	for (i = 0; i < 2; i++) {
 		SSL_CTX *ctx = ctxs[i];
 		EVP_PKEY *key = ctx ? SSL_CTX_get0_privatekey(ctx) : NULL;
 
 		if (ctx == NULL)
 			continue;
-		if (key == NULL || X509_check_private_key(sk_X509_value(sk, 0), key) != 1 ||
+		/* A new key: the certificate first (OpenSSL drops the old key it does not fit). */
+		if ((newkey == NULL &&
+			(key == NULL || X509_check_private_key(sk_X509_value(sk, 0), key) != 1)) ||
 		    SSL_CTX_use_certificate(ctx, sk_X509_value(sk, 0)) != 1 ||
+		    (newkey != NULL && SSL_CTX_use_PrivateKey(ctx, newkey) != 1) ||
 		    SSL_CTX_clear_chain_certs(ctx) != 1) {
 			sv_err("keyproc sent a TLS certificate for another key: kept the old one");
 			ERR_clear_error();
@@ -153,7 +168,11 @@ use_server_chain(struct np *np, const char *pem)
 			SSL_CTX_add1_chain_cert(ctx, sk_X509_value(sk, j));
 	}
 	if (i == 2)
-		sv_info("TLS server certificate replaced (reissued by the shadow CA)");
+		sv_info("TLS server certificate replaced (reissued by the shadow CA%s)",
+		    newkey ? ", for a new key" : "");
+out:
+	ERR_clear_error();
+	EVP_PKEY_free(newkey);
 	sk_X509_pop_free(sk, X509_free);
 }
 
@@ -163,6 +182,7 @@ np_peers(struct np *np, const json_t *msg)
 {
 	const char *pem = json_string_value(json_object_get(msg, "ca"));
 	const char *chain = json_string_value(json_object_get(msg, "server_chain"));
+	const char *key = json_string_value(json_object_get(msg, "server_key"));
 	const json_t *rev = json_object_get(msg, "revoked"), *v;
 	STACK_OF(X509) *cas = NULL;
 	X509_STORE *store = NULL;
@@ -182,7 +202,7 @@ np_peers(struct np *np, const json_t *msg)
 	X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
 	SSL_CTX_set_cert_store(np->mtls, store);
 	if (chain != NULL)
-		use_server_chain(np, chain);
+		use_server_chain(np, chain, key);
 	for (i = 0; i < np->nrevoked; i++)
 		free(np->revoked[i]);
 	free(np->revoked);
@@ -419,6 +439,32 @@ verify_cb(int ok, X509_STORE_CTX *x)
 	return 1;
 }
 
+/*
+ * The certificate does not fit tls.key: a key swap of `vaultctl tls renew
+ * --new-key` cut short (kp_ca.c), whose new key waits in tls.key.next, or
+ * which the key process is finishing right now (tls.key, once more).
+ */
+static int
+key_next(struct np *np, SSL_CTX *ctx)
+{
+	char next[PATH_MAX + 8];
+
+	ERR_clear_error();
+	if (vconf_tls_in_token(np->cfg))
+		return 0;
+	snprintf(next, sizeof(next), "%s.next", np->cfg->tls_key);
+	if ((SSL_CTX_use_PrivateKey_file(ctx, next, SSL_FILETYPE_PEM) == 1 ||
+		SSL_CTX_use_PrivateKey_file(ctx, np->cfg->tls_key, SSL_FILETYPE_PEM) == 1) &&
+	    SSL_CTX_check_private_key(ctx) == 1) {
+		ERR_clear_error();
+		sv_warn("TLS key: %s did not fit the certificate, the new key did (a key swap cut "
+			"short, finished by the key process)",
+		    np->cfg->tls_key);
+		return 1;
+	}
+	return 0;
+}
+
 SSL_CTX *
 np_make_ctx(struct np *np, int mutual)
 {
@@ -440,8 +486,9 @@ np_make_ctx(struct np *np, int mutual)
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_app_data(ctx, np);
 	if (SSL_CTX_use_certificate_chain_file(ctx, np->cfg->tls_cert) != 1 ||
-	    np_tlskey_use(ctx, np->cfg->tls_key, &np->tlskey) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
+	    ((np_tlskey_use(ctx, np->cfg->tls_key, &np->tlskey) != 1 ||
+		 SSL_CTX_check_private_key(ctx) != 1) &&
+		!key_next(np, ctx))) {
 		sv_seterr_ssl(SV_ECONFIG, "TLS certificate or key");
 		sv_preferr(SV_ECONFIG, "%s / %s", np->cfg->tls_cert, np->cfg->tls_key);
 		SSL_CTX_free(ctx);

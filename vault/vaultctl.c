@@ -44,7 +44,7 @@ static const char *const USAGE =
     "  cert csr NAME --dns D [--dns D...] | cert import NAME FILE | cert list\n"
     "  policy check FILE | policy reload\n"
     "  audit verify [FILE...] [--key PEM] | audit rotate\n"
-    "  tls renew                  reissue the vault's TLS certificate from the shadow CA\n"
+    "  tls renew [--new-key]      reissue the vault's TLS certificate from the shadow CA\n"
     "  status                     what the vault is and where its state lives\n"
     "\n"
     "options:\n"

@@ -279,13 +279,14 @@ ctl_cmd_audit(struct ctl *c, int argc, char **argv)
 }
 
 static const char *const TLS_USAGE =
-    "usage: vaultctl tls renew\n"
+    "usage: vaultctl tls renew [--new-key]\n"
     "renew: have vaultd reissue its TLS certificate now, from the shadow CA\n"
     "  version that issued it, for the same key and the names of tls.names, and\n"
-    "  serve it at once\n"
-    "  (vaultd does so by itself in the certificate's last tls.renew_days days;\n"
-    "  a certificate the shadow CA did not issue is refused: renew it where it\n"
-    "  came from).\n";
+    "  serve it at once (vaultd does so by itself in the certificate's last\n"
+    "  tls.renew_days days; a certificate the shadow CA did not issue is\n"
+    "  refused: renew it where it came from).\n"
+    "  --new-key: for a new key (P-256) that replaces the tls.key file (not for\n"
+    "  a key in the token).\n";
 
 static void
 print_tls_renew(struct ctl *c, const json_t *res)
@@ -296,7 +297,8 @@ print_tls_renew(struct ctl *c, const json_t *res)
 
 	if (t > 0 && gmtime_r(&t, &tm) != NULL)
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	printf("TLS certificate renewed: serial %s, valid until %s, served now\n",
+	printf("TLS certificate renewed%s: serial %s, valid until %s, served now\n",
+	    json_is_true(json_object_get(res, "new_key")) ? " for a new key" : "",
 	    json_string_value(json_object_get(res, "serial"))
 		? json_string_value(json_object_get(res, "serial"))
 		: "?",
@@ -308,7 +310,9 @@ ctl_cmd_tls(struct ctl *c, int argc, char **argv)
 {
 	if (ctl_wants_help(argc, argv))
 		return ctl_usage(TLS_USAGE, 0);
-	if (argc == 2 && strcmp(argv[1], "renew") == 0)
-		return ctl_run(c, json_pack("{s:s}", "op", "tls.renew"), print_tls_renew);
+	if ((argc == 2 || (argc == 3 && strcmp(argv[2], "--new-key") == 0)) &&
+	    strcmp(argv[1], "renew") == 0)
+		return ctl_run(c, json_pack("{s:s, s:b}", "op", "tls.renew", "new_key", argc == 3),
+		    print_tls_renew);
 	return ctl_usage(TLS_USAGE, 1);
 }

@@ -111,6 +111,8 @@ grep -q "Verify return code: 0 (ok)" "$T/s_client.txt" && openssl x509 -noout -p
 	|| { fail "served after reissue"; tail -5 "$T/s_client.txt"; }
 vd_api web1 GET /v1/health
 expect_code 200 "mutual TLS after the reissue, signed in the token"
+expect_rc 2 "tls renew --new-key with the key in the token" "$VC" -c "$VCONF" tls renew --new-key
+expect_err "tls.key is a key in the token: a new key for it is not built yet" "says it is not built"
 vd_stop
 
 # A frame out of place on the TLS channel (SV_FAULT=tls-garbage: netproc's 2nd request there
