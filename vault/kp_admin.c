@@ -395,14 +395,15 @@ static json_t *
 summary(const char *op, const json_t *req)
 {
 	json_t *o = json_pack("{s:s}", "op", op);
-	const char *keep[] = { "name", "key", "type", "version", "url", "kid", "directory_url" };
+	const char *keep[] = { "name", "key", "type", "version", "url", "kid", "directory_url",
+		"new_key" };
 	size_t i;
 
 	for (i = 0; o != NULL && i < sizeof(keep) / sizeof(keep[0]); i++) {
 		json_t *v = json_object_get(req, keep[i]);
 
 		/* A key's type as key_type: "type" is the record's own (admin). */
-		if (json_is_string(v) || json_is_integer(v))
+		if (json_is_string(v) || json_is_integer(v) || json_is_boolean(v))
 			json_object_set(o, strcmp(keep[i], "type") == 0 ? "key_type" : keep[i], v);
 	}
 	return o;

@@ -312,7 +312,9 @@ ctl_cmd_tls(struct ctl *c, int argc, char **argv)
 		return ctl_usage(TLS_USAGE, 0);
 	if ((argc == 2 || (argc == 3 && strcmp(argv[2], "--new-key") == 0)) &&
 	    strcmp(argv[1], "renew") == 0)
-		return ctl_run(c, json_pack("{s:s, s:b}", "op", "tls.renew", "new_key", argc == 3),
+		return ctl_run(c,
+		    json_pack("{s:s, s:O*}", "op", "tls.renew", "new_key",
+			argc == 3 ? json_true() : NULL),
 		    print_tls_renew);
 	return ctl_usage(TLS_USAGE, 1);
 }

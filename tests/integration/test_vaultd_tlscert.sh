@@ -61,6 +61,8 @@ cp "$KEYF" "$T/key-before.pem"
 cp "$TLS" "$T/cert-before.pem"
 expect_rc 0 "vaultctl tls renew --new-key" "$VC" -c "$VCONF" tls renew --new-key
 expect_out "TLS certificate renewed for a new key" "says so"
+grep -q '"op":"tls.renew","new_key":true,"uid":[0-9]*,"decision":"done"' "$VDIR/state/audit.log" \
+	&& pass "the audit record says it was for a new key" || { fail "no new_key record"; grep tls.renew "$VDIR/state/audit.log"; }
 [ "$(pubkey "$TLS")" != "$(pubkey "$T/cert-before.pem")" ] && ! cmp -s "$KEYF" "$T/key-before.pem" \
 	&& [ "$(openssl pkey -in "$KEYF" -pubout)" = "$(pubkey "$TLS")" ] && [ "$(stat -c %a "$KEYF")" = 600 ] \
 	&& [ ! -e "$KEYF.next" ] \
