@@ -97,22 +97,11 @@ expect_err "key 2 is not an Ed25519 public key" "says which key"
 
 # A rotation stopped before its handover: v4 current, the log still in v3's hands.  The
 # fault is injected into vaultd's key process; then vaultd and its children are killed.
-SV_FAULT=audit-key-handover "$VD" -c "$VCONF" -f >>"$T/vaultd.log" 2>&1 &
-VD_PID=$!
-T_PIDS="$T_PIDS $VD_PID"
-for _ in $(seq 100); do [ "$(vd_health)" = 200 ] && break; sleep 0.1; done
+vd_start_fault audit-key-handover || { fail "vaultd did not start (SV_FAULT=audit-key-handover)"; t_done; exit 1; }
 expect_rc 1 "rotation stopped before the handover (fault)" "$VC" -c "$VCONF" key rotate vault.audit
 expect_err "vault.audit@v4 is now current" "says the new version is current and the handover is pending"
 N=$(handovers)
-KIDS="$(vd_child keyproc) $(vd_child netproc)"
-# shellcheck disable=SC2086 # two PIDs
-kill -KILL "$VD_PID" $KIDS
-wait "$VD_PID" 2>/dev/null
-for _ in $(seq 50); do
-	# shellcheck disable=SC2086
-	kill -0 $KIDS 2>/dev/null || break
-	sleep 0.1
-done
+vd_crash
 [ "$(handovers)" = "$N" ] && pass "no handover was written before the kill" || fail "handovers: $(handovers), was $N"
 vd_start || { t_done; exit 1; }
 grep -q 'hands the log over from vault.audit@v3 to vault.audit@v4' "$T/vaultd.log" \

@@ -225,21 +225,10 @@ vd_api web3 GET /v1/identity
 # vaultd killed): v1 still issues, the next start puts it first again, and the next rotation
 # replaces the orphan certificate and its link instead of adding to them.
 vd_stop
-SV_FAULT=ca-key-promote "$VD" -c "$VCONF" -f >>"$T/vaultd.log" 2>&1 &
-VD_PID=$!
-T_PIDS="$T_PIDS $VD_PID"
-for _ in $(seq 100); do [ "$(vd_health)" = 200 ] && break; sleep 0.1; done
+vd_start_fault ca-key-promote || { fail "vaultd did not start (SV_FAULT=ca-key-promote)"; t_done; exit 1; }
 expect_rc 1 "a rotation stopped before its promotion (fault)" "$VC" -c "$VCONF" key rotate vault.shadow-ca
 expect_err "fault injected (SV_FAULT=ca-key-promote)" "says so"
-KIDS="$(vd_child keyproc) $(vd_child netproc)"
-# shellcheck disable=SC2086 # two PIDs
-kill -KILL "$VD_PID" $KIDS
-wait "$VD_PID" 2>/dev/null
-for _ in $(seq 50); do
-	# shellcheck disable=SC2086
-	kill -0 $KIDS 2>/dev/null || break
-	sleep 0.1
-done
+vd_crash
 [ "$(ncerts "$CA")" = 3 ] && [ "$(subject_cn "$CA")" = "$V1 v4" ] && [ "$(ncerts "$LINKS")" = 2 ] \
 	&& pass "left behind: ca.pem with the unpromoted v4 first, and its link" || fail "after the fault: $(ncerts "$CA") certs, $(subject_cn "$CA")"
 vd_start || { t_done; exit 1; }

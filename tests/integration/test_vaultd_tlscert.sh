@@ -80,20 +80,9 @@ served "$VD_ENROLL_PORT"
 # key waits in tls.key.next; at the next start netproc takes it and the key process puts it in
 # place.
 vd_stop
-SV_FAULT=tls-key-swap "$VD" -c "$VCONF" -f >>"$T/vaultd.log" 2>&1 &
-VD_PID=$!
-T_PIDS="$T_PIDS $VD_PID"
-for _ in $(seq 100); do [ "$(vd_health)" = 200 ] && break; sleep 0.1; done
+vd_start_fault tls-key-swap || { fail "vaultd did not start (SV_FAULT=tls-key-swap)"; t_done; exit 1; }
 expect_rc 1 "tls renew --new-key stopped before the key swap (fault)" "$VC" -c "$VCONF" tls renew --new-key
-KIDS="$(vd_child keyproc) $(vd_child netproc)"
-# shellcheck disable=SC2086 # two PIDs
-kill -KILL "$VD_PID" $KIDS
-wait "$VD_PID" 2>/dev/null
-for _ in $(seq 50); do
-	# shellcheck disable=SC2086
-	kill -0 $KIDS 2>/dev/null || break
-	sleep 0.1
-done
+vd_crash
 [ -e "$KEYF.next" ] && [ "$(openssl pkey -in "$KEYF.next" -pubout)" = "$(pubkey "$TLS")" ] \
 	&& [ "$(openssl pkey -in "$KEYF" -pubout)" != "$(pubkey "$TLS")" ] \
 	&& pass "left behind: the certificate for the key in tls.key.next, not tls.key" || fail "after the fault"

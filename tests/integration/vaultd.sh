@@ -6,6 +6,7 @@
 #   vd_enroll NAME      enrol a shadow into $T/sh-NAME (prints nothing)
 #   vd_api NAME METHOD PATH [BODY]   mTLS request as shadow NAME: $CODE, $T/body
 #   vd_sign NAME ACCOUNT URL NONCE PAYLOAD   signing request: $CODE, $T/body
+#   vd_start_fault FAULT / vd_crash   vaultd with SV_FAULT set; all three processes killed
 #   proc_ids PID UID GID, proc_ids_text PID, proc_fds PID   a process as /proc shows it
 VC=$(sv_bin vaultctl) || exit 1
 VD=$(sv_bin vaultd) || exit 1
@@ -99,6 +100,35 @@ proc_ids_text() { grep -E '^(Uid|Gid|Groups):' "/proc/$1/status" | tr '\n' ' '; 
 proc_fds() {
 	local f
 	for f in "/proc/$1/fd/"*; do readlink "$f"; done
+}
+
+# vd_start_fault FAULT: vd_start with SV_FAULT=FAULT in vaultd's environment (the tests'
+# fault injection); 0 once it answers health, else 1.
+vd_start_fault() {
+	SV_FAULT=$1 "$VD" -c "$VCONF" -f >>"$T/vaultd.log" 2>&1 &
+	VD_PID=$!
+	T_PIDS="$T_PIDS $VD_PID"
+	local _
+	for _ in $(seq 100); do
+		[ "$(vd_health)" = 200 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# vd_crash: kill -9 vaultd and both its children at once, as a power cut would, and wait
+# until they are gone (within 5 s).
+vd_crash() {
+	local kids _
+	kids="$(vd_child keyproc) $(vd_child netproc)"
+	# shellcheck disable=SC2086 # two PIDs
+	kill -KILL "$VD_PID" $kids
+	wait "$VD_PID" 2>/dev/null
+	for _ in $(seq 50); do
+		# shellcheck disable=SC2086
+		kill -0 $kids 2>/dev/null || break
+		sleep 0.1
+	done
 }
 
 # vd_kill_child CHILD: kill -9 vaultd's netproc or keyproc; 0 once the supervisor has
