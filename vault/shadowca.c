@@ -361,11 +361,29 @@ cert_sign(X509 *x, EVP_PKEY *priv, EVP_PKEY *pub, const EVP_MD *md)
 	return 0;
 }
 
+/*
+ * A CA's extensions: basicConstraints critical CA:TRUE pathlen:0, keyUsage
+ * critical keyCertSign and cRLSign, a subject key identifier, and for a link
+ * (issuer not NULL: another CA certifies this one) its authority key identifier.
+ */
+static int
+ca_exts(X509 *x, X509 *issuer)
+{
+	X509V3_CTX ctx;
+	int r;
+
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	if ((r = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0")) != 0 ||
+	    (r = add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign")) != 0 ||
+	    (r = add_ext(x, &ctx, NID_subject_key_identifier, "hash")) != 0)
+		return r;
+	return issuer ? add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") : 0;
+}
+
 int
 sca_make_ca(EVP_PKEY *ca_priv, EVP_PKEY *ca_pub, const char *cn, int days, X509 **out)
 {
 	const EVP_MD *md;
-	X509V3_CTX ctx;
 	X509 *x = NULL;
 	int r;
 
@@ -375,11 +393,7 @@ sca_make_ca(EVP_PKEY *ca_priv, EVP_PKEY *ca_pub, const char *cn, int days, X509 
 	if ((r = cn_check(cn)) != 0 || (r = days_check(days)) != 0 ||
 	    (r = ca_digest(ca_pub, &md)) != 0 || (r = cert_new(ca_pub, cn, days, NULL, &x)) != 0)
 		goto out;
-	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-	if ((r = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0")) != 0 ||
-	    (r = add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign")) != 0 ||
-	    (r = add_ext(x, &ctx, NID_subject_key_identifier, "hash")) != 0 ||
-	    (r = cert_sign(x, ca_priv, ca_pub, md)) != 0)
+	if ((r = ca_exts(x, NULL)) != 0 || (r = cert_sign(x, ca_priv, ca_pub, md)) != 0)
 		goto out;
 	*out = x;
 	x = NULL;
@@ -394,7 +408,6 @@ sca_cross(EVP_PKEY *old_priv, X509 *old_ca, X509 *new_ca, X509 **out)
 	char cn[SCA_CN_MAX + 1];
 	const EVP_MD *md;
 	EVP_PKEY *oldpub;
-	X509V3_CTX ctx;
 	X509 *x = NULL;
 	int r;
 
@@ -408,12 +421,7 @@ sca_cross(EVP_PKEY *old_priv, X509 *old_ca, X509 *new_ca, X509 **out)
 	if ((r = ca_digest(oldpub, &md)) != 0 ||
 	    (r = cert_new(X509_get0_pubkey(new_ca), cn, SCA_CA_DAYS, old_ca, &x)) != 0)
 		goto out;
-	X509V3_set_ctx(&ctx, old_ca, x, NULL, NULL, 0);
-	if ((r = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0")) != 0 ||
-	    (r = add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign")) != 0 ||
-	    (r = add_ext(x, &ctx, NID_subject_key_identifier, "hash")) != 0 ||
-	    (r = add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always")) != 0 ||
-	    (r = cert_sign(x, old_priv, oldpub, md)) != 0)
+	if ((r = ca_exts(x, old_ca)) != 0 || (r = cert_sign(x, old_priv, oldpub, md)) != 0)
 		goto out;
 	*out = x;
 	x = NULL;
