@@ -945,6 +945,49 @@ issue_key_refused(EVP_PKEY *priv, X509 *ca, EVP_PKEY *key, const struct sca_prof
  * token, for that very key, checked as a CSR's key would be (each refused
  * key type with its message); a second CA's leaf is not ours.
  */
+/*
+ * A link from the token CA to a second CA: the second CA's name and key,
+ * issued by the token CA (its name, an authority key identifier matching its
+ * subject key identifier), CA:TRUE pathlen:0, signed in the token; refused
+ * arguments.
+ */
+static void
+test_cross(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *k2 = key_ec("P-256");
+	X509 *ca2 = NULL, *link = (X509 *)1;
+	const ASN1_OCTET_STRING *akid;
+
+	assert_ok(sca_make_ca(k2, k2, "second CA", 10, &ca2));
+	assert_ok(sca_cross(f->ca_priv, f->ca, ca2, &link));
+	assert_cn(link, "second CA");
+	assert_int_equal(X509_NAME_cmp(X509_get_subject_name(link), X509_get_subject_name(ca2)), 0);
+	assert_int_equal(
+	    X509_NAME_cmp(X509_get_issuer_name(link), X509_get_subject_name(f->ca)), 0);
+	assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(link), k2), 1);
+	assert_int_equal(X509_verify(link, f->ca_pub), 1);
+	assert_int_equal(X509_verify(link, k2), 0);
+	assert_bc(link, 1, 0);
+	assert_int_equal(X509_get_key_usage(link), KU_KEY_CERT_SIGN | KU_CRL_SIGN);
+	assert_non_null(akid = X509_get0_authority_key_id(link));
+	assert_int_equal(ASN1_OCTET_STRING_cmp(akid, X509_get0_subject_key_id(f->ca)), 0);
+	assert_int_equal(X509_check_issued(f->ca, link), X509_V_OK);
+	assert_validity(link, SCA_CA_DAYS);
+	/* A self-signed CA has no authority key identifier. */
+	assert_null(X509_get0_authority_key_id(f->ca));
+	X509_free(link);
+	link = (X509 *)1;
+	assert_sverr(sca_cross(NULL, f->ca, ca2, &link), SV_EINVAL);
+	assert_null(link);
+	assert_sverr(sca_cross(f->ca_priv, NULL, ca2, &link), SV_EINVAL);
+	assert_sverr(sca_cross(f->ca_priv, f->ca, NULL, &link), SV_EINVAL);
+	/* The token key with another CA's certificate: the check against it fails. */
+	assert_fails(sca_cross(f->ca_priv, ca2, ca2, &link), SV_ECRYPTO, "does not match");
+	X509_free(ca2);
+	EVP_PKEY_free(k2);
+}
+
 static void
 test_issue_key(void **state)
 {
@@ -1297,6 +1340,7 @@ main(void)
 		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_cert_pem),
 		cmocka_unit_test(test_issue_key),
+		cmocka_unit_test(test_cross),
 		cmocka_unit_test(test_bundle_parse),
 		cmocka_unit_test(test_bundle_pem_empty),
 		cmocka_unit_test(test_profile_server),
