@@ -335,6 +335,30 @@ out:
 }
 
 /*
+ * The first certificate of the TLS certificate file: the server's.  The file
+ * may be the administrator's own (a certificate from elsewhere, a chain with
+ * comments): read leniently.
+ */
+static int
+tls_leaf(struct kp *kp, X509 **out)
+{
+	uint8_t *pem = NULL;
+	size_t len;
+	BIO *b = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = sv_read_file(kp->cfg->tls_cert, SCA_PEM_MAX, &pem, &len)) == 0 &&
+	    ((b = BIO_new_mem_buf(pem, (int)len)) == NULL ||
+		(*out = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL))
+		r = sv_seterr(SV_EINVAL, "%s: no PEM certificate", kp->cfg->tls_cert);
+	ERR_clear_error();
+	BIO_free(b);
+	free(pem);
+	return r;
+}
+
+/*
  * A new TLS key file (tls renew --new-key) replaces tls.key in three steps:
  * the key to tls.key.next (0600), the certificate for it to tls.cert, then
  * tls.key.next renamed over tls.key.  After a crash, kp_ca_tls_recover()
@@ -414,10 +438,8 @@ kp_ca_tls_recover(struct kp *kp)
 		return; /* no swap under way */
 	next = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	fclose(f);
-	if ((f = fopen(kp->cfg->tls_cert, "r")) != NULL) {
-		leaf = PEM_read_X509(f, NULL, NULL, NULL);
-		fclose(f);
-	}
+	if (tls_leaf(kp, &leaf) != 0)
+		sv_clearerr(); /* no certificate: nothing the new key is for */
 	if (next != NULL && leaf != NULL && X509_check_private_key(leaf, next) == 1) {
 		if (rename(path, kp->cfg->tls_key) == 0)
 			sv_warn("finished the TLS key swap a crash cut short: %s is the new key",
@@ -494,20 +516,12 @@ reissue_server(struct kp *kp, STACK_OF(X509) * from, int to_current, int due_onl
 	struct sca_profile p;
 	X509 *leaf = NULL, *cert = NULL, *issuer;
 	EVP_PKEY *priv = NULL;
-	BIO *b = NULL;
-	uint8_t *pem = NULL;
-	size_t len;
 	int r;
 
 	*chain = NULL;
 	*skip = NULL;
-	if ((r = sv_read_file(kp->cfg->tls_cert, SCA_PEM_MAX, &pem, &len)) != 0)
+	if ((r = tls_leaf(kp, &leaf)) != 0)
 		return sv_preferr(r, "the TLS certificate");
-	if ((b = BIO_new_mem_buf(pem, (int)len)) == NULL ||
-	    (leaf = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
-		r = sv_seterr(SV_EINVAL, "%s: no PEM certificate", kp->cfg->tls_cert);
-		goto out;
-	}
 	if ((issuer = signer_of(leaf, from)) == NULL) {
 		*skip = "not issued by the shadow CA";
 		goto out;
@@ -550,9 +564,7 @@ out:
 	EVP_PKEY_free(priv);
 	X509_free(leaf);
 	X509_free(cert);
-	BIO_free(b);
 	ERR_clear_error();
-	free(pem);
 	return r ? sv_preferr(r, "reissuing %s", kp->cfg->tls_cert) : 0;
 }
 
@@ -621,27 +633,19 @@ void
 kp_ca_status(struct kp *kp, json_t *out)
 {
 	char id[SV_NAME_MAX + 16], when[32] = "unreadable";
-	uint8_t *pem = NULL;
 	X509 *leaf = NULL;
-	BIO *b = NULL;
-	size_t len;
 	time_t t;
 	struct tm tm;
 
 	snprintf(id, sizeof(id), "%s@v%d", KS_CA_KEY, kp->ca_version);
 	json_object_set_new(out, "shadow_ca", json_string(id));
 	json_object_set_new(out, "shadow_cas_trusted", json_integer(kp->ca_count));
-	if (sv_read_file(kp->cfg->tls_cert, SCA_PEM_MAX, &pem, &len) == 0 &&
-	    (b = BIO_new_mem_buf(pem, (int)len)) != NULL &&
-	    (leaf = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL &&
-	    (t = sv_asn1_time(X509_get0_notAfter(leaf))) > 0 && gmtime_r(&t, &tm) != NULL)
+	if (tls_leaf(kp, &leaf) == 0 && (t = sv_asn1_time(X509_get0_notAfter(leaf))) > 0 &&
+	    gmtime_r(&t, &tm) != NULL)
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	sv_clearerr();
-	ERR_clear_error();
+	sv_clearerr(); /* an unreadable file is said as "unreadable" */
 	json_object_set_new(out, "tls_cert_expires", json_string(when));
 	X509_free(leaf);
-	BIO_free(b);
-	free(pem);
 }
 
 void
