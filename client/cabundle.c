@@ -361,28 +361,6 @@ identity_ca_answer(struct shadow *s, const json_t *ans, X509 *leaf)
 	return r;
 }
 
-/* identity/cert.pem. */
-static int
-own_cert(struct shadow *s, X509 **out)
-{
-	char path[PATH_MAX];
-	uint8_t *d = NULL;
-	size_t len;
-	BIO *b = NULL;
-	int r;
-
-	*out = NULL;
-	if ((r = shadow_path(s, "identity/cert.pem", path, sizeof(path))) == 0 &&
-	    (r = sv_read_file(path, CA_BUNDLE_MAX, &d, &len)) == 0 &&
-	    ((b = BIO_new_mem_buf(d, (int)len)) == NULL ||
-		(*out = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL))
-		r = sv_seterr(SV_ECONFIG, "%s: no PEM certificate", path);
-	ERR_clear_error();
-	BIO_free(b);
-	free(d);
-	return r;
-}
-
 static int
 update_locked(struct shadow *s, const json_t *ans, X509 *leaf)
 {
@@ -396,8 +374,8 @@ update_locked(struct shadow *s, const json_t *ans, X509 *leaf)
 
 	if (ca == NULL)
 		return 0; /* a vault from before CA rotation */
-	if (leaf == NULL && (r = own_cert(s, &own)) != 0)
-		return sv_preferr(r, "this server's identity certificate");
+	if (leaf == NULL && (own = identity_load_cert(s, "identity/cert.pem")) == NULL)
+		return sv_seterr(SV_ECONFIG, "cannot read this server's identity certificate");
 	if ((r = shadow_path(s, CA_FILE, path, sizeof(path))) != 0 ||
 	    (r = load_ca_file(path, &anchors)) != 0 ||
 	    (r = answer_bundle(ans, anchors, own ? own : leaf,

@@ -147,8 +147,8 @@ load_pem(struct shadow *s, const char *rel, void *(*rd)(BIO *))
 	return x;
 }
 
-static X509 *
-load_cert(struct shadow *s, const char *rel)
+X509 *
+identity_load_cert(struct shadow *s, const char *rel)
 {
 	return load_pem(s, rel, rd_cert);
 }
@@ -240,7 +240,7 @@ renew_from(struct shadow *s, X509 *x)
 time_t
 identity_expiry(struct shadow *s)
 {
-	X509 *x = load_cert(s, "identity/cert.pem");
+	X509 *x = identity_load_cert(s, "identity/cert.pem");
 	time_t na = x ? sv_asn1_time(X509_get0_notAfter(x)) : 0;
 
 	X509_free(x);
@@ -293,7 +293,7 @@ identity_recover(struct shadow *s)
 	if (exists_in(s, "identity/key.pem.next") &&
 	    (r = rename_in(s, "identity/key.pem.next", "identity/key.pem")) != 0)
 		return r;
-	c = load_cert(s, "identity/cert.pem.next");
+	c = identity_load_cert(s, "identity/cert.pem.next");
 	k = load_pem(s, "identity/key.pem", rd_key);
 	match = c != NULL && k != NULL && X509_check_private_key(c, k) == 1;
 	X509_free(c);
@@ -550,7 +550,7 @@ check_renewal(struct shadow *s, const json_t *ans, EVP_PKEY *key, X509 **out)
 		r = sv_seterr(SV_EPROTO, "the vault returned no certificate for the new key");
 	else if (bundle != NULL)
 		r = identity_ca_answer(s, ans, *out);
-	else if ((ca = load_cert(s, SHADOW_VAULT_CA)) == NULL ||
+	else if ((ca = identity_load_cert(s, SHADOW_VAULT_CA)) == NULL ||
 	    X509_verify(*out, X509_get0_pubkey(ca)) != 1)
 		r = sv_seterr(SV_EPROTO, "the renewed certificate is not from the vault's CA");
 	X509_free(ca);
@@ -630,7 +630,7 @@ too_early(struct shadow *s, const json_t *prob)
 	if (type == NULL || strlen(type) < strlen(tail) ||
 	    strcmp(type + strlen(type) - strlen(tail), tail) != 0 || !json_is_integer(rf) ||
 	    json_integer_value(rf) <= (json_int_t)time(NULL) ||
-	    (x = load_cert(s, "identity/cert.pem")) == NULL)
+	    (x = identity_load_cert(s, "identity/cert.pem")) == NULL)
 		return 0;
 	identity_note_renewal(s, x, prob);
 	from = renew_from(s, x);
@@ -713,7 +713,7 @@ out:
 static int
 ca_rotated(struct shadow *s, X509 *x)
 {
-	X509 *ca = load_cert(s, SHADOW_VAULT_CA);
+	X509 *ca = identity_load_cert(s, SHADOW_VAULT_CA);
 	int old = ca != NULL && X509_verify(x, X509_get0_pubkey(ca)) != 1;
 
 	ERR_clear_error();
@@ -748,7 +748,7 @@ refresh_ca(struct shadow *s)
 static void
 check_locked(struct shadow *s, int renew)
 {
-	X509 *x = load_cert(s, "identity/cert.pem");
+	X509 *x = identity_load_cert(s, "identity/cert.pem");
 	time_t na = 0, from = 0, now = time(NULL);
 	char when[32];
 	struct tm tm;

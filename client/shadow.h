@@ -113,6 +113,8 @@ int vault_call(struct shadow *s, const char *method, const char *url, const json
  * by identity_update_ca, each of which reads a file, compares and writes it.
  */
 int identity_lock(struct shadow *s);
+/* The first certificate of state_dir/rel (PEM), or NULL if there is none. */
+X509 *identity_load_cert(struct shadow *s, const char *rel);
 void identity_unlock(struct shadow *s);
 int identity_csr(EVP_PKEY **key, char **csr);
 int identity_key_pem(EVP_PKEY *key, char **out);
