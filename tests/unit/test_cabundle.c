@@ -701,6 +701,20 @@ test_enrol(void **state)
 	free(p21);
 }
 
+/* bundle with link (its PEM) as "ca_links": refused (saying want, unless NULL). */
+static void
+link_refused(const char *bundle, X509 *link, const char *want)
+{
+	char *l = pem1(link);
+	json_t *j = answer_links(bundle, l);
+
+	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
+	if (want != NULL)
+		assert_msg_has(SV_EPROTO, want);
+	json_decref(j);
+	free(l);
+}
+
 /*
  * Links: a new CA is taken only with a link from a trusted CA, for exactly
  * its name and key; links are followed in steps (ca1 -> ca2 -> ca3); a
@@ -709,7 +723,7 @@ test_enrol(void **state)
 static void
 test_links(void **state)
 {
-	char *p21 = pem2(ca2, ca1), *p32 = pem2(ca3, ca2), *p1 = pem1(ca1), *l, *both, *was;
+	char *p21 = pem2(ca2, ca1), *p32 = pem2(ca3, ca2), *p1 = pem1(ca1), *both, *was;
 	/* Forged: ca2's name and key, ca1 as issuer, signed by another key. */
 	X509 *forged = make_cert("shadowvault shadow CA test v2", cakey2, ca1, otherkey, 1, 40);
 	/* A real link from ca1, but for another key under ca2's name. */
@@ -724,29 +738,11 @@ test_links(void **state)
 	(void)state;
 	was = get("identity/vault-ca.pem");
 	assert_string_equal(was, p1);
-	l = pem1(forged);
-	j = answer_links(p21, l);
-	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
-	assert_msg_has(SV_EPROTO, "is new, and no link from a CA this server trusts");
-	json_decref(j);
-	free(l);
-	l = pem1(otherkey_link);
-	j = answer_links(p21, l);
-	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
-	json_decref(j);
-	free(l);
-	l = pem1(renamed);
-	j = answer_links(p21, l);
-	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
-	json_decref(j);
-	free(l);
+	link_refused(p21, forged, "is new, and no link from a CA this server trusts");
+	link_refused(p21, otherkey_link, NULL);
+	link_refused(p21, renamed, NULL);
 	/* A link that is not a CA certificate, and garbage. */
-	l = pem1(leaf2);
-	j = answer_links(p21, l);
-	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
-	assert_msg_has(SV_EPROTO, "the vault's CA links: certificate 1: not a CA certificate");
-	json_decref(j);
-	free(l);
+	link_refused(p21, leaf2, "the vault's CA links: certificate 1: not a CA certificate");
 	j = answer_links(p21, "garbage");
 	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
 	assert_msg_has(SV_EPROTO, "the vault's CA links");
@@ -766,11 +762,7 @@ test_links(void **state)
 	json_decref(j);
 	/* Only link23, from ca1's side: ca2 is not reached, nor ca3. */
 	put_cert("identity/vault-ca.pem", ca1);
-	l = pem1(link23);
-	j = answer_links(p32, l);
-	assert_sverr(identity_update_ca(&sh, j, NULL), SV_EPROTO);
-	json_decref(j);
-	free(l);
+	link_refused(p32, link23, NULL);
 	X509_free(forged);
 	X509_free(otherkey_link);
 	X509_free(renamed);
