@@ -378,20 +378,22 @@ ks_from_uri(struct state *st, const char *uri, struct ks_key *out, char *name)
 	name[0] = '\0';
 	if ((r = hsm_uri_parse(uri, tok, obj, id, &have)) != 0)
 		return r;
-	if ((at = strrchr(obj, '@')) == NULL || at[1] != 'v' ||
-	    (v = strtol(at + 2, &end, 10)) < 1 || *end != '\0' || v > 1000000)
+	if ((at = strrchr(obj, '@')) == NULL)
+		v = 0; /* NAME: its current version */
+	else if (at[1] != 'v' || (v = strtol(at + 2, &end, 10)) < 1 || *end != '\0' || v > 1000000)
 		return sv_seterr(SV_EINVAL,
-		    "%s: the object attribute must be a vault key label "
-		    "NAME@vN",
+		    "%s: the object attribute must be a vault key name, NAME (its current "
+		    "version) or NAME@vN",
 		    uri);
-	*at = '\0';
+	else
+		*at = '\0';
 	if ((r = sv_name_check(obj, "key name")) != 0)
 		return r;
 	memcpy(name, obj, strlen(obj) + 1); /* sv_name_check: at most SV_NAME_MAX */
 	if ((r = ks_get(st, obj, (int)v, out)) != 0)
 		return r;
 	if (have && memcmp(id, out->hk.id, HSM_ID_LEN) != 0)
-		return sv_seterr(
-		    SV_EINVAL, "%s: the id does not match key %s version %ld", uri, obj, v);
+		return sv_seterr(SV_EINVAL, "%s: the id does not match key %s version %d", uri, obj,
+		    out->version);
 	return 0;
 }

@@ -25,6 +25,7 @@
 #define KS_AUDIT_KEY	   "vault.audit"     /* Ed25519: signs audit checkpoints */
 #define KS_CA_KEY	   "vault.shadow-ca" /* EC P-256: the shadow CA */
 #define KS_BUNDLE_KEY	   "vault.bundle"    /* Ed25519: signs sealed key bundles */
+#define KS_TLS_KEY	   "vault.tls" /* EC: the TLS server key, when tls.key is in the token */
 
 struct ks_key {
 	char name[SV_NAME_MAX + 1];
@@ -62,9 +63,9 @@ int ks_pending(struct state *st, const char *name, struct ks_key *out);
 
 /*
  * The key a pkcs11: URI names in the vault's token: its object attribute is
- * a label "NAME@vN" (an id attribute, if present, must match).  SV_ENOTFOUND
- * if there is none; *name gets NAME (SV_NAME_MAX + 1) even then, when the
- * URI is well formed.
+ * a label "NAME@vN", or "NAME" for the current version of NAME (an id
+ * attribute, if present, must match).  SV_ENOTFOUND if there is none; *name
+ * gets NAME (SV_NAME_MAX + 1) even then, when the URI is well formed.
  */
 int ks_from_uri(struct state *st, const char *uri, struct ks_key *out, char *name);
 

@@ -197,16 +197,23 @@ tls_file_key(struct ctl *c, EVP_PKEY **key)
 	return r;
 }
 
-/* A TLS key in the token, named by tls.key's URI (made now if it names version 1 of no key). */
+/*
+ * A TLS key in the token, named by tls.key's URI: made now if it names a key
+ * that does not exist yet, by its name alone or as version 1.
+ */
 static int
 tls_token_key(struct ctl *c, struct state *st, struct hsm *h, EVP_PKEY **key)
 {
-	char name[SV_NAME_MAX + 1];
+	char name[SV_NAME_MAX + 1], tok[33], obj[HSM_LABEL_MAX + 1], v1[SV_NAME_MAX + 4];
+	uint8_t id[HSM_ID_LEN];
 	struct ks_key k;
-	int r;
+	int r, have_id;
 
 	r = ks_from_uri(st, c->cfg.tls_key, &k, name);
-	if (r == SV_ENOTFOUND && name[0] != '\0' && strstr(c->cfg.tls_key, "@v1") != NULL)
+	snprintf(v1, sizeof(v1), "%s@v1", name);
+	if (r == SV_ENOTFOUND && name[0] != '\0' &&
+	    hsm_uri_parse(c->cfg.tls_key, tok, obj, id, &have_id) == 0 &&
+	    (strcmp(obj, name) == 0 || strcmp(obj, v1) == 0))
 		r = ks_create(st, h, name, HSM_EC_P256, 0, &k);
 	if (r != 0)
 		return sv_preferr(r, "tls.key");
