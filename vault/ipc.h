@@ -30,7 +30,7 @@ enum ipc_type {
 	IPC_ENROLL = 3,	  /* net->key: {token, csr, box_public_key} */
 	IPC_METRICS = 4,  /* net->key: the key process's Prometheus text */
 	IPC_HEALTH = 5,	  /* net->key: liveness of the key process, HSM and audit */
-	IPC_TLS_SIGN = 6, /* net->key (TLS channel): {digest} of a handshake to sign */
+	IPC_TLS_SIGN = 6, /* net->key (TLS channel): {digest, key} of a handshake to sign */
 	IPC_RENEW = 7,	/* net->key: {serial, csr, certificate, proof} a shadow's new certificate */
 	IPC_WHOAMI = 8, /* net->key: {serial} the shadow and certificate a request comes with */
 	IPC_BUNDLE = 9, /* net->key: {serial, name} the sealed key bundle of certificate name */

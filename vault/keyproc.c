@@ -647,6 +647,8 @@ open_all(struct kp *kp)
 			sv_err("audit: the bundle key made at start is not recorded: %s",
 			    sv_errmsg(r));
 	}
+	/* Before the handshake thread loads the TLS key and the renewal check reads the files. */
+	kp_ca_tls_recover(kp);
 	kp->last_prune = -1; /* never: prune at start */
 	prune_nonces(kp);    /* at start, then every KP_PRUNE_EVERY seconds */
 	kp->accts_stale = 1;
@@ -753,7 +755,6 @@ keyproc_main(const struct vconf *cfg, const struct vaultd_fds *fds)
 		close_all(&kp);
 		return sv_exit_code(r);
 	}
-	kp_ca_tls_recover(&kp); /* before the renewal check reads the files */
 	kp_push_peers(&kp, NULL);
 	kp.last_tls_renew = metrics_now();
 	kp_ca_tls_check(&kp); /* the certificate netproc just loaded, if it is due */

@@ -259,6 +259,14 @@ int kp_tls_setup(struct kp *kp, int fd);
 void kp_tls_check(struct kp *kp);
 /* Stop the handshake signer and close its session (before the token's last session). */
 void kp_tls_stop(struct kp *kp);
+/*
+ * Version k of the TLS key in the token signs handshakes too, from now on
+ * (a rotation, before netproc gets the certificate for it); the older of
+ * the two it keeps makes room.  kp_tls_drop(): version of key name was
+ * destroyed (nothing if the thread does not hold it).
+ */
+int kp_tls_add(struct kp *kp, const struct ks_key *k);
+void kp_tls_drop(struct kp *kp, const char *name, int version);
 
 /* Admin socket. */
 int kp_admin_listen(struct kp *kp);
@@ -304,16 +312,22 @@ int kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result);
 
 /*
  * The vault's TLS server certificate, when a CA of the bundle issued it:
- * kp_ca_tls_renew reissues it by the current CA (same key, tls.names),
- * writes it and hands it to netproc; due_only: only in its renewal window
- * (tls.renew_days), else at once, and a certificate from elsewhere is then
- * an error; new_key: for a new key (a key file only), which replaces
- * tls.key.  *result {renewed, serial, not_after, new_key}.  kp_ca_tls_check: the
+ * kp_ca_tls_renew reissues it by the CA that issued it (same key,
+ * tls.names), writes it and hands it to netproc; due_only: only in its
+ * renewal window (tls.renew_days), else at once, and a certificate from
+ * elsewhere is then an error; new_key: for a new key, which replaces the
+ * tls.key file, or becomes the current version of the key in the token.
+ * *result {renewed, serial, not_after, new_key, key?}.  kp_ca_tls_check: the
  * due_only renewal at start and every hour, audited when it renews.
  */
 int kp_ca_tls_renew(struct kp *kp, int due_only, int new_key, json_t **result);
-/* At start: finish or drop a key swap of tls renew --new-key that a crash cut short. */
+/*
+ * At start, before the handshake thread loads the key: finish or drop a key
+ * swap of tls renew --new-key that a crash cut short.
+ */
 void kp_ca_tls_recover(struct kp *kp);
+/* {version, confirm} `vaultctl key destroy vault.tls`: a version not current. */
+int kp_ca_tls_key_destroy(struct kp *kp, const json_t *req, json_t **result);
 void kp_ca_tls_check(struct kp *kp);
 /* For vaultctl status: shadow_ca (NAME@vN issuing), shadow_cas_trusted, tls_cert_expires. */
 void kp_ca_status(struct kp *kp, json_t *out);

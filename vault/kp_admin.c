@@ -348,6 +348,14 @@ op_tls_renew(struct kp *kp, const json_t *req, json_t **result)
 	return kp_ca_tls_renew(kp, 0, json_is_true(json_object_get(req, "new_key")), result);
 }
 
+/* `vaultctl key rotate vault.tls`: the key rotates with its certificate. */
+static int
+op_tls_key_rotate(struct kp *kp, const json_t *req, json_t **result)
+{
+	return sv_seterr(SV_EINVAL,
+	    "%s rotates with the TLS certificate: vaultctl tls renew --new-key", KS_TLS_KEY);
+}
+
 /* `vaultctl key rotate vault.shadow-ca`: a new CA beside the old one (kp_ca.c). */
 static int
 op_ca_key_rotate(struct kp *kp, const json_t *req, json_t **result)
@@ -387,6 +395,8 @@ static const struct {
 	{ "ca.key.rotate", op_ca_key_rotate, 1 },
 	{ "ca.key.destroy", kp_ca_key_destroy, 1 },
 	{ "tls.renew", op_tls_renew, 1 },
+	{ "tls.key.rotate", op_tls_key_rotate, 0 },
+	{ "tls.key.destroy", kp_ca_tls_key_destroy, 1 },
 	{ "status", op_status, 0 },
 };
 
@@ -428,6 +438,12 @@ find_op(const char *op, const json_t *req)
 	else if (op != NULL && strcmp(op, "key.destroy") == 0 && name != NULL &&
 	    strcmp(name, KS_CA_KEY) == 0)
 		op = "ca.key.destroy";
+	else if (op != NULL && strcmp(op, "key.rotate") == 0 && name != NULL &&
+	    strcmp(name, KS_TLS_KEY) == 0)
+		op = "tls.key.rotate";
+	else if (op != NULL && strcmp(op, "key.destroy") == 0 && name != NULL &&
+	    strcmp(name, KS_TLS_KEY) == 0)
+		op = "tls.key.destroy";
 
 	for (i = 0; op != NULL && i < sizeof(ops) / sizeof(ops[0]); i++)
 		if (strcmp(ops[i].op, op) == 0)
@@ -484,6 +500,11 @@ execute(struct kp *kp, const json_t *req, uid_t uid)
 		    : json_pack("{s:b, s:i, s:s}", "ok", 0, "code", r, "error", sv_errmsg(r));
 	} else {
 		r = admin_exec(&ac, req, &resp);
+		/* A user key may be the TLS key in the token: the handshake thread lets go of it.
+		 */
+		if (r == 0 && strcmp(op, "key.destroy") == 0)
+			kp_tls_drop(kp, str(req, "name"),
+			    (int)json_integer_value(json_object_get(req, "version")));
 	}
 	state_durable(kp->st, 0);
 	if (mutates) {

@@ -423,6 +423,135 @@ key_next_swap(struct kp *kp)
 	return 0;
 }
 
+/*
+ * A TLS key in the token (tls.key a pkcs11: URI) rotates as a new version
+ * of its key, staged (keystore.h), then added to the handshake thread's keys
+ * (kp_tls_add()), then certified and written to tls.cert, then promoted;
+ * netproc gets the certificate last.  After a crash between the certificate
+ * and the promotion, token_recover() promotes the staged version the
+ * certificate holds; before the certificate, the staged version is left for
+ * the next rotation to use (ks_stage()).  Only a URI that names the key
+ * alone (object=NAME, no version, no id) follows the current version; one
+ * that names a version or an id stays on it, and cannot rotate.
+ */
+static int
+token_key_name(const struct kp *kp, char *name)
+{
+	char tok[33], obj[HSM_LABEL_MAX + 1];
+	uint8_t id[HSM_ID_LEN];
+	int have_id, r;
+
+	if ((r = hsm_uri_parse(kp->cfg->tls_key, tok, obj, id, &have_id)) != 0)
+		return sv_preferr(r, "tls.key");
+	if (strchr(obj, '@') != NULL || have_id)
+		return sv_seterr(SV_ESTATE,
+		    "tls.key (%s) names one version of its key: a new version would not be served. "
+		    "Name the key alone (object=%.*s, no id) and restart vaultd to let it rotate",
+		    kp->cfg->tls_key, (int)strcspn(obj, "@"), obj);
+	if ((r = sv_name_check(obj, "tls.key's object")) != 0)
+		return r;
+	memcpy(name, obj, strlen(obj) + 1); /* sv_name_check: at most SV_NAME_MAX */
+	return 0;
+}
+
+/* Whether k's public key is the one x certifies (< 0 on error). */
+static int
+token_key_certified(struct kp *kp, struct ks_key *k, X509 *x)
+{
+	EVP_PKEY *pub = NULL;
+	int r;
+
+	if ((r = hsm_key_public(kp->h, &k->hk, &pub)) != 0)
+		return r;
+	r = EVP_PKEY_eq(pub, X509_get0_pubkey(x)) == 1;
+	EVP_PKEY_free(pub);
+	ERR_clear_error();
+	return r;
+}
+
+static void
+token_recover(struct kp *kp)
+{
+	char name[SV_NAME_MAX + 1];
+	struct ks_key pend;
+	X509 *leaf = NULL;
+	int r;
+
+	if (token_key_name(kp, name) != 0 || ks_pending(kp->st, name, &pend) != 0) {
+		sv_clearerr(); /* a pinned version, or no rotation under way */
+		return;
+	}
+	if (tls_leaf(kp, &leaf) == 0 && token_key_certified(kp, &pend, leaf) == 1) {
+		if ((r = ks_promote(kp->st, name, pend.version)) != 0)
+			sv_err("finishing the TLS key rotation: %s", sv_errmsg(r));
+		else {
+			sv_warn("finished the TLS key rotation a crash cut short: %s is current",
+			    pend.hk.label);
+			kp_audit(kp, "admin",
+			    json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "op", "key.promote", "name",
+				name, "version", pend.version, "by", "vaultd", "reason",
+				"a TLS key rotation cut short after its certificate", "decision",
+				"done"));
+			if ((r = kp_commit(kp)) != 0)
+				sv_err("audit: the promotion of %s is not recorded: %s",
+				    pend.hk.label, sv_errmsg(r));
+		}
+	} else
+		sv_info("%s is staged from a TLS key rotation cut short before its certificate: "
+			"the next rotation uses it",
+		    pend.hk.label);
+	sv_clearerr();
+	X509_free(leaf);
+}
+
+/* Stage the token's new TLS key and let the handshake thread sign with it (see above). */
+static int
+token_stage(struct kp *kp, char *name, struct ks_key *pend, EVP_PKEY **pub)
+{
+	int r;
+
+	*pub = NULL;
+	if ((r = token_key_name(kp, name)) != 0 || (r = ks_stage(kp->st, kp->h, name, pend)) != 0 ||
+	    (r = hsm_key_public(kp->h, &pend->hk, pub)) != 0)
+		return r;
+	return kp_tls_add(kp, pend);
+}
+
+/* After the certificate: the staged version becomes current (SV_FAULT=tls-token-promote). */
+static int
+token_promote(struct kp *kp, const char *name, const struct ks_key *pend)
+{
+	if (sv_fault("tls-token-promote"))
+		return sv_seterr(SV_EIO, "fault injected (SV_FAULT=tls-token-promote)");
+	return ks_promote(kp->st, name, pend->version);
+}
+
+int
+kp_ca_tls_key_destroy(struct kp *kp, const json_t *req, json_t **result)
+{
+	const json_t *v = json_object_get(req, "version");
+	struct ks_key k;
+	int version, r;
+
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000000)
+		return sv_seterr(SV_EINVAL, "key destroy needs the version to destroy");
+	if (!json_is_true(json_object_get(req, "confirm")))
+		return sv_seterr(SV_EINVAL, "key destroy must be confirmed (--yes)");
+	version = (int)json_integer_value(v);
+	if ((r = ks_get(kp->st, KS_TLS_KEY, version, &k)) != 0)
+		return r;
+	if (strcmp(k.state, "current") == 0)
+		return sv_seterr(SV_EDENIED,
+		    "%s is the vault's TLS key: rotate it first (vaultctl tls renew --new-key)",
+		    k.hk.label);
+	if ((r = ks_destroy(kp->st, kp->h, KS_TLS_KEY, version)) != 0)
+		return r;
+	kp_tls_drop(kp, KS_TLS_KEY, version);
+	*result = json_pack(
+	    "{s:s, s:i, s:s}", "name", KS_TLS_KEY, "version", version, "state", "destroyed");
+	return *result ? 0 : SV_ENOMEM;
+}
+
 void
 kp_ca_tls_recover(struct kp *kp)
 {
@@ -431,8 +560,10 @@ kp_ca_tls_recover(struct kp *kp)
 	X509 *leaf = NULL;
 	FILE *f;
 
-	if (vconf_tls_in_token(kp->cfg))
+	if (vconf_tls_in_token(kp->cfg)) {
+		token_recover(kp);
 		return;
+	}
 	key_next_path(kp, path, sizeof(path));
 	if ((f = fopen(path, "r")) == NULL)
 		return; /* no swap under way */
@@ -516,7 +647,7 @@ reissue_server(struct kp *kp, STACK_OF(X509) * from, int to_current, int due_onl
 	struct sca_profile p;
 	X509 *leaf = NULL, *cert = NULL, *issuer;
 	EVP_PKEY *priv = NULL;
-	int r;
+	int in_token = vconf_tls_in_token(kp->cfg), r;
 
 	*chain = NULL;
 	*skip = NULL;
@@ -548,12 +679,13 @@ reissue_server(struct kp *kp, STACK_OF(X509) * from, int to_current, int due_onl
 		goto out;
 	}
 	X509_up_ref(issuer);
-	if ((r = sca_bundle_pem(two, chain)) == 0 && newkey != NULL)
+	/* A new key file goes to tls.key.next first; a new token key is already in the token. */
+	if ((r = sca_bundle_pem(two, chain)) == 0 && newkey != NULL && !in_token)
 		r = key_next_write(kp, newkey);
 	if (r == 0)
 		r = sv_write_file_atomic(kp->cfg->tls_cert, *chain, strlen(*chain), 0644);
 	/* The certificate is for the key in tls.key.next now: it takes tls.key's place. */
-	if (r == 0 && newkey != NULL)
+	if (r == 0 && newkey != NULL && !in_token)
 		r = key_next_swap(kp);
 	if (r != 0) {
 		free(*chain);
@@ -591,36 +723,44 @@ kp_ca_tls_renew(struct kp *kp, int due_only, int new_key, json_t **result)
 	STACK_OF(X509) *sk = NULL;
 	const char *skip = NULL;
 	EVP_PKEY *key = NULL;
-	char *chain = NULL, *kpem = NULL;
-	int r;
+	char *chain = NULL, *kpem = NULL, name[SV_NAME_MAX + 1];
+	struct ks_key pend = { .version = 0 };
+	int in_token = vconf_tls_in_token(kp->cfg), r;
 
 	*result = NULL;
-	if (new_key && vconf_tls_in_token(kp->cfg))
-		return sv_seterr(SV_EUNSUPP,
-		    "tls.key is a key in the token: a new key for it is not built yet (only for a "
-		    "key file)");
-	if (new_key && ((key = EVP_EC_gen("P-256")) == NULL || key_pem(key, &kpem) != 0)) {
+	if (new_key && in_token)
+		r = token_stage(kp, name, &pend, &key);
+	else if (new_key && ((key = EVP_EC_gen("P-256")) == NULL || key_pem(key, &kpem) != 0))
 		r = key ? SV_ENOMEM : sv_seterr_ssl(SV_ECRYPTO, "making the new TLS key");
-		goto out;
-	}
-	if ((r = read_bundle(kp, &sk)) != 0)
-		goto out;
-	r = reissue_server(kp, sk, 0, due_only, key, &chain, &skip);
+	else
+		r = 0;
+	if (r == 0 && (r = read_bundle(kp, &sk)) == 0)
+		r = reissue_server(kp, sk, 0, due_only, key, &chain, &skip);
 	if (r == 0 && chain == NULL && !due_only)
 		r = sv_seterr(SV_ESTATE,
 		    "%s is %s: renew it where it came from (vaultd only renews what its CA issued)",
 		    kp->cfg->tls_cert, skip);
+	/* A staged token key with no certificate for it: nothing will use it. */
+	if (r != 0 && chain == NULL && pend.version != 0 &&
+	    ks_destroy(kp->st, kp->h, name, pend.version) == 0)
+		kp_tls_drop(kp, name, pend.version);
+	/* The certificate is written: the staged key is the TLS key (token_recover() otherwise). */
+	if (r == 0 && pend.version != 0 && (r = token_promote(kp, name, &pend)) != 0)
+		r = sv_preferr(r, "%s holds %s, made current at the next start", kp->cfg->tls_cert,
+		    pend.hk.label);
 	if (r == 0 &&
 	    (*result = json_pack(
 		 "{s:b, s:b}", "renewed", chain != NULL, "new_key", new_key != 0)) == NULL)
 		r = SV_ENOMEM;
 	if (r == 0 && chain != NULL) {
 		describe(chain, *result);
+		if (pend.version != 0)
+			json_object_set_new(*result, "key", json_string(pend.hk.label));
 		kp_push_peers_key(kp, chain, kpem);
 		sv_info("TLS certificate %s renewed by the shadow CA%s%s", kp->cfg->tls_cert,
-		    new_key ? ", for a new key in " : "", new_key ? kp->cfg->tls_key : "");
+		    new_key ? ", for a new key in " : "",
+		    new_key ? (in_token ? pend.hk.label : kp->cfg->tls_key) : "");
 	}
-out:
 	free(chain);
 	if (kpem != NULL)
 		sodium_free(kpem);

@@ -19,6 +19,12 @@
  * audit, no metrics.  If the network process breaks the protocol, the
  * thread stops and the event loop ends the pair at its next tick.
  *
+ * A rotation of the key (kp_ca.c) adds its new version to the thread's keys
+ * before the network process gets the certificate for it, and keeps the one
+ * before: each request names its key by JWK thumbprint, so a handshake begun
+ * before the hand-over ends with the key it began with.  The table is the
+ * one thing the event loop touches beside the thread, under its mutex.
+ *
  * The network process holds handshakes to limits.tls_signs_per_second; the
  * thread holds it too, with bursts twice as large so that it never refuses
  * what a well-behaved network process asked for: a compromised one cannot
@@ -41,17 +47,27 @@
 #include "bucket.h"
 #include "clock.h"
 #include "ipc.h"
+#include "jwk.h"
 #include "keyproc.h"
 #include "log.h"
 #include "sv_err.h"
 #include "vaultd.h"
 
+#define KP_TLS_KEYS 2 /* the current version, and the one before it during a rotation */
+
+struct tls_key {
+	int version;	    /* 0: a free slot */
+	struct hsm_key key; /* pinned: a session copy in the thread's session */
+	char tp[JWK_THUMB_LEN + 1];
+};
+
 struct kp_tls {
 	pthread_t th;
 	int fd;		    /* the TLS channel (blocking) */
 	struct hsm *h;	    /* the thread's session */
-	struct hsm_key key; /* pinned: a session copy in h */
-	int broken;	    /* set by the thread (atomic): the peer broke the protocol */
+	pthread_mutex_t mu; /* keys[], and h while a key is added or dropped */
+	struct tls_key keys[KP_TLS_KEYS];
+	int broken; /* set by the thread (atomic): the peer broke the protocol */
 	char why[SV_ERRMSG_MAX];
 	struct sv_bucket rate; /* limits.tls_signs_per_second, bursts of twice that */
 	double per_second;
@@ -62,12 +78,13 @@ static json_t *
 sign_one(struct kp_tls *t, const json_t *req)
 {
 	const char *d = json_string_value(json_object_get(req, "digest"));
+	const char *tp = json_string_value(json_object_get(req, "key"));
 	uint8_t *dg = NULL, sig[HSM_SIG_MAX];
 	size_t dl, sl = sizeof(sig);
 	char *b = NULL;
 	json_t *resp;
 	double now = sv_mono_now();
-	int r, wait;
+	int r, wait, i;
 
 	if (!sv_bucket_take(&t->rate, t->per_second, 2 * t->per_second, now, &wait)) {
 		if (sv_due(&t->warned, now, 60))
@@ -81,7 +98,15 @@ sign_one(struct kp_tls *t, const json_t *req)
 		free(dg);
 		return json_pack("{s:s}", "error", "digest must be 32, 48 or 64 bytes");
 	}
-	r = hsm_sign_digest(t->h, &t->key, dg, dl, sig, &sl);
+	pthread_mutex_lock(&t->mu);
+	for (i = 0; i < KP_TLS_KEYS; i++)
+		if (t->keys[i].version != 0 && tp != NULL && strcmp(tp, t->keys[i].tp) == 0)
+			break;
+	r = i < KP_TLS_KEYS ? hsm_sign_digest(t->h, &t->keys[i].key, dg, dl, sig, &sl)
+			    : sv_seterr(SV_ENOTFOUND,
+				  "no version of tls.key has the key of the TLS certificate "
+				  "netproc serves");
+	pthread_mutex_unlock(&t->mu);
 	free(dg);
 	if (r != 0 || b64u_encode(sig, sl, &b) != 0) {
 		sv_err("TLS handshake signature: %s", sv_errmsg(r));
@@ -167,10 +192,80 @@ kp_tls_check(struct kp *kp)
 static void
 tls_free(struct kp_tls *t)
 {
-	hsm_close(t->h); /* its session copy of the key goes with it */
+	hsm_close(t->h); /* its session copies of the keys go with it */
 	if (t->fd >= 0)
 		close(t->fd);
+	pthread_mutex_destroy(&t->mu);
 	free(t);
+}
+
+/* Put version k of the TLS key into slot (the event loop's thread, the mutex held). */
+static int
+key_set(struct kp *kp, struct kp_tls *t, struct tls_key *slot, const struct ks_key *k)
+{
+	EVP_PKEY *pub = NULL;
+	int r;
+
+	if (slot->version != 0)
+		hsm_key_unpin(t->h, &slot->key);
+	memset(slot, 0, sizeof(*slot));
+	slot->key = k->hk;
+	if ((r = hsm_key_public(kp->h, &slot->key, &pub)) != 0 ||
+	    (r = jwk_thumbprint_pkey(pub, slot->tp)) != 0) {
+		EVP_PKEY_free(pub);
+		return sv_preferr(r, "%s", k->hk.label);
+	}
+	EVP_PKEY_free(pub);
+	slot->version = k->version;
+	hsm_key_pin(&slot->key);
+	if (!hsm_key_ready(t->h, &slot->key))
+		sv_warn("%s: no session copy of the key: handshakes sign from the token object",
+		    k->hk.label);
+	return 0;
+}
+
+int
+kp_tls_add(struct kp *kp, const struct ks_key *k)
+{
+	struct kp_tls *t = kp->tls;
+	int i, r, slot = -1;
+
+	if (t == NULL)
+		return 0;
+	pthread_mutex_lock(&t->mu);
+	/* The same version again (an interrupted rotation), else a free slot, else the oldest. */
+	for (i = 0; i < KP_TLS_KEYS && slot < 0; i++)
+		if (t->keys[i].version == k->version)
+			slot = i;
+	for (i = 0; i < KP_TLS_KEYS && slot < 0; i++)
+		if (t->keys[i].version == 0)
+			slot = i;
+	if (slot < 0)
+		for (slot = 0, i = 1; i < KP_TLS_KEYS; i++)
+			if (t->keys[i].version < t->keys[slot].version)
+				slot = i;
+	r = key_set(kp, t, &t->keys[slot], k);
+	pthread_mutex_unlock(&t->mu);
+	return r;
+}
+
+void
+kp_tls_drop(struct kp *kp, const char *name, int version)
+{
+	struct kp_tls *t = kp->tls;
+	char label[HSM_LABEL_MAX + 1];
+	int i;
+
+	if (t == NULL)
+		return;
+	snprintf(label, sizeof(label), "%s@v%d", name, version);
+	pthread_mutex_lock(&t->mu);
+	for (i = 0; i < KP_TLS_KEYS; i++)
+		if (t->keys[i].version != 0 && strcmp(t->keys[i].key.label, label) == 0) {
+			hsm_key_unpin(t->h, &t->keys[i].key);
+			memset(&t->keys[i], 0, sizeof(t->keys[i]));
+		}
+	pthread_mutex_unlock(&t->mu);
 }
 
 void
@@ -205,7 +300,7 @@ kp_tls_setup(struct kp *kp, int fd)
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return SV_ENOMEM;
 	t->fd = fd;
-	t->key = k.hk;
+	pthread_mutex_init(&t->mu, NULL);
 	t->per_second = kp->cfg->tls_signs_per_second;
 	sv_bucket_init(&t->rate, 2 * t->per_second, sv_mono_now());
 	t->warned = -1;
@@ -213,10 +308,10 @@ kp_tls_setup(struct kp *kp, int fd)
 		tls_free(t);
 		return sv_preferr(r, "tls.key: a session for handshake signatures");
 	}
-	hsm_key_pin(&t->key);
-	if (!hsm_key_ready(t->h, &t->key))
-		sv_warn("tls.key: no session copy of the key: handshakes sign from the token "
-			"object");
+	if ((r = key_set(kp, t, &t->keys[0], &k)) != 0) {
+		tls_free(t);
+		return sv_preferr(r, "tls.key");
+	}
 	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ||
 	    pthread_create(&t->th, NULL, tls_main, t) != 0) {
 		tls_free(t);

@@ -122,7 +122,9 @@ cut_revoked(struct np *np)
 /*
  * A new server certificate chain for both listeners (the key process had
  * the shadow CA reissue it: a renewal, or a CA version destroyed): used only
- * if it is for the key they already hold; open connections keep theirs.
+ * if it is for the key they already hold, or with the new key file's PEM
+ * sent beside it, or, with the key in the token, for a new version of it
+ * (whose handshakes the key process signs); open connections keep theirs.
  */
 static void
 use_server_chain(struct np *np, const char *pem, const char *key_pem)
@@ -155,10 +157,12 @@ use_server_chain(struct np *np, const char *pem, const char *key_pem)
 		if (ctx == NULL)
 			continue;
 		/* A new key: the certificate first (OpenSSL drops the old key it does not fit). */
-		if ((newkey == NULL &&
+		if ((newkey == NULL && np->tlskey.fd < 0 &&
 			(key == NULL || X509_check_private_key(sk_X509_value(sk, 0), key) != 1)) ||
 		    SSL_CTX_use_certificate(ctx, sk_X509_value(sk, 0)) != 1 ||
 		    (newkey != NULL && SSL_CTX_use_PrivateKey(ctx, newkey) != 1) ||
+		    (newkey == NULL && np->tlskey.fd >= 0 &&
+			np_tlskey_use(ctx, NULL, &np->tlskey) != 1) ||
 		    SSL_CTX_clear_chain_certs(ctx) != 1) {
 			sv_err("keyproc sent a TLS certificate for another key: kept the old one");
 			ERR_clear_error();

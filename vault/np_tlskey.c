@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "ecsign.h"
 #include "ipc.h"
+#include "jwk.h"
 #include "log.h"
 #include "np_tlskey.h"
 #include "sv_err.h"
@@ -38,10 +39,22 @@ tls_read(int fd, void *buf, size_t len)
 	return 0;
 }
 
-/* Send {digest} on the TLS channel; read back one whole frame into m. */
+/*
+ * One proxy key: the channel, and which of the token's TLS keys it is, by
+ * its JWK thumbprint.  The key process holds the old key beside the new one
+ * while a rotation hands netproc the new certificate, and a handshake begun
+ * before the hand-over finishes with the key it began with.
+ */
+struct proxy {
+	struct np_tlskey *k;
+	char key[JWK_THUMB_LEN + 1];
+};
+
+/* Send {digest, key} on the TLS channel; read back one whole frame into m. */
 static int
-tls_exchange(struct np_tlskey *k, const uint8_t *dgst, size_t dlen, struct ipc_msg *m)
+tls_exchange(struct proxy *px, const uint8_t *dgst, size_t dlen, struct ipc_msg *m)
 {
+	struct np_tlskey *k = px->k;
 	struct evbuffer *b = evbuffer_new();
 	uint32_t hdr[3];
 	uint8_t body[512];
@@ -51,7 +64,7 @@ tls_exchange(struct np_tlskey *k, const uint8_t *dgst, size_t dlen, struct ipc_m
 
 	++k->id;
 	if (b == NULL || b64u_encode(dgst, dlen, &dig) != 0 ||
-	    (j = json_pack("{s:s}", "digest", dig)) == NULL ||
+	    (j = json_pack("{s:s, s:s}", "digest", dig, "key", px->key)) == NULL ||
 	    /* The tests' way to see the key process end the pair for a frame out of place. */
 	    ipc_put_json(b, k->fault && k->id == 2 ? IPC_SIGN : IPC_TLS_SIGN, k->id, j) != 0 ||
 	    evbuffer_write(b, k->fd) < 0 || evbuffer_get_length(b) != 0)
@@ -76,7 +89,8 @@ out:
 static int
 tls_sign(void *ctx, const uint8_t *dgst, size_t dlen, uint8_t *sig, size_t *siglen)
 {
-	struct np_tlskey *k = ctx;
+	struct proxy *px = ctx;
+	struct np_tlskey *k = px->k;
 	struct ipc_msg m = { 0 };
 	uint8_t *raw = NULL;
 	const char *sb;
@@ -93,7 +107,7 @@ tls_sign(void *ctx, const uint8_t *dgst, size_t dlen, uint8_t *sig, size_t *sigl
 			    k->per_second);
 		return SV_EBUSY;
 	}
-	if (tls_exchange(k, dgst, dlen, &m) == 0 && ipc_json(&m, &j) == 0 &&
+	if (tls_exchange(px, dgst, dlen, &m) == 0 && ipc_json(&m, &j) == 0 &&
 	    (sb = json_string_value(json_object_get(j, "sig"))) != NULL &&
 	    b64u_decode(sb, strlen(sb), *siglen, &raw, &rl) == 0) {
 		memcpy(sig, raw, rl);
@@ -112,14 +126,21 @@ int
 np_tlskey_use(SSL_CTX *ctx, const char *key_file, struct np_tlskey *k)
 {
 	EVP_PKEY *key = NULL;
+	struct proxy *px;
 	X509 *cert;
 	int ok;
 
 	if (k->fd < 0)
 		return SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM);
-	if ((cert = SSL_CTX_get0_certificate(ctx)) == NULL ||
-	    ecsign_pkey(X509_get0_pubkey(cert), tls_sign, k, NULL, &key) != 0)
+	if ((cert = SSL_CTX_get0_certificate(ctx)) == NULL || (px = calloc(1, sizeof(*px))) == NULL)
 		return 0;
+	px->k = k;
+	if (jwk_thumbprint_pkey(X509_get0_pubkey(cert), px->key) != 0) {
+		free(px);
+		return 0;
+	}
+	if (ecsign_pkey(X509_get0_pubkey(cert), tls_sign, px, free, &key) != 0)
+		return 0; /* px freed */
 	sv_bucket_init(&k->rate, k->per_second, sv_mono_now());
 	k->warned = -1;
 	/* Fault injection for the tests, as the key process's SV_FAULT. */

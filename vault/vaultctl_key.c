@@ -20,9 +20,10 @@ static const char *const KEY_USAGE =
     "TYPE is ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519.  Keys are created\n"
     "in the HSM, sensitive and never extractable unless --exportable (not for ed25519).\n"
     "rotate makes a new version current and keeps the old one as retired; destroy removes\n"
-    "a retired version from the HSM.  Of the vault's own keys (vault.*), vault.audit and\n"
-    "vault.bundle rotate: the old version vouches for the new one (see vaultctl(8)).  Add\n"
-    "--json (before the command) for JSON output.\n";
+    "a retired version from the HSM.  Of the vault's own keys (vault.*), vault.audit,\n"
+    "vault.bundle and vault.shadow-ca rotate: the old version vouches for the new one\n"
+    "(see vaultctl(8)); vault.tls rotates with its certificate (vaultctl tls renew\n"
+    "--new-key).  Add --json (before the command) for JSON output.\n";
 
 static int
 usage(int status)

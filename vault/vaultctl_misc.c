@@ -285,8 +285,9 @@ static const char *const TLS_USAGE =
     "  serve it at once (vaultd does so by itself in the certificate's last\n"
     "  tls.renew_days days; a certificate the shadow CA did not issue is\n"
     "  refused: renew it where it came from).\n"
-    "  --new-key: for a new key (P-256) that replaces the tls.key file (not for\n"
-    "  a key in the token).\n";
+    "  --new-key: for a new key (P-256) that replaces the tls.key file, or a new\n"
+    "  version of the key in the token (tls.key must name it without a version:\n"
+    "  pkcs11:token=...;object=vault.tls), which becomes current.\n";
 
 static void
 print_tls_renew(struct ctl *c, const json_t *res)

@@ -111,8 +111,12 @@ grep -q "Verify return code: 0 (ok)" "$T/s_client.txt" && openssl x509 -noout -p
 	|| { fail "served after reissue"; tail -5 "$T/s_client.txt"; }
 vd_api web1 GET /v1/health
 expect_code 200 "mutual TLS after the reissue, signed in the token"
-expect_rc 2 "tls renew --new-key with the key in the token" "$VC" -c "$VCONF" tls renew --new-key
-expect_err "tls.key is a key in the token: a new key for it is not built yet" "says it is not built"
+# tls.key names version 1: a new version would not be served (test_vaultd_tlskey_rotation.sh
+# rotates a key named without a version).
+expect_rc 6 "tls renew --new-key with tls.key naming vault.tls@v1" "$VC" -c "$VCONF" tls renew --new-key
+expect_err "names one version of its key: a new version would not be served" "says why"
+expect_rc 0 "key list" "$VC" -c "$VCONF" key list
+[ "$(grep -c '^vault.tls ' "$T/out")" = 1 ] && pass "no version staged" || { fail "vault.tls versions"; cat "$T/out"; }
 vd_stop
 
 # A frame out of place on the TLS channel (SV_FAULT=tls-garbage: netproc's 2nd request there

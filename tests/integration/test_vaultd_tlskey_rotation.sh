@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The vault's TLS key in the token rotates: with tls.key naming the key alone
+# (object=vault.tls, no version), `vaultctl tls renew --new-key` makes a new version of
+# vault.tls, has the shadow CA certify it, and the running vault serves it at once; the old
+# version is retired, then destroyed by `vaultctl key destroy vault.tls`.  A crash between
+# the certificate and the promotion is finished at the next start; a failed renewal leaves
+# no staged version behind.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vaultd.sh"
+vd_setup 'tls = { key = "pkcs11:token=shadowvault;object=vault.tls"; };'
+TLS=$VDIR/state/tls/server.pem
+[ ! -e "$VDIR/state/tls/server.key" ] && pass "init made no TLS key file" || fail "a TLS key file was written"
+
+# served PORT: the public key the running vault presents on PORT, verified against the CA.
+served() {
+	openssl s_client -connect "127.0.0.1:$1" -CAfile "$VD_CA" -verify_return_error </dev/null 2>/dev/null \
+		| openssl x509 -noout -pubkey 2>/dev/null
+}
+# token_pub VERSION: the public key of that version of vault.tls, as PEM.
+token_pub() {
+	"$VC" -c "$VCONF" --json key show vault.tls --version "$1" >"$T/k.json" || return 1
+	"$PY" - "$T/k.json" <<'PY'
+import json, sys
+from jwcrypto import jwk
+print(jwk.JWK(**json.load(open(sys.argv[1]))["jwk"]).export_to_pem().decode().strip())
+PY
+}
+# states: "v1=STATE v2=STATE ..." of vault.tls, from key list.
+states() {
+	"$VC" -c "$VCONF" key list | awk '$1 == "vault.tls" { printf "v%s=%s ", $2, $4 }' | sed 's/ $//'
+}
+# handshakes N: N mutual-TLS requests as web1, all 200.
+handshakes() {
+	local _
+	for _ in $(seq "$1"); do
+		vd_api web1 GET /v1/health
+		[ "$CODE" = 200 ] || return 1
+	done
+}
+
+printf 'shadows = { web1 = { accounts = [ "x" ]; names = [ "a.test" ]; }; };\n' >"$VDIR/state/policies.conf"
+vd_start || { t_done; exit 1; }
+[ "$(states)" = "v1=current" ] && pass "vault.tls v1 in the token, named without a version" || fail "key list: $(states)"
+V1=$(token_pub 1)
+[ -n "$V1" ] && [ "$(served "$VD_API_PORT")" = "$V1" ] && pass "the served key is vault.tls@v1" || fail "served key is not v1"
+vd_enroll web1 && pass "a shadow enrols" || fail "enrol"
+handshakes 3 && pass "mutual TLS, signed in the token" || fail "mutual TLS: $CODE"
+
+# The rotation: served at once on both ports, no restart; shadows go on (they trust the CA).
+expect_rc 0 "vaultctl tls renew --new-key" "$VC" -c "$VCONF" tls renew --new-key
+grep -q "TLS certificate renewed for a new key: serial" "$T/out" && pass "it says so" || { fail "output"; cat "$T/out"; }
+[ "$(states)" = "v1=retired v2=current" ] && pass "v2 is current, v1 retired" || fail "key list: $(states)"
+V2=$(token_pub 2)
+[ -n "$V2" ] && [ "$V2" != "$V1" ] && [ "$(served "$VD_API_PORT")" = "$V2" ] && [ "$(served "$VD_ENROLL_PORT")" = "$V2" ] \
+	&& pass "both ports serve vault.tls@v2, verified under the shadow CA" || fail "served after the rotation"
+[ "$(openssl x509 -in "$TLS" -noout -pubkey)" = "$V2" ] && pass "the certificate file holds v2" || fail "certificate file"
+handshakes 20 && pass "20 mutual-TLS handshakes on the new key" || fail "mutual TLS after the rotation: $CODE"
+grep -q '"op":"tls.renew","new_key":true,"uid":[0-9]*,"decision":"done"' "$VDIR/state/audit.log" \
+	&& pass "audited as done, with new_key" || { fail "no audit record"; grep tls.renew "$VDIR/state/audit.log"; }
+
+expect_rc 2 "key rotate vault.tls" "$VC" -c "$VCONF" key rotate vault.tls
+expect_err "vault.tls rotates with the TLS certificate: vaultctl tls renew --new-key" "points to tls renew --new-key"
+expect_rc 7 "the current version cannot be destroyed" "$VC" -c "$VCONF" key destroy vault.tls --version 2 --yes
+expect_err "vault.tls@v2 is the vault's TLS key: rotate it first" "says why"
+expect_rc 0 "key destroy vault.tls --version 1" "$VC" -c "$VCONF" key destroy vault.tls --version 1 --yes
+[ "$(states)" = "v1=destroyed v2=current" ] && pass "v1 destroyed" || fail "key list: $(states)"
+handshakes 5 && pass "handshakes go on after the destroy" || fail "mutual TLS after the destroy: $CODE"
+vd_stop
+vd_start || { t_done; exit 1; }
+[ "$(served "$VD_API_PORT")" = "$V2" ] && handshakes 3 && pass "after a restart: v2, mutual TLS" || fail "after a restart"
+
+# A crash after the new certificate, before the promotion (SV_FAULT=tls-token-promote).  The
+# running vault goes on serving v2, signed by the handshake thread that now holds v2 and v3
+# (each request names its key); the next start makes v3 current.
+vd_stop
+vd_start_fault tls-token-promote || { fail "vaultd did not start (SV_FAULT=tls-token-promote)"; t_done; exit 1; }
+expect_rc 1 "a rotation stopped before its promotion (fault)" "$VC" -c "$VCONF" tls renew --new-key
+expect_err "holds vault.tls@v3, made current at the next start" "says what is left"
+[ "$(states)" = "v1=destroyed v2=current v3=pending" ] && pass "v3 is staged" || fail "key list: $(states)"
+V3=$(token_pub 3)
+[ "$(openssl x509 -in "$TLS" -noout -pubkey)" = "$V3" ] && [ "$(served "$VD_API_PORT")" = "$V2" ] \
+	&& handshakes 5 && pass "the file holds v3; the running vault still serves v2, handshakes signed" \
+	|| fail "after the fault: served $(served "$VD_API_PORT" | tail -2 | head -1)"
+vd_crash
+vd_start || { t_done; exit 1; }
+grep -q "finished the TLS key rotation a crash cut short: vault.tls@v3 is current" "$T/vaultd.log" \
+	&& pass "the start finishes it, and says so" || fail "no recovery message"
+[ "$(states)" = "v1=destroyed v2=retired v3=current" ] && [ "$(served "$VD_API_PORT")" = "$V3" ] && handshakes 3 \
+	&& pass "v3 current and served; mutual TLS" || fail "after the recovery: $(states)"
+grep -q '"op":"key.promote","name":"vault.tls","version":3,"by":"vaultd"' "$VDIR/state/audit.log" \
+	&& pass "the promotion is audited" || fail "no key.promote record"
+
+# A renewal that fails before its certificate (here: a certificate from elsewhere in
+# tls.cert) leaves no staged version behind, and the running vault as it was.
+cp "$TLS" "$T/tls-keep.pem"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/other.key" -subj /CN=other \
+	-days 30 -out "$TLS" 2>/dev/null
+expect_rc 6 "tls renew --new-key with a certificate from elsewhere" "$VC" -c "$VCONF" tls renew --new-key
+expect_err "not issued by the shadow CA" "says why"
+[ "$(states)" = "v1=destroyed v2=retired v3=current v4=destroyed" ] && pass "the staged v4 is destroyed again" \
+	|| fail "key list: $(states)"
+cp "$T/tls-keep.pem" "$TLS"
+[ "$(served "$VD_API_PORT")" = "$V3" ] && handshakes 3 && pass "the vault still serves v3" || fail "after the failed renewal"
+expect_rc 0 "the next rotation" "$VC" -c "$VCONF" tls renew --new-key
+[ "$(states)" = "v1=destroyed v2=retired v3=retired v4=destroyed v5=current" ] \
+	&& [ "$(served "$VD_API_PORT")" = "$(token_pub 5)" ] && handshakes 3 \
+	&& pass "v5 current and served" || fail "key list: $(states)"
+
+# Two rotations in a row keep the last two versions signing; then a restart.
+expect_rc 0 "another rotation" "$VC" -c "$VCONF" tls renew --new-key
+[ "$(served "$VD_API_PORT")" = "$(token_pub 6)" ] && handshakes 3 && pass "v6 served" || fail "v6"
+vd_stop
+vd_start || { t_done; exit 1; }
+[ "$(served "$VD_API_PORT")" = "$(token_pub 6)" ] && handshakes 3 && pass "v6 after a restart" || fail "v6 after a restart"
+vd_stop
+expect_rc 0 "vaultctl audit verify" "$VC" -c "$VCONF" audit verify
+
+# A malformed tls.key, or one naming no key: vaultd says which, and does not start.
+vd_config 'tls = { key = "pkcs11:token=shadowvault;object=vault.tls@vx"; };'
+expect_rc 2 "tls.key naming a malformed version" timeout 20 "$VD" -c "$VCONF" -f
+expect_err "vault.tls@vx: the object attribute must be a vault key name, NAME (its current version) or NAME@vN" \
+	"says what it may be"
+vd_config 'tls = { key = "pkcs11:token=shadowvault;object=nosuch"; };'
+expect_rc 5 "tls.key naming no key" timeout 20 "$VD" -c "$VCONF" -f
+expect_err 'tls.key: no key named "nosuch"' "says which"
+vd_sanitizer_check
+t_done
