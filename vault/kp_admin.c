@@ -422,29 +422,25 @@ summary(const char *op, const json_t *req)
 static int
 find_op(const char *op, const json_t *req)
 {
+	/* The vault's own keys rotate and are destroyed here, not in admin.c (it refuses them). */
+	static const struct {
+		const char *op, *name, *as;
+	} own[] = {
+		{ "key.rotate", KS_AUDIT_KEY, "audit.key.rotate" },
+		{ "key.rotate", KS_BUNDLE_KEY, "bundle.key.rotate" },
+		{ "key.rotate", KS_CA_KEY, "ca.key.rotate" },
+		{ "key.destroy", KS_CA_KEY, "ca.key.destroy" },
+		{ "key.rotate", KS_TLS_KEY, "tls.key.rotate" },
+		{ "key.destroy", KS_TLS_KEY, "tls.key.destroy" },
+	};
 	const char *name = str(req, "name");
 	size_t i;
 
-	/* The vault's own keys rotate here, not in admin.c, which refuses them. */
-	if (op != NULL && strcmp(op, "key.rotate") == 0 && name != NULL &&
-	    strcmp(name, KS_AUDIT_KEY) == 0)
-		op = "audit.key.rotate";
-	else if (op != NULL && strcmp(op, "key.rotate") == 0 && name != NULL &&
-	    strcmp(name, KS_BUNDLE_KEY) == 0)
-		op = "bundle.key.rotate";
-	else if (op != NULL && strcmp(op, "key.rotate") == 0 && name != NULL &&
-	    strcmp(name, KS_CA_KEY) == 0)
-		op = "ca.key.rotate";
-	else if (op != NULL && strcmp(op, "key.destroy") == 0 && name != NULL &&
-	    strcmp(name, KS_CA_KEY) == 0)
-		op = "ca.key.destroy";
-	else if (op != NULL && strcmp(op, "key.rotate") == 0 && name != NULL &&
-	    strcmp(name, KS_TLS_KEY) == 0)
-		op = "tls.key.rotate";
-	else if (op != NULL && strcmp(op, "key.destroy") == 0 && name != NULL &&
-	    strcmp(name, KS_TLS_KEY) == 0)
-		op = "tls.key.destroy";
-
+	for (i = 0; op != NULL && name != NULL && i < sizeof(own) / sizeof(own[0]); i++)
+		if (strcmp(op, own[i].op) == 0 && strcmp(name, own[i].name) == 0) {
+			op = own[i].as;
+			break;
+		}
 	for (i = 0; op != NULL && i < sizeof(ops) / sizeof(ops[0]); i++)
 		if (strcmp(ops[i].op, op) == 0)
 			return (int)i;
