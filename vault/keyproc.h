@@ -329,7 +329,10 @@ void kp_ca_tls_recover(struct kp *kp);
 /* {version, confirm} `vaultctl key destroy vault.tls`: a version not current. */
 int kp_ca_tls_key_destroy(struct kp *kp, const json_t *req, json_t **result);
 void kp_ca_tls_check(struct kp *kp);
-/* For vaultctl status: shadow_ca (NAME@vN issuing), shadow_cas_trusted, tls_cert_expires. */
+/*
+ * For vaultctl status: shadow_ca (NAME@vN issuing), shadow_cas_trusted,
+ * tls_cert_expires, tls_key (the file, or NAME@vN in the token).
+ */
 void kp_ca_status(struct kp *kp, json_t *out);
 
 /*

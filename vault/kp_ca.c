@@ -772,7 +772,8 @@ kp_ca_tls_renew(struct kp *kp, int due_only, int new_key, json_t **result)
 void
 kp_ca_status(struct kp *kp, json_t *out)
 {
-	char id[SV_NAME_MAX + 16], when[32] = "unreadable";
+	char id[SV_NAME_MAX + 16], when[32] = "unreadable", name[SV_NAME_MAX + 1];
+	struct ks_key k;
 	X509 *leaf = NULL;
 	time_t t;
 	struct tm tm;
@@ -786,6 +787,12 @@ kp_ca_status(struct kp *kp, json_t *out)
 	sv_clearerr(); /* an unreadable file is said as "unreadable" */
 	json_object_set_new(out, "tls_cert_expires", json_string(when));
 	X509_free(leaf);
+	/* The key: its file, or the version of the token key the URI names now. */
+	if (vconf_tls_in_token(kp->cfg) && ks_from_uri(kp->st, kp->cfg->tls_key, &k, name) == 0)
+		json_object_set_new(out, "tls_key", json_string(k.hk.label));
+	else
+		json_object_set_new(out, "tls_key", json_string(kp->cfg->tls_key));
+	sv_clearerr();
 }
 
 void

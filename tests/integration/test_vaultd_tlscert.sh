@@ -52,7 +52,8 @@ expect_rc 2 "vaultctl tls with no subcommand" "$VC" -c "$VCONF" tls
 expect_rc 0 "vaultctl status" "$VC" -c "$VCONF" --json status
 WANT=$(date -u -d "$(openssl x509 -in "$TLS" -noout -enddate | cut -d= -f2)" +%Y-%m-%dT%H:%M:%SZ)
 [ "$(json_get "$T/out" "['tls_cert_expires']")" = "$WANT" ] && [ "$(json_get "$T/out" "['shadow_ca']")" = "vault.shadow-ca@v1" ] \
-	&& pass "status shows the TLS certificate's expiry and the issuing CA" || { fail "status"; cat "$T/out"; }
+	&& [ "$(json_get "$T/out" "['tls_key']")" = "$VDIR/state/tls/server.key" ] \
+	&& pass "status shows the TLS certificate's expiry, the issuing CA and the key file" || { fail "status"; cat "$T/out"; }
 
 # A new key: vaultctl tls renew --new-key replaces the key file and serves a certificate for
 # the new key at once; shadows go on (they trust the CA, not the key).

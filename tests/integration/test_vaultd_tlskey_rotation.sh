@@ -55,6 +55,8 @@ V2=$(token_pub 2)
 	&& pass "both ports serve vault.tls@v2, verified under the shadow CA" || fail "served after the rotation"
 [ "$(openssl x509 -in "$TLS" -noout -pubkey)" = "$V2" ] && pass "the certificate file holds v2" || fail "certificate file"
 handshakes 20 && pass "20 mutual-TLS handshakes on the new key" || fail "mutual TLS after the rotation: $CODE"
+expect_rc 0 "vaultctl status" "$VC" -c "$VCONF" status
+grep -q '^tls_key  *vault.tls@v2$' "$T/out" && pass "status names the TLS key version in use" || { fail "status"; cat "$T/out"; }
 grep -q '"op":"tls.renew","new_key":true,"uid":[0-9]*,"decision":"done"' "$VDIR/state/audit.log" \
 	&& pass "audited as done, with new_key" || { fail "no audit record"; grep tls.renew "$VDIR/state/audit.log"; }
 
