@@ -71,7 +71,9 @@ struct kp_tls {
 	char why[SV_ERRMSG_MAX];
 	struct sv_bucket rate; /* limits.tls_signs_per_second, bursts of twice that */
 	double per_second;
-	double warned; /* when refusals were last logged, or < 0 */
+	double warned;	   /* when refusals were last logged, or < 0 */
+	double warned_key; /* when a request for a key it does not hold was last logged, or < 0 */
+	const char *uri;   /* tls.key */
 };
 
 static json_t *
@@ -102,12 +104,18 @@ sign_one(struct kp_tls *t, const json_t *req)
 	for (i = 0; i < KP_TLS_KEYS; i++)
 		if (t->keys[i].version != 0 && tp != NULL && strcmp(tp, t->keys[i].tp) == 0)
 			break;
-	r = i < KP_TLS_KEYS ? hsm_sign_digest(t->h, &t->keys[i].key, dg, dl, sig, &sl)
-			    : sv_seterr(SV_ENOTFOUND,
-				  "no version of tls.key has the key of the TLS certificate "
-				  "netproc serves");
+	r = i < KP_TLS_KEYS ? hsm_sign_digest(t->h, &t->keys[i].key, dg, dl, sig, &sl) : 1;
 	pthread_mutex_unlock(&t->mu);
 	free(dg);
+	if (r == 1) {
+		/* tls.cert is for another key (put there by hand?): every handshake fails. */
+		if (sv_due(&t->warned_key, now, 60))
+			sv_err(
+			    "TLS handshakes fail: the certificate netproc serves is not for the "
+			    "TLS key in the token (tls.key %s; vaultctl status names the version)",
+			    t->uri);
+		return json_pack("{s:s}", "error", "not a TLS key of this vault");
+	}
 	if (r != 0 || b64u_encode(sig, sl, &b) != 0) {
 		sv_err("TLS handshake signature: %s", sv_errmsg(r));
 		return json_pack("{s:s}", "error", "the token did not sign");
@@ -303,7 +311,8 @@ kp_tls_setup(struct kp *kp, int fd)
 	pthread_mutex_init(&t->mu, NULL);
 	t->per_second = kp->cfg->tls_signs_per_second;
 	sv_bucket_init(&t->rate, 2 * t->per_second, sv_mono_now());
-	t->warned = -1;
+	t->warned = t->warned_key = -1;
+	t->uri = kp->cfg->tls_key;
 	if ((r = hsm_clone(kp->h, &t->h)) != 0) {
 		tls_free(t);
 		return sv_preferr(r, "tls.key: a session for handshake signatures");

@@ -101,8 +101,25 @@ expect_rc 6 "tls renew --new-key with a certificate from elsewhere" "$VC" -c "$V
 expect_err "not issued by the shadow CA" "says why"
 [ "$(states)" = "v1=destroyed v2=retired v3=current v4=destroyed" ] && pass "the staged v4 is destroyed again" \
 	|| fail "key list: $(states)"
-cp "$T/tls-keep.pem" "$TLS"
 [ "$(served "$VD_API_PORT")" = "$V3" ] && handshakes 3 && pass "the vault still serves v3" || fail "after the failed renewal"
+# Started with that certificate, the network process serves it, and the key process refuses
+# to sign for a key it does not hold: every handshake fails, and the log says why, once.
+vd_stop
+L0=$(wc -l <"$T/vaultd.log")
+"$VD" -c "$VCONF" -f >>"$T/vaultd.log" 2>&1 &
+VD_PID=$!
+T_PIDS="$T_PIDS $VD_PID"
+for _ in $(seq 100); do
+	tail -n +"$((L0 + 1))" "$T/vaultd.log" | grep -q "ready: token" && break
+	sleep 0.1
+done
+C=$(for _ in 1 2 3; do curl -s -o /dev/null -w '%{http_code} ' -k "$VD_ENROLL/v1/health"; done)
+LOG=$(tail -n +"$((L0 + 1))" "$T/vaultd.log")
+[ "$C" = "000 000 000 " ] && [ "$(grep -c "TLS handshakes fail: the certificate netproc serves is not for the TLS key in the token" <<<"$LOG")" = 1 ] \
+	&& pass "a certificate for another key: handshakes fail, logged once" || { fail "foreign certificate: $C"; tail -5 <<<"$LOG"; }
+vd_stop
+cp "$T/tls-keep.pem" "$TLS"
+vd_start || { t_done; exit 1; }
 expect_rc 0 "the next rotation" "$VC" -c "$VCONF" tls renew --new-key
 [ "$(states)" = "v1=destroyed v2=retired v3=retired v4=destroyed v5=current" ] \
 	&& [ "$(served "$VD_API_PORT")" = "$(token_pub 5)" ] && handshakes 3 \
