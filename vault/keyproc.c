@@ -446,7 +446,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	kp_tls_check(kp);
 	if (metrics_now() - kp->last_tls_renew >= 3600) {
 		kp->last_tls_renew = metrics_now();
-		kp_ca_tls_check(kp);
+		kp_tlscert_check(kp);
 	}
 	kp_nonce_flush(kp);
 	kp_rates_flush(kp);
@@ -648,7 +648,7 @@ open_all(struct kp *kp)
 			    sv_errmsg(r));
 	}
 	/* Before the handshake thread loads the TLS key and the renewal check reads the files. */
-	kp_ca_tls_recover(kp);
+	kp_tlscert_recover(kp);
 	kp->last_prune = -1; /* never: prune at start */
 	prune_nonces(kp);    /* at start, then every KP_PRUNE_EVERY seconds */
 	kp->accts_stale = 1;
@@ -757,7 +757,7 @@ keyproc_main(const struct vconf *cfg, const struct vaultd_fds *fds)
 	}
 	kp_push_peers(&kp, NULL);
 	kp.last_tls_renew = metrics_now();
-	kp_ca_tls_check(&kp); /* the certificate netproc just loaded, if it is due */
+	kp_tlscert_check(&kp); /* the certificate netproc just loaded, if it is due */
 	sv_info("ready: token \"%s\", %zu shadow policies, audit at seq %llu", cfg->token,
 	    pol_count(kp.pol), (unsigned long long)audit_seq(kp.audit));
 	event_base_dispatch(kp.base);

@@ -87,7 +87,7 @@ struct kp {
 	uint64_t seq_at_checkpoint;
 	double last_checkpoint;
 	double last_prune;     /* nonces */
-	double last_tls_renew; /* kp_ca_tls_check() */
+	double last_tls_renew; /* kp_tlscert_check() */
 
 	/* Accounts and every account key thumbprint (for the CSR check). */
 	struct kp_account *accts;
@@ -310,30 +310,43 @@ void kp_ca_free(struct kp *kp);
 int kp_ca_key_rotate(struct kp *kp, json_t **result);
 int kp_ca_key_destroy(struct kp *kp, const json_t *req, json_t **result);
 
+/* For vaultctl status: shadow_ca (NAME@vN issuing), shadow_cas_trusted, and kp_tlscert_status(). */
+void kp_ca_status(struct kp *kp, json_t *out);
+/* The bundle in ca.pem; the token key of the CA version whose certificate ca is (hsm_pkey()). */
+int kp_ca_bundle_read(struct kp *kp, STACK_OF(X509) * *out);
+int kp_ca_priv_of(struct kp *kp, X509 *ca, EVP_PKEY **priv);
+
 /*
- * The vault's TLS server certificate, when a CA of the bundle issued it:
- * kp_ca_tls_renew reissues it by the CA that issued it (same key,
- * tls.names), writes it and hands it to netproc; due_only: only in its
- * renewal window (tls.renew_days), else at once, and a certificate from
- * elsewhere is then an error; new_key: for a new key, which replaces the
- * tls.key file, or becomes the current version of the key in the token.
- * *result {renewed, serial, not_after, new_key, key?}.  kp_ca_tls_check: the
- * due_only renewal at start and every hour, audited when it renews.
+ * The vault's TLS server certificate and key (kp_tlscert.c), when a CA of
+ * the bundle issued the certificate.  kp_tlscert_renew reissues it by the
+ * CA that issued it (same key, tls.names), writes it and hands it to
+ * netproc; due_only: only in its renewal window (tls.renew_days), else at
+ * once, and a certificate from elsewhere is then an error; new_key: for a
+ * new key, which replaces the tls.key file, or becomes the current version
+ * of the key in the token.  *result {renewed, serial, not_after, new_key,
+ * key?}.  kp_tlscert_check: the due_only renewal at start and every hour,
+ * audited when it renews.
  */
-int kp_ca_tls_renew(struct kp *kp, int due_only, int new_key, json_t **result);
+int kp_tlscert_renew(struct kp *kp, int due_only, int new_key, json_t **result);
+void kp_tlscert_check(struct kp *kp);
+/*
+ * The certificate reissued if one of the CA certificates `from` issued it
+ * (and, when due_only, it is in its renewal window): by the current CA if
+ * to_current (a CA version being destroyed), else by the one that issued
+ * it; for newkey if not NULL.  *chain: the new chain's PEM, written to
+ * tls.cert (NULL: nothing done, and *skip says why).
+ */
+int kp_tlscert_reissue(struct kp *kp, STACK_OF(X509) * from, int to_current, int due_only,
+    EVP_PKEY *newkey, char **chain, const char **skip);
 /*
  * At start, before the handshake thread loads the key: finish or drop a key
  * swap of tls renew --new-key that a crash cut short.
  */
-void kp_ca_tls_recover(struct kp *kp);
+void kp_tlscert_recover(struct kp *kp);
 /* {version, confirm} `vaultctl key destroy vault.tls`: a version not current. */
-int kp_ca_tls_key_destroy(struct kp *kp, const json_t *req, json_t **result);
-void kp_ca_tls_check(struct kp *kp);
-/*
- * For vaultctl status: shadow_ca (NAME@vN issuing), shadow_cas_trusted,
- * tls_cert_expires, tls_key (the file, or NAME@vN in the token).
- */
-void kp_ca_status(struct kp *kp, json_t *out);
+int kp_tlscert_key_destroy(struct kp *kp, const json_t *req, json_t **result);
+/* For vaultctl status: tls_cert_expires, tls_key (the file, or NAME@vN in the token). */
+void kp_tlscert_status(struct kp *kp, json_t *out);
 
 /*
  * Signed nonces (kp_nonce.c).  kp_nonce_fresh: 1 if the nonce hash was never

@@ -341,11 +341,11 @@ op_audit_key_rotate(struct kp *kp, const json_t *req, json_t **result)
 	return kp_audit_key_rotate(kp, result);
 }
 
-/* `vaultctl tls renew`: the vault's TLS certificate from the shadow CA, at once (kp_ca.c). */
+/* `vaultctl tls renew`: the vault's TLS certificate from the shadow CA, at once (kp_tlscert.c). */
 static int
 op_tls_renew(struct kp *kp, const json_t *req, json_t **result)
 {
-	return kp_ca_tls_renew(kp, 0, json_is_true(json_object_get(req, "new_key")), result);
+	return kp_tlscert_renew(kp, 0, json_is_true(json_object_get(req, "new_key")), result);
 }
 
 /* `vaultctl key rotate vault.tls`: the key rotates with its certificate. */
@@ -396,7 +396,7 @@ static const struct {
 	{ "ca.key.destroy", kp_ca_key_destroy, 1 },
 	{ "tls.renew", op_tls_renew, 1 },
 	{ "tls.key.rotate", op_tls_key_rotate, 0 },
-	{ "tls.key.destroy", kp_ca_tls_key_destroy, 1 },
+	{ "tls.key.destroy", kp_tlscert_key_destroy, 1 },
 	{ "status", op_status, 0 },
 };
 

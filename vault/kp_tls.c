@@ -19,7 +19,7 @@
  * audit, no metrics.  If the network process breaks the protocol, the
  * thread stops and the event loop ends the pair at its next tick.
  *
- * A rotation of the key (kp_ca.c) adds its new version to the thread's keys
+ * A rotation of the key (kp_tlscert.c) adds its new version to the thread's keys
  * before the network process gets the certificate for it, and keeps the one
  * before: each request names its key by JWK thumbprint, so a handshake begun
  * before the hand-over ends with the key it began with.  The table is the

@@ -445,7 +445,7 @@ verify_cb(int ok, X509_STORE_CTX *x)
 
 /*
  * The certificate does not fit tls.key: a key swap of `vaultctl tls renew
- * --new-key` cut short (kp_ca.c), whose new key waits in tls.key.next, or
+ * --new-key` cut short (kp_tlscert.c), whose new key waits in tls.key.next, or
  * which the key process is finishing right now (tls.key, once more).
  */
 static int
