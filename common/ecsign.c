@@ -95,12 +95,17 @@ ecsign_pkey(EVP_PKEY *pub, ecsign_fn sign, void *ctx, void (*free_ctx)(void *), 
 
 	*out = NULL;
 	pthread_once(&once, init_method);
-	if (method == NULL || ex_idx < 0)
-		return sv_seterr(SV_ECRYPTO, "cannot set up the EC key method");
-	if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_EC)
-		return sv_seterr(SV_EUNSUPP, "only EC keys can sign through a callback");
-	if ((ec = EVP_PKEY_get1_EC_KEY(pub)) == NULL || (c = calloc(1, sizeof(*c))) == NULL ||
-	    EC_KEY_set_method(ec, method) != 1)
+	if (method == NULL || ex_idx < 0 || EVP_PKEY_get_base_id(pub) != EVP_PKEY_EC) {
+		if (free_ctx != NULL)
+			free_ctx(ctx); /* as on every failure: the caller gave it away */
+		return method == NULL || ex_idx < 0
+		    ? sv_seterr(SV_ECRYPTO, "cannot set up the EC key method")
+		    : sv_seterr(SV_EUNSUPP, "only EC keys can sign through a callback");
+	}
+	/* A copy of its own: pub's EC_KEY may be shared (OpenSSL 3 caches one in a provider key,
+	   such as a certificate's), and the method and ctx must go with this key alone. */
+	if ((ec = EC_KEY_dup(EVP_PKEY_get0_EC_KEY(pub))) == NULL ||
+	    (c = calloc(1, sizeof(*c))) == NULL || EC_KEY_set_method(ec, method) != 1)
 		goto out;
 	c->sign = sign;
 	c->ctx = ctx;

@@ -21,8 +21,8 @@ typedef int (*ecsign_fn)(void *ctx, const uint8_t *dgst, size_t dlen, uint8_t *s
 
 /*
  * A key with pub's public half whose signing calls sign(ctx, ...).  ctx is
- * freed with ctx_free (may be NULL) when the key is freed.  Caller
- * EVP_PKEY_free()s *out.
+ * freed with ctx_free (may be NULL) when the key is freed, or at once if
+ * this fails.  Caller EVP_PKEY_free()s *out.
  */
 int ecsign_pkey(EVP_PKEY *pub, ecsign_fn sign, void *ctx, void (*ctx_free)(void *), EVP_PKEY **out);
 

@@ -8,14 +8,17 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/param_build.h>
 #include <sodium.h>
 
 #include "b64.h"
+#include "ecsign.h"
 #include "jwk.h"
 #include "jws.h"
 #include "sv_err.h"
@@ -312,6 +315,73 @@ test_bad_jwk(void **state)
 	json_decref(j);
 }
 
+static int ctx_frees;
+
+static void
+count_free(void *ctx)
+{
+	ctx_frees++;
+	free(ctx);
+}
+
+/* Signs with the real key behind ctx, as hsm_pkey()'s callback signs in the token. */
+static int
+real_sign(void *ctx, const uint8_t *dgst, size_t dlen, uint8_t *sig, size_t *siglen)
+{
+	EVP_PKEY *pk = *(EVP_PKEY **)ctx;
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(pk, NULL);
+	uint8_t der[80];
+	size_t dl = sizeof(der);
+	int ok = c != NULL && EVP_PKEY_sign_init(c) == 1 &&
+	    EVP_PKEY_sign(c, der, &dl, dgst, dlen) == 1 && *siglen >= 64 &&
+	    ecdsa_der_to_raw(der, dl, 32, sig) == 0;
+
+	EVP_PKEY_CTX_free(c);
+	*siglen = 64;
+	return ok ? 0 : SV_ECRYPTO;
+}
+
+/*
+ * ecsign: OpenSSL signs through the callback, and the callback's context is
+ * freed exactly once: with the key, or at once when the key cannot be made
+ * (the network process hands over a context per proxy key).
+ */
+static void
+test_ecsign(void **state)
+{
+	EVP_PKEY *ec = EVP_EC_gen("P-256"), *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	EVP_PKEY *proxy = NULL, **ctx;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t sig[80];
+	size_t sl = sizeof(sig);
+
+	assert_non_null(ec);
+	assert_non_null(ed);
+	assert_non_null(md);
+	ctx_frees = 0;
+	assert_non_null(ctx = malloc(sizeof(*ctx)));
+	*ctx = ec;
+	assert_sverr(ecsign_pkey(ed, real_sign, ctx, count_free, &proxy), SV_EUNSUPP);
+	assert_null(proxy);
+	assert_int_equal(ctx_frees, 1);
+
+	assert_non_null(ctx = malloc(sizeof(*ctx)));
+	*ctx = ec;
+	assert_ok(ecsign_pkey(ec, real_sign, ctx, count_free, &proxy));
+	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, proxy), 1);
+	assert_int_equal(EVP_DigestSign(md, sig, &sl, (const uint8_t *)"abc", 3), 1);
+	EVP_MD_CTX_free(md);
+	assert_non_null(md = EVP_MD_CTX_new());
+	assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, ec), 1);
+	assert_int_equal(EVP_DigestVerify(md, sig, sl, (const uint8_t *)"abc", 3), 1);
+	assert_int_equal(ctx_frees, 1);
+	EVP_PKEY_free(proxy);
+	assert_int_equal(ctx_frees, 2);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(ed);
+}
+
 int
 main(void)
 {
@@ -324,6 +394,7 @@ main(void)
 		cmocka_unit_test(test_b64u),
 		cmocka_unit_test(test_ecdsa_conversion),
 		cmocka_unit_test(test_bad_jwk),
+		cmocka_unit_test(test_ecsign),
 	};
 
 	if (sodium_init() < 0)
