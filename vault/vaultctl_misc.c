@@ -293,13 +293,15 @@ static void
 print_tls_renew(struct ctl *c, const json_t *res)
 {
 	time_t t = (time_t)json_integer_value(json_object_get(res, "not_after"));
+	const char *key = json_string_value(json_object_get(res, "key"));
 	char when[32] = "?";
 	struct tm tm;
 
 	if (t > 0 && gmtime_r(&t, &tm) != NULL)
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	printf("TLS certificate renewed%s: serial %s, valid until %s, served now\n",
-	    json_is_true(json_object_get(res, "new_key")) ? " for a new key" : "",
+	printf("TLS certificate renewed%s%s%s: serial %s, valid until %s, served now\n",
+	    json_is_true(json_object_get(res, "new_key")) ? " for a new key" : "", key ? ", " : "",
+	    key ? key : "",
 	    json_string_value(json_object_get(res, "serial"))
 		? json_string_value(json_object_get(res, "serial"))
 		: "?",

@@ -48,7 +48,7 @@ handshakes 3 && pass "mutual TLS, signed in the token" || fail "mutual TLS: $COD
 
 # The rotation: served at once on both ports, no restart; shadows go on (they trust the CA).
 expect_rc 0 "vaultctl tls renew --new-key" "$VC" -c "$VCONF" tls renew --new-key
-grep -q "TLS certificate renewed for a new key: serial" "$T/out" && pass "it says so" || { fail "output"; cat "$T/out"; }
+grep -q "TLS certificate renewed for a new key, vault.tls@v2: serial" "$T/out" && pass "it says so, naming the version" || { fail "output"; cat "$T/out"; }
 [ "$(states)" = "v1=retired v2=current" ] && pass "v2 is current, v1 retired" || fail "key list: $(states)"
 V2=$(token_pub 2)
 [ -n "$V2" ] && [ "$V2" != "$V1" ] && [ "$(served "$VD_API_PORT")" = "$V2" ] && [ "$(served "$VD_ENROLL_PORT")" = "$V2" ] \
