@@ -125,12 +125,32 @@ expect_rc 0 "the next rotation" "$VC" -c "$VCONF" tls renew --new-key
 	&& [ "$(served "$VD_API_PORT")" = "$(token_pub 5)" ] && handshakes 3 \
 	&& pass "v5 current and served" || fail "key list: $(states)"
 
-# Two rotations in a row keep the last two versions signing; then a restart.
+# Rotations while shadows keep connecting: every handshake, before, during and after each
+# hand-over, is signed by a key the thread holds (4 clients making new connections).
+CLIENTS=
+for c in 1 2 3 4; do
+	(for _ in $(seq 60); do
+		curl -s -o /dev/null -w '%{http_code}\n' --cacert "$VD_CA" --cert "$T/sh-web1/identity/cert.pem" \
+			--key "$T/sh-web1/identity/key.pem" "$VD_API/v1/health"
+	done >"$T/during.$c") &
+	CLIENTS="$CLIENTS $!"
+done
+sleep 0.3
+for _ in 1 2 3; do "$VC" -c "$VCONF" tls renew --new-key >/dev/null || fail "a rotation under load"; done
+# shellcheck disable=SC2086 # the clients' PIDs (not vaultd's: it runs in the background too)
+wait $CLIENTS
+N=$(cat "$T"/during.* | wc -l)
+BAD=$(cat "$T"/during.* | grep -vc '^200$')
+[ "$N" = 240 ] && [ "$BAD" = 0 ] && pass "240 new connections across 3 rotations: all served" \
+	|| fail "during rotations: $BAD of $N not served ($(cat "$T"/during.* | sort | uniq -c | tr '\n' ' '))"
+[ "$(served "$VD_API_PORT")" = "$(token_pub 8)" ] && pass "v8 served after them" || fail "v8"
+
+# One more, then a restart.
 expect_rc 0 "another rotation" "$VC" -c "$VCONF" tls renew --new-key
-[ "$(served "$VD_API_PORT")" = "$(token_pub 6)" ] && handshakes 3 && pass "v6 served" || fail "v6"
+[ "$(served "$VD_API_PORT")" = "$(token_pub 9)" ] && handshakes 3 && pass "v9 served" || fail "v9"
 vd_stop
 vd_start || { t_done; exit 1; }
-[ "$(served "$VD_API_PORT")" = "$(token_pub 6)" ] && handshakes 3 && pass "v6 after a restart" || fail "v6 after a restart"
+[ "$(served "$VD_API_PORT")" = "$(token_pub 9)" ] && handshakes 3 && pass "v9 after a restart" || fail "v9 after a restart"
 vd_stop
 expect_rc 0 "vaultctl audit verify" "$VC" -c "$VCONF" audit verify
 
