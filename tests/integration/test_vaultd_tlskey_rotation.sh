@@ -7,7 +7,8 @@
 # no staged version behind.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vaultd.sh"
-vd_setup 'tls = { key = "pkcs11:token=shadowvault;object=vault.tls"; };'
+# The handshake limit (test_vaultd_tlskey.sh tests it) is raised: here clients connect as fast as they can.
+vd_setup 'tls = { key = "pkcs11:token=shadowvault;object=vault.tls"; }; limits = { tls_signs_per_second = 5000; };'
 TLS=$VDIR/state/tls/server.pem
 [ ! -e "$VDIR/state/tls/server.key" ] && pass "init made no TLS key file" || fail "a TLS key file was written"
 
@@ -15,6 +16,16 @@ TLS=$VDIR/state/tls/server.pem
 served() {
 	openssl s_client -connect "127.0.0.1:$1" -CAfile "$VD_CA" -verify_return_error </dev/null 2>/dev/null \
 		| openssl x509 -noout -pubkey 2>/dev/null
+}
+# served_is PORT PEM: PORT serves that key within 3 s.  vaultctl answers once the key process
+# has handed the certificate to netproc, which takes it at its next turn of the loop.
+served_is() {
+	local _
+	for _ in $(seq 30); do
+		[ "$(served "$1")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
 }
 # token_pub VERSION: the public key of that version of vault.tls, as PEM.
 token_pub() {
@@ -51,7 +62,7 @@ expect_rc 0 "vaultctl tls renew --new-key" "$VC" -c "$VCONF" tls renew --new-key
 grep -q "TLS certificate renewed for a new key, vault.tls@v2: serial" "$T/out" && pass "it says so, naming the version" || { fail "output"; cat "$T/out"; }
 [ "$(states)" = "v1=retired v2=current" ] && pass "v2 is current, v1 retired" || fail "key list: $(states)"
 V2=$(token_pub 2)
-[ -n "$V2" ] && [ "$V2" != "$V1" ] && [ "$(served "$VD_API_PORT")" = "$V2" ] && [ "$(served "$VD_ENROLL_PORT")" = "$V2" ] \
+[ -n "$V2" ] && [ "$V2" != "$V1" ] && served_is "$VD_API_PORT" "$V2" && served_is "$VD_ENROLL_PORT" "$V2" \
 	&& pass "both ports serve vault.tls@v2, verified under the shadow CA" || fail "served after the rotation"
 [ "$(openssl x509 -in "$TLS" -noout -pubkey)" = "$V2" ] && pass "the certificate file holds v2" || fail "certificate file"
 handshakes 20 && pass "20 mutual-TLS handshakes on the new key" || fail "mutual TLS after the rotation: $CODE"
@@ -122,7 +133,7 @@ cp "$T/tls-keep.pem" "$TLS"
 vd_start || { t_done; exit 1; }
 expect_rc 0 "the next rotation" "$VC" -c "$VCONF" tls renew --new-key
 [ "$(states)" = "v1=destroyed v2=retired v3=retired v4=destroyed v5=current" ] \
-	&& [ "$(served "$VD_API_PORT")" = "$(token_pub 5)" ] && handshakes 3 \
+	&& served_is "$VD_API_PORT" "$(token_pub 5)" && handshakes 3 \
 	&& pass "v5 current and served" || fail "key list: $(states)"
 
 # Rotations while shadows keep connecting: every handshake, before, during and after each
@@ -143,11 +154,11 @@ N=$(cat "$T"/during.* | wc -l)
 BAD=$(cat "$T"/during.* | grep -vc '^200$')
 [ "$N" = 240 ] && [ "$BAD" = 0 ] && pass "240 new connections across 3 rotations: all served" \
 	|| fail "during rotations: $BAD of $N not served ($(cat "$T"/during.* | sort | uniq -c | tr '\n' ' '))"
-[ "$(served "$VD_API_PORT")" = "$(token_pub 8)" ] && pass "v8 served after them" || fail "v8"
+served_is "$VD_API_PORT" "$(token_pub 8)" && pass "v8 served after them" || fail "v8"
 
 # One more, then a restart.
 expect_rc 0 "another rotation" "$VC" -c "$VCONF" tls renew --new-key
-[ "$(served "$VD_API_PORT")" = "$(token_pub 9)" ] && handshakes 3 && pass "v9 served" || fail "v9"
+served_is "$VD_API_PORT" "$(token_pub 9)" && handshakes 3 && pass "v9 served" || fail "v9"
 vd_stop
 vd_start || { t_done; exit 1; }
 [ "$(served "$VD_API_PORT")" = "$(token_pub 9)" ] && handshakes 3 && pass "v9 after a restart" || fail "v9 after a restart"
