@@ -368,32 +368,45 @@ ks_promote(struct state *st, const char *name, int version)
 }
 
 int
-ks_from_uri(struct state *st, const char *uri, struct ks_key *out, char *name)
+ks_uri_parse(const char *uri, struct ks_uri *out)
 {
 	char tok[33], obj[HSM_LABEL_MAX + 1], *at, *end;
-	uint8_t id[HSM_ID_LEN];
-	long v;
-	int have, r;
+	long v = 0; /* NAME: its current version */
+	int r;
 
-	name[0] = '\0';
-	if ((r = hsm_uri_parse(uri, tok, obj, id, &have)) != 0)
+	memset(out, 0, sizeof(*out));
+	if ((r = hsm_uri_parse(uri, tok, obj, out->id, &out->have_id)) != 0)
 		return r;
-	if ((at = strrchr(obj, '@')) == NULL)
-		v = 0; /* NAME: its current version */
-	else if (at[1] != 'v' || (v = strtol(at + 2, &end, 10)) < 1 || *end != '\0' || v > 1000000)
-		return sv_seterr(SV_EINVAL,
-		    "%s: the object attribute must be a vault key name, NAME (its current "
-		    "version) or NAME@vN",
-		    uri);
-	else
+	if ((at = strrchr(obj, '@')) != NULL) {
+		if (at[1] != 'v' || (v = strtol(at + 2, &end, 10)) < 1 || *end != '\0' ||
+		    v > 1000000)
+			return sv_seterr(SV_EINVAL,
+			    "%s: the object attribute must be a vault key name, NAME (its current "
+			    "version) or NAME@vN",
+			    uri);
 		*at = '\0';
+	}
 	if ((r = sv_name_check(obj, "key name")) != 0)
 		return r;
-	memcpy(name, obj, strlen(obj) + 1); /* sv_name_check: at most SV_NAME_MAX */
-	if ((r = ks_get(st, obj, (int)v, out)) != 0)
+	memcpy(out->name, obj, strlen(obj) + 1); /* sv_name_check: at most SV_NAME_MAX */
+	out->version = (int)v;
+	return 0;
+}
+
+int
+ks_from_uri(struct state *st, const char *uri, struct ks_key *out, char *name)
+{
+	struct ks_uri u;
+	int r;
+
+	name[0] = '\0';
+	if ((r = ks_uri_parse(uri, &u)) != 0)
 		return r;
-	if (have && memcmp(id, out->hk.id, HSM_ID_LEN) != 0)
-		return sv_seterr(SV_EINVAL, "%s: the id does not match key %s version %d", uri, obj,
-		    out->version);
+	memcpy(name, u.name, sizeof(u.name));
+	if ((r = ks_get(st, u.name, u.version, out)) != 0)
+		return r;
+	if (u.have_id && memcmp(u.id, out->hk.id, HSM_ID_LEN) != 0)
+		return sv_seterr(SV_EINVAL, "%s: the id does not match key %s version %d", uri,
+		    u.name, out->version);
 	return 0;
 }

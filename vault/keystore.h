@@ -69,6 +69,15 @@ int ks_pending(struct state *st, const char *name, struct ks_key *out);
  */
 int ks_from_uri(struct state *st, const char *uri, struct ks_key *out, char *name);
 
+/* What such a URI names, without looking it up: version 0 when it names the key alone. */
+struct ks_uri {
+	char name[SV_NAME_MAX + 1];
+	int version;
+	int have_id;
+	uint8_t id[HSM_ID_LEN];
+};
+int ks_uri_parse(const char *uri, struct ks_uri *out);
+
 /* Destroy a retired version's token objects and mark it destroyed (never the current one). */
 int ks_destroy(struct state *st, struct hsm *h, const char *name, int version);
 

@@ -136,20 +136,17 @@ key_next_swap(struct kp *kp)
 static int
 token_key_name(const struct kp *kp, char *name)
 {
-	char tok[33], obj[HSM_LABEL_MAX + 1];
-	uint8_t id[HSM_ID_LEN];
-	int have_id, r;
+	struct ks_uri u;
+	int r;
 
-	if ((r = hsm_uri_parse(kp->cfg->tls_key, tok, obj, id, &have_id)) != 0)
+	if ((r = ks_uri_parse(kp->cfg->tls_key, &u)) != 0)
 		return sv_preferr(r, "tls.key");
-	if (strchr(obj, '@') != NULL || have_id)
+	if (u.version != 0 || u.have_id)
 		return sv_seterr(SV_ESTATE,
 		    "tls.key (%s) names one version of its key: a new version would not be served. "
-		    "Name the key alone (object=%.*s, no id) and restart vaultd to let it rotate",
-		    kp->cfg->tls_key, (int)strcspn(obj, "@"), obj);
-	if ((r = sv_name_check(obj, "tls.key's object")) != 0)
-		return r;
-	memcpy(name, obj, strlen(obj) + 1); /* sv_name_check: at most SV_NAME_MAX */
+		    "Name the key alone (object=%s, no id) and restart vaultd to let it rotate",
+		    kp->cfg->tls_key, u.name);
+	memcpy(name, u.name, sizeof(u.name));
 	return 0;
 }
 

@@ -204,17 +204,14 @@ tls_file_key(struct ctl *c, EVP_PKEY **key)
 static int
 tls_token_key(struct ctl *c, struct state *st, struct hsm *h, EVP_PKEY **key)
 {
-	char name[SV_NAME_MAX + 1], tok[33], obj[HSM_LABEL_MAX + 1], v1[SV_NAME_MAX + 4];
-	uint8_t id[HSM_ID_LEN];
+	char name[SV_NAME_MAX + 1];
 	struct ks_key k;
-	int r, have_id;
+	struct ks_uri u;
+	int r;
 
 	r = ks_from_uri(st, c->cfg.tls_key, &k, name);
-	snprintf(v1, sizeof(v1), "%s@v1", name);
-	if (r == SV_ENOTFOUND && name[0] != '\0' &&
-	    hsm_uri_parse(c->cfg.tls_key, tok, obj, id, &have_id) == 0 &&
-	    (strcmp(obj, name) == 0 || strcmp(obj, v1) == 0))
-		r = ks_create(st, h, name, HSM_EC_P256, 0, &k);
+	if (r == SV_ENOTFOUND && ks_uri_parse(c->cfg.tls_key, &u) == 0 && u.version <= 1)
+		r = ks_create(st, h, u.name, HSM_EC_P256, 0, &k);
 	if (r != 0)
 		return sv_preferr(r, "tls.key");
 	if (!c->quiet)
