@@ -457,16 +457,46 @@ mutating(const char *op, int i)
 		strcmp(op, "key.destroy") == 0);
 }
 
-static void
-audit_admin(
-    struct kp *kp, const char *op, const json_t *req, const char *decision, int r, uid_t uid)
+/*
+ * What a done action made, for its record: the version, key, serial and
+ * thumbprint its answer names (never anything else of the answer: a new
+ * shadow's enrollment token is in one).
+ */
+static json_t *
+made(const json_t *resp)
 {
-	json_t *f = summary(op, req);
+	static const char *const keep[] = { "key", "version", "serial", "not_after", "thumbprint",
+		"handover_seq" };
+	const json_t *res = json_object_get(resp, "result");
+	json_t *o = json_object();
+	size_t i;
+
+	for (i = 0; o != NULL && json_is_object(res) && i < sizeof(keep) / sizeof(keep[0]); i++) {
+		json_t *v = json_object_get(res, keep[i]);
+
+		if (json_is_string(v) || json_is_integer(v))
+			json_object_set(o, keep[i], v);
+	}
+	if (json_object_size(o) == 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* resp: the done action's answer (made()), or NULL. */
+static void
+audit_admin(struct kp *kp, const char *op, const json_t *req, const char *decision, int r,
+    uid_t uid, const json_t *resp)
+{
+	json_t *f = summary(op, req), *m = resp != NULL ? made(resp) : NULL;
 
 	json_object_set_new(f, "uid", json_integer((json_int_t)uid));
 	json_object_set_new(f, "decision", json_string(decision));
 	if (r != 0)
 		json_object_set_new(f, "reason", json_string(sv_errmsg(r)));
+	if (m != NULL)
+		json_object_set_new(f, "result", m);
 	kp_audit(kp, "admin", f);
 }
 
@@ -482,7 +512,7 @@ execute(struct kp *kp, const json_t *req, uid_t uid)
 	sv_clearerr();
 	if (mutates) {
 		/* Recorded before it runs: no unrecorded administration. */
-		audit_admin(kp, op, req, "requested", 0, uid);
+		audit_admin(kp, op, req, "requested", 0, uid, NULL);
 		if (kp_commit(kp) != 0)
 			return json_pack("{s:b, s:i, s:s}", "ok", 0, "code", SV_EIO, "error",
 			    "audit log unavailable: the vault refuses unrecorded administration");
@@ -504,7 +534,7 @@ execute(struct kp *kp, const json_t *req, uid_t uid)
 	}
 	state_durable(kp->st, 0);
 	if (mutates) {
-		audit_admin(kp, op, req, r == 0 ? "done" : "failed", r, uid);
+		audit_admin(kp, op, req, r == 0 ? "done" : "failed", r, uid, r == 0 ? resp : NULL);
 		kp_commit(kp);
 		kp_accounts_reset(kp); /* keys or accounts may have changed */
 		kp_shadows_reset(kp);  /* and shadows (revoked, re-added) */

@@ -63,6 +63,15 @@ def has(**kw): return any(all(r.get(k) == v for k, v in kw.items()) for r in rec
 for d in ("requested", "done"):
     assert has(type="admin", op="key.create", name="acct", key_type="ec-p256", decision=d), d
     assert has(type="admin", op="key.rotate", name="vault.audit", decision=d), d
+# A done record names what the action made (version, thumbprint); a requested one cannot know it yet.
+def made(op, name):
+    return [r["result"] for r in recs if r.get("type") == "admin" and r.get("op") == op
+            and r.get("name") == name and r.get("decision") == "done"]
+m = made("key.create", "acct")
+assert len(m) == 1 and m[0]["version"] == 1 and len(m[0]["thumbprint"]) == 43, m
+m = made("key.rotate", "vault.audit")
+assert [x["version"] for x in m] == [2, 3] and all(isinstance(x["handover_seq"], int) for x in m), m
+assert not any("result" in r for r in recs if r.get("decision") == "requested"), "requested with a result"
 assert not any(r.get("type") == "ec-p256" for r in recs), "a record typed by its key type"
 PY
 expect_rc 0 "verify with audit-key.pem (every version)" "$VC" -c "$VCONF" audit verify "$ARCHIVE" "$LOG"

@@ -68,8 +68,9 @@ V2=$(token_pub 2)
 handshakes 20 && pass "20 mutual-TLS handshakes on the new key" || fail "mutual TLS after the rotation: $CODE"
 expect_rc 0 "vaultctl status" "$VC" -c "$VCONF" status
 grep -q '^tls_key  *vault.tls@v2$' "$T/out" && pass "status names the TLS key version in use" || { fail "status"; cat "$T/out"; }
-grep -q '"op":"tls.renew","new_key":true,"uid":[0-9]*,"decision":"done"' "$VDIR/state/audit.log" \
-	&& pass "audited as done, with new_key" || { fail "no audit record"; grep tls.renew "$VDIR/state/audit.log"; }
+grep -q '"op":"tls.renew","new_key":true,"uid":[0-9]*,"decision":"done","result":{"key":"vault.tls@v2","serial":"[0-9a-f]*","not_after":[0-9]*}' "$VDIR/state/audit.log" \
+	&& pass "audited as done, with new_key and the version, serial and expiry it made" \
+	|| { fail "no audit record"; grep tls.renew "$VDIR/state/audit.log"; }
 
 expect_rc 2 "key rotate vault.tls" "$VC" -c "$VCONF" key rotate vault.tls
 expect_err "vault.tls rotates with the TLS certificate: vaultctl tls renew --new-key" "points to tls renew --new-key"
