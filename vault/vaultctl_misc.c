@@ -299,7 +299,7 @@ print_tls_renew(struct ctl *c, const json_t *res)
 
 	if (t > 0 && gmtime_r(&t, &tm) != NULL)
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	printf("TLS certificate renewed%s%s%s: serial %s, valid until %s, served now\n",
+	printf("TLS certificate renewed%s%s%s: serial %s, valid until %s; new connections get it\n",
 	    json_is_true(json_object_get(res, "new_key")) ? " for a new key" : "", key ? ", " : "",
 	    key ? key : "",
 	    json_string_value(json_object_get(res, "serial"))
