@@ -7,6 +7,11 @@
  *                                       KEYNAME (an account key), base64url DER
  *   svtool CONFIG expired CN KEYPEM     a client certificate for the key in KEYPEM
  *                                       from the shadow CA, expired yesterday (PEM)
+ *   svtool CONFIG reissue CERTPEM KEYPEM
+ *                                       the certificate in CERTPEM (its subject,
+ *                                       serial, dates and extensions) for the key in
+ *                                       KEYPEM, signed by the shadow CA (PEM): a
+ *                                       second certificate with an issued serial
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,30 +64,43 @@ out:
 	return r;
 }
 
+/* The shadow CA's certificate and its current key (in the token). */
+static int
+ca_load(const struct vconf *cfg, struct hsm *h, struct state *st, X509 **ca, EVP_PKEY **ca_priv)
+{
+	struct ks_key k;
+	uint8_t *pem = NULL;
+	size_t len;
+	int r;
+
+	if ((r = ks_get(st, KS_CA_KEY, 0, &k)) == 0 && (r = hsm_pkey(h, &k.hk, ca_priv)) == 0 &&
+	    (r = sv_read_file(cfg->ca_cert, 65536, &pem, &len)) == 0)
+		r = sca_cert_parse_pem((const char *)pem, len, ca);
+	free(pem);
+	return r;
+}
+
+static int
+key_load(const char *keyfile, EVP_PKEY **key)
+{
+	FILE *f = fopen(keyfile, "r");
+
+	*key = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+	if (f)
+		fclose(f);
+	return *key ? 0 : sv_seterr(SV_EINVAL, "%s: no key", keyfile);
+}
+
 static int
 expired(
     const struct vconf *cfg, struct hsm *h, struct state *st, const char *cn, const char *keyfile)
 {
-	struct ks_key k;
 	EVP_PKEY *ca_priv = NULL, *leaf = NULL;
 	X509 *ca = NULL, *x = X509_new();
-	uint8_t *pem = NULL;
-	size_t len;
-	FILE *f;
 	int r;
 
-	if ((r = ks_get(st, KS_CA_KEY, 0, &k)) != 0 || (r = hsm_pkey(h, &k.hk, &ca_priv)) != 0 ||
-	    (r = sv_read_file(cfg->ca_cert, 65536, &pem, &len)) != 0 ||
-	    (r = sca_cert_parse_pem((const char *)pem, len, &ca)) != 0)
+	if ((r = ca_load(cfg, h, st, &ca, &ca_priv)) != 0 || (r = key_load(keyfile, &leaf)) != 0)
 		goto out;
-	if ((f = fopen(keyfile, "r")) == NULL ||
-	    (leaf = PEM_read_PrivateKey(f, NULL, NULL, NULL)) == NULL) {
-		r = sv_seterr(SV_EINVAL, "%s: no key", keyfile);
-		if (f)
-			fclose(f);
-		goto out;
-	}
-	fclose(f);
 	X509_set_version(x, 2);
 	ASN1_INTEGER_set(X509_get_serialNumber(x), (long)time(NULL));
 	X509_NAME_add_entry_by_txt(
@@ -94,7 +112,36 @@ expired(
 	if (X509_sign(x, ca_priv, EVP_sha256()) <= 0 || PEM_write_X509(stdout, x) != 1)
 		r = sv_seterr_ssl(SV_ECRYPTO, "expired certificate");
 out:
-	free(pem);
+	X509_free(x);
+	X509_free(ca);
+	EVP_PKEY_free(leaf);
+	EVP_PKEY_free(ca_priv);
+	return r;
+}
+
+static int
+reissue(const struct vconf *cfg, struct hsm *h, struct state *st, const char *certfile,
+    const char *keyfile)
+{
+	EVP_PKEY *ca_priv = NULL, *leaf = NULL;
+	X509 *ca = NULL, *x = NULL;
+	FILE *f;
+	int r;
+
+	if ((r = ca_load(cfg, h, st, &ca, &ca_priv)) != 0 || (r = key_load(keyfile, &leaf)) != 0)
+		goto out;
+	if ((f = fopen(certfile, "r")) != NULL) {
+		x = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (x == NULL) {
+		r = sv_seterr(SV_EINVAL, "%s: no certificate", certfile);
+		goto out;
+	}
+	if (X509_set_pubkey(x, leaf) != 1 || X509_sign(x, ca_priv, EVP_sha256()) <= 0 ||
+	    PEM_write_X509(stdout, x) != 1)
+		r = sv_seterr_ssl(SV_ECRYPTO, "reissued certificate");
+out:
 	X509_free(x);
 	X509_free(ca);
 	EVP_PKEY_free(leaf);
@@ -111,7 +158,9 @@ main(int argc, char **argv)
 	int r;
 
 	if (argc != 5 || sodium_init() < 0) {
-		fprintf(stderr, "usage: svtool CONFIG csr KEYNAME DNSNAME | expired CN KEYPEM\n");
+		fprintf(stderr,
+		    "usage: svtool CONFIG csr KEYNAME DNSNAME | expired CN KEYPEM | "
+		    "reissue CERTPEM KEYPEM\n");
 		return 2;
 	}
 	if ((r = vconf_load(argv[1], &cfg)) == 0 && (r = hsm_open(&cfg.hsm, &h)) == 0 &&
@@ -120,6 +169,8 @@ main(int argc, char **argv)
 			r = csr(h, st, argv[3], argv[4]);
 		else if (strcmp(argv[2], "expired") == 0)
 			r = expired(&cfg, h, st, argv[3], argv[4]);
+		else if (strcmp(argv[2], "reissue") == 0)
+			r = reissue(&cfg, h, st, argv[3], argv[4]);
 		else
 			r = sv_seterr(SV_EINVAL, "unknown command");
 	}
