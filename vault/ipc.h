@@ -73,6 +73,7 @@ int ipc_body(const struct ipc_msg *m, uint32_t *status, const char **body, size_
 /* The strings of an IPC_SIGN, in this order. */
 enum {
 	IPC_SIGN_SERIAL,
+	IPC_SIGN_FINGERPRINT,
 	IPC_SIGN_ACCOUNT,
 	IPC_SIGN_URL,
 	IPC_SIGN_NONCE,

@@ -241,12 +241,17 @@ json_t *kp_whoami(struct kp *kp, const json_t *req);
 struct kp_account *kp_account(struct kp *kp, const char *name);
 void kp_accounts_reset(struct kp *kp);
 /*
- * The active shadow holding the certificate with this serial (name has room
- * for SV_NAME_MAX + 1); SV_EDENIED if revoked or unknown, SV_ESTATE (name
- * filled) if the certificate has expired.  Cached: call kp_shadows_reset()
- * whenever shadows or certificates change.
+ * The active shadow holding the certificate with this serial and SHA-256
+ * fingerprint fpr (hex, as netproc read them off the verified certificate;
+ * name has room for SV_NAME_MAX + 1).  SV_EDENIED if revoked or unknown, or
+ * if fpr is not the fingerprint of the certificate the vault issued with that
+ * serial (the message says which); SV_ESTATE (name filled) if the
+ * certificate has expired.  Cached: call kp_shadows_reset() whenever shadows
+ * or certificates change.
  */
-int kp_shadow(struct kp *kp, const char *serial, char *name);
+int kp_shadow(struct kp *kp, const char *serial, const char *fpr, char *name);
+/* Its refusal's detail for the client and the audit: what kp_shadow() said, or r's class. */
+const char *kp_shadow_why(int r);
 void kp_shadows_reset(struct kp *kp);
 
 /* Make sure the accounts cache is loaded: 0 or the error. */
@@ -387,10 +392,11 @@ int kp_rate_take(struct kp *kp, const char *shadow, int *wait, struct kp_rate **
 int kp_rate_record(struct kp_rate *r, json_t **extra);
 /*
  * For requests whose refusals are not audited: the active shadow holding
- * certificate serial, past its rate limit (NULL, shadow filled), or the
- * refusal to answer (403 revoked or unknown, 429).
+ * the certificate with serial and fingerprint fpr (kp_shadow()), past its
+ * rate limit (NULL, shadow filled), or the refusal to answer (403 revoked or
+ * unknown, 429).
  */
-json_t *kp_shadow_admit(struct kp *kp, const char *serial, char *shadow);
+json_t *kp_shadow_admit(struct kp *kp, const char *serial, const char *fpr, char *shadow);
 int kp_rates_load(struct kp *kp);
 int kp_rates_flush(struct kp *kp);
 

@@ -32,7 +32,7 @@
 
 /* A bundle request and what was found for it (borrowed strings from the request). */
 struct breq {
-	const char *serial, *name;
+	const char *serial, *fpr, *name;
 	char shadow[SV_NAME_MAX + 1];
 	struct cert_rec c; /* sequence 0: none found yet */
 	char id[33];	   /* "": no bundle made */
@@ -350,6 +350,7 @@ kp_bundle(struct kp *kp, const json_t *req)
 
 	memset(&q, 0, sizeof(q));
 	q.serial = json_string_value(json_object_get(req, "serial"));
+	q.fpr = json_string_value(json_object_get(req, "fingerprint"));
 	q.name = json_string_value(json_object_get(req, "name"));
 	if (q.serial == NULL || strlen(q.serial) > KP_SERIAL_MAX) {
 		q.serial = NULL;
@@ -357,10 +358,9 @@ kp_bundle(struct kp *kp, const json_t *req)
 		return deny(kp, &q, 400, "malformed", "bundle request needs serial and name", 0, 1);
 	}
 	/* Who it is first (netproc took the serial from the verified certificate). */
-	if ((r = kp_shadow(kp, q.serial, q.shadow)) != 0)
-		return r == SV_ESTATE
-		    ? deny(kp, &q, 403, "expired", "client certificate expired", 0, 1)
-		    : deny(kp, &q, 403, "revoked", "client certificate revoked or unknown", 0, 1);
+	if ((r = kp_shadow(kp, q.serial, q.fpr, q.shadow)) != 0)
+		return deny(
+		    kp, &q, 403, r == SV_ESTATE ? "expired" : "revoked", kp_shadow_why(r), 0, 1);
 	/* Then its rate limit, before anything else that would be audited. */
 	if (!kp_rate_take(kp, q.shadow, &wait, &rt))
 		return limited(kp, rt, &q, wait);

@@ -253,6 +253,7 @@ kp_renew(struct kp *kp, const json_t *req)
 	const char *csr = json_string_value(json_object_get(req, "csr"));
 	const char *old_pem = json_string_value(json_object_get(req, "certificate"));
 	const char *proof = json_string_value(json_object_get(req, "proof"));
+	const char *fpr_req = json_string_value(json_object_get(req, "fingerprint"));
 	char name[SV_NAME_MAX + 1], nserial[SCA_HEX_MAX], fpr[SCA_HEX_MAX], detail[128];
 	char old_fpr[SCA_HEX_MAX];
 	int64_t old_na, from = 0, now = (int64_t)time(NULL);
@@ -268,7 +269,7 @@ kp_renew(struct kp *kp, const json_t *req)
 		return kp_problem(400, "malformed", "Bad request",
 		    "renewal needs serial, csr, certificate and proof", 0);
 	/* The shadow's bucket bounds what it can make the vault write: past it, no record. */
-	if ((resp = kp_shadow_admit(kp, serial, name)) != NULL)
+	if ((resp = kp_shadow_admit(kp, serial, fpr_req, name)) != NULL)
 		return resp;
 	if ((r = kp_txn(kp)) != 0 ||
 	    (r = shadows_cert_info(kp->st, serial, &old_na, old_fpr, sizeof(old_fpr), &old_ca)) !=
@@ -321,6 +322,7 @@ json_t *
 kp_whoami(struct kp *kp, const json_t *req)
 {
 	const char *serial = json_string_value(json_object_get(req, "serial"));
+	const char *fpr_req = json_string_value(json_object_get(req, "fingerprint"));
 	char name[SV_NAME_MAX + 1], fpr[SCA_HEX_MAX];
 	int64_t na;
 	json_t *resp;
@@ -328,7 +330,7 @@ kp_whoami(struct kp *kp, const json_t *req)
 
 	if (serial == NULL || strlen(serial) > KP_SERIAL_MAX)
 		return kp_problem(400, "malformed", "Bad request", "serial needed", 0);
-	if ((resp = kp_shadow_admit(kp, serial, name)) != NULL)
+	if ((resp = kp_shadow_admit(kp, serial, fpr_req, name)) != NULL)
 		return resp;
 	if ((r = shadows_cert_info(kp->st, serial, &na, fpr, sizeof(fpr), NULL)) != 0)
 		return kp_problem(503, "unavailable", "State unavailable", sv_errmsg(r), 5);

@@ -94,16 +94,14 @@ kp_rate_record(struct kp_rate *r, json_t **extra)
 }
 
 json_t *
-kp_shadow_admit(struct kp *kp, const char *serial, char *shadow)
+kp_shadow_admit(struct kp *kp, const char *serial, const char *fpr, char *shadow)
 {
 	struct kp_rate *rt;
 	int wait, r;
 
-	if ((r = kp_shadow(kp, serial, shadow)) == SV_ESTATE)
-		return kp_problem(403, "expired", "Forbidden", "client certificate expired", 0);
-	if (r != 0)
+	if ((r = kp_shadow(kp, serial, fpr, shadow)) != 0)
 		return kp_problem(
-		    403, "revoked", "Forbidden", "client certificate revoked or unknown", 0);
+		    403, r == SV_ESTATE ? "expired" : "revoked", "Forbidden", kp_shadow_why(r), 0);
 	if (!kp_rate_take(kp, shadow, &wait, &rt))
 		return kp_problem(429, "rate-limited", "Too many requests",
 		    "request rate limit of this shadow reached", wait);

@@ -23,6 +23,7 @@
 #include "jws.h"
 #include "keyproc.h"
 #include "log.h"
+#include "shadowca.h"
 #include "shadows.h"
 #include "sv_err.h"
 
@@ -30,7 +31,7 @@
 
 /* Every field a sign request needs, borrowed from the request JSON. */
 struct sreq {
-	const char *serial, *account, *url, *nonce, *payload_b64;
+	const char *serial, *fpr, *account, *url, *nonce, *payload_b64;
 	char shadow[SV_NAME_MAX + 1];
 	uint8_t *payload;
 	size_t plen;
@@ -230,45 +231,71 @@ retire_replaced(struct kp *kp, const char *serial, const char *name)
 	kp_push_peers(kp, NULL);
 }
 
+/* Why kp_shadow() refuses a certificate that reuses a serial (kp_shadow_why()). */
+static const char NOT_ISSUED[] =
+    "client certificate is not the one the vault issued with its serial";
+
 /* What the serial cache keeps for a certificate. */
 struct kp_holder {
 	int64_t not_after;
 	char name[SV_NAME_MAX + 1];
+	char fpr[SCA_HEX_MAX]; /* as recorded when the vault issued it */
 };
 
-/* Cached or from the database; expired certificates are refused here too: netproc is not trusted.
+/*
+ * Cached or from the database.  netproc is not trusted: expired
+ * certificates are refused here too, and so is a certificate that carries
+ * the serial of one the vault issued but is not that one (only someone able
+ * to sign with a shadow CA key could make it: a serial is no secret).
  */
 int
-kp_shadow(struct kp *kp, const char *serial, char *name)
+kp_shadow(struct kp *kp, const char *serial, const char *fpr, char *name)
 {
 	const struct kp_holder *cached =
 	    kp->serials ? hmap_get(kp->serials, serial, strlen(serial)) : NULL;
-	struct kp_holder *h;
-	int64_t na;
+	struct kp_holder got, *h;
 	int r;
 
-	if (cached != NULL) {
-		snprintf(name, SV_NAME_MAX + 1, "%s", cached->name);
-		na = cached->not_after;
-	} else {
-		if ((r = shadows_by_serial(kp->st, serial, name, &na)) != 0)
-			return r;
+	name[0] = '\0';
+	if (cached != NULL)
+		got = *cached;
+	else if ((r = shadows_by_serial(
+		      kp->st, serial, got.name, &got.not_after, got.fpr, sizeof(got.fpr))) != 0)
+		return r;
+	if (fpr == NULL || strcmp(fpr, got.fpr) != 0) {
+		sv_err("a client certificate with serial %s (shadow %s) is not the one the vault "
+		       "issued: fingerprint %s, issued %s; refused",
+		    serial, got.name, fpr ? fpr : "none", got.fpr);
+		return sv_seterr(SV_EDENIED, "%s", NOT_ISSUED);
+	}
+	snprintf(name, SV_NAME_MAX + 1, "%s", got.name);
+	if (cached == NULL) {
 		retire_replaced(kp, serial, name);
 		/* Without a cache (out of memory) it works uncached. */
 		if (kp->serials != NULL || hmap_new(KP_SERIALS_MAX, &kp->serials) == 0) {
 			if (hmap_size(kp->serials) >= KP_SERIALS_MAX)
 				hmap_clear(kp->serials, free);
 			if ((h = malloc(sizeof(*h))) != NULL) {
-				h->not_after = na;
-				snprintf(h->name, sizeof(h->name), "%s", name);
+				*h = got;
 				if (hmap_put(kp->serials, serial, strlen(serial), h) != 0)
 					free(h);
 			}
 		}
 	}
-	if (na <= (int64_t)time(NULL))
+	if (got.not_after <= (int64_t)time(NULL))
 		return sv_seterr(SV_ESTATE, "client certificate expired");
 	return 0;
+}
+
+const char *
+kp_shadow_why(int r)
+{
+	if (r == SV_ESTATE)
+		return "client certificate expired";
+	/* A fixed text (not sv_errmsg()): the caller audits before it answers. */
+	if (r == SV_EDENIED && strcmp(sv_errmsg(r), NOT_ISSUED) == 0)
+		return NOT_ISSUED;
+	return "client certificate revoked or unknown";
 }
 
 /* 1 if the nonce was never signed (and remember it), 0 if it was (or *err). */
@@ -302,6 +329,7 @@ parse_sreq(const struct ipc_msg *m, struct sreq *q)
 	if (ipc_strs(m, f, IPC_SIGN_NSTRS) != 0)
 		return sv_seterr(SV_EINVAL, "request needs serial, account, url, nonce, payload");
 	q->serial = f[IPC_SIGN_SERIAL];
+	q->fpr = f[IPC_SIGN_FINGERPRINT];
 	q->account = f[IPC_SIGN_ACCOUNT];
 	q->url = f[IPC_SIGN_URL];
 	q->nonce = f[IPC_SIGN_NONCE];
@@ -638,11 +666,9 @@ kp_sign(struct kp *kp, const struct ipc_msg *m)
 		resp = deny(kp, &q, NULL, 400, "malformed", bad, 0);
 		goto out;
 	}
-	if ((r2 = kp_shadow(kp, q.serial, q.shadow)) != 0) {
-		resp = r2 == SV_ESTATE
-		    ? deny(kp, &q, NULL, 403, "expired", "client certificate expired", 0)
-		    : deny(
-			  kp, &q, NULL, 403, "revoked", "client certificate revoked or unknown", 0);
+	if ((r2 = kp_shadow(kp, q.serial, q.fpr, q.shadow)) != 0) {
+		resp = deny(kp, &q, NULL, 403, r2 == SV_ESTATE ? "expired" : "revoked",
+		    kp_shadow_why(r2), 0);
 		goto out;
 	}
 	/* Then its rate limit, before anything else that would be audited. */
@@ -675,6 +701,7 @@ json_t *
 kp_account_info(struct kp *kp, const json_t *req)
 {
 	const char *serial = json_string_value(json_object_get(req, "serial"));
+	const char *fpr = json_string_value(json_object_get(req, "fingerprint"));
 	const char *name = json_string_value(json_object_get(req, "account"));
 	char shadow[SV_NAME_MAX + 1];
 	struct pol_decision d;
@@ -684,7 +711,7 @@ kp_account_info(struct kp *kp, const json_t *req)
 	if (serial == NULL || name == NULL || strlen(serial) > KP_SERIAL_MAX)
 		return kp_problem(400, "malformed", "Bad request", "serial and account needed", 0);
 	/* The same bucket as its signing requests (this answer is not audited). */
-	if ((refused = kp_shadow_admit(kp, serial, shadow)) != NULL)
+	if ((refused = kp_shadow_admit(kp, serial, fpr, shadow)) != NULL)
 		return refused;
 	if (pol_eval_account(kp->pol, shadow, name, &d) != 0 || !d.allow)
 		return kp_problem(403, d.code, "Forbidden", d.reason, 0);

@@ -450,7 +450,7 @@ post_body(struct np *np, struct evhttp_request *req, const char *endpoint, const
 }
 
 static void
-do_sign(struct np *np, struct evhttp_request *req, const char *account, const char *serial)
+do_sign(struct np *np, struct evhttp_request *req, const char *account, const struct np_peer *id)
 {
 	static const char *const keys[] = { "url", "nonce", "payload" };
 	static const size_t caps[] = { NP_URL_MAX, NP_NONCE_MAX, NP_PAYLOAD_B64MAX };
@@ -460,7 +460,8 @@ do_sign(struct np *np, struct evhttp_request *req, const char *account, const ch
 	if ((b = post_body(np, req, "sign", keys, caps, 3)) == NULL)
 		return;
 	/* post_body() checked them: strings within their caps, without a NUL. */
-	strs[IPC_SIGN_SERIAL] = serial;
+	strs[IPC_SIGN_SERIAL] = id->serial;
+	strs[IPC_SIGN_FINGERPRINT] = id->fpr;
 	strs[IPC_SIGN_ACCOUNT] = account;
 	strs[IPC_SIGN_URL] = json_string_value(json_object_get(b, "url"));
 	strs[IPC_SIGN_NONCE] = json_string_value(json_object_get(b, "nonce"));
@@ -471,7 +472,7 @@ do_sign(struct np *np, struct evhttp_request *req, const char *account, const ch
 
 /* POST /v1/identity/renew {csr, certificate, proof}: a new client certificate for this shadow. */
 static void
-do_renew(struct np *np, struct evhttp_request *req, const char *serial)
+do_renew(struct np *np, struct evhttp_request *req, const struct np_peer *id)
 {
 	static const char *const keys[] = { "csr", "certificate", "proof" };
 	static const size_t caps[] = { 64 * 1024, 64 * 1024, 512 };
@@ -479,8 +480,9 @@ do_renew(struct np *np, struct evhttp_request *req, const char *serial)
 
 	if ((b = post_body(np, req, "renew", keys, caps, 3)) == NULL)
 		return;
-	msg = json_pack("{s:s, s:O, s:O, s:O}", "serial", serial, "csr", json_object_get(b, "csr"),
-	    "certificate", json_object_get(b, "certificate"), "proof", json_object_get(b, "proof"));
+	msg = json_pack("{s:s, s:s, s:O, s:O, s:O}", "serial", id->serial, "fingerprint", id->fpr,
+	    "csr", json_object_get(b, "csr"), "certificate", json_object_get(b, "certificate"),
+	    "proof", json_object_get(b, "proof"));
 	json_decref(b);
 	forward(np, req, "renew", IPC_RENEW, msg);
 }
@@ -505,7 +507,7 @@ metrics_allowed(struct np *np, struct evhttp_request *req)
 
 /* /v1/acme/accounts/{name}[/sign] */
 static void
-route_account(struct np *np, struct evhttp_request *req, const char *rest, const char *serial)
+route_account(struct np *np, struct evhttp_request *req, const char *rest, const struct np_peer *id)
 {
 	char name[SV_NAME_MAX + 2];
 	const char *slash = strchr(rest, '/');
@@ -523,10 +525,11 @@ route_account(struct np *np, struct evhttp_request *req, const char *rest, const
 		return;
 	}
 	if (slash != NULL && strcmp(slash, "/sign") == 0) {
-		do_sign(np, req, name, serial);
+		do_sign(np, req, name, id);
 	} else if (slash == NULL && evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
 		forward(np, req, "account", IPC_ACCOUNT,
-		    json_pack("{s:s, s:s}", "serial", serial, "account", name));
+		    json_pack("{s:s, s:s, s:s}", "serial", id->serial, "fingerprint", id->fpr,
+			"account", name));
 	} else {
 		problem(np, req, "account", 404, "not-found", "Not found", "no such resource", 0);
 	}
@@ -539,7 +542,7 @@ route_account(struct np *np, struct evhttp_request *req, const char *rest, const
  * the decision.
  */
 static void
-do_bundle(struct np *np, struct evhttp_request *req, const char *name, const char *serial)
+do_bundle(struct np *np, struct evhttp_request *req, const char *name, const struct np_peer *id)
 {
 	size_t i, len = strlen(name);
 
@@ -558,7 +561,8 @@ do_bundle(struct np *np, struct evhttp_request *req, const char *name, const cha
 			return;
 		}
 	forward(np, req, "bundles", IPC_BUNDLE,
-	    json_pack("{s:s, s:s}", "serial", serial, "name", name));
+	    json_pack(
+		"{s:s, s:s, s:s}", "serial", id->serial, "fingerprint", id->fpr, "name", name));
 }
 
 static void
@@ -566,7 +570,7 @@ route_api(struct evhttp_request *req, void *arg)
 {
 	struct np *np = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	char serial[80];
+	struct np_peer id;
 
 	np_deadline_arm(np_conn_of(req), 0); /* the request is complete */
 	if (path == NULL)
@@ -576,7 +580,7 @@ route_api(struct evhttp_request *req, void *arg)
 		    "the vault is stopping", 5);
 		return;
 	}
-	if (np_peer_identity(req, serial, sizeof(serial)) != 0) {
+	if (np_peer_identity(req, &id) != 0) {
 		problem(np, req, "other", 401, "unauthenticated", "Unauthenticated",
 		    "a client certificate from the vault's shadow CA is required", 0);
 		return;
@@ -591,14 +595,15 @@ route_api(struct evhttp_request *req, void *arg)
 	else if (strcmp(path, "/metrics") == 0 && metrics_allowed(np, req))
 		forward(np, req, "metrics", IPC_METRICS, json_object());
 	else if (strncmp(path, "/v1/acme/accounts/", 18) == 0)
-		route_account(np, req, path + 18, serial);
+		route_account(np, req, path + 18, &id);
 	else if (strcmp(path, "/v1/identity/renew") == 0)
-		do_renew(np, req, serial);
+		do_renew(np, req, &id);
 	else if (strcmp(path, "/v1/identity") == 0 &&
 	    evhttp_request_get_command(req) == EVHTTP_REQ_GET)
-		forward(np, req, "identity", IPC_WHOAMI, json_pack("{s:s}", "serial", serial));
+		forward(np, req, "identity", IPC_WHOAMI,
+		    json_pack("{s:s, s:s}", "serial", id.serial, "fingerprint", id.fpr));
 	else if (strncmp(path, "/v1/bundles/", 12) == 0)
-		do_bundle(np, req, path + 12, serial);
+		do_bundle(np, req, path + 12, &id);
 	else
 		problem(np, req, "other", 404, "not-found", "Not found", "no such resource", 0);
 }

@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "np_tlskey.h"
 #include "peercount.h"
+#include "shadowca.h"
 #include "vconf.h"
 
 #define NP_BODY_MAX	  (128 * 1024) /* request bodies */
@@ -41,9 +42,10 @@ struct np_conn {
 	struct event *deadline; /* for a complete request: see np_deadline_arm() */
 	struct event *admit;	/* counts the peer address once the socket is set */
 	struct peer_key peer;
-	int counted;	 /* peer is counted in np->peers */
-	char serial[80]; /* the verified client certificate's serial, once looked up */
-	int linger_fd;	 /* > 0: a second descriptor of the socket, see np_linger() */
+	int counted;	       /* peer is counted in np->peers */
+	char serial[80];       /* the verified client certificate's serial, once looked up */
+	char fpr[SCA_HEX_MAX]; /* and its SHA-256 fingerprint (hex), with the serial */
+	int linger_fd;	       /* > 0: a second descriptor of the socket, see np_linger() */
 	struct np_conn *prev, *next;
 };
 
@@ -116,8 +118,19 @@ void np_linger(struct np_conn *c);
 void np_linger_end(struct np *np);
 /* Start (on 1) or stop the connection's request deadline; c may be NULL. */
 void np_deadline_arm(struct np_conn *c, int on);
-/* The verified client certificate's serial (hex) and CN: 0, or -1 if none. */
-int np_peer_identity(struct evhttp_request *req, char *serial, size_t sn);
+/*
+ * Who a request comes from: its verified client certificate's serial and
+ * SHA-256 fingerprint (lower-case hex, as the key process records them).
+ * The key process checks both (a certificate made with a reused serial is
+ * not the one it issued).
+ */
+struct np_peer {
+	char serial[80];
+	char fpr[SCA_HEX_MAX];
+};
+
+/* The verified client certificate's identity: 0, or -1 if none. */
+int np_peer_identity(struct evhttp_request *req, struct np_peer *id);
 /* {ca: PEM, revoked: [serials]} from the key process: trust it, cut revoked connections. */
 void np_peers(struct np *np, const json_t *msg);
 

@@ -223,9 +223,8 @@ np_peers(struct np *np, const json_t *msg)
 	cut_revoked(np);
 }
 
-/* The verified client certificate's serial and CN; 0 or -1. */
 int
-np_peer_identity(struct evhttp_request *req, char *serial, size_t sn)
+np_peer_identity(struct evhttp_request *req, struct np_peer *id)
 {
 	struct np_conn *c = np_conn_of(req);
 	X509 *peer = c ? SSL_get0_peer_certificate(c->ssl) : NULL;
@@ -233,10 +232,11 @@ np_peer_identity(struct evhttp_request *req, char *serial, size_t sn)
 	if (peer == NULL || SSL_get_verify_result(c->ssl) != X509_V_OK)
 		return -1;
 	/* Renegotiation is off: a connection's client certificate never changes. */
-	if (c->serial[0] == '\0')
+	if (c->serial[0] == '\0' && sca_fingerprint(peer, c->fpr, sizeof(c->fpr)) == 0)
 		serial_hex(peer, c->serial, sizeof(c->serial));
-	snprintf(serial, sn, "%s", c->serial);
-	return serial[0] ? 0 : -1;
+	snprintf(id->serial, sizeof(id->serial), "%s", c->serial);
+	snprintf(id->fpr, sizeof(id->fpr), "%s", c->fpr);
+	return id->serial[0] && id->fpr[0] ? 0 : -1;
 }
 
 /*

@@ -281,21 +281,25 @@ shadows_revoke(struct state *st, const char *name)
 }
 
 int
-shadows_by_serial(struct state *st, const char *serial, char *name, int64_t *not_after)
+shadows_by_serial(
+    struct state *st, const char *serial, char *name, int64_t *not_after, char *fpr, size_t fprn)
 {
 	sqlite3_stmt *s;
 	int r, ok = 0;
 
 	name[0] = '\0';
+	fpr[0] = '\0';
 	*not_after = 0;
 	if ((r = state_prep(st, &s,
-		 "SELECT c.shadow, c.not_after FROM shadow_certs c JOIN shadows s ON s.name = "
-		 "c.shadow WHERE c.serial = ?1 AND c.revoked = 0 AND s.state = 'active'",
+		 "SELECT c.shadow, c.not_after, c.fingerprint FROM shadow_certs c JOIN shadows s "
+		 "ON s.name = c.shadow WHERE c.serial = ?1 AND c.revoked = 0 AND s.state = "
+		 "'active'",
 		 "t", serial)) != 0)
 		return r;
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		snprintf(name, SV_NAME_MAX + 1, "%s", (const char *)sqlite3_column_text(s, 0));
 		*not_after = sqlite3_column_int64(s, 1);
+		snprintf(fpr, fprn, "%s", (const char *)sqlite3_column_text(s, 2));
 		ok = 1;
 	}
 	sqlite3_finalize(s);

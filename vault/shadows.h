@@ -78,11 +78,13 @@ int shadows_retire_replaced(struct state *st, const char *serial, char *old, siz
 int shadows_revoke(struct state *st, const char *name);
 
 /*
- * Who holds the certificate with this serial: 0 with name and the
- * certificate's notAfter filled when the certificate and its shadow are
- * active (expiry is the caller's to judge); SV_EDENIED when revoked or unknown.
+ * Who holds the certificate with this serial: 0 with name, the
+ * certificate's notAfter and its recorded fingerprint (fprn >= 65 bytes)
+ * filled when the certificate and its shadow are active (expiry is the
+ * caller's to judge); SV_EDENIED when revoked or unknown.
  */
-int shadows_by_serial(struct state *st, const char *serial, char *name, int64_t *not_after);
+int shadows_by_serial(
+    struct state *st, const char *serial, char *name, int64_t *not_after, char *fpr, size_t fprn);
 
 /* Serials of the revoked certificates not yet expired, as a JSON array of strings. */
 int shadows_revoked(struct state *st, json_t **out);

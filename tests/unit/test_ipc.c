@@ -43,7 +43,9 @@ frame(const void *body, size_t len, struct ipc_msg *m)
 static void
 test_round_trip(void **state)
 {
-	const char *in[IPC_SIGN_NSTRS] = { "0a1b", "le", "https://ca.test/new-order", "n0nce", "" };
+	const char *in[IPC_SIGN_NSTRS] = { "0a1b",
+		"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "le",
+		"https://ca.test/new-order", "n0nce", "" };
 	const char *out[IPC_SIGN_NSTRS + 1];
 	struct evbuffer *b = evbuffer_new();
 	struct ipc_msg m;
