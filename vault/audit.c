@@ -666,13 +666,13 @@ audit_test_fail_next_commit(struct audit *a, unsigned what, int errno_value)
 /* ---- queueing ---- */
 
 /*
- * Serialise seq, time, prev and then fields into a->scratch: the three
- * members written here, then jansson's compact dump of fields with its
- * opening brace turned into the comma that joins them (no merged copy of
- * the object is built).
+ * Serialise seq, time, prev (and type, when given) and then fields into
+ * a->scratch: those members written here, then jansson's compact dump of
+ * fields with its opening brace turned into the comma that joins them (no
+ * merged copy of the object is built).
  */
 static int
-rec_build(struct audit *a, json_t *fields, size_t *len)
+rec_build(struct audit *a, const char *type, json_t *fields, size_t *len)
 {
 	char t[TIME_LEN + 1], p[HASH_B64_LEN + 1];
 	size_t head, n;
@@ -682,9 +682,11 @@ rec_build(struct audit *a, json_t *fields, size_t *len)
 	if ((r = time_now(t)) != 0)
 		return r;
 	audit_hash_encode(a->qprev, p);
+	/* type: checked by audit_add_typed() to need no escaping. */
 	head = (size_t)snprintf(a->scratch, AUDIT_RECORD_MAX + 1,
-	    "{\"seq\":%llu,\"time\":\"%s\",\"prev\":\"%s\"", (unsigned long long)(a->qseq + 1), t,
-	    p);
+	    "{\"seq\":%llu,\"time\":\"%s\",\"prev\":\"%s\"%s%s%s",
+	    (unsigned long long)(a->qseq + 1), t, p, type ? ",\"type\":\"" : "", type ? type : "",
+	    type ? "\"" : "");
 	if (json_object_size(fields) == 0) {
 		a->scratch[head] = '}';
 		*len = head + 1;
@@ -761,10 +763,27 @@ fields_verifiable(json_t *v, int depth)
 	return 0;
 }
 
-int
-audit_add(struct audit *a, const json_t *fields)
+/* A record type that is no reserved one: for audit_add(), or audit_add_typed() (unescaped). */
+static int
+type_check(const char *type, int bare)
 {
-	json_t *t;
+	size_t i, n = strlen(type);
+
+	if (strcmp(type, "checkpoint") == 0 || strcmp(type, AUDIT_ROTATED) == 0)
+		return sv_seterr(SV_EINVAL, "audit: type \"%s\" is reserved", type);
+	for (i = 0; bare && i < n; i++)
+		if (!((type[i] >= 'a' && type[i] <= 'z') || (type[i] >= '0' && type[i] <= '9') ||
+			strchr("._-", type[i]) != NULL))
+			break;
+	if (bare && (n == 0 || n > 32 || i < n))
+		return sv_seterr(SV_EINVAL, "audit: type must be 1 to 32 of [a-z0-9._-]");
+	return 0;
+}
+
+static int
+add(struct audit *a, const char *type, const json_t *fields)
+{
+	const json_t *t = json_object_get(fields, "type");
 	size_t len, i;
 	int r;
 
@@ -775,18 +794,31 @@ audit_add(struct audit *a, const json_t *fields)
 	for (i = 0; i < NKEYS(REC_KEYS); i++)
 		if (json_object_get(fields, REC_KEYS[i]) != NULL)
 			return sv_seterr(SV_EINVAL, "audit: field \"%s\" is reserved", REC_KEYS[i]);
-	t = json_object_get(fields, "type");
-	if (json_is_string(t) &&
-	    (strcmp(json_string_value(t), "checkpoint") == 0 ||
-		strcmp(json_string_value(t), AUDIT_ROTATED) == 0))
-		return sv_seterr(SV_EINVAL, "audit: type \"%s\" is reserved", json_string_value(t));
+	if (type != NULL && t != NULL)
+		return sv_seterr(SV_EINVAL, "audit: field \"type\" given twice");
+	if (type != NULL && (r = type_check(type, 1)) != 0)
+		return r;
+	if (json_is_string(t) && (r = type_check(json_string_value(t), 0)) != 0)
+		return r;
 	/* Never write a line the verifier would reject.  jansson's iterators
 	   take non-const objects; fields is only read. */
 	if ((r = fields_verifiable((json_t *)fields, 1)) != 0)
 		return sv_preferr(r, "audit: record would not verify");
-	if ((r = rec_build(a, (json_t *)fields, &len)) != 0)
+	if ((r = rec_build(a, type, (json_t *)fields, &len)) != 0)
 		return r;
 	return queue_line(a, a->scratch, len);
+}
+
+int
+audit_add(struct audit *a, const json_t *fields)
+{
+	return add(a, NULL, fields);
+}
+
+int
+audit_add_typed(struct audit *a, const char *type, const json_t *fields)
+{
+	return add(a, type, fields);
 }
 
 /* ---- committing ---- */
@@ -1041,7 +1073,7 @@ ckpt_write(struct audit *a, const char *key_id, audit_sign_fn sign, void *ctx,
 	free(pub);
 	if (f == NULL)
 		return sv_seterr(SV_EINVAL, "audit: checkpoint key id is not UTF-8");
-	r = rec_build(a, f, &ulen);
+	r = rec_build(a, NULL, f, &ulen);
 	json_decref(f);
 	if (r != 0)
 		return r;
@@ -1142,7 +1174,7 @@ next_write(struct audit *a, const char *next, const char *archive, int *fd, size
 	base = base ? base + 1 : archive;
 	if ((f = json_pack("{s:s,s:s}", "type", AUDIT_ROTATED, "from", base)) == NULL)
 		return sv_seterr(SV_EINVAL, "audit: archive name is not UTF-8");
-	r = rec_build(a, f, len);
+	r = rec_build(a, NULL, f, len);
 	json_decref(f);
 	if (r != 0)
 		return r;

@@ -173,6 +173,14 @@ size_t audit_repaired(const struct audit *a);
  */
 int audit_add(struct audit *a, const json_t *fields);
 
+/*
+ * audit_add() of {"type": type} followed by fields' members, without
+ * building that object: type is 1 to 32 of [a-z0-9._-], not "checkpoint"
+ * nor "rotated", and fields may not hold "type" (SV_EINVAL).  The line is
+ * byte for byte the one audit_add() writes for the merged object.
+ */
+int audit_add_typed(struct audit *a, const char *type, const json_t *fields);
+
 /* Number of queued, uncommitted records. */
 size_t audit_pending(const struct audit *a);
 

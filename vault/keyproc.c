@@ -72,15 +72,10 @@ kp_problem(int status, const char *type, const char *title, const char *detail, 
 void
 kp_audit(struct kp *kp, const char *type, json_t *fields)
 {
-	json_t *rec = json_pack("{s:s}", "type", type);
-
-	if (rec != NULL && fields != NULL)
-		json_object_update(rec, fields);
-	json_decref(fields);
-	/* A record that cannot even be queued fails the batch like a write error. */
-	if (rec == NULL || audit_add(kp->audit, rec) != 0)
+	/* A record that cannot even be made or queued fails the batch like a write error. */
+	if (fields == NULL || audit_add_typed(kp->audit, type, fields) != 0)
 		kp->audit_down = 2;
-	json_decref(rec);
+	json_decref(fields);
 	kp->audited = 1;
 }
 

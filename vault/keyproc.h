@@ -139,8 +139,10 @@ json_t *kp_problem(
     int status, const char *type, const char *title, const char *detail, int retry_after);
 
 /*
- * Queue an audit record for the current batch ({"type": type, ...fields});
- * fields is consumed.  The batch is committed (fsync) before any answer.
+ * Queue an audit record for the current batch ({"type": type, ...fields};
+ * audit_add_typed()); fields is consumed, and NULL (a json_pack() that
+ * failed) fails the batch closed like a write error.  The batch is
+ * committed (fsync) before any answer.
  */
 void kp_audit(struct kp *kp, const char *type, json_t *fields);
 

@@ -2,7 +2,8 @@
  * vault/audit, the writer: the tamper-evident audit log on real files in a
  * temporary directory (audit_fixture.h).  Chain continuation across reopen,
  * with the documented prev hashes recomputed here; repair of a partial last
- * line and refusal of damaged tails; open errors and the lock; reserved and
+ * line and refusal of damaged tails; open errors and the lock; typed records
+ * (audit_add_typed(), as the merged object); reserved and
  * oversized fields and the batch cap; the fields check against the
  * verifier's parser; commit failure roll-back through the test hook; disk
  * allocated ahead of the log; the commit in two halves and its one sync
@@ -410,6 +411,71 @@ test_batch_cap(void **state)
 }
 
 /* The commit of 4 records fails as told; the log must stay as it was. */
+/*
+ * audit_add_typed() writes, byte for byte after prev, the line audit_add()
+ * writes for {"type": type} merged with the fields (what the key process
+ * built before it), and refuses what audit_add() refuses plus a type that
+ * would need escaping or a second "type".
+ */
+static void
+test_typed(void **state)
+{
+	struct fx *f = *state;
+	static const char *const bad_types[] = { "checkpoint", "rotated", "", "Sign", "a\"b", "a b",
+		"x123456789012345678901234567890123" };
+	struct lines ls;
+	struct audit *a;
+	json_t *o, *merged;
+	size_t i;
+	int k;
+
+	assert_ok(audit_open(f->log, &a));
+	for (k = 0; k < 3; k++) {
+		o = k == 0 ? json_object() : rec_fields(k);
+		json_object_del(o, "type");
+		if (k == 2)
+			json_object_set_new(
+			    o, "nested", json_pack("{s:{s:[i,s]}}", "a", "b", 1, "é"));
+		merged = json_pack("{s:s}", "type", "policy-reload.x_1");
+		json_object_update(merged, o);
+		assert_ok(audit_add_typed(a, "policy-reload.x_1", o));
+		assert_ok(audit_add(a, merged));
+		json_decref(o);
+		json_decref(merged);
+	}
+	for (i = 0; i < sizeof(bad_types) / sizeof(bad_types[0]); i++) {
+		o = rec_fields(1);
+		json_object_del(o, "type");
+		assert_sverr(audit_add_typed(a, bad_types[i], o), SV_EINVAL);
+		json_decref(o);
+	}
+	o = rec_fields(1); /* it holds "type" */
+	assert_sverr(audit_add_typed(a, "sign", o), SV_EINVAL);
+	assert_non_null(strstr(sv_errmsg(SV_EINVAL), "\"type\" given twice"));
+	json_object_del(o, "type");
+	json_object_set_new(o, "seq", json_integer(1));
+	assert_sverr(audit_add_typed(a, "sign", o), SV_EINVAL);
+	json_decref(o);
+	assert_sverr(audit_add_typed(a, "sign", json_null()), SV_EINVAL);
+	assert_int_equal(audit_pending(a), 6);
+	assert_ok(audit_commit(a));
+	audit_close(a);
+
+	lines_load(f->log, &ls);
+	assert_int_equal(ls.n, 6);
+	assert_non_null(strstr(ls.l[0], "\",\"type\":\"policy-reload.x_1\"}"));
+	for (i = 0; i < ls.n; i += 2) {
+		const char *x = strstr(ls.l[i], ",\"type\":"),
+			   *y = strstr(ls.l[i + 1], ",\"type\":");
+
+		assert_non_null(x);
+		assert_non_null(y);
+		assert_string_equal(x, y);
+	}
+	lines_free(&ls);
+	expect_ok(f->log, f->pk, 6, 0);
+}
+
 static void
 fail_commit(struct fx *f, struct audit *a, unsigned what, int err, const char *want)
 {
@@ -1034,6 +1100,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserved_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_typed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fields_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_cap, setup, teardown),
