@@ -400,22 +400,31 @@ static const struct {
 	{ "status", op_status, 0 },
 };
 
+/* Copy into dst src's scalar members named in keep[0..n), in that order (dst may be NULL). */
+static void
+pick(json_t *dst, const json_t *src, const char *const *keep, size_t n)
+{
+	size_t i;
+
+	for (i = 0; dst != NULL && json_is_object(src) && i < n; i++) {
+		json_t *v = json_object_get(src, keep[i]);
+
+		/* A key's type as key_type: "type" is the record's own (admin). */
+		if (json_is_string(v) || json_is_integer(v) || json_is_boolean(v))
+			json_object_set(
+			    dst, strcmp(keep[i], "type") == 0 ? "key_type" : keep[i], v);
+	}
+}
+
 /* What an audit record may say about a request: never tokens or payloads. */
 static json_t *
 summary(const char *op, const json_t *req)
 {
+	static const char *const keep[] = { "name", "key", "type", "version", "url", "kid",
+		"directory_url", "new_key" };
 	json_t *o = json_pack("{s:s}", "op", op);
-	const char *keep[] = { "name", "key", "type", "version", "url", "kid", "directory_url",
-		"new_key" };
-	size_t i;
 
-	for (i = 0; o != NULL && i < sizeof(keep) / sizeof(keep[0]); i++) {
-		json_t *v = json_object_get(req, keep[i]);
-
-		/* A key's type as key_type: "type" is the record's own (admin). */
-		if (json_is_string(v) || json_is_integer(v) || json_is_boolean(v))
-			json_object_set(o, strcmp(keep[i], "type") == 0 ? "key_type" : keep[i], v);
-	}
+	pick(o, req, keep, sizeof(keep) / sizeof(keep[0]));
 	return o;
 }
 
@@ -467,16 +476,9 @@ made(const json_t *resp)
 {
 	static const char *const keep[] = { "key", "version", "serial", "not_after", "thumbprint",
 		"handover_seq" };
-	const json_t *res = json_object_get(resp, "result");
 	json_t *o = json_object();
-	size_t i;
 
-	for (i = 0; o != NULL && json_is_object(res) && i < sizeof(keep) / sizeof(keep[0]); i++) {
-		json_t *v = json_object_get(res, keep[i]);
-
-		if (json_is_string(v) || json_is_integer(v))
-			json_object_set(o, keep[i], v);
-	}
+	pick(o, json_object_get(resp, "result"), keep, sizeof(keep) / sizeof(keep[0]));
 	if (json_object_size(o) == 0) {
 		json_decref(o);
 		return NULL;
